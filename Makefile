@@ -1,0 +1,48 @@
+# Every target sets up .venv on first use; nothing needs to be installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_DIR := tests/conformance/node
+
+.PHONY: all demo emulator test lint unit integration conformance clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# node-agent-sdk (the peer) for the conformance tests; installed from the npm registry,
+# never committed (node_modules is git-ignored).
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v node >/dev/null || { echo "node is required for the conformance tests"; exit 1; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed lint
+	$(PY) -m pytest -q
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit
+
+integration: $(VENV)/.installed
+	$(PY) -m pytest -q tests/integration
+
+conformance: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
+	$(PY) -m pytest -q tests/conformance
+
+emulator: $(VENV)/.installed
+	$(VENV)/bin/lpm emulator
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/lpm demo
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules

@@ -1,0 +1,215 @@
+"""Emulator settings and the description of the world it starts with.
+
+``Settings`` are the knobs of the running server (timeouts in seconds).  ``WorldSpec`` describes
+accounts, users, skills, connectors and app installs; :func:`default_world` is what ``lpm emulator``
+serves without a config file, and :func:`load_toml` reads any other world from a TOML file::
+
+    [settings]
+    ring_expiry = 72
+    idle_timeout = 60
+
+    [[accounts]]
+    id = "12345678"
+
+    [[accounts.users]]
+    user_id = "1001"
+    login_name = "agent"
+    password = "agent-password"
+    skills = ["sales"]
+
+    [[accounts.skills]]
+    skill_id = "11"
+    name = "sales"
+    survey = true
+
+    [[accounts.connectors]]
+    connector_id = "2001"
+    name = "web"
+    kind = "unauthenticated"
+
+    [[accounts.app_installs]]
+    client_id = "my-app"
+    client_secret = "my-secret"
+    [accounts.app_installs.webhooks]
+    "ms.MessagingEventNotification.ContentEvent" = { endpoint = "http://127.0.0.1:9000/hook" }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from lpm.emulator.model import AppInstall, Connector, Skill, User
+
+DEFAULT_ACCOUNT = "12345678"
+
+
+@dataclass(slots=True)
+class Settings:
+    """Runtime knobs; every time is in seconds."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls: bool = False
+    #: Ring lifetime before it becomes EXPIRED and the next agent is rung.
+    ring_expiry: float = 72.0
+    #: A socket with no inbound frame (pings included) for this long is closed (1000, "idle").
+    idle_timeout: float = 60.0
+    #: A consumer socket opened without an Authorization header must send InitConnection within this.
+    init_connection_timeout: float = 10.0
+    #: agentVep session lifetime (``sessionTTl``), extended by every refresh.
+    session_ttl: float = 8 * 3600.0
+    #: Lifetime of LP consumer JWTs (authenticated and unauthenticated).
+    consumer_token_ttl: float = 24 * 3600.0
+    #: Lifetime of the external token from ``anonymous/authorize``.
+    anonymous_token_ttl: float = 600.0
+    #: Lifetime of sentinel AppJWTs.
+    app_jwt_ttl: float = 3600.0
+    #: Lifetime of file-sharing temp URLs.
+    file_url_ttl: float = 60.0
+    max_file_size: int = 3 * 1024 * 1024
+    #: First webhook retry delay; doubles up to ``webhook_retry_max``.
+    webhook_retry_base: float = 2.0
+    webhook_retry_max: float = 300.0
+    webhook_timeout: float = 5.0
+    #: Serve the fault-injection control API under ``/_emulator``.
+    faults: bool = False
+    #: Log every frame in and out (debug level, secrets redacted).
+    log_frames: bool = False
+    #: Cap of the first SubscribeExConversations snapshot.
+    snapshot_limit: int = 1000
+
+
+@dataclass(slots=True)
+class AccountSpec:
+    account_id: str
+    users: list[User] = field(default_factory=list)
+    skills: list[Skill] = field(default_factory=list)
+    connectors: list[Connector] = field(default_factory=list)
+    app_installs: list[AppInstall] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WorldSpec:
+    accounts: list[AccountSpec]
+    settings: Settings = field(default_factory=Settings)
+
+
+def default_world() -> WorldSpec:
+    """Account 12345678: a human agent, a bot, skills ``sales`` and ``support`` (with a
+    post-conversation survey), an unauthenticated and an authenticated connector (its RS256 key
+    pair is generated when the emulator starts) and one app install for the Send API."""
+    agent = User(
+        user_id="1001",
+        pid=str(uuid.uuid5(uuid.NAMESPACE_URL, "lpm-emulator/agent")),
+        login_name="agent",
+        password="agent-password",
+        app_key="agent-app-key",
+        secret="agent-app-secret",
+        access_token="agent-access-token",
+        access_token_secret="agent-access-token-secret",
+        nickname="Alice",
+        full_name="Alice Agent",
+        skills=["11", "12"],
+        is_manager=True,
+    )
+    bot = User(
+        user_id="2001",
+        pid=str(uuid.uuid5(uuid.NAMESPACE_URL, "lpm-emulator/bot")),
+        login_name="bot",
+        password="bot-password",
+        app_key="bot-app-key",
+        secret="bot-app-secret",
+        access_token="bot-access-token",
+        access_token_secret="bot-access-token-secret",
+        nickname="Botty",
+        full_name="Botty Bot",
+        skills=["11"],
+        is_bot=True,
+    )
+    return WorldSpec(
+        accounts=[
+            AccountSpec(
+                account_id=DEFAULT_ACCOUNT,
+                users=[agent, bot],
+                skills=[
+                    Skill(skill_id="11", name="sales"),
+                    Skill(skill_id="12", name="support", survey=True, survey_bot_user_id="2001"),
+                ],
+                connectors=[
+                    Connector(connector_id="3001", name="web-unauthenticated", kind="unauthenticated"),
+                    Connector(
+                        connector_id="3002",
+                        name="web-authenticated",
+                        kind="authenticated",
+                        jwt_alg="RS256",
+                        issuer="https://brand.example.com",
+                    ),
+                ],
+                app_installs=[
+                    AppInstall(client_id="lpm-emulator-app", client_secret="lpm-emulator-app-secret", name="app")
+                ],
+            )
+        ]
+    )
+
+
+class ConfigError(ValueError):
+    """The world file is not valid."""
+
+
+def _convert(kind: type[Any], raw: Any, where: str) -> Any:
+    try:
+        return msgspec.convert(raw, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_toml(path: str | Path) -> WorldSpec:
+    """Read a world description (see the module docstring for the format)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    settings = Settings()
+    known = {f.name for f in dataclasses.fields(Settings)}
+    for key, value in (raw.get("settings") or {}).items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        setattr(settings, key, value)
+    accounts = []
+    for i, acc in enumerate(raw.get("accounts") or []):
+        if "id" not in acc:
+            raise ConfigError(f"accounts[{i}] needs an id")
+        account_id = str(acc["id"])
+        users = []
+        for j, u in enumerate(acc.get("users") or []):
+            u = dict(u)
+            u.setdefault("pid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"lpm/{account_id}/{u.get('user_id')}")))
+            users.append(_convert(User, u, f"accounts[{i}].users[{j}]"))
+        accounts.append(
+            AccountSpec(
+                account_id=account_id,
+                users=users,
+                skills=[
+                    _convert(Skill, s, f"accounts[{i}].skills[{j}]") for j, s in enumerate(acc.get("skills") or [])
+                ],
+                connectors=[
+                    _convert(Connector, c, f"accounts[{i}].connectors[{j}]")
+                    for j, c in enumerate(acc.get("connectors") or [])
+                ],
+                app_installs=[
+                    _convert(AppInstall, a, f"accounts[{i}].app_installs[{j}]")
+                    for j, a in enumerate(acc.get("app_installs") or [])
+                ],
+            )
+        )
+    if not accounts:
+        raise ConfigError(f"{path} describes no account")
+    return WorldSpec(accounts=accounts, settings=settings)

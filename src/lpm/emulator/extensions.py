@@ -1,0 +1,56 @@
+"""The emulator's optional faces, each a module with a small interface.
+
+A face module provides ``routes(ctx) -> list[(method, path, handler)]`` where a handler is
+``async def handler(ctx, request) -> web.StreamResponse``; it may also provide
+``sink(ctx) -> WorldSink | None`` (a receiver of world changes, e.g. webhooks) and
+``async def shutdown(ctx)``.  The core faces (CSDS, agentVep, both WebSockets, file storage)
+are wired in :mod:`lpm.emulator.app` directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from lpm.emulator.context import Context
+
+Route = tuple[str, str, Callable[["Context", web.Request], Awaitable[web.StreamResponse]]]
+
+FACE_MODULES: list[str] = [
+    # idp-face
+    # rest-face
+    # control-face
+]
+
+
+def _modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in FACE_MODULES]
+
+
+def routes(ctx: Context) -> list[Route]:
+    out: list[Route] = []
+    for module in _modules():
+        out.extend(module.routes(ctx))
+    return out
+
+
+def sinks(ctx: Context) -> list[Any]:
+    out = []
+    for module in _modules():
+        make = getattr(module, "sink", None)
+        sink = make(ctx) if make is not None else None
+        if sink is not None:
+            out.append(sink)
+    return out
+
+
+async def shutdown(ctx: Context) -> None:
+    for module in _modules():
+        stop = getattr(module, "shutdown", None)
+        if stop is not None:
+            await stop(ctx)

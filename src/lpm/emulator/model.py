@@ -1,0 +1,247 @@
+"""Entities of the emulator's world, as msgspec Structs so the store can persist them as JSON.
+
+Ids: agents are kept by their numeric ``user_id``; the wire shows them as the "old id"
+``{account}.{user_id}`` on the brand dialect and as the PID (a UUID) on the consumer dialect.
+Consumers are kept by their id, which is the ``sub`` of their LP JWT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+MAIN = "MAIN"
+POST_SURVEY = "POST_SURVEY"
+OPEN = "OPEN"
+CLOSE = "CLOSE"
+
+CONSUMER = "CONSUMER"
+ASSIGNED_AGENT = "ASSIGNED_AGENT"
+AGENT = "AGENT"
+MANAGER = "MANAGER"
+READER = "READER"
+CONTROLLER = "CONTROLLER"
+AGENT_ROLES = frozenset({ASSIGNED_AGENT, AGENT, MANAGER, READER, CONTROLLER})
+#: Roles allowed to publish into a dialog (READERs only watch).
+WRITER_ROLES = frozenset({CONSUMER, ASSIGNED_AGENT, AGENT, MANAGER, CONTROLLER})
+
+ACTIVE = "ACTIVE"
+SUGGESTED = "SUGGESTED"
+
+
+class User(msgspec.Struct, kw_only=True):
+    """A brand user: human agent, bot or manager."""
+
+    user_id: str
+    pid: str
+    login_name: str
+    password: str | None = None
+    app_key: str | None = None
+    secret: str | None = None
+    access_token: str | None = None
+    access_token_secret: str | None = None
+    nickname: str = ""
+    full_name: str = ""
+    skills: list[str] = []
+    is_bot: bool = False
+    is_manager: bool = False
+
+
+class Skill(msgspec.Struct, kw_only=True):
+    skill_id: str
+    name: str
+    #: Open a POST_SURVEY dialog after MAIN closes (for consumers that declared MULTI_DIALOG).
+    survey: bool = False
+    #: The user that joins the POST_SURVEY dialog as AGENT (None: no survey bot).
+    survey_bot_user_id: str | None = None
+
+
+class Connector(msgspec.Struct, kw_only=True):
+    """A consumer-identity connector ("app/{id}/authenticate")."""
+
+    connector_id: str
+    name: str
+    #: "unauthenticated" (ACR0: id_token is an anonymous token) or "authenticated" (brand JWT).
+    kind: str
+    #: Algorithm the brand signs id_tokens with: RS256 (public_key_pem) or HS256 (secret).
+    jwt_alg: str = "RS256"
+    public_key_pem: str | None = None
+    secret: str | None = None
+    #: Where the emulator wrote the brand's private signing key (default world only).
+    private_key_file: str | None = None
+    issuer: str | None = None
+
+
+class WebhookEndpoint(msgspec.Struct, kw_only=True):
+    endpoint: str
+    headers: list[dict[str, str]] = []
+
+
+class AppInstall(msgspec.Struct, kw_only=True):
+    """A connector app install: sentinel credentials plus webhook registrations."""
+
+    client_id: str
+    client_secret: str
+    name: str = "app"
+    #: Event key (e.g. "ms.MessagingEventNotification.ContentEvent") -> endpoint.
+    webhooks: dict[str, WebhookEndpoint] = {}
+    #: Time-to-live retry policy: seconds a notification is retried before it is dropped.
+    retention_time: float = 60.0
+
+
+class Consumer(msgspec.Struct, kw_only=True):
+    consumer_id: str
+    #: anonymous | unauthenticated | authenticated | mock | connector
+    kind: str
+    created_ts: int
+    ext_sub: str | None = None
+    ext_iss: str | None = None
+    profile: dict[str, Any] = {}
+    #: SDEs that came from a brand-signed JWT's ``lp_sdes`` claim.
+    claims: dict[str, Any] = {}
+    #: Consumer this one replaced by step-up (its conversations were taken over).
+    stepped_up_from: str | None = None
+
+
+class Participant(msgspec.Struct, kw_only=True):
+    id: str
+    role: str
+    state: str = ACTIVE
+
+
+class Dialog(msgspec.Struct, kw_only=True):
+    dialog_id: str
+    dialog_type: str
+    channel_type: str
+    state: str
+    creation_ts: int
+    participants: list[Participant]
+    end_ts: int | None = None
+    closed_by: str | None = None
+    closed_cause: str | None = None
+    meta_data: dict[str, Any] | None = None
+    last_update_ts: int = 0
+    next_seq: int = 0
+
+
+class EventRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One messaging event as stored (chat-state events are never stored: sequence None)."""
+
+    sequence: int | None
+    dialog_id: str
+    conversation_id: str
+    #: consumer id, or the agent's numeric user id
+    originator_id: str
+    originator_role: str
+    server_ts: int | None
+    event: dict[str, Any]
+    audience: str = "ALL"
+    metadata: list[Any] | None = None
+    client_properties: dict[str, Any] | None = None
+
+
+class Conversation(msgspec.Struct, kw_only=True):
+    conv_id: str
+    account_id: str
+    consumer_id: str
+    skill_id: str
+    start_ts: int
+    dialogs: list[Dialog]
+    channel_type: str = "MESSAGING"
+    stage: str = OPEN
+    close_reason: str | None = None
+    end_ts: int | None = None
+    last_update_ts: int = 0
+    ttr_type: str = "NORMAL"
+    ttr_value: int = 1200
+    #: When the oldest unanswered consumer message arrived (for effectiveTTR), or None.
+    awaiting_reply_since: int | None = None
+    delay: dict[str, Any] | None = None
+    manual_ettr: int | None = None
+    note: str = ""
+    topic: str | None = None
+    csat: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    campaign: dict[str, Any] | None = None
+    first_conversation: bool = False
+    #: Features the consumer declared (ClientProperties.features) when it opened the conversation.
+    features: list[str] = []
+    group_id: str = "-1"
+    last_content_event: EventRecord | None = None
+
+    @property
+    def main(self) -> Dialog:
+        return self.dialogs[0]
+
+    @property
+    def state(self) -> str:
+        """Conversation ``state`` is the MAIN dialog's state; ``stage`` is the whole conversation."""
+        return self.dialogs[0].state
+
+    def dialog(self, dialog_id: str) -> Dialog | None:
+        for dialog in self.dialogs:
+            if dialog.dialog_id == dialog_id:
+                return dialog
+        return None
+
+    def open_dialog(self) -> Dialog | None:
+        for dialog in self.dialogs:
+            if dialog.state == OPEN:
+                return dialog
+        return None
+
+    def participants(self) -> list[Participant]:
+        """Conversation-level participants: every active (id, role) over all dialogs, once."""
+        seen: set[tuple[str, str]] = set()
+        out: list[Participant] = []
+        for dialog in self.dialogs:
+            for p in dialog.participants:
+                if p.state == ACTIVE and (p.id, p.role) not in seen:
+                    seen.add((p.id, p.role))
+                    out.append(p)
+        return out
+
+
+class Ring(msgspec.Struct, kw_only=True):
+    ring_id: str
+    user_id: str
+    state: str
+    created_ts: int
+    expiration_ms: int
+    weight: int
+
+
+class RoutingTask(msgspec.Struct, kw_only=True):
+    """Routing of one conversation to an agent: a chain of rings, one at a time."""
+
+    task_id: str
+    conv_id: str
+    consumer_id: str
+    skill_id: str
+    #: Transfer target: only this agent is rung (SUGGEST), then the skill queue.
+    suggested_user_id: str | None = None
+    #: Transfers may ring OCCUPIED agents; new conversations ring ONLINE agents only.
+    is_transfer: bool = False
+    rings: list[Ring] = []
+    completed: bool = False
+    assigned_user_id: str | None = None
+    tried: list[str] = []
+
+
+class AgentState(msgspec.Struct, kw_only=True):
+    availability: str = "OFFLINE"
+    description: str = ""
+    channels: list[str] = msgspec.field(default_factory=lambda: ["MESSAGING"])
+
+
+class AgentSession(msgspec.Struct, kw_only=True):
+    """An agentVep login session."""
+
+    bearer: str
+    csrf: str
+    session_id: str
+    account_id: str
+    user_id: str
+    expires_at: float
+    ttl: float

@@ -1,0 +1,23 @@
+"""Shared fixtures: an in-process emulator on a free port and an HTTP client session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from lpm.emulator.app import Emulator
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """A plain-HTTP emulator with the default world and the fault API enabled."""
+    async with Emulator(faults=True) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
