@@ -19,5 +19,7 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    # unsafe=True: the emulator lives on an IP address, whose cookies (agentVep's Session_id)
+    # aiohttp's default jar refuses to keep.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session

@@ -144,7 +144,11 @@ class Emulator:
         private half is written to the state directory for the brand (tests, demo) to sign with."""
         for acc in self.world.accounts.values():
             for connector in acc.connectors.values():
-                if connector.kind != "authenticated" or connector.jwt_alg != "RS256" or connector.public_key_pem:
+                if (
+                    connector.kind != "authenticated"
+                    or connector.jwt_alg != "RS256"
+                    or connector.public_key_pem
+                ):
                     continue
                 meta_key = f"connector-key:{acc.account_id}:{connector.connector_id}"
                 private = self._store.get_meta(meta_key) if self._store else None
@@ -187,7 +191,7 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.settings.port, ssl_context=ssl_context)
         await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn the port bound for port 0
+        server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
@@ -266,7 +270,9 @@ class Emulator:
                         )
             return await handler(request)
 
-        app = web.Application(middlewares=[faults_middleware], client_max_size=ctx.settings.max_file_size + 65536)
+        app = web.Application(
+            middlewares=[faults_middleware], client_max_size=ctx.settings.max_file_size + 65536
+        )
 
         def bind(fn: RouteHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
             async def handler(request: web.Request) -> web.StreamResponse:
@@ -285,7 +291,9 @@ class Emulator:
             web.get("/ws_api/account/{account}/messaging/brand/{token}", bind(brand_ws.brand_socket)),
             web.get("/ws_api/account/{account}/messaging/brand", bind(brand_ws.brand_socket)),
             web.get("/ws_api/account/{account}/messaging/consumer", bind(consumer_ws.consumer_socket)),
-            web.get("/ws_api/account/{account}/messaging/consumer/{token}", bind(consumer_ws.consumer_socket)),
+            web.get(
+                "/ws_api/account/{account}/messaging/consumer/{token}", bind(consumer_ws.consumer_socket)
+            ),
             web.put(files.PATH_PREFIX + "/{tail:.+}", bind(files.put_file)),
             web.get(files.PATH_PREFIX + "/{tail:.+}", bind(files.get_file)),
         ]
@@ -331,5 +339,7 @@ class Emulator:
                 }
                 for c in self.world.accounts[acc_spec.account_id].connectors.values()
             ],
-            "app_installs": [{"client_id": a.client_id, "client_secret": a.client_secret} for a in acc_spec.app_installs],
+            "app_installs": [
+                {"client_id": a.client_id, "client_secret": a.client_secret} for a in acc_spec.app_installs
+            ],
         }

@@ -23,7 +23,7 @@ async def brand_socket(ctx: Context, request: web.Request) -> web.StreamResponse
     bearer = request.match_info.get("token") or _header_bearer(request)
     await ctx.faults.wait_upgrade()
     session_data = ctx.world.session(bearer) if bearer else None
-    if session_data is None or session_data.account_id != account_id:
+    if bearer is None or session_data is None or session_data.account_id != account_id:
         raise web.HTTPUnauthorized(text="invalid or expired bearer token")
     ws = web.WebSocketResponse(autoping=False, max_msg_size=16 * 1024 * 1024)
     await ws.prepare(request)

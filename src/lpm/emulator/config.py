@@ -153,7 +153,9 @@ def default_world() -> WorldSpec:
                     ),
                 ],
                 app_installs=[
-                    AppInstall(client_id="lpm-emulator-app", client_secret="lpm-emulator-app-secret", name="app")
+                    AppInstall(
+                        client_id="lpm-emulator-app", client_secret="lpm-emulator-app-secret", name="app"
+                    )
                 ],
             )
         ]
@@ -198,7 +200,8 @@ def load_toml(path: str | Path) -> WorldSpec:
                 account_id=account_id,
                 users=users,
                 skills=[
-                    _convert(Skill, s, f"accounts[{i}].skills[{j}]") for j, s in enumerate(acc.get("skills") or [])
+                    _convert(Skill, s, f"accounts[{i}].skills[{j}]")
+                    for j, s in enumerate(acc.get("skills") or [])
                 ],
                 connectors=[
                     _convert(Connector, c, f"accounts[{i}].connectors[{j}]")

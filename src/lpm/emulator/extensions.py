@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 Route = tuple[str, str, Callable[["Context", web.Request], Awaitable[web.StreamResponse]]]
 
 FACE_MODULES: list[str] = [
-    # idp-face
+    "lpm.emulator.http_idp",
+    "lpm.emulator.send_api",
     # rest-face
     # control-face
 ]

@@ -45,7 +45,9 @@ def upload_url(ctx: Context, actor: Actor, file_size: int, file_type: str) -> di
     """A signed PUT URL for a new file of ``file_type`` (JPG/JPEG/PNG/GIF, at most 3 MB)."""
     kind = file_type.upper()
     if kind not in UPLOAD_TYPES:
-        raise BadRequest(f"fileType {file_type} is not allowed (use one of {', '.join(sorted(UPLOAD_TYPES))})")
+        raise BadRequest(
+            f"fileType {file_type} is not allowed (use one of {', '.join(sorted(UPLOAD_TYPES))})"
+        )
     if file_size <= 0:
         raise BadRequest("fileSize must be positive")
     if file_size > ctx.settings.max_file_size:

@@ -57,5 +57,7 @@ async def one_service(ctx: Context, request: web.Request) -> web.Response:
     service = request.match_info["service"]
     _check_account(ctx, account_id)
     if service not in SERVICES:
-        raise web.HTTPNotFound(text=f'{{"error":"unknown service {service}"}}', content_type="application/json")
+        raise web.HTTPNotFound(
+            text=f'{{"error":"unknown service {service}"}}', content_type="application/json"
+        )
     return json_response({"service": service, "account": account_id, "baseURI": ctx.public_host})

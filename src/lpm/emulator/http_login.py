@@ -94,7 +94,11 @@ def _session_for(ctx: Context, request: web.Request, body: object) -> AgentSessi
     if not isinstance(csrf, str) or not cookie:
         return None
     for session in list(ctx.world.sessions.values()):
-        if session.account_id == account_id and _same(session.session_id, cookie) and _same(session.csrf, csrf):
+        if (
+            session.account_id == account_id
+            and _same(session.session_id, cookie)
+            and _same(session.csrf, csrf)
+        ):
             return ctx.world.session(session.bearer)
     return None
 

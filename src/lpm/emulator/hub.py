@@ -56,7 +56,9 @@ class ConversationSubscription:
             return False
         if self.agent_user_ids is not None:
             return any(
-                p.id in self.agent_user_ids and p.role != m.CONSUMER for d in conv.dialogs for p in d.participants
+                p.id in self.agent_user_ids and p.role != m.CONSUMER
+                for d in conv.dialogs
+                for p in d.participants
             )
         return True
 
@@ -181,8 +183,12 @@ class Hub:
         changes = []
         for conv in matching:
             sub.known.add(conv.conv_id)
-            changes.append({"type": "UPSERT", "result": render.conversation_result(self.world, conv, brand=brand)})
-        session.notify(Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": changes})
+            changes.append(
+                {"type": "UPSERT", "result": render.conversation_result(self.world, conv, brand=brand)}
+            )
+        session.notify(
+            Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": changes}
+        )
 
     # ---------------------------------------------------------------- WorldSink
 
@@ -262,7 +268,10 @@ class Hub:
                         result = render.routing_task_result(acc, task, user_id)
                         session.notify(
                             Notif.ROUTING_TASK,
-                            {"subscriptionId": sub.subscription_id, "changes": [{"type": "UPSERT", "result": result}]},
+                            {
+                                "subscriptionId": sub.subscription_id,
+                                "changes": [{"type": "UPSERT", "result": result}],
+                            },
                         )
 
     def send_routing_snapshot(self, session: Session, sub: RoutingSubscription) -> None:
@@ -291,7 +300,9 @@ class Hub:
         acc = self.world.account(actor.account_id)
         users = [sub.user_id] if sub.user_id else list(acc.users)
         for user_id in users:
-            self._send_agent_state(session, sub, acc, user_id, self.world.agent_state(acc.account_id, user_id))
+            self._send_agent_state(
+                session, sub, acc, user_id, self.world.agent_state(acc.account_id, user_id)
+            )
 
     def _send_agent_state(
         self, session: Session, sub: AgentStateSubscription, acc: Any, user_id: str, state: AgentState

@@ -36,9 +36,11 @@ def generate_private_key_pem() -> str:
 
 def public_key_pem(private_pem: str) -> str:
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 class TokenService:
@@ -48,7 +50,7 @@ class TokenService:
         self.private_key_pem = private_key_pem or generate_private_key_pem()
         self.public_key_pem = public_key_pem(self.private_key_pem)
         self._private = serialization.load_pem_private_key(self.private_key_pem.encode(), password=None)
-        self._public = self._private.public_key()  # type: ignore[union-attr]
+        self._public = self._private.public_key()
         self.clock = clock
         #: Tokens revoked by the fault API (their ``jti``), refused from then on.
         self.revoked: set[str] = set()
@@ -84,10 +86,14 @@ class TokenService:
 
     def issue_anonymous(self, account_id: str, ttl: float, sub: str | None = None) -> str:
         """The external unauthenticated token of ``anonymous/authorize`` (refreshable)."""
-        return self._sign(self._base(sub or str(uuid.uuid4()), f"acc:{account_id}", ANON_ISSUER, ttl), IDP_KID)
+        return self._sign(
+            self._base(sub or str(uuid.uuid4()), f"acc:{account_id}", ANON_ISSUER, ttl), IDP_KID
+        )
 
     def verify_anonymous(self, token: str, account_id: str, *, allow_expired: bool = False) -> dict[str, Any]:
-        return self._verify(token, audience=f"acc:{account_id}", issuer=ANON_ISSUER, verify_exp=not allow_expired)
+        return self._verify(
+            token, audience=f"acc:{account_id}", issuer=ANON_ISSUER, verify_exp=not allow_expired
+        )
 
     # ---------------------------------------------------------------- connector (server) tokens
 

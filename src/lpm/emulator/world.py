@@ -175,7 +175,6 @@ class World:
         self.sinks: list[WorldSink] = []
         self.store: NullStore = NullStore()
         self.sessions: dict[str, AgentSession] = {}
-        self._ring_timers: dict[str, Cancellable] = {}
         # Imported here: routing needs World, World owns the router.
         from lpm.emulator.routing import Router
 
@@ -604,7 +603,7 @@ class World:
         if not self._is_self_join(actor, fields):
             self._authorize_read(actor, conv)
         before = copy.deepcopy(conv)
-        plan = _FieldPlan()
+        plan = _FieldPlan(actor_authorized=self._is_participant_or_manager(conv, actor))
         try:
             for f in fields:
                 self._apply_field(actor, acc, conv, f, plan)
@@ -671,7 +670,7 @@ class World:
         elif isinstance(f, pm.ParticipantsChangeField):
             self._participants_change(acc, conv, actor, f, plan)
         elif isinstance(f, pm.SkillField):
-            self._require_participant_or_manager(acc, conv, actor)
+            self._require_participant_or_manager(conv, actor, plan)
             conv.skill_id = self._resolve_skill(acc, f.skill)
             plan.reroute = True
             plan.transfer = True
@@ -692,14 +691,22 @@ class World:
             plan.message = "OK Conversation handler updated successfully"
         plan.changed = True
 
-    def _require_participant_or_manager(self, acc: Account, conv: Conversation, actor: Actor) -> None:
+    def _is_participant_or_manager(self, conv: Conversation, actor: Actor) -> bool:
         if actor.kind == "app":
-            return
-        user = self._agent(actor)
-        if user.is_manager:
-            return
-        if not any(p.id == user.user_id and p.state == m.ACTIVE for d in conv.dialogs for p in d.participants):
-            raise Forbidden(f"agent {user.user_id} is not a participant of conversation {conv.conv_id}")
+            return True
+        user = self.account(actor.account_id).users.get(actor.id)
+        if user is None:
+            return False
+        return user.is_manager or any(
+            p.id == user.user_id and p.state == m.ACTIVE for d in conv.dialogs for p in d.participants
+        )
+
+    @staticmethod
+    def _require_participant_or_manager(conv: Conversation, actor: Actor, plan: _FieldPlan) -> None:
+        # Judged on the state *before* the request: a transfer removes the caller first and
+        # then changes the skill, and must not lose its right half-way.
+        if not plan.actor_authorized:
+            raise Forbidden(f"agent {actor.id} is not a participant of conversation {conv.conv_id}")
 
     def _participants_change(
         self,
@@ -716,7 +723,7 @@ class World:
             raise BadRequest(f"role {f.role} cannot be changed this way")
         is_self = actor.kind == "agent" and target.user_id == actor.id
         if not is_self or f.type not in ("ADD", "REMOVE"):
-            self._require_participant_or_manager(acc, conv, actor)
+            self._require_participant_or_manager(conv, actor, plan)
         if conv.stage == m.CLOSE:
             raise BadRequest(f"conversation {conv.conv_id} is closed")
         dialog = conv.open_dialog()
@@ -757,7 +764,9 @@ class World:
             dialog.participants = [
                 p for p in dialog.participants if not (p.id == target.user_id and p.state == m.SUGGESTED)
             ]
-            dialog.participants.append(Participant(id=target.user_id, role=m.ASSIGNED_AGENT, state=m.SUGGESTED))
+            dialog.participants.append(
+                Participant(id=target.user_id, role=m.ASSIGNED_AGENT, state=m.SUGGESTED)
+            )
             plan.suggested = target.user_id
             plan.reroute = True
             plan.transfer = True
@@ -806,9 +815,10 @@ class World:
         if f.type != "UPDATE":
             raise BadRequest(f"unknown DialogChange type {f.type}")
         dialog_id = spec.dialogId or f.dialogId
-        dialog = conv.dialog(dialog_id) if dialog_id else None
-        if dialog is None:
+        found = conv.dialog(dialog_id) if dialog_id else None
+        if found is None:
             raise NotFound(f"dialog {dialog_id} not found in conversation {conv.conv_id}")
+        dialog = found
         if spec.state != m.CLOSE:
             raise BadRequest("a dialog can only be updated to state CLOSE")
         if dialog.state == m.CLOSE:
@@ -1035,6 +1045,8 @@ class _FieldPlan:
     """What an UpdateConversationField request did, applied once all its fields succeeded."""
 
     message: str | None = None
+    #: The caller was a participant (or a manager) when the request arrived.
+    actor_authorized: bool = False
     changed: bool = False
     reroute: bool = False
     transfer: bool = False

@@ -75,7 +75,9 @@ def subscribe_messaging_events(session: Session, req: frames.Request) -> Any:
     else:
         session.dialog_subs.add(body.dialogId)
         for start in range(0, len(records), REPLAY_CHUNK):
-            changes = [render.event_change(acc, r, brand=False) for r in records[start : start + REPLAY_CHUNK]]
+            changes = [
+                render.event_change(acc, r, brand=False) for r in records[start : start + REPLAY_CHUNK]
+            ]
             session.notify(Notif.MESSAGING_EVENT, {"dialogId": body.dialogId, "changes": changes})
     return {}
 

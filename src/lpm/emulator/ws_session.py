@@ -84,6 +84,7 @@ class Session:
         self._held: list[bytes] | None = None
         self._close_code: int | None = None
         self._close_reason = ""
+        self._deferred_close: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.dialect.value} {self.account_id}>"
@@ -107,7 +108,11 @@ class Session:
         self.respond(req_id, code, STRING_RESPONSE[self.dialect], message[:128])
 
     def close_with(self, code: int, reason: str = "") -> None:
-        """Close the socket with ``code`` once what is queued has been written."""
+        """Close the socket with ``code`` once what is queued has been written (while a request
+        is being handled: after its response)."""
+        if self._held is not None:
+            self._deferred_close = (code, reason)
+            return
         if self._close_code is None:
             self._close_code = code
             self._close_reason = reason
@@ -115,7 +120,7 @@ class Session:
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame (fault injection)."""
-        transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001
+        transport = self.ws._req.transport if self.ws._req is not None else None
         if transport is not None:
             transport.abort()
 
@@ -211,7 +216,8 @@ class Session:
             self.respond_error(exc.req_id, 400, str(exc))
             return
         if not isinstance(frame, frames.Request):
-            self.respond_error(None, 400, f"clients send requests, not {frame.kind} frames")
+            kind = "resp" if isinstance(frame, frames.Response) else "notification"
+            self.respond_error(None, 400, f"clients send requests, not {kind} frames")
             return
         fault = self.ctx.faults.next_ws_request() if self.ctx.faults.enabled else None
         if fault is not None:
@@ -243,20 +249,23 @@ class Session:
             body = handler(self, req)
         except WorldError as exc:
             self.respond_error(req.id, exc.status, exc.message)
-            return
         except BodyError as exc:
             self.respond_error(req.id, 400, f"invalid {req.type} body: {exc}")
-            return
         except Exception:
             log.exception("internal error handling %s", req.type)
             self.respond_error(req.id, 500, "internal emulator error")
-            return
+        else:
+            code = 202 if canonical in ACCEPTED_202 else 200
+            self.respond(req.id, code, response_type(canonical, self.dialect), body)
+            # Notifications caused by this request follow its response.
+            for data in self._held:
+                self._out.put_nowait(data)
         finally:
-            held, self._held = self._held, None
-        code = 202 if canonical in ACCEPTED_202 else 200
-        self.respond(req.id, code, response_type(canonical, self.dialect), body)
-        for data in held:
-            self._out.put_nowait(data)
+            self._held = None
+            if self._deferred_close is not None:
+                code_, reason = self._deferred_close
+                self._deferred_close = None
+                self.close_with(code_, reason)
 
 
 def _redact(data: bytes) -> str:

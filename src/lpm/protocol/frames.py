@@ -23,7 +23,7 @@ class FrameError(ValueError):
         self.req_id = req_id
 
 
-class Request(msgspec.Struct, omit_defaults=True):
+class Request(msgspec.Struct, omit_defaults=True, tag_field="kind", tag="req"):
     """A client request: ``{"kind":"req","id","type","body","headers","metadata"}``."""
 
     id: str
@@ -32,25 +32,23 @@ class Request(msgspec.Struct, omit_defaults=True):
     headers: Any = None
     metadata: Any = None
     encodedMetadata: Any = None
-    kind: str = "req"
 
 
-class Response(msgspec.Struct, omit_defaults=True):
-    """A server response correlated to a request by ``reqId``."""
+class Response(msgspec.Struct, omit_defaults=True, tag_field="kind", tag="resp"):
+    """A server response correlated to a request by ``reqId`` (``null`` when the request could
+    not be read, e.g. malformed JSON)."""
 
     reqId: str | None
     code: int
     type: str
     body: Any = None
-    kind: str = "resp"
 
 
-class Notification(msgspec.Struct):
+class Notification(msgspec.Struct, tag_field="kind", tag="notification"):
     """A server push; subscription-bound ones carry ``body.subscriptionId``."""
 
     type: str
     body: Any = None
-    kind: str = "notification"
 
 
 Frame = Request | Response | Notification

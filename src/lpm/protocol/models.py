@@ -307,4 +307,4 @@ def parse_user_profile_target(raw: Any) -> str | None:
         user_id = raw.get("userId")
         if user_id is None or isinstance(user_id, str):
             return user_id
-    raise BodyError("GetUserProfile body must be a user id string or {\"userId\": ...}")
+    raise BodyError('GetUserProfile body must be a user id string or {"userId": ...}')

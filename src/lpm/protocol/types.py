@@ -117,8 +117,14 @@ _RESPONSE_NAMES: dict[Req, tuple[str, str]] = {
     Req.INIT_CONNECTION: ("InitConnectionResponse", ".ReqBody$StringResp"),
     Req.GET_CLOCK: ("GetClockResponse", ".GetClock$Response"),
     Req.KEEP_ALIVE: ("StringResponse", ".ReqBody$StringResp"),
-    Req.CONSUMER_REQUEST_CONVERSATION: ("cm.RequestConversationResponse", ".ams.cm.RequestConversation$Response"),
-    Req.AGENT_REQUEST_CONVERSATION: ("cm.RequestConversationResponse", ".ams.cm.RequestConversation$Response"),
+    Req.CONSUMER_REQUEST_CONVERSATION: (
+        "cm.RequestConversationResponse",
+        ".ams.cm.RequestConversation$Response",
+    ),
+    Req.AGENT_REQUEST_CONVERSATION: (
+        "cm.RequestConversationResponse",
+        ".ams.cm.RequestConversation$Response",
+    ),
     Req.UPDATE_CONVERSATION_FIELD: ("StringResponse", ".ReqBody$StringResp"),
     Req.PUBLISH_EVENT: ("ms.PublishEventResponse", ".ams.ms.PublishEvent$Response"),
     Req.SUBSCRIBE_MESSAGING_EVENTS: ("GenericSubscribeResponse", ".ams.GenericSubscribeResponse"),
@@ -134,7 +140,10 @@ _RESPONSE_NAMES: dict[Req, tuple[str, str]] = {
     Req.UPDATE_EX_CONVERSATION_SUBSCRIPTION: ("StringResponse", ".ReqBody$StringResp"),
     Req.SET_USER_PROFILE: ("StringResponse", ".ReqBody$StringResp"),
     Req.GET_USER_PROFILE: ("userprofile.GetUserProfileResponse", ".ams.userprofile.GetUserProfile$Response"),
-    Req.GET_BRAND_PROFILE: ("brandprofile.GetBrandProfileResponse", ".ams.brandprofile.GetBrandProfile$Response"),
+    Req.GET_BRAND_PROFILE: (
+        "brandprofile.GetBrandProfileResponse",
+        ".ams.brandprofile.GetBrandProfile$Response",
+    ),
     Req.SET_AGENT_STATE: ("StringResponse", ".ReqBody$StringResp"),
     Req.SUBSCRIBE_AGENTS_STATE: ("GenericSubscribeResponse", ".ams.GenericSubscribe$Response"),
     Req.SUBSCRIBE_ROUTING_TASKS: ("GenericSubscribeResponse", ".ams.GenericSubscribe$Response"),
