@@ -115,17 +115,17 @@ class RawSocket:
             assert resp["code"] == expect, resp
         return resp
 
-    async def notification(self, type_: str | None = None, timeout: float = TIMEOUT) -> dict[str, Any]:
+    async def notification(self, type_: str | None = None, wait: float = TIMEOUT) -> dict[str, Any]:
         """The next notification (of ``type_``, skipping others)."""
         while True:
-            frame = await asyncio.wait_for(self.notifications.get(), timeout)
+            frame = await asyncio.wait_for(self.notifications.get(), wait)
             if type_ is None or frame.get("type") == type_:
                 return frame
 
     async def no_notification(self, type_: str | None = None, wait: float = 0.3) -> None:
         """Assert that no notification (of ``type_``) arrives within ``wait`` seconds."""
         try:
-            frame = await self.notification(type_, timeout=wait)
+            frame = await self.notification(type_, wait=wait)
         except TimeoutError:
             return
         raise AssertionError(f"unexpected notification {frame}")

@@ -194,7 +194,7 @@ async def test_agent_requests_reject_expire_and_state_subscription(http: aiohttp
 
 
 async def test_transfers_and_roles(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    agent, info = await online_agent(http, emulator, "agent")
+    agent, _ = await online_agent(http, emulator, "agent")
     bot, _ = await online_agent(http, emulator, "bot")
     await bot.request(
         ".ams.routing.SetAgentState", {"availability": "OCCUPIED", "agentUserId": BOT_OLD}, expect=202

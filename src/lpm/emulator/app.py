@@ -162,6 +162,18 @@ class Emulator:
                 key_file.chmod(0o600)
                 connector.private_key_file = str(key_file)
 
+    def _reroute_waiting(self) -> None:
+        """Rings are not persisted: after a restart, open conversations without an assigned
+        agent go back to their skill's queue."""
+        for acc in self.world.accounts.values():
+            for conv_id in list(acc.open_conversation.values()):
+                conv = acc.conversations[conv_id]
+                assigned = any(
+                    p.role == "ASSIGNED_AGENT" and p.state == "ACTIVE" for p in conv.main.participants
+                )
+                if conv.main.state == "OPEN" and not assigned:
+                    self.world.router.route(acc, conv, is_transfer=False)
+
     async def start(self) -> Emulator:
         signing_key: str | None = None
         if self.db_path is not None:
@@ -176,6 +188,7 @@ class Emulator:
         if self._store is not None:
             self._store.load_into(self.world)
             self.world.store = self._store
+            self._reroute_waiting()
         hub = Hub(self.world)
         self.world.sinks.append(hub)
         faults = Faults(enabled=self.settings.faults)
