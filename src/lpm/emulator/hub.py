@@ -208,17 +208,20 @@ class Hub:
                 continue
             for sub in session.conv_subs.values():
                 if sub.matches(conv):
-                    brand = session.brand
-                    result = rendered.get(brand)
-                    if result is None:
-                        result = rendered[brand] = render.conversation_result(self.world, conv, brand=brand)
                     sub.known.add(conv.conv_id)
-                    change = {"type": "UPSERT", "result": result}
+                    change_type = "UPSERT"
                 elif conv.conv_id in sub.known:
                     sub.known.discard(conv.conv_id)
-                    change = {"type": "DELETE", "result": render.deleted_result(conv)}
+                    change_type = "DELETE"
                 else:
                     continue
+                # A DELETE carries the complete state too: node-agent-sdk's transformer (and
+                # lp-messaging-sdk) read conversationDetails on every change.
+                brand = session.brand
+                result = rendered.get(brand)
+                if result is None:
+                    result = rendered[brand] = render.conversation_result(self.world, conv, brand=brand)
+                change = {"type": change_type, "result": result}
                 session.notify(
                     Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": [change]}
                 )
@@ -231,7 +234,12 @@ class Hub:
                     Notif.EX_CONVERSATION_CHANGE,
                     {
                         "subscriptionId": sub.subscription_id,
-                        "changes": [{"type": "DELETE", "result": render.deleted_result(conv)}],
+                        "changes": [
+                            {
+                                "type": "DELETE",
+                                "result": render.conversation_result(self.world, conv, brand=False),
+                            }
+                        ],
                     },
                 )
 

@@ -118,11 +118,6 @@ def conversation_result(world: World, conv: Conversation, *, brand: bool) -> dic
     return result
 
 
-def deleted_result(conv: Conversation) -> dict[str, Any]:
-    """The ``result`` of a DELETE change: the conversation stopped matching the subscription."""
-    return {"convId": conv.conv_id}
-
-
 def event_change(acc: Account, record: EventRecord, *, brand: bool) -> dict[str, Any]:
     """One messaging event (a ``changes[]`` entry, or a whole OnlineEventDistribution body)."""
     old, pid = _agent_ids(acc, record.originator_id, record.originator_role)
