@@ -22,6 +22,8 @@ async def brand_socket(ctx: Context, request: web.Request) -> web.StreamResponse
     account_id = request.match_info["account"]
     bearer = request.match_info.get("token") or _header_bearer(request)
     await ctx.faults.wait_upgrade()
+    if request.transport is None or request.transport.is_closing():
+        raise web.HTTPServiceUnavailable(text="client went away during the upgrade")
     session_data = ctx.world.session(bearer) if bearer else None
     if bearer is None or session_data is None or session_data.account_id != account_id:
         raise web.HTTPUnauthorized(text="invalid or expired bearer token")

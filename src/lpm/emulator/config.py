@@ -179,12 +179,12 @@ def load_toml(path: str | Path) -> WorldSpec:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    settings = Settings()
     known = {f.name for f in dataclasses.fields(Settings)}
-    for key, value in (raw.get("settings") or {}).items():
+    raw_settings = raw.get("settings") or {}
+    for key in raw_settings:
         if key not in known:
             raise ConfigError(f"unknown setting {key!r}")
-        setattr(settings, key, value)
+    settings = _convert(Settings, raw_settings, "settings")
     accounts = []
     for i, acc in enumerate(raw.get("accounts") or []):
         if "id" not in acc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lpm.emulator import control
 from lpm.emulator.context import Context
 from lpm.emulator.errors import Unauthorized, WorldError
 from lpm.emulator.world import Actor
@@ -39,6 +40,7 @@ def authenticate(session: Session, token: str, client_properties: dict[str, Any]
     if len(token) > 2048:
         raise Unauthorized("consumer JWT longer than 2048 characters")
     claims = ctx.tokens.verify_consumer(token, session.account_id)
+    control.check_consumer_token(ctx, session.account_id, claims)
     consumer = ctx.world.account(session.account_id).consumers.get(str(claims["sub"]))
     if consumer is None:
         raise Unauthorized("unknown consumer")
@@ -97,6 +99,8 @@ async def consumer_socket(ctx: Context, request: web.Request) -> web.StreamRespo
     if account_id not in ctx.world.accounts:
         raise web.HTTPNotFound(text=f"unknown account {account_id}")
     await ctx.faults.wait_upgrade()
+    if request.transport is None or request.transport.is_closing():
+        raise web.HTTPServiceUnavailable(text="client went away during the upgrade")
     token = request.match_info.get("token")
     auth = request.headers.get("Authorization", "")
     if auth[:4].lower() == "jwt ":
@@ -123,6 +127,7 @@ async def consumer_socket(ctx: Context, request: web.Request) -> web.StreamRespo
     if session.actor is None:
         # Until InitConnection arrives the "identity" is missing: a timeout closes with 4401.
         session.identity_kind = "authenticated"
+        ctx.hub.sessions.add(session)  # reachable by the fault API before it authenticates
     else:
         ctx.hub.attach(session)
     await session.run()

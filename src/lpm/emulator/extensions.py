@@ -24,8 +24,9 @@ Route = tuple[str, str, Callable[["Context", web.Request], Awaitable[web.StreamR
 FACE_MODULES: list[str] = [
     "lpm.emulator.http_idp",
     "lpm.emulator.send_api",
-    # rest-face
-    # control-face
+    "lpm.emulator.rest_v1",
+    "lpm.emulator.webhooks",
+    "lpm.emulator.control",
 ]
 
 

@@ -187,8 +187,7 @@ class Router:
         main.participants = [
             p
             for p in main.participants
-            if p.role != m.ASSIGNED_AGENT
-            and not (p.id == ring.user_id and p.role in (m.MANAGER, m.READER))
+            if p.role != m.ASSIGNED_AGENT and not (p.id == ring.user_id and p.role in (m.MANAGER, m.READER))
         ]
         main.participants.append(Participant(id=ring.user_id, role=m.ASSIGNED_AGENT))
         self._emit(acc, task)

@@ -88,6 +88,7 @@ _UPSERT_SESSION: Final = (
     "ON CONFLICT (bearer) DO UPDATE SET json = excluded.json"
 )
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE bearer = ?"
+_DELETE_APP_INSTALL: Final = "DELETE FROM app_installs WHERE account_id = ? AND client_id = ?"
 _UPSERT_APP_INSTALL: Final = (
     "INSERT INTO app_installs (account_id, client_id, json) VALUES (?, ?, ?) "
     "ON CONFLICT (account_id, client_id) DO UPDATE SET json = excluded.json"
@@ -139,7 +140,7 @@ class SqliteStore(NullStore):
         self._events: list[tuple[str, str, int, str]] = []
         self._consumers: dict[tuple[str, str], Consumer] = {}
         self._agent_states: dict[tuple[str, str], AgentState] = {}
-        self._app_installs: dict[tuple[str, str], AppInstall] = {}
+        self._app_installs: dict[tuple[str, str], AppInstall | None] = {}  # None: delete
         self._sessions: dict[str, AgentSession | None] = {}  # bearer -> None: delete
         self._pending = 0
 
@@ -247,6 +248,11 @@ class SqliteStore(NullStore):
         self._app_installs[account_id, install.client_id] = install
         self._wrote()
 
+    def app_install_removed(self, account_id: str, client_id: str) -> None:
+        """Buffer the removal of an app install (its row is deleted at the next flush)."""
+        self._app_installs[account_id, client_id] = None
+        self._wrote()
+
     # ---------------------------------------------------------------- flushing
 
     @property
@@ -286,7 +292,11 @@ class SqliteStore(NullStore):
                 )
             if self._app_installs:
                 conn.executemany(
-                    _UPSERT_APP_INSTALL, [(a, cid, _encode(i)) for (a, cid), i in self._app_installs.items()]
+                    _DELETE_APP_INSTALL, [(a, cid) for (a, cid), i in self._app_installs.items() if i is None]
+                )
+                conn.executemany(
+                    _UPSERT_APP_INSTALL,
+                    [(a, cid, _encode(i)) for (a, cid), i in self._app_installs.items() if i is not None],
                 )
             if self._sessions:
                 conn.executemany(

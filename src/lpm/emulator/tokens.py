@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
-from jwt.warnings import InsecureKeyLengthWarning
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.warnings import InsecureKeyLengthWarning
 
 from lpm.emulator.errors import Unauthorized
 from lpm.emulator.model import Connector

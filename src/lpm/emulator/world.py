@@ -148,6 +148,9 @@ class NullStore:
     def app_install_changed(self, account_id: str, install: AppInstall) -> None:
         """Persist an app install."""
 
+    def app_install_removed(self, account_id: str, client_id: str) -> None:
+        """Forget a persisted app install (configured ones come back with the config)."""
+
 
 def _now_ms(clock: Callable[[], float]) -> int:
     return int(clock() * 1000)
@@ -463,7 +466,7 @@ class World:
             raise BadRequest(f"dialog {body.dialogId} is not in conversation {body.conversationId}")
         dialog = conv.dialog(body.dialogId)
         assert dialog is not None
-        role = self._publisher_role(actor, conv, dialog)
+        role, originator = self._publisher_role(actor, conv, dialog)
         audience = body.messageAudience or "ALL"
         if audience not in pm.MESSAGE_AUDIENCES:
             raise BadRequest(f"unknown messageAudience {audience}")
@@ -478,7 +481,7 @@ class World:
             sequence=None if is_chat_state else dialog.next_seq,
             dialog_id=dialog.dialog_id,
             conversation_id=conv.conv_id,
-            originator_id=actor.id,
+            originator_id=originator,
             originator_role=role,
             server_ts=None if is_chat_state else now,
             event=event,
@@ -504,11 +507,16 @@ class World:
             self._changed(conv)
         return record.sequence or 0
 
-    def _publisher_role(self, actor: Actor, conv: Conversation, dialog: Dialog) -> str:
+    def _publisher_role(self, actor: Actor, conv: Conversation, dialog: Dialog) -> tuple[str, str]:
+        """(role, originator id as stored) of a publisher, who must be a writing participant.
+
+        App callers name the originator in any id form (PID, old id, user id); the stored
+        originator is always the numeric user id, so every face renders it the same way.
+        """
         if actor.is_consumer:
             if conv.consumer_id != actor.id:
                 raise Forbidden("not your conversation")
-            return m.CONSUMER
+            return m.CONSUMER, actor.id
         wanted = actor.id
         if actor.kind == "app":
             user = self.account(actor.account_id).resolve_user(actor.id)
@@ -516,12 +524,12 @@ class World:
             if actor.role == m.CONSUMER:
                 if conv.consumer_id != actor.id:
                     raise Forbidden("originator is not the conversation's consumer")
-                return m.CONSUMER
+                return m.CONSUMER, actor.id
         for p in dialog.participants:
             if p.id == wanted and p.state == m.ACTIVE and p.role in m.WRITER_ROLES and p.role != m.CONSUMER:
                 if actor.kind == "app" and actor.role and actor.role != p.role:
                     continue
-                return p.role
+                return p.role, wanted
         raise Forbidden(f"{wanted} is not a participant who may publish in dialog {dialog.dialog_id}")
 
     def _validated_event(self, event: pm.MessagingEvent, dialog: Dialog) -> dict[str, Any]:

@@ -1,0 +1,293 @@
+"""``lpm emulator``: run the local Conversational Cloud in the foreground.
+
+The world comes from ``--config`` (a TOML file, see :mod:`lpm.emulator.config`) or is the default
+world; flags override the file's ``[settings]``.  Once listening, the command prints where to
+connect and the default credentials: a rich summary for people, or with ``--json`` exactly one
+JSON line (``Emulator.describe()``) as the first line of stdout, for scripts and test harnesses.
+It then serves until SIGINT/SIGTERM and exits 0.
+
+Exit codes: 0 after a clean stop, 1 when the address cannot be bound (port in use), 2 for an
+invalid configuration (bad ``--config`` file or settings, unusable ``--db``).
+
+The printed passwords and app keys are the emulator's fixed demo credentials, shown so people
+can log in; login bearers and JWTs are never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import json
+import logging
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from lpm.emulator.app import Emulator
+    from lpm.emulator.config import Settings, WorldSpec
+
+log = logging.getLogger("lpm.cli.emulator")
+
+DEFAULT_PORT = 8443
+#: Exit codes.
+EXIT_BIND = 1
+EXIT_CONFIG = 2
+
+_seconds = click.FloatRange(min=0, min_open=True)
+
+
+class _StartError(Exception):
+    """The emulator could not start; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"lpm emulator: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _check_settings(settings: Settings) -> None:
+    """Refuse settings of the wrong type (a TOML file can hold anything) before they break the
+    server in an obscure place."""
+    from lpm.emulator.config import ConfigError, Settings
+
+    defaults = Settings()
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        expected = type(getattr(defaults, f.name))
+        if expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise ConfigError(f"setting {f.name} must be of type {expected.__name__}, not {value!r}")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"setting port must be between 0 and 65535, not {settings.port}")
+
+
+def _apply_overrides(settings: Settings, overrides: dict[str, Any]) -> None:
+    """Flags given on the command line win over the file; ``None`` means "not given"."""
+    port = overrides.pop("port")
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings, key, value)
+    # The Settings default (0, a free port) suits tests; people expect a stable port.
+    settings.port = port if port is not None else (settings.port or DEFAULT_PORT)
+
+
+@click.command("emulator")
+@click.option("--host", default=None, help="Address to listen on.  [default: 127.0.0.1]")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help=f"Port to listen on; 0 picks a free one.  [default: {DEFAULT_PORT}]",
+)
+@click.option(
+    "--tls/--no-tls",
+    default=None,
+    help="Serve HTTPS/WSS with a generated CA written to a PEM file.  [default: plain HTTP/WS]",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the world in this SQLite file (created if missing).  [default: in memory]",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="World description (TOML: settings, accounts, users, skills, connectors, app installs).",
+)
+@click.option("--faults", is_flag=True, default=False, help="Serve the fault-injection API under /_emulator.")
+@click.option(
+    "--json", "as_json", is_flag=True, default=False, help="Print one JSON line describing the emulator."
+)
+@click.option("--ring-expiry", type=_seconds, default=None, metavar="S", help="Ring lifetime in seconds.")
+@click.option(
+    "--idle-timeout", type=_seconds, default=None, metavar="S", help="Close sockets idle this long."
+)
+@click.option("--session-ttl", type=_seconds, default=None, metavar="S", help="Agent login session lifetime.")
+@click.option(
+    "--log-frames", is_flag=True, default=False, help="Log every WebSocket frame (secrets redacted)."
+)
+def emulator(
+    host: str | None,
+    port: int | None,
+    tls: bool | None,
+    db: Path | None,
+    config_file: Path | None,
+    faults: bool,
+    as_json: bool,
+    ring_expiry: float | None,
+    idle_timeout: float | None,
+    session_ttl: float | None,
+    log_frames: bool,
+) -> None:
+    """Run a local LivePerson Conversational Cloud until Ctrl-C."""
+    from lpm.emulator.config import ConfigError, default_world, load_toml
+
+    try:
+        spec = load_toml(config_file) if config_file is not None else default_world()
+        _apply_overrides(
+            spec.settings,
+            {
+                "host": host,
+                "port": port,
+                "tls": tls,
+                "ring_expiry": ring_expiry,
+                "idle_timeout": idle_timeout,
+                "session_ttl": session_ttl,
+                # Flags only switch on: an absent flag leaves the file's choice alone.
+                "faults": True if faults else None,
+                "log_frames": True if log_frames else None,
+            },
+        )
+        _check_settings(spec.settings)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    if spec.settings.log_frames:
+        # Frames are logged at debug level; show them without turning on every debug log.
+        logging.getLogger("lpm.emulator.ws").setLevel(logging.DEBUG)
+    try:
+        asyncio.run(_serve(spec, db, as_json))
+    except _StartError as exc:
+        _fail(str(exc), exc.code)
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handlers were installed (during imports): still a clean stop.
+        pass
+
+
+async def _serve(spec: WorldSpec, db: Path | None, as_json: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available on Windows' event loop: Ctrl-C then arrives as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    emu = await _start(spec, db)
+    try:
+        if as_json:
+            # The first stdout line is the description and nothing else: harnesses read one line.
+            sys.stdout.write(json.dumps(emu.describe()) + "\n")
+            sys.stdout.flush()
+        else:
+            _print_summary(emu, db)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await emu.stop()
+
+
+async def _start(spec: WorldSpec, db: Path | None) -> Emulator:
+    from lpm.emulator.app import Emulator
+    from lpm.emulator.config import ConfigError
+    from lpm.emulator.store import StoreError
+
+    settings = spec.settings
+    emu = Emulator(spec, settings=settings, db=db)
+    try:
+        await emu.start()
+    except BaseException as exc:
+        # Undo what start() got done (listening runner, store, state directory).
+        with contextlib.suppress(Exception):
+            await emu.stop()
+        if isinstance(exc, ConfigError):
+            raise _StartError(str(exc), EXIT_CONFIG) from None
+        if isinstance(exc, StoreError | sqlite3.Error):
+            raise _StartError(f"--db {db}: {exc}", EXIT_CONFIG) from None
+        if isinstance(exc, OSError):
+            where = f"{settings.host}:{settings.port}"
+            if exc.errno == errno.EADDRINUSE:
+                message = f"{where} is already in use; choose another --port (0 picks a free one)"
+            else:
+                message = f"cannot listen on {where}: {exc.strerror or exc}"
+            raise _StartError(message, EXIT_BIND) from None
+        raise
+    return emu
+
+
+def _print_summary(emu: Emulator, db: Path | None) -> None:
+    """The human view of ``emu.describe()``."""
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
+
+    info = emu.describe()
+    # Values are shown as Text: a password like "[b]" must not be read as rich markup.
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    head.add_row("csds_domain", Text(info["csds_domain"], style="bold cyan"))
+    head.add_row("account", Text(info["account_id"]))
+    if info["ca_file"]:
+        head.add_row("CA file", Text(info["ca_file"]))
+        head.add_row("node", Text(f"NODE_EXTRA_CA_CERTS={info['ca_file']}"))
+    head.add_row("storage", Text(str(db) if db else "in memory"))
+    head.add_row(
+        "fault API",
+        Text(f"{emu.base_url}/_emulator" if emu.settings.faults else "off (--faults to enable)"),
+    )
+
+    users = Table(title="users", title_justify="left", expand=False)
+    for column in ("username", "password", "app keys", "user id", "bot"):
+        users.add_column(column, overflow="fold")
+    for u in info["users"]:
+        keys = "\n".join(
+            f"{label}: {u[key]}"
+            for label, key in (
+                ("appKey", "app_key"),
+                ("secret", "secret"),
+                ("accessToken", "access_token"),
+                ("accessTokenSecret", "access_token_secret"),
+            )
+            if u.get(key)
+        )
+        users.add_row(
+            Text(u["username"]),
+            Text(u["password"] or "-"),
+            Text(keys or "-"),
+            Text(u["user_id"]),
+            "yes" if u["is_bot"] else "",
+        )
+
+    skills = Table(title="skills", title_justify="left")
+    for column in ("id", "name", "survey"):
+        skills.add_column(column, overflow="fold")
+    for s in info["skills"]:
+        skills.add_row(Text(s["id"]), Text(s["name"]), "yes" if s["survey"] else "")
+
+    connectors = Table(title="connectors", title_justify="left")
+    for column in ("id", "name", "kind", "signing key file"):
+        # Folded, never cut: people copy these paths.
+        connectors.add_column(column, overflow="fold")
+    for c in info["connectors"]:
+        connectors.add_row(
+            Text(c["id"]), Text(c["name"]), Text(c["kind"]), Text(c["signing_key_file"] or "-")
+        )
+
+    parts: list[Any] = [head, users, skills, connectors]
+    if info["app_installs"]:
+        installs = Table(title="app installs (Send API, webhooks)", title_justify="left")
+        installs.add_column("client id", overflow="fold")
+        installs.add_column("client secret", overflow="fold")
+        for a in info["app_installs"]:
+            installs.add_row(Text(a["client_id"]), Text(a["client_secret"] or "-"))
+        parts.append(installs)
+    parts.append(Text("Press Ctrl-C to stop.", style="dim"))
+    # No frame around it all: paths and keys are meant to be copied from the terminal.
+    Console().print(Group(Text("lpm emulator", style="bold"), *parts))
