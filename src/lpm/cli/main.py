@@ -13,7 +13,7 @@ import logging
 import click
 
 from lpm import __version__
-from lpm.cli import emulator_cmd
+from lpm.cli import demo_cmd, emulator_cmd
 
 
 def _configure_logging(verbose: int) -> None:
@@ -34,6 +34,7 @@ def main(verbose: int) -> None:
 
 
 main.add_command(emulator_cmd.emulator)
+main.add_command(demo_cmd.demo)
 
 
 if __name__ == "__main__":
