@@ -29,6 +29,8 @@ def _agent_ids(acc: Account, participant_id: str, role: str) -> tuple[str, str]:
 def _dialog(acc: Account, dialog: Dialog, *, brand: bool) -> dict[str, Any]:
     details = []
     for p in dialog.participants:
+        if not brand and p.state != m.ACTIVE:
+            continue  # SUGGESTED participants exist on the brand dialect (v2.1) only
         old, pid = _agent_ids(acc, p.id, p.role)
         details.append({"id": old if brand else pid, "role": p.role, "state": p.state})
     out: dict[str, Any] = {

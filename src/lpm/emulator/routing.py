@@ -140,9 +140,12 @@ class Router:
             return
         task.tried.append(target)
         now = self.world.now_ms()
+        if task.rings:
+            # Ring ids are {convId}_{accountId}_{epochMs}: keep them unique within a task.
+            now = max(now, task.rings[-1].created_ts + 1)
         expiry_ms = int(self.world.ring_expiry * 1000)
         ring = Ring(
-            ring_id=f"{task.conv_id}_{acc.account_id}_{now}_{len(task.rings)}",
+            ring_id=f"{task.conv_id}_{acc.account_id}_{now}",
             user_id=target,
             state=WAITING,
             created_ts=now,
@@ -190,6 +193,7 @@ class Router:
             if p.role != m.ASSIGNED_AGENT and not (p.id == ring.user_id and p.role in (m.MANAGER, m.READER))
         ]
         main.participants.append(Participant(id=ring.user_id, role=m.ASSIGNED_AGENT))
+        main.last_update_ts = self.world.now_ms()
         self._emit(acc, task)
         self._forget(acc, task)
         self.world._changed(conv)

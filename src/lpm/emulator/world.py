@@ -737,6 +737,7 @@ class World:
         dialog = conv.open_dialog()
         if dialog is None:
             raise BadRequest(f"conversation {conv.conv_id} has no open dialog")
+        dialog.last_update_ts = self.now_ms()
         current = [p for p in dialog.participants if p.id == target.user_id]
         if f.type == "ADD":
             if f.role == m.ASSIGNED_AGENT and any(

@@ -1,0 +1,136 @@
+"""The SDK's exception hierarchy.  Every error the public API raises is an :class:`LpmError`.
+
+::
+
+    LpmError
+    ├── ConfigurationError (also ValueError)     bad argument / option; raised before any I/O
+    ├── InvalidStateError                        operation not allowed in the object's current state
+    │   └── NoOpenDialogError                    conversation has no open dialog
+    ├── LpmConnectionError                       transport-level problems
+    │   ├── NotConnectedError                    request could not be sent or queued
+    │   ├── ConnectionClosedError                socket closed while a request was pending
+    │   ├── ConnectFailedError                   one connect attempt failed (``close_code`` when known)
+    │   └── QueueTimeoutError                    queued request expired before the connection came back
+    ├── AuthenticationError                      login, token or identity problems (``status``)
+    │   └── TokenExpiredError                    the server closed the socket with 4401/4407
+    ├── RequestError                             UMS answered a request with ``code`` > 399
+    │   └── UnexpectedResponseError              success code but not the documented success body
+    ├── RequestTimeoutError                      no response within ``response_timeout``
+    ├── ProtocolError                            a malformed frame from the server (never raised from the
+    │                                            reader: reported on the connection's "error" event)
+    └── HttpError                                an HTTP side call (CSDS, IdP, REST...) failed (``status``)
+
+Errors carry data as attributes (``code``, ``request_type``, ``body``, ``conversation_id``...) and
+chain the low-level cause with ``raise ... from``; aiohttp exceptions never leak through.
+Messages never contain tokens, passwords or JWTs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LpmError(Exception):
+    """Root of every exception raised by the SDK."""
+
+
+class ConfigurationError(LpmError, ValueError):
+    """An invalid argument or option (raised before any I/O)."""
+
+
+class InvalidStateError(LpmError):
+    """The operation is not allowed in the object's current state."""
+
+
+class NoOpenDialogError(InvalidStateError):
+    """The conversation has no open dialog to act on."""
+
+    def __init__(self, conversation_id: str | None) -> None:
+        super().__init__(f"conversation {conversation_id} has no open dialog")
+        self.conversation_id = conversation_id
+
+
+class LpmConnectionError(LpmError):
+    """A transport-level failure."""
+
+
+class NotConnectedError(LpmConnectionError):
+    """The connection is not open and the request cannot be queued."""
+
+
+class ConnectionClosedError(LpmConnectionError):
+    """The socket closed while a request was waiting for its response."""
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ConnectFailedError(LpmConnectionError):
+    """A connect attempt failed; ``close_code`` is set when the socket closed during verification."""
+
+    def __init__(self, message: str, *, close_code: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.status = status
+
+
+class QueueTimeoutError(LpmConnectionError):
+    """A request queued while disconnected expired before the connection was restored."""
+
+
+class AuthenticationError(LpmError):
+    """Login, token refresh or consumer identity failed; ``status`` is the HTTP status if any."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TokenExpiredError(AuthenticationError):
+    """The server closed the socket because the token expired or was revoked (4401 / 4407)."""
+
+
+class RequestError(LpmError):
+    """UMS refused a request (``code`` > 399).  ``body`` is the response body as received."""
+
+    def __init__(self, code: int, request_type: str, body: Any, *, response_type: str | None = None) -> None:
+        detail = body if isinstance(body, str) else repr(body)
+        super().__init__(f"{request_type} failed with code {code}: {detail}")
+        self.code = code
+        self.request_type = request_type
+        self.body = body
+        self.response_type = response_type
+        self.conversation_id: str | None = None
+        self.dialog_id: str | None = None
+
+
+class UnexpectedResponseError(RequestError):
+    """The request succeeded on the wire but the body is not the documented success value."""
+
+
+class RequestTimeoutError(LpmError, TimeoutError):
+    """No response arrived within the response timeout."""
+
+    def __init__(self, request_type: str, timeout: float) -> None:
+        super().__init__(f"no response to {request_type} within {timeout:g} s")
+        self.request_type = request_type
+        self.timeout = timeout
+
+
+class ProtocolError(LpmError):
+    """The server sent a frame the SDK cannot understand."""
+
+    def __init__(self, message: str, *, frame: Any = None) -> None:
+        super().__init__(message)
+        self.frame = frame
+
+
+class HttpError(LpmError):
+    """An HTTP side call failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
