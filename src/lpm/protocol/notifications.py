@@ -338,7 +338,7 @@ def _participant(raw_id: str, role: str, state: str, id_map: dict[str, str] | No
     return ParticipantInfo(user_id=pid or raw_id, role=role, state=state, agent_id=raw_id)
 
 
-def _conversation(result: _WireResult, raw: dict[str, Any], brand: bool) -> ConversationInfo:
+def _conversation(result: _WireResult, raw: dict[str, Any] | None, brand: bool) -> ConversationInfo:
     details = result.conversationDetails
     if details is None:
         raise NotificationError(f"conversation {result.convId} is missing conversationDetails")
