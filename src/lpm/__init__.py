@@ -1,5 +1,122 @@
-"""lp-messaging-sdk for Python: talk to LivePerson's messaging platform, or to its local emulator."""
+"""lp-messaging-sdk for Python: talk to LivePerson's messaging platform, or to its local emulator.
 
-__version__ = "0.1.0"
+::
 
-__all__ = ["__version__"]
+    import lpm
+
+    conn = lpm.create_connection(account_id="12345678", user_type=lpm.UserType.CONSUMER,
+                                 csds_domain="http://127.0.0.1:8443")
+    async with conn:
+        conversation = await conn.create_conversation(skill_id="11")
+        conversation.on("message", lambda message: print(message.body))
+        await conversation.send_message("hello")
+"""
+
+from lpm._version import __version__
+from lpm.client.auth.csds import CSDS, CSDSCache
+from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
+from lpm.client.brand import BrandWebsocketConnection
+from lpm.client.connection import Connection
+from lpm.client.consumer import ConsumerWebsocketConnection
+from lpm.client.conversation import Conversation
+from lpm.client.dialog import Dialog
+from lpm.client.factory import create_connection
+from lpm.client.message import Message
+from lpm.client.participant import Participant
+from lpm.client.routing import Ring, RoutingTaskSubscription
+from lpm.client.skill import Skill
+from lpm.client.subscriptions import CLEAR_CONVERSATION_TIMEOUT, ConversationSubscription
+from lpm.client.websocket import WAIT_FOR_READY_DURATION, WebsocketConnection
+from lpm.enums import (
+    OS,
+    AgentState,
+    AuthType,
+    ChannelType,
+    ConnectionState,
+    ConnectionType,
+    ContentType,
+    ConversationContextType,
+    ConversationState,
+    CsatStatus,
+    DeliveryStatus,
+    DeviceFamily,
+    DialogChangeType,
+    DialogCloseReason,
+    DialogState,
+    DialogType,
+    Features,
+    Integration,
+    MessageAudience,
+    ParticipantChangeType,
+    ParticipantChatState,
+    ParticipantRole,
+    ParticipantState,
+    RingState,
+    RoutingSubscriptionState,
+    SubscriptionState,
+    TTRType,
+    UserType,
+)
+from lpm.sde import (
+    CustomerAge,
+    PersonalContact,
+    create_customer_info_sde,
+    create_jwt_claims_set,
+    create_personal_info_sde,
+)
+
+__all__ = [
+    "CLEAR_CONVERSATION_TIMEOUT",
+    "CSDS",
+    "OS",
+    "WAIT_FOR_READY_DURATION",
+    "AgentState",
+    "AuthType",
+    "BrandWebsocketConnection",
+    "CSDSCache",
+    "ChannelType",
+    "Connection",
+    "ConnectionState",
+    "ConnectionType",
+    "ConsumerWebsocketConnection",
+    "ContentType",
+    "Conversation",
+    "ConversationContextType",
+    "ConversationState",
+    "ConversationSubscription",
+    "CsatStatus",
+    "CustomerAge",
+    "DeliveryStatus",
+    "DeviceFamily",
+    "Dialog",
+    "DialogChangeType",
+    "DialogCloseReason",
+    "DialogState",
+    "DialogType",
+    "Features",
+    "Integration",
+    "Message",
+    "MessageAudience",
+    "Participant",
+    "ParticipantChangeType",
+    "ParticipantChatState",
+    "ParticipantRole",
+    "ParticipantState",
+    "PersonalContact",
+    "Ring",
+    "RingState",
+    "RoutingSubscriptionState",
+    "RoutingTaskSubscription",
+    "Skill",
+    "StaticTokenMaintainer",
+    "SubscriptionState",
+    "TTRType",
+    "TokenMaintainer",
+    "UserType",
+    "WebsocketConnection",
+    "__version__",
+    "create_connection",
+    "create_customer_info_sde",
+    "create_jwt_claims_set",
+    "create_personal_info_sde",
+]

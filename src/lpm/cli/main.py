@@ -12,7 +12,7 @@ import logging
 
 import click
 
-from lpm import __version__
+from lpm._version import __version__
 from lpm.cli import demo_cmd, emulator_cmd
 
 

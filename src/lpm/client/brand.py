@@ -1,0 +1,192 @@
+"""Brand (agent, bot, manager) connection over the UMS WebSocket API v2.1.
+
+The agentVep bearer travels in the socket URL (as LivePerson's own clients send it); a
+:class:`~lpm.client.auth.tokens.TokenMaintainer` logs in, refreshes the session every 4 minutes and
+regenerates the token on a 401 at the upgrade and on 4401/4407 closes.  After every (re)connect the
+session is restored before queued requests run: conversation subscriptions are recreated with their
+original queries (their snapshots reconcile the cached conversations), routing-task subscriptions
+are recreated and the last agent state set with :meth:`set_agent_state` is sent again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
+from lpm.client.options import ConnectionOptions
+from lpm.client.tracking import tracking_query
+from lpm.client.websocket import WebsocketConnection
+from lpm.errors import ConfigurationError, LpmError
+from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
+from lpm.protocol.types import Dialect, Req
+
+AGENT_STATES = ("ONLINE", "OCCUPIED", "AWAY", "BACK_SOON", "OFFLINE")
+
+
+class BrandWebsocketConnection(WebsocketConnection):
+    """A brand user's WebSocket connection (``user_type=UserType.BRAND``)."""
+
+    dialect = Dialect.BRAND_V2
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        super().__init__(options)
+        self.token_maintainer: Any = options.token_maintainer or self._make_maintainer(options)
+        #: The last state set with :meth:`set_agent_state` (replayed after every reconnect).
+        self.agent_state: str | None = None
+        self._agent_state_description: str | None = None
+        self._token: str | None = None
+
+    def _make_maintainer(self, options: ConnectionOptions) -> Any:
+        if options.token:
+            # A caller-supplied bearer: nothing can regenerate it.
+            user_id = options.agent_id.rsplit(".", 1)[-1] if options.agent_id else None
+            return StaticTokenMaintainer(account_id=options.account_id, token=options.token, user_id=user_id)
+        if options.auth_agent_session_data is None and options.auth_data is None:
+            raise ConfigurationError("a brand connection needs auth_data, auth_agent_session_data or token")
+        if options.auth_agent_session_data is not None and options.auth_data is not None:
+            raise ConfigurationError("auth_data and auth_agent_session_data are mutually exclusive")
+        return TokenMaintainer(
+            account_id=options.account_id,
+            auth_data=options.auth_data,
+            auth_session_info=options.auth_agent_session_data,
+            http=self.http,
+            domains=options.domains,
+            refresh_interval=options.token_refresh_interval,
+            retry_schedule=options.schedule(),
+        )
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent's old-style id ``{account}.{userId}``."""
+        value = getattr(self.token_maintainer, "agent_id", None)
+        return str(value) if value else None
+
+    @property
+    def user_id(self) -> str | None:
+        """The agent's PID (login ``config.userPid``)."""
+        value = getattr(self.token_maintainer, "user_pid", None)
+        return str(value) if value else None
+
+    async def get_token(self) -> str:
+        """The current bearer (waits while a regeneration is in progress)."""
+        token: str = await self.token_maintainer.get_token()
+        return token
+
+    async def _prepare_identity(self) -> None:
+        await self.token_maintainer.start()
+        self._token = await self.token_maintainer.get_token()
+
+    async def _socket_target(self) -> tuple[str, dict[str, str]]:
+        host = await self.lookup_service("facadeMsg")
+        token = quote(self._token or "", safe="")
+        query = tracking_query(self.options.app_id, self.options.app_version)
+        url = (
+            f"{self.http.ws_url(host)}/ws_api/account/{self.account_id}/messaging/brand/{token}?v=2.1&{query}"
+        )
+        return url, {}
+
+    async def _verify(self) -> None:
+        await self.request(Req.GET_USER_PROFILE, {"userId": self.user_id} if self.user_id else {})
+
+    async def _on_upgrade_unauthorized(self) -> None:
+        await self._invalidate("Websocket-open")
+
+    async def _on_auth_close(self, code: int) -> bool:
+        return await self._invalidate("Websocket-close")
+
+    async def _invalidate(self, source: str) -> bool:
+        try:
+            await self.token_maintainer.on_token_invalid(source)
+        except LpmError as exc:
+            self.report_error(exc)
+            return False
+        return True
+
+    async def _restore(self, first: bool) -> None:
+        await self._restore_subscriptions(first)
+        if self.agent_state is not None:
+            await self._send_agent_state(self.agent_state, self._agent_state_description)
+
+    async def _shutdown_extras(self) -> None:
+        await self.token_maintainer.stop()
+
+    # ---------------------------------------------------------------- agent state and routing
+
+    async def set_agent_state(
+        self, agent_state: str, *, agent_id: str | None = None, description: str | None = None
+    ) -> None:
+        """``SetAgentState`` (ONLINE, OCCUPIED, AWAY, BACK_SOON, OFFLINE); remembered and re-sent
+        after every reconnect.  Rings arrive only while ONLINE (OCCUPIED: transfers only)."""
+        state = str(agent_state)
+        if state not in AGENT_STATES:
+            raise ConfigurationError(f"agent_state must be one of {', '.join(AGENT_STATES)}, got {state!r}")
+        if agent_id is not None and agent_id != self.agent_id:
+            await self.request(
+                Req.SET_AGENT_STATE,
+                {"availability": state, "agentUserId": agent_id, "channels": ["MESSAGING"]}
+                | ({"description": description} if description else {}),
+            )
+            return
+        self.agent_state = state
+        self._agent_state_description = description
+        await self._send_agent_state(state, description)
+
+    async def _send_agent_state(self, state: str, description: str | None) -> None:
+        body: dict[str, Any] = {"availability": state, "channels": ["MESSAGING"]}
+        if self.agent_id:
+            body["agentUserId"] = self.agent_id
+        if description:
+            body["description"] = description
+        await self.request(Req.SET_AGENT_STATE, body)
+
+    async def create_routing_task_subscription(self, query: dict[str, Any] | None = None) -> Any:
+        """Subscribe to this agent's rings; ``ring`` events then fire on it and the connection."""
+        from lpm.client.routing import RoutingTaskSubscription
+
+        subscription = RoutingTaskSubscription(self, query or {})
+        await subscription.init()
+        return subscription
+
+    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
+        body = {"channelType": "MESSAGING", "brandId": self.account_id}
+        if self.agent_id:
+            body["agentId"] = self.agent_id
+        body.update(query)
+        result = await self.request(Req.SUBSCRIBE_ROUTING_TASKS, body)
+        return str(result["subscriptionId"])
+
+    async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
+        """UMS has no request to end a routing-task subscription: stop routing its notifications
+        (the server's subscription ends with the socket)."""
+        self._routing_subs.pop(subscription_id, None)
+        self._retired_subscriptions.add(subscription_id)
+
+    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        await self.request(Req.UPDATE_RING_STATE, {"ringId": ring_id, "ringState": ring_state})
+
+    # ---------------------------------------------------------------- messages
+
+    async def query_messages(
+        self,
+        conversation_id: str,
+        dialog_id: str,
+        *,
+        max_quantity: int | None = None,
+        newer_than: int | None = None,
+        older_than: int | None = None,
+    ) -> list[MessagingEventInfo]:
+        body: dict[str, Any] = {"dialogId": dialog_id, "conversationId": conversation_id}
+        if max_quantity is not None:
+            body["maxQuantity"] = max_quantity
+        if newer_than is not None:
+            body["newerThanSequence"] = newer_than
+        if older_than is not None:
+            body["olderThanSequence"] = older_than
+        result = await self.request(Req.QUERY_MESSAGES, body)
+        return decode_messaging_events(result if isinstance(result, list) else [], brand=True)
+
+    async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
+        """Brands receive live events of their conversations without subscribing: nothing to do."""

@@ -1,0 +1,305 @@
+"""The connection's conversation cache: one :class:`Conversation` object per conversation id.
+
+* Conversations are found by id and by any of their dialog ids (messaging events name a dialog).
+* Every feed (subscription) holding a conversation adds a reference (:meth:`adopt`); when the
+  last reference is released the conversation stays cached ``cache_duration`` seconds (a late
+  event still finds it), then leaves the cache.  A new reference cancels the expiry.  The expiry
+  timers are ``asyncio`` handles owned here and cancelled by :meth:`close`.
+* Conversations created by this consumer (:meth:`create_local`) are cached without a reference
+  until a subscription adopts them; conversations loaded from JSON (:meth:`load_conversation`)
+  hold one manual reference until :meth:`Conversation.unload`.
+* Messaging events are routed here (:meth:`handle_messaging_events`) by conversation id, else by
+  dialog id.  An accept status or chat state for an unknown conversation is ignored; a message
+  for one is reported on the connection's ``"error"`` event (usually the 1000-conversation
+  snapshot limit, see limit break).
+* Consumer connections: after a reconnect :meth:`resubscribe_messaging` re-issues the messaging
+  subscription of every open dialog from the first sequence it has not seen contiguously, and
+  the dialogs' seen-sequence sets drop the replayed events: no message is lost or delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from lpm.client.conversation import Conversation
+from lpm.client.skill import Skill
+from lpm.enums import DialogState
+from lpm.errors import InvalidStateError, LpmError, ProtocolError
+
+if TYPE_CHECKING:
+    from lpm.client.actions import ConnectionActions
+    from lpm.client.dialog import Dialog
+    from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
+
+__all__ = ["DEFAULT_CACHE_DURATION", "ConversationCache"]
+
+log = logging.getLogger("lpm.client.cache")
+
+#: Seconds an unreferenced conversation stays cached (the Node SDK's 10 minutes).
+DEFAULT_CACHE_DURATION = 600.0
+#: Event types that are harmless to drop for conversations this connection does not know.
+_IGNORABLE_FOR_UNKNOWN = frozenset({"AcceptStatusEvent", "ChatStateEvent"})
+
+
+class ConversationCache:
+    """Conversations of one connection, with reference counting and timed expiry."""
+
+    __slots__ = (
+        "_conversations",
+        "_dialog_index",
+        "_loaded",
+        "_refs",
+        "_skills",
+        "_timers",
+        "actions",
+        "cache_duration",
+        "get_all_messages",
+    )
+
+    def __init__(
+        self,
+        actions: ConnectionActions,
+        *,
+        cache_duration: float = DEFAULT_CACHE_DURATION,
+        get_all_messages: bool = False,
+    ) -> None:
+        #: The connection, through the object model's interface.
+        self.actions = actions
+        #: Seconds an unreferenced conversation stays cached (0: leaves at once).
+        self.cache_duration = cache_duration
+        #: Brand: load a new conversation's whole open-dialog history before announcing it.
+        self.get_all_messages = get_all_messages
+        self._conversations: dict[str, Conversation] = {}
+        self._dialog_index: dict[str, Conversation] = {}
+        self._refs: dict[str, int] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._loaded: set[str] = set()
+        self._skills: dict[str, Skill] = {}
+
+    # ---------------------------------------------------------------- lookup
+
+    def get(self, conversation_id: str | None) -> Conversation | None:
+        """The cached conversation with this id."""
+        return self._conversations.get(conversation_id) if conversation_id else None
+
+    def find_by_dialog(self, dialog_id: str) -> Conversation | None:
+        """The cached conversation owning this dialog id."""
+        return self._dialog_index.get(dialog_id)
+
+    def all(self) -> list[Conversation]:
+        """Every cached conversation."""
+        return list(self._conversations.values())
+
+    def __len__(self) -> int:
+        return len(self._conversations)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._conversations
+
+    def __iter__(self) -> Iterator[Conversation]:
+        return iter(list(self._conversations.values()))
+
+    def skill(self, skill_id: str) -> Skill:
+        """The :class:`Skill` object of this id (one per id per connection)."""
+        skill = self._skills.get(skill_id)
+        if skill is None:
+            skill = self._skills[skill_id] = Skill(skill_id)
+        return skill
+
+    def ref_count(self, conversation: Conversation) -> int:
+        """How many feeds (and manual loads) hold the conversation."""
+        return self._refs.get(conversation.conversation_id, 0)
+
+    # ---------------------------------------------------------------- membership
+
+    def create_local(
+        self,
+        conversation_id: str,
+        *,
+        skill_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        campaign_info: dict[str, Any] | None = None,
+    ) -> Conversation:
+        """The conversation a consumer just created (or the cached one, if its first
+        notification already arrived); cached without a reference."""
+        existing = self._conversations.get(conversation_id)
+        if existing is not None:
+            return existing
+        conversation = Conversation(
+            self, conversation_id, skill_id=skill_id, context=context, campaign_info=campaign_info
+        )
+        self.add(conversation)
+        return conversation
+
+    def from_info(self, info: ConversationInfo) -> Conversation:
+        """Build a conversation from its first state notification and cache it."""
+        conversation = Conversation(self, info.conversation_id)
+        self.add(conversation)
+        conversation.apply(info)
+        return conversation
+
+    def add(self, conversation: Conversation) -> None:
+        """Cache a conversation (without a reference)."""
+        self._conversations[conversation.conversation_id] = conversation
+        for dialog in conversation.dialogs:
+            self._dialog_index[dialog.dialog_id] = conversation
+
+    def _index_dialog(self, dialog_id: str, conversation: Conversation) -> None:
+        # Objects not (yet) in the cache must not take over another object's dialog ids.
+        if self._conversations.get(conversation.conversation_id) is conversation:
+            self._dialog_index[dialog_id] = conversation
+
+    def adopt(self, conversation: Conversation) -> None:
+        """Add a reference (caching the conversation if needed) and cancel a pending expiry."""
+        cid = conversation.conversation_id
+        if self._conversations.get(cid) is not conversation:
+            self.add(conversation)
+        self._refs[cid] = self._refs.get(cid, 0) + 1
+        timer = self._timers.pop(cid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def release(self, conversation: Conversation) -> None:
+        """Drop a reference; the last one starts the ``cache_duration`` expiry."""
+        cid = conversation.conversation_id
+        count = max(self._refs.get(cid, 0) - 1, 0)
+        self._refs[cid] = count
+        if count or cid not in self._conversations:
+            return
+        if self.cache_duration <= 0:
+            self.remove(conversation)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (synchronous use): nothing could fire the timer later
+            self.remove(conversation)
+            return
+        old = self._timers.pop(cid, None)
+        if old is not None:
+            old.cancel()
+        self._timers[cid] = loop.call_later(self.cache_duration, self._expire, cid)
+
+    def _expire(self, conversation_id: str) -> None:
+        self._timers.pop(conversation_id, None)
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None and not self._refs.get(conversation_id):
+            self.remove(conversation)
+
+    def remove(self, conversation: Conversation) -> None:
+        """Forget a conversation now, whatever its references."""
+        cid = conversation.conversation_id
+        if self._conversations.get(cid) is not conversation:
+            return
+        del self._conversations[cid]
+        for dialog in conversation.dialogs:
+            if self._dialog_index.get(dialog.dialog_id) is conversation:
+                del self._dialog_index[dialog.dialog_id]
+        self._refs.pop(cid, None)
+        self._loaded.discard(cid)
+        timer = self._timers.pop(cid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Cancel every expiry timer (the connection is closing)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    # ---------------------------------------------------------------- stateless bots
+
+    def load_conversation(self, text: str) -> Conversation:
+        """Rebuild a conversation from :meth:`Conversation.serialize` output and cache it with a
+        manual reference (released by :meth:`Conversation.unload`).  If the conversation is
+        already cached, the cached object is returned (and referenced once more)."""
+        loaded = Conversation.deserialize(self, text)
+        existing = self._conversations.get(loaded.conversation_id)
+        conversation = existing if existing is not None else loaded
+        if conversation.conversation_id not in self._loaded:
+            self._loaded.add(conversation.conversation_id)
+            self.adopt(conversation)
+        return conversation
+
+    def unload(self, conversation: Conversation) -> None:
+        """Release the manual reference of a loaded conversation; it leaves the cache at once
+        unless a subscription still holds it."""
+        cid = conversation.conversation_id
+        if cid not in self._loaded or self._conversations.get(cid) is not conversation:
+            raise InvalidStateError(f"conversation {cid} was not loaded with load_conversation")
+        self._loaded.discard(cid)
+        count = max(self._refs.get(cid, 0) - 1, 0)
+        self._refs[cid] = count
+        if not count:
+            self.remove(conversation)
+
+    # ---------------------------------------------------------------- messaging
+
+    def handle_messaging_events(self, events: list[MessagingEventInfo]) -> None:
+        """Route decoded messaging events to their conversations (in order)."""
+        for event in events:
+            conversation = self.get(event.conversation_id) or self.find_by_dialog(event.dialog_id)
+            if conversation is None:
+                if event.event_type not in _IGNORABLE_FOR_UNKNOWN:
+                    self.actions.report_error(
+                        ProtocolError(
+                            f"{event.event_type} received for conversation not in cache, "
+                            f"conversationId: {event.conversation_id}, dialogId: {event.dialog_id}, "
+                            f"accountId: {self.actions.account_id}"
+                        )
+                    )
+                continue
+            try:
+                conversation.apply_event(event)
+            except Exception as exc:  # one bad event must not stop the others
+                self.actions.report_error(exc)
+
+    def _reserve_messaging(self, conversation: Conversation) -> list[Dialog]:
+        """Consumer: the open dialogs that still need a messaging subscription, marked as
+        subscribed so a later notification does not subscribe them twice."""
+        if self.actions.is_brand:
+            return []
+        dialogs = [d for d in conversation.dialogs if d.state == DialogState.OPEN and not d._ms_subscribed]
+        for dialog in dialogs:
+            dialog._ms_subscribed = True
+        return dialogs
+
+    async def _subscribe_dialogs(self, dialogs: list[Dialog]) -> None:
+        for dialog in dialogs:
+            try:
+                await dialog.subscribe_messaging_events()
+            except LpmError as exc:
+                self.actions.report_error(exc)
+
+    def _needs_history(self, conversation: Conversation) -> bool:
+        return self.get_all_messages and self.actions.is_brand and conversation.open_dialog is not None
+
+    async def _load_history(self, conversation: Conversation) -> None:
+        dialog = conversation.open_dialog
+        if dialog is None:
+            return
+        try:
+            await dialog.get_all_publish_events()
+        except LpmError as exc:
+            self.actions.report_error(exc)
+
+    async def resubscribe_messaging(self) -> None:
+        """Consumer, after a reconnect: re-issue ``SubscribeMessagingEvents`` for every cached
+        open dialog from ``last_contiguous_sequence + 1``.  Every dialog is attempted; the first
+        failure is raised at the end (the connection retries the whole restore)."""
+        if self.actions.is_brand:
+            return
+        first_error: LpmError | None = None
+        for conversation in list(self._conversations.values()):
+            for dialog in conversation.dialogs:
+                if dialog.state != DialogState.OPEN:
+                    continue
+                try:
+                    await dialog.subscribe_messaging_events()
+                except LpmError as exc:
+                    log.debug("resubscribing dialog %s failed: %s", dialog.dialog_id, exc)
+                    first_error = first_error or exc
+        if first_error is not None:
+            raise first_error

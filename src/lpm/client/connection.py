@@ -1,0 +1,111 @@
+"""The connection base class: options, the state machine, events and the conversation cache.
+
+Every state change goes through :meth:`Connection._set_state`, which checks it against
+:data:`TRANSITIONS` — the one table of legal moves (reference §3.1)::
+
+    INITIAL --open()--> CONNECTING --ok--> CONNECTED
+    CONNECTING --error--> FAILED_TO_CONNECT --retry--> CONNECTING
+    CONNECTED --socket lost--> DISCONNECTED --retry--> CONNECTING
+    CONNECTED --close()--> CLOSING --> CLOSED
+    CONNECTING | DISCONNECTED | FAILED_TO_CONNECT --close()--> CLOSED
+    NULL (NullConnection) never changes
+
+Connections are async context managers: ``async with lpm.create_connection(...) as conn:``
+opens on entry and closes on exit.  ``close()`` on a closed connection is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from types import TracebackType
+
+from lpm.client.events import EventEmitter
+from lpm.client.options import ConnectionOptions
+from lpm.errors import InvalidStateError
+
+log = logging.getLogger("lpm.client.connection")
+
+INITIAL = "initial"
+CONNECTING = "connecting"
+CONNECTED = "connected"
+FAILED_TO_CONNECT = "failed_to_connect"
+DISCONNECTED = "disconnected"
+CLOSING = "closing"
+CLOSED = "closed"
+NULL = "null"
+
+#: Legal state moves; anything else is a bug and raises InvalidStateError.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    INITIAL: frozenset({CONNECTING, CLOSED}),
+    CONNECTING: frozenset({CONNECTED, FAILED_TO_CONNECT, CLOSED}),
+    CONNECTED: frozenset({DISCONNECTED, CLOSING}),
+    FAILED_TO_CONNECT: frozenset({CONNECTING, CLOSED}),
+    DISCONNECTED: frozenset({CONNECTING, CLOSED}),
+    CLOSING: frozenset({CLOSED}),
+    CLOSED: frozenset(),
+    NULL: frozenset(),
+}
+
+
+class Connection(EventEmitter):
+    """Base of every connection type (WebSocket, REST, Send API, NULL)."""
+
+    def __init__(self, options: ConnectionOptions, *, initial_state: str = INITIAL) -> None:
+        super().__init__()
+        self.options = options
+        self.account_id = options.account_id
+        self.connection_id = str(uuid.uuid4())
+        self._state = initial_state
+        self._error_sink = self.report_error
+        # Imported lazily: the object model imports the connection's interface, not the reverse.
+        from lpm.client.cache import ConversationCache
+
+        self.conversations = ConversationCache(
+            self,  # type: ignore[arg-type]  # subclasses implement ConnectionActions
+            cache_duration=options.conversations_cache_duration,
+            get_all_messages=options.get_all_messages,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.account_id} {self._state}>"
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def state(self) -> str:
+        """The :class:`lpm.ConnectionState` value."""
+        return self._state
+
+    def _set_state(self, new: str) -> None:
+        if new == self._state:
+            return
+        if new not in TRANSITIONS[self._state]:
+            raise InvalidStateError(f"connection cannot go from {self._state} to {new}")
+        log.debug("%s: %s -> %s", self.connection_id, self._state, new)
+        self._state = new
+        self.emit("state", new)
+
+    # ---------------------------------------------------------------- errors and events
+
+    def report_error(self, error: BaseException) -> None:
+        """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
+        if not self.emit("error", error):
+            log.warning("unhandled connection error: %s", error)
+
+    # ---------------------------------------------------------------- lifecycle (subclasses)
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Connection:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,297 @@
+"""Consumer connection over the UMS WebSocket API v3.
+
+Identity (``connection.auth_type``):
+
+* ``token`` given: the caller's JWT is used as is (``CONSUMER_UNDETERMINED``); if the server refuses
+  it (401 at the upgrade, 4401/4407 close) the SDK reports a :class:`~lpm.errors.TokenExpiredError`
+  on ``"error"`` and stops: it never swaps in another identity silently;
+* ``auth_data={"use_mock_auth": True, "customer_name": ...}``: mock authentication (test accounts);
+* ``auth_connector_id`` with ``id_token`` (a brand-signed JWT) or ``jwt_claims_set`` +
+  ``jwt_signing_key``: an authenticated consumer (re-signed with fresh ``iat``/``exp`` when the
+  token must be renewed, so the consumer keeps its identity);
+* ``unauth_connector_id``: anonymous authorize + connector authenticate (the anonymous token is
+  refreshed, not replaced, so the consumer keeps its identity and conversations);
+* otherwise: the legacy IdP ``signup`` (anonymous).
+
+The JWT is sent in ``InitConnection`` (not in the URL).  After every (re)connect the session is
+restored before queued requests run: the user profile is read (``user_id``), conversation
+subscriptions are recreated and every open dialog's messaging subscription is re-issued from the
+last sequence the dialog has seen, so no message is lost or delivered twice.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from lpm.client.auth import idp
+from lpm.client.options import ConnectionOptions
+from lpm.client.tracking import tracking_query
+from lpm.client.websocket import WebsocketConnection
+from lpm.enums import AuthType
+from lpm.errors import ConfigurationError, InvalidStateError, TokenExpiredError, UnexpectedResponseError
+from lpm.protocol.notifications import MessagingEventInfo
+from lpm.protocol.types import HEADER_CLIENT_PROPERTIES, HEADER_CONSUMER_AUTH, Dialect, Req
+
+ANONYMOUS = AuthType.CONSUMER_ANONYMOUS
+UNAUTHENTICATED = AuthType.CONSUMER_UNAUTHENTICATED
+AUTHENTICATED = AuthType.CONSUMER_AUTHENTICATED
+UNDETERMINED = AuthType.CONSUMER_UNDETERMINED
+MOCK_AUTHENTICATED = AuthType.CONSUMER_MOCK_AUTHENTICATED
+NONE = AuthType.NONE
+
+#: Lifetime given to claims signed by the SDK when the caller's claims set has no ``exp``.
+SIGNED_CLAIMS_TTL = 3600
+
+
+class ConsumerWebsocketConnection(WebsocketConnection):
+    """A consumer's WebSocket connection (``user_type=UserType.CONSUMER``)."""
+
+    dialect = Dialect.CONSUMER_V3
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        super().__init__(options)
+        auth = options.auth_data or {}
+        self._mock = bool(auth.get("use_mock_auth") or auth.get("useMockAuth"))
+        self._customer_name = auth.get("customer_name") or auth.get("customerName")
+        if self._mock and not self._customer_name:
+            raise ConfigurationError("mock authentication needs auth_data['customer_name']")
+        if options.auth_connector_id and not (options.id_token or options.jwt_claims_set):
+            raise ConfigurationError(
+                "auth_connector_id needs id_token or jwt_claims_set (with jwt_signing_key)"
+            )
+        if options.jwt_claims_set and not options.jwt_signing_key and not options.id_token:
+            raise ConfigurationError("jwt_claims_set needs jwt_signing_key to be signed")
+        self.token: str | None = options.token
+        self._callers_token = options.token is not None
+        self.auth_type: AuthType = UNDETERMINED if self._callers_token else NONE
+        self._anonymous_token: str | None = None
+        self._id_token: str | None = options.id_token
+        self.client_properties: dict[str, Any] = dict(options.client_properties or {})
+        #: The raw GetUserProfile body read after each connect.
+        self.user_profile: Any = None
+        self._user_id: str | None = None
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def user_id(self) -> str | None:
+        """The consumer id (the JWT ``sub``)."""
+        return self._user_id
+
+    async def get_token(self) -> str | None:
+        """The current consumer JWT (None before the first connect)."""
+        return self.token
+
+    async def _idp_host(self) -> str:
+        return await self.lookup_service("idp")
+
+    async def _obtain_token(self) -> None:
+        host = await self._idp_host()
+        opts = self.options
+        if self._mock:
+            self.token = await idp.mock_authenticate(
+                self.http, host, self.account_id, str(self._customer_name)
+            )
+            self.auth_type = MOCK_AUTHENTICATED
+        elif opts.auth_connector_id:
+            id_token = self._signed_id_token()
+            self.token = await idp.authenticate_with_id_token(
+                self.http, host, self.account_id, opts.auth_connector_id, id_token
+            )
+            self.auth_type = AUTHENTICATED
+        elif opts.unauth_connector_id:
+            if self._anonymous_token is None:
+                self._anonymous_token = await idp.anonymous_authorize(self.http, host, self.account_id)
+            else:
+                self._anonymous_token = await idp.refresh_anonymous(
+                    self.http, host, self.account_id, self._anonymous_token
+                )
+            self.token = await idp.authenticate_unauthenticated(
+                self.http, host, self.account_id, opts.unauth_connector_id, self._anonymous_token
+            )
+            self.auth_type = UNAUTHENTICATED
+        else:
+            self.token = await idp.signup(self.http, host, self.account_id)
+            self.auth_type = ANONYMOUS
+
+    def _signed_id_token(self, claims: dict[str, Any] | None = None, key: str | Path | None = None) -> str:
+        opts = self.options
+        claims = claims if claims is not None else opts.jwt_claims_set
+        if claims is None:
+            if self._id_token is None:
+                raise ConfigurationError("no id_token or jwt_claims_set to authenticate with")
+            return self._id_token
+        now = int(time.time())
+        fresh = dict(claims)
+        # Re-signing with a fresh iat/exp keeps the same identity (same iss + sub) while renewing.
+        lifetime = (
+            int(fresh["exp"]) - int(fresh["iat"]) if "exp" in fresh and "iat" in fresh else SIGNED_CLAIMS_TTL
+        )
+        fresh["iat"] = now
+        fresh["exp"] = now + max(60, lifetime)
+        signing_key = key if key is not None else opts.jwt_signing_key
+        if signing_key is None:
+            raise ConfigurationError("jwt_signing_key is required to sign jwt_claims_set")
+        return idp.sign_jwt_claims(fresh, signing_key, opts.jwt_algorithm)
+
+    async def _prepare_identity(self) -> None:
+        if self.token is None:
+            if self._callers_token:
+                raise TokenExpiredError("the consumer token given to the connection was refused")
+            start = time.time()
+            self.emit("getConsumerToken#request", {"start": start})
+            await self._obtain_token()
+            self.emit("getConsumerToken#response", {"start": start, "end": time.time()})
+
+    async def _socket_target(self) -> tuple[str, dict[str, str]]:
+        host = await self.lookup_service("asyncMessagingEnt")
+        app_id = self.options.app_id or self.client_properties.get("appId")
+        app_version = self.options.app_version or self.client_properties.get("appVersion")
+        query = tracking_query(app_id, app_version)
+        return f"{self.http.ws_url(host)}/ws_api/account/{self.account_id}/messaging/consumer?v=3&{query}", {}
+
+    async def _verify(self) -> None:
+        headers: list[dict[str, Any]] = [
+            {"type": HEADER_CLIENT_PROPERTIES, **self.client_properties},
+            {"type": HEADER_CONSUMER_AUTH, "jwt": self.token},
+        ]
+        await self.request(Req.INIT_CONNECTION, {}, headers=headers)
+
+    async def _on_upgrade_unauthorized(self) -> None:
+        self._token_refused()
+
+    async def _on_auth_close(self, code: int) -> bool:
+        return self._token_refused()
+
+    def _token_refused(self) -> bool:
+        if self._callers_token:
+            self.report_error(
+                TokenExpiredError("the consumer token given to the connection was refused or expired")
+            )
+            return False
+        self.token = None  # obtained again (same identity where the flow allows) on the next attempt
+        return True
+
+    async def _continue_after_auth_failure(self) -> bool:
+        return not self._callers_token
+
+    async def _restore(self, first: bool) -> None:
+        self.user_profile = await self.request(Req.GET_USER_PROFILE, {})
+        if isinstance(self.user_profile, dict) and self.user_profile.get("userId"):
+            self._user_id = str(self.user_profile["userId"])
+        else:
+            self._user_id = idp.decode_consumer_id(self.token or "")
+        await self._restore_subscriptions(first)
+        if not first:
+            await self.conversations.resubscribe_messaging()
+
+    # ---------------------------------------------------------------- consumer actions
+
+    async def create_conversation(
+        self,
+        skill_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        campaign_info: dict[str, Any] | None = None,
+        *,
+        ttr_def_name: str = "NORMAL",
+    ) -> Any:
+        """Open a conversation (one open conversation per consumer per brand) and subscribe to
+        its messages; returns the :class:`~lpm.client.conversation.Conversation`."""
+        conversation_context = dict(context or {})
+        conversation_context.setdefault("type", "CustomContext")
+        if conversation_context["type"] == "CustomContext":
+            conversation_context.setdefault("name", "lpm-python-sdk")
+        if self.client_properties:
+            conversation_context["clientProperties"] = {"type": ".ClientProperties", **self.client_properties}
+        body: dict[str, Any] = {
+            "ttrDefName": ttr_def_name,
+            "channelType": "MESSAGING",
+            "skillId": str(skill_id) if skill_id is not None else "-1",
+            "brandId": self.account_id,
+            "conversationContext": conversation_context,
+        }
+        if campaign_info:
+            body["campaignInfo"] = campaign_info
+        result = await self.request(Req.CONSUMER_REQUEST_CONVERSATION, body)
+        if not isinstance(result, dict) or "conversationId" not in result:
+            raise UnexpectedResponseError(200, "cm.ConsumerRequestConversation", result)
+        conversation = self.conversations.create_local(str(result["conversationId"]))
+        await conversation.subscribe_messaging()
+        return conversation
+
+    async def set_user_profile(self, **profile: Any) -> None:
+        """``userprofile.SetUserProfile`` (``first_name``, ``last_name``, ``nick_name``, or wire names)."""
+        names = {"first_name": "firstName", "last_name": "lastName", "nick_name": "nickName"}
+        body = {names.get(k, k): v for k, v in profile.items()}
+        result = await self.request(Req.SET_USER_PROFILE, body)
+        if result != "OK User Profile set successfully":
+            raise UnexpectedResponseError(200, "userprofile.SetUserProfile", result)
+
+    async def get_user_profile(self, user_id: str | None = None) -> Any:
+        """The raw profile of ``user_id`` (default: this consumer)."""
+        return await self.request(Req.GET_USER_PROFILE, {"userId": user_id} if user_id else {})
+
+    async def step_up(
+        self,
+        auth_connector_id: str,
+        *,
+        id_token: str | None = None,
+        jwt_claims_set: dict[str, Any] | None = None,
+        jwt_signing_key: str | Path | None = None,
+        customer_name: str | None = None,
+    ) -> str:
+        """Turn this unauthenticated consumer into an authenticated one.
+
+        The IdP issues the authenticated identity, which takes over this consumer's open
+        conversation; the connection then reconnects with the new token (subscriptions and
+        messaging subscriptions are restored as after any reconnect).  Returns the new consumer id.
+        """
+        if self.token is None:
+            raise InvalidStateError("step_up needs a connected consumer")
+        host = await self._idp_host()
+        if customer_name is not None:
+            token = await idp.mock_step_up(
+                self.http, host, self.account_id, auth_connector_id, self.token, customer_name
+            )
+            auth_type = MOCK_AUTHENTICATED
+        else:
+            if id_token is None:
+                if jwt_claims_set is None or jwt_signing_key is None:
+                    raise ConfigurationError("step_up needs id_token, or jwt_claims_set with jwt_signing_key")
+                id_token = self._signed_id_token(jwt_claims_set, jwt_signing_key)
+            token = await idp.authenticate_with_id_token(
+                self.http, host, self.account_id, auth_connector_id, id_token, lp_jwt=self.token
+            )
+            auth_type = AUTHENTICATED
+            self._id_token = id_token
+        self.token = token
+        self.auth_type = auth_type
+        self._callers_token = False
+        # The server has moved the conversation; reconnect so the socket speaks for the new identity.
+        await self.reconnect()
+        return str(self.user_id)
+
+    async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
+        await self.request(
+            Req.SUBSCRIBE_MESSAGING_EVENTS,
+            {"conversationId": conversation_id, "dialogId": dialog_id, "fromSeq": from_seq},
+        )
+
+    async def query_messages(
+        self,
+        conversation_id: str,
+        dialog_id: str,
+        *,
+        max_quantity: int | None = None,
+        newer_than: int | None = None,
+        older_than: int | None = None,
+    ) -> list[MessagingEventInfo]:
+        raise InvalidStateError("query_messages is only supported for brand connections")
+
+    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
+        raise InvalidStateError("routing tasks are only available to brand connections")
+
+    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        raise InvalidStateError("rings are only available to brand connections")

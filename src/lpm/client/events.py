@@ -1,0 +1,191 @@
+"""A small asyncio-friendly event emitter shared by every object of the SDK.
+
+``obj.on(name, handler)`` registers a sync or async handler (also usable as a decorator);
+``obj.once``, ``obj.off``; ``await obj.wait_for(name, check=None, timeout=None)`` returns the next
+matching event; ``async for args in obj.events(name)`` iterates over events.  Handlers are called
+with the event's positional arguments.  A handler that raises (or an async handler whose task
+fails) never disturbs the emitter: the exception goes to the emitter's error sink, which the
+connection wires to its ``"error"`` event.  Async handlers run as tasks the emitter owns and
+cancels on :meth:`EventEmitter.close_events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger("lpm.client.events")
+
+Handler = Callable[..., Any]
+H = TypeVar("H", bound=Handler)
+
+
+def _payload(args: tuple[Any, ...]) -> Any:
+    """What ``wait_for`` returns: nothing, the single argument, or the tuple."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else args
+
+
+class EventEmitter:
+    """Mixin: named events with sync/async handlers, waiters and async iteration."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[tuple[Handler, bool]]] = {}
+        self._handler_tasks: set[asyncio.Future[Any]] = set()
+        #: Receives exceptions raised by handlers (the connection emits them as "error").
+        self._error_sink: Callable[[BaseException], None] | None = None
+
+    # ---------------------------------------------------------------- registration
+
+    def on(self, name: str, handler: H | None = None) -> Any:
+        """Register ``handler`` for ``name``; without a handler, return a decorator."""
+        if handler is None:
+
+            def decorator(fn: H) -> H:
+                self.on(name, fn)
+                return fn
+
+            return decorator
+        self._handlers.setdefault(name, []).append((handler, False))
+        return handler
+
+    def once(self, name: str, handler: H | None = None) -> Any:
+        """Like :meth:`on`, but the handler runs at most once."""
+        if handler is None:
+
+            def decorator(fn: H) -> H:
+                self.once(name, fn)
+                return fn
+
+            return decorator
+        self._handlers.setdefault(name, []).append((handler, True))
+        return handler
+
+    def off(self, name: str, handler: Handler | None = None) -> None:
+        """Remove ``handler`` (or every handler) of ``name``."""
+        if handler is None:
+            self._handlers.pop(name, None)
+            return
+        entries = self._handlers.get(name)
+        if entries:
+            entries[:] = [e for e in entries if e[0] is not handler]
+            if not entries:
+                del self._handlers[name]
+
+    def remove_all_listeners(self, name: str | None = None) -> None:
+        """Remove every handler (of ``name``, or of every event)."""
+        if name is None:
+            self._handlers.clear()
+        else:
+            self._handlers.pop(name, None)
+
+    def has_listeners(self, name: str) -> bool:
+        return bool(self._handlers.get(name))
+
+    def listener_count(self, name: str) -> int:
+        return len(self._handlers.get(name, ()))
+
+    # ---------------------------------------------------------------- emission
+
+    def emit(self, name: str, *args: Any) -> bool:
+        """Call every handler of ``name``; returns whether there was any."""
+        entries = self._handlers.get(name)
+        if not entries:
+            return False
+        if any(once for _, once in entries):
+            self._handlers[name] = [e for e in entries if not e[1]]
+            if not self._handlers[name]:
+                del self._handlers[name]
+        for handler, _ in list(entries):
+            self._call(name, handler, args)
+        return True
+
+    def _call(self, name: str, handler: Handler, args: tuple[Any, ...]) -> None:
+        try:
+            result = handler(*args)
+        except Exception as exc:
+            self._report(name, exc)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._handler_tasks.add(task)
+            task.add_done_callback(lambda t: self._handler_done(name, t))
+
+    def _handler_done(self, name: str, task: asyncio.Future[Any]) -> None:
+        self._handler_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            self._report(name, exc)
+
+    def _report(self, name: str, exc: BaseException) -> None:
+        sink = self._error_sink
+        # A failing "error" handler is logged, never fed back into "error" (no loops).
+        if sink is not None and name != "error":
+            try:
+                sink(exc)
+                return
+            except Exception:  # a failing sink must not hide the original error
+                log.exception("error sink failed")
+        log.error("event handler failed", exc_info=exc)
+
+    # ---------------------------------------------------------------- awaiting
+
+    async def wait_for(
+        self, name: str, check: Callable[..., bool] | None = None, timeout: float | None = None
+    ) -> Any:
+        """The next ``name`` event whose arguments pass ``check``.
+
+        Returns the single argument (or the argument tuple, or None).  Raises ``TimeoutError``
+        after ``timeout`` seconds.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def waiter(*args: Any) -> None:
+            if future.done():
+                return
+            try:
+                if check is not None and not check(*args):
+                    return
+            except Exception as exc:
+                future.set_exception(exc)
+                return
+            future.set_result(_payload(args))
+
+        self.on(name, waiter)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self.off(name, waiter)
+
+    async def events(self, name: str, *, maxsize: int = 0) -> AsyncIterator[Any]:
+        """Iterate over ``name`` events (each item as :meth:`wait_for` returns it)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+
+        def feed(*args: Any) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(_payload(args))
+
+        self.on(name, feed)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.off(name, feed)
+
+    async def close_events(self) -> None:
+        """Cancel the tasks of async handlers still running (except the calling task: a handler
+        may close the object it listens to)."""
+        current = asyncio.current_task()
+        tasks = [t for t in self._handler_tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._handler_tasks.clear()

@@ -1,0 +1,54 @@
+"""``create_connection``: validate options and pick the connection class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lpm.client.connection import Connection
+from lpm.client.options import OPTION_NAMES, ConnectionOptions, validate_options
+from lpm.errors import ConfigurationError
+
+USER_TYPES = ("consumer", "brand")
+CONNECTION_TYPES = ("ws", "rest", "sendapi", "null")
+
+
+def create_connection(*, account_id: str, user_type: str, **options: Any) -> Connection:
+    """Create (but do not open) a connection.
+
+    ``user_type`` is :class:`lpm.UserType` (``CONSUMER`` or ``BRAND``); ``connection_type`` is
+    :class:`lpm.ConnectionType` (``WEBSOCKET`` by default).  Every option of the Node SDK's
+    ``createConnection`` has a snake_case twin (times in seconds), plus ``csds_domain`` (``host[:port]``
+    for HTTPS/WSS, ``http://host[:port]`` for plain HTTP/WS), ``domains`` (per-service host
+    overrides) and ``ssl`` (an ``ssl.SSLContext``, a CA file path, or ``False``).
+
+    Raises :class:`lpm.errors.ConfigurationError` for a missing account id, an unknown user or
+    connection type, an unsupported combination, an unknown option or a bad value.
+    """
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise ConfigurationError(f"unknown option(s): {', '.join(unknown)}")
+    user = str(user_type) if user_type is not None else ""
+    if user not in USER_TYPES:
+        raise ConfigurationError(f"Invalid user_type: {user_type!r} (use lpm.UserType.CONSUMER or BRAND)")
+    kind = str(options.pop("connection_type", "ws") or "ws")
+    if kind not in CONNECTION_TYPES:
+        raise ConfigurationError(f"Unsupported connection_type: {kind!r}")
+    if "domains" in options and options["domains"] is None:
+        options.pop("domains")
+    if "csds_domain" in options and options["csds_domain"] is None:
+        options.pop("csds_domain")
+    opts = validate_options(
+        ConnectionOptions(account_id=account_id, user_type=user, connection_type=kind, **options)
+    )
+    if kind == "ws":
+        if user == "brand":
+            from lpm.client.brand import BrandWebsocketConnection
+
+            return BrandWebsocketConnection(opts)
+        from lpm.client.consumer import ConsumerWebsocketConnection
+
+        return ConsumerWebsocketConnection(opts)
+    raise ConfigurationError(
+        f"Unsupported connection_type {kind!r} for user_type {user!r}: this version supports WebSocket "
+        "connections (REST, Send API and NULL connections are not available yet)"
+    )

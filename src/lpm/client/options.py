@@ -1,0 +1,145 @@
+"""Connection options: every option of the Node SDK's ``createConnection`` in snake_case.
+
+Times are in seconds.  :func:`validate_options` checks types and combinations before any I/O
+and raises :class:`lpm.errors.ConfigurationError` with a message that names the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl as ssl_module
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lpm.errors import ConfigurationError
+
+#: Reconnect schedule (seconds) of the Node SDK; the last value repeats forever.
+EXTENDED_RECONNECT_SCHEDULE: tuple[float, ...] = (
+    5,
+    10,
+    30,
+    60,
+    120,
+    180,
+    240,
+    300,
+    600,
+    1800,
+    3600,
+    7200,
+    14400,
+)
+#: With ``use_extended_reconnect_schedule=False`` the wait never exceeds 10 minutes.
+SHORT_RECONNECT_SCHEDULE: tuple[float, ...] = (5, 10, 30, 60, 120, 180, 240, 300, 600)
+
+SslOption = ssl_module.SSLContext | str | Path | bool | None
+
+
+@dataclass(slots=True)
+class ConnectionOptions:
+    """Validated options of one connection (see :func:`lpm.create_connection`)."""
+
+    account_id: str
+    user_type: str
+    connection_type: str = "ws"
+    auth_data: dict[str, Any] | None = None
+    client_properties: dict[str, Any] | None = None
+    maintain_connection: bool = True
+    create_default_subscription: bool = True
+    default_subscription_query: dict[str, Any] | None = None
+    wait_for_first_notification: bool = False
+    wait_for_ready: bool = False
+    poll_shift_status: bool = False
+    token: str | None = None
+    unauth_connector_id: str | None = None
+    auth_connector_id: str | None = None
+    jwt_claims_set: dict[str, Any] | None = None
+    #: Key that signs ``jwt_claims_set``: an RS256 private key (PEM text or file path) or an HS256 secret.
+    jwt_signing_key: str | Path | None = None
+    jwt_algorithm: str = "RS256"
+    #: A ready brand-signed id_token for the authenticated connector (instead of claims + key).
+    id_token: str | None = None
+    get_all_messages: bool = False
+    app_id: str | None = None
+    app_version: str | None = None
+    limit_break_enabled: bool = True
+    use_extended_reconnect_schedule: bool = True
+    auth_agent_session_data: dict[str, Any] | None = None
+    token_maintainer: Any = None
+    response_timeout: float = 60.0
+    keep_alive_interval: float = 10.0
+    max_request_queue_time: float = 60.0
+    request_queue_timeout: float = 60.0
+    wait_to_reconnect: float = 2.0
+    conversations_cache_duration: float = 600.0
+    ring_conversation_timeout: float = 30.0
+    agent_id: str | None = None
+    csds_domain: str = "adminlogin.liveperson.net"
+    domains: dict[str, str] = field(default_factory=dict)
+    ssl: SslOption = None
+    #: Seconds between attempts; overrides the schedule chosen by ``use_extended_reconnect_schedule``.
+    reconnect_schedule: tuple[float, ...] | None = None
+    #: Seconds a socket upgrade (handshake) may take.
+    connect_timeout: float = 30.0
+    #: Seconds between agentVep session refreshes (the Node SDK refreshes every 4 minutes).
+    token_refresh_interval: float = 240.0
+
+    def schedule(self) -> tuple[float, ...]:
+        if self.reconnect_schedule is not None:
+            return self.reconnect_schedule
+        return (
+            EXTENDED_RECONNECT_SCHEDULE if self.use_extended_reconnect_schedule else SHORT_RECONNECT_SCHEDULE
+        )
+
+
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ConnectionOptions))
+
+_POSITIVE = (
+    "response_timeout",
+    "keep_alive_interval",
+    "max_request_queue_time",
+    "request_queue_timeout",
+    "conversations_cache_duration",
+    "ring_conversation_timeout",
+    "connect_timeout",
+    "token_refresh_interval",
+)
+
+
+def validate_options(opts: ConnectionOptions) -> ConnectionOptions:
+    """Check every option; raise ConfigurationError naming the first bad one."""
+    if not opts.account_id or not isinstance(opts.account_id, str):
+        raise ConfigurationError("account_id is a required parameter (a non-empty string)")
+    for name in _POSITIVE:
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if isinstance(opts.wait_to_reconnect, bool) or not isinstance(opts.wait_to_reconnect, int | float):
+        raise ConfigurationError("wait_to_reconnect must be a number of seconds")
+    if opts.wait_to_reconnect < 0:
+        raise ConfigurationError("wait_to_reconnect must be >= 0")
+    if opts.reconnect_schedule is not None and (
+        not opts.reconnect_schedule
+        or any(
+            isinstance(s, bool) or not isinstance(s, int | float) or s < 0 for s in opts.reconnect_schedule
+        )
+    ):
+        raise ConfigurationError("reconnect_schedule must be a non-empty sequence of seconds >= 0")
+    if not isinstance(opts.csds_domain, str) or not opts.csds_domain:
+        raise ConfigurationError("csds_domain must be a non-empty string")
+    if not isinstance(opts.domains, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in opts.domains.items()
+    ):
+        raise ConfigurationError("domains must map service names to hosts")
+    if opts.ssl is not None and not isinstance(opts.ssl, ssl_module.SSLContext | str | Path | bool):
+        raise ConfigurationError("ssl must be an ssl.SSLContext, a CA file path, True or False")
+    if isinstance(opts.ssl, str | Path) and not Path(opts.ssl).is_file():
+        raise ConfigurationError(f"ssl CA file {opts.ssl} does not exist")
+    if opts.auth_data is not None and not isinstance(opts.auth_data, dict):
+        raise ConfigurationError("auth_data must be a dict")
+    if opts.default_subscription_query is not None and not isinstance(opts.default_subscription_query, dict):
+        raise ConfigurationError("default_subscription_query must be a dict")
+    if opts.poll_shift_status:
+        raise ConfigurationError("poll_shift_status is not supported by this version of the SDK")
+    return opts

@@ -1,0 +1,99 @@
+"""A participant of a dialog: a consumer, an agent, a bot or a manager, with role and chat state.
+
+Participants are identified by ``user_id`` (the PID for brand users, the consumer id for
+consumers); brand users also carry ``agent_id``, the old-style ``{account}.{userId}``, when the
+connection speaks the brand dialect.  A participant who leaves keeps its object (state and chat
+state become ``REMOVED``) and the same object comes back if the user is added again, so
+references held by messages and applications stay valid.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lpm.client.events import EventEmitter
+from lpm.enums import ParticipantChatState, ParticipantRole, ParticipantState, coerce
+
+if TYPE_CHECKING:
+    from lpm.client.dialog import Dialog
+
+__all__ = ["Participant"]
+
+
+class Participant(EventEmitter):
+    """One user in one dialog.
+
+    Events (emitted on the participant only, never bubbled):
+
+    * ``role-change`` ``(role)`` — the user's role in the dialog changed;
+    * ``state-change`` ``(state)`` — e.g. ``SUGGESTED`` → ``ACTIVE`` when a transfer is accepted;
+    * ``chat-state-change`` ``(chat_state)`` — a ChatStateEvent (``COMPOSING``, ``ACTIVE``...).
+    """
+
+    __slots__ = ("agent_id", "chat_state", "dialog", "role", "state", "user_id")
+
+    def __init__(
+        self,
+        dialog: Dialog,
+        user_id: str,
+        role: str,
+        *,
+        agent_id: str | None = None,
+        state: str = ParticipantState.ACTIVE,
+    ) -> None:
+        super().__init__()
+        self._error_sink = dialog.conversation.actions.report_error
+        #: The dialog this participant belongs to.
+        self.dialog = dialog
+        #: PID (brand users) or consumer id.
+        self.user_id = user_id
+        #: Brand dialect only: the old-style ``{account}.{userId}`` id of a brand user.
+        self.agent_id = agent_id
+        #: :class:`lpm.ParticipantRole` (unknown roles stay plain strings).
+        self.role: str = coerce(ParticipantRole, role)
+        #: :class:`lpm.ParticipantState`: ACTIVE, SUGGESTED or REMOVED.
+        self.state: str = coerce(ParticipantState, state)
+        #: :class:`lpm.ParticipantChatState`; ACTIVE until the user says otherwise.
+        self.chat_state: str = (
+            ParticipantChatState.REMOVED
+            if self.state == ParticipantState.REMOVED
+            else ParticipantChatState.ACTIVE
+        )
+
+    def __repr__(self) -> str:
+        return f"<Participant {self.user_id} {self.role} {self.state}>"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the user takes part in the dialog (not suggested, not removed)."""
+        return self.state == ParticipantState.ACTIVE
+
+    # ---------------------------------------------------------------- updates (object model only)
+
+    def _set_role(self, role: str) -> None:
+        if role != self.role:
+            self.role = coerce(ParticipantRole, role)
+            self.emit("role-change", self.role)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = coerce(ParticipantState, state)
+            self.emit("state-change", self.state)
+
+    def _set_chat_state(self, chat_state: str) -> None:
+        if chat_state != self.chat_state:
+            self.chat_state = coerce(ParticipantChatState, chat_state)
+            self.emit("chat-state-change", self.chat_state)
+
+    def _mark_removed(self) -> None:
+        # Quietly: the dialog announces the removal with participant-removed.
+        self.state = ParticipantState.REMOVED
+        self.chat_state = ParticipantChatState.REMOVED
+
+    def _revive(self, role: str, state: str, agent_id: str | None) -> None:
+        # A removed user added again: same object, fresh state, no per-field events.
+        self.role = coerce(ParticipantRole, role)
+        self.state = coerce(ParticipantState, state)
+        self.chat_state = ParticipantChatState.ACTIVE
+        if agent_id is not None:
+            self.agent_id = agent_id

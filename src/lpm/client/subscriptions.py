@@ -1,0 +1,654 @@
+"""Conversation subscriptions (``SubscribeExConversations``) and limit-break paging.
+
+What the connection does (the subscription registers itself, the connection keeps the map):
+
+* a subscription calls ``connection.register_conversation_subscription(sub, old_id)`` once it has a
+  subscription id (``old_id`` is the id it replaces after a reconnect) and
+  ``connection.unregister_conversation_subscription(id)`` when an id dies without an unsubscribe
+  request; ``connection.unsubscribe_conversations(id)`` unregisters as well;
+* the connection calls ``sub.handle_notification(changes)`` (decoded
+  :class:`~lpm.protocol.notifications.ConversationChange` list) for every ExConversation
+  notification whose ``subscriptionId`` is mapped to ``sub``;
+* on socket loss it calls ``sub.mark_disconnected()`` on every mapped subscription, and after the
+  reconnect ``await sub.resubscribe()`` for those whose ``needs_resubscribe`` is true.
+
+Processing model: a notification is applied **synchronously** when ``handle_notification`` is
+called — the conversation objects and the cache reflect it before the next frame is read, so a
+messaging event that follows can always find its conversation.  Only the announcement of a
+conversation new to the connection may need I/O first (a consumer subscribes to its messaging
+events; a brand with ``get_all_messages`` loads its history); announcements and consumer
+messaging subscriptions run in order on a task owned by the subscription, and the ``conversation``
+event is emitted after that preparation.  Announcements that need no I/O are emitted at once
+when nothing is queued ahead of them, so the order of ``conversation`` events is the order of
+the notifications.
+
+The first notification after a (re)subscribe is a snapshot: conversations of this feed missing
+from it are dropped with ``conversation-deleted``, the others are diffed, so what changed while
+offline is emitted as ordinary change events.  UMS caps a snapshot at about 1000 conversations:
+with ``limit_break_enabled``, a snapshot of 900 or more changes makes the subscription page
+backwards through older conversations with short-lived child subscriptions (``last_update_before``
+= oldest update + 10 s), each page processed as ordinary updates, until a page is smaller than
+900; the snapshot's deletions are decided only once every page has arrived.
+
+Subscription events: ``conversation`` ``(conversation)`` (new to the connection, also emitted on
+the connection), ``upsert`` / ``delete`` ``(conversation)``, ``conversation-deleted``
+``(conversation)``, ``notification`` ``(changes)``, ``limit-break`` ``(LimitBreak)`` (also on the
+connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lpm.client.actions import ConnectionActions
+from lpm.client.events import EventEmitter
+from lpm.enums import SubscriptionState
+from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
+
+if TYPE_CHECKING:
+    from lpm.client.cache import ConversationCache
+    from lpm.client.conversation import Conversation
+    from lpm.protocol.notifications import ConversationChange, ConversationInfo
+
+__all__ = [
+    "CONVERSATION_LIMIT_THRESHOLD",
+    "ChildConversationSubscription",
+    "ConversationSubscription",
+    "LimitBreak",
+    "SubscriptionHost",
+    "wire_query",
+]
+
+log = logging.getLogger("lpm.client.subscriptions")
+
+#: A snapshot this large may be truncated by UMS (its cap is 1001; 900 because of a UMS bug).
+CONVERSATION_LIMIT_THRESHOLD = 900
+#: Overlap between limit-break pages (ms).
+PAGE_OVERLAP_MS = 10_000
+#: Seconds a DELETEd conversation stays in the feed (late notifications still find it).
+CLEAR_CONVERSATION_TIMEOUT = 5.0
+#: Seconds ``init`` waits for the first notification.
+FIRST_NOTIFICATION_TIMEOUT = 600.0
+SUBSCRIBE_REQUEST = "SubscribeExConversations"
+
+
+class SubscriptionHost(ConnectionActions, Protocol):
+    """What a conversation subscription needs of its connection besides ConnectionActions."""
+
+    @property
+    def conversations(self) -> ConversationCache:
+        """The connection's conversation cache."""
+        ...
+
+    def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
+        """Route notifications of ``subscription.subscription_id`` to it (replacing ``old_id``)."""
+        ...
+
+    def unregister_conversation_subscription(self, subscription_id: str) -> None:
+        """Stop routing ``subscription_id`` (late notifications for it are expected, not errors)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimitBreak:
+    """Payload of ``limit-break``: emitted after every snapshot (and limit-break page)."""
+
+    #: True when a child subscription is being created for the next (older) page.
+    creating_child_sub: bool
+    conversation_limit_threshold: int
+    #: Number of changes of the snapshot / page.
+    notification_change_count: int
+    #: Oldest ``last_update_ts`` (epoch ms) of the snapshot / page, if any.
+    min_last_update_time: int | None
+
+
+# ---------------------------------------------------------------- query mapping
+
+_LIST_KEYS = {"state": "convState", "stage": "stage", "agent_ids": "agentIds", "dialog_types": "dialogTypes"}
+_STR_KEYS = {"consumer_id": "consumerId", "conversation_id": "conversationId", "account_id": "brandId"}
+_TIME_KEYS = {"last_update_after": "minLastUpdatedTime", "last_update_before": "maxLastUpdatedTime"}
+QUERY_KEYS = frozenset(_LIST_KEYS) | frozenset(_STR_KEYS) | frozenset(_TIME_KEYS)
+
+
+def wire_query(query: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``SubscribeExConversations`` body of a query in Python names.
+
+    ``state`` → ``convState``, ``stage``, ``agent_ids`` → ``agentIds``, ``dialog_types`` →
+    ``dialogTypes`` (a string or a list of strings each); ``consumer_id``, ``conversation_id``,
+    ``account_id`` → ``brandId`` (strings); ``last_update_after`` → ``minLastUpdatedTime`` and
+    ``last_update_before`` → ``maxLastUpdatedTime`` (epoch ms).  None values are left out; any
+    other key raises :class:`~lpm.errors.ConfigurationError`.
+    """
+    unknown = sorted(set(query) - QUERY_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(QUERY_KEYS))
+        raise ConfigurationError(
+            f"unknown subscription query key(s) {', '.join(unknown)}; allowed: {allowed}"
+        )
+    body: dict[str, Any] = {}
+    for key, value in query.items():
+        if value is None:
+            continue
+        if key in _LIST_KEYS:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list | tuple | set | frozenset) or not all(
+                isinstance(v, str) for v in items
+            ):
+                raise ConfigurationError(f"subscription query {key} must be a string or a list of strings")
+            body[_LIST_KEYS[key]] = [str(v) for v in items]
+        elif key in _STR_KEYS:
+            if not isinstance(value, str) or not value:
+                raise ConfigurationError(f"subscription query {key} must be a non-empty string")
+            body[_STR_KEYS[key]] = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"subscription query {key} must be an epoch time in milliseconds")
+            body[_TIME_KEYS[key]] = value
+    return body
+
+
+def _min_update(changes: list[ConversationChange]) -> int | None:
+    return min(
+        (c.conversation.last_update_ts for c in changes if c.conversation.last_update_ts is not None),
+        default=None,
+    )
+
+
+# ---------------------------------------------------------------- the subscription
+
+
+class ConversationSubscription(EventEmitter):
+    """One ``SubscribeExConversations`` of a connection: a feed of conversations matching
+    ``query`` (Python names, see :func:`wire_query`).  See the module docstring."""
+
+    __slots__ = (
+        "_awaiting_snapshot",
+        "_context",
+        "_delete_timers",
+        "_feed",
+        "_host",
+        "_last_page_before",
+        "_loaded",
+        "_page_ids",
+        "_paging",
+        "_steps",
+        "_stopped",
+        "_worker",
+        "clear_conversation_timeout",
+        "first_notification_timeout",
+        "limit_break_enabled",
+        "query",
+        "state",
+        "subscription_id",
+        "wire_query",
+    )
+
+    def __init__(
+        self,
+        connection: SubscriptionHost,
+        query: Mapping[str, Any] | None = None,
+        *,
+        limit_break_enabled: bool = True,
+        clear_conversation_timeout: float = CLEAR_CONVERSATION_TIMEOUT,
+        first_notification_timeout: float = FIRST_NOTIFICATION_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self._host = connection
+        self._error_sink = connection.report_error
+        #: The query in Python names, as given.
+        self.query: dict[str, Any] = dict(query or {})
+        #: The wire body (validated at construction: a bad key fails before any I/O).
+        self.wire_query = wire_query(self.query)
+        #: Page past UMS's snapshot cap with child subscriptions (see the module docstring).
+        self.limit_break_enabled = limit_break_enabled
+        self.clear_conversation_timeout = clear_conversation_timeout
+        self.first_notification_timeout = first_notification_timeout
+        #: None until subscribed; changes after every resubscribe.
+        self.subscription_id: str | None = None
+        #: :class:`lpm.SubscriptionState`.
+        self.state: str = SubscriptionState.INITIAL
+        self._feed: dict[str, Conversation] = {}
+        self._awaiting_snapshot = False
+        self._loaded = asyncio.Event()
+        self._steps: deque[Callable[[], Awaitable[None]]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._paging: asyncio.Task[None] | None = None
+        self._stopped: set[asyncio.Task[None]] = set()
+        self._page_ids: set[str] | None = None
+        self._last_page_before: int | None = None
+        self._delete_timers: dict[str, asyncio.TimerHandle] = {}
+        self._context: contextvars.Context | None = None
+
+    def __repr__(self) -> str:
+        return f"<ConversationSubscription {self.subscription_id} {self.state}>"
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """The conversations this feed currently holds."""
+        return list(self._feed.values())
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        return self._feed.get(conversation_id)
+
+    @property
+    def needs_resubscribe(self) -> bool:
+        """True when the server no longer holds this subscription (socket lost, or a
+        resubscribe failed): the connection should call :meth:`resubscribe` after reconnecting."""
+        return self.state in (SubscriptionState.DISCONNECTED, SubscriptionState.FAILED_TO_SUBSCRIBE)
+
+    @property
+    def loaded(self) -> bool:
+        """True once the current snapshot (with every limit-break page) has been processed and
+        its conversations announced."""
+        return self._loaded.is_set()
+
+    @property
+    def _cache(self) -> ConversationCache:
+        return self._host.conversations
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def init(self, wait_for_first_notification: bool = True) -> None:
+        """Subscribe; with ``wait_for_first_notification``, return once the snapshot (every
+        limit-break page included) has been processed and its new conversations announced.
+
+        Raises the request's error (state FAILED_TO_SUBSCRIBE), or
+        :class:`~lpm.errors.RequestTimeoutError` when no snapshot arrives in time.
+        """
+        if self.state != SubscriptionState.INITIAL:
+            raise InvalidStateError(f"subscription already initialised (state {self.state})")
+        await self._subscribe(None)
+        if wait_for_first_notification:
+            await self._wait_first()
+
+    async def _subscribe(self, old_id: str | None) -> None:
+        # Background work of this subscription runs in the context of the code that subscribed
+        # (a connection restoring its session sends those requests on the new socket at once).
+        self._context = contextvars.copy_context()
+        try:
+            subscription_id = await self._host.subscribe_conversations(self.wire_query)
+        except BaseException:
+            self.state = SubscriptionState.FAILED_TO_SUBSCRIBE
+            raise
+        self.subscription_id = subscription_id
+        self._awaiting_snapshot = True
+        self._loaded = asyncio.Event()
+        self.state = SubscriptionState.SUBSCRIBED
+        self._host.register_conversation_subscription(self, old_id)
+
+    async def wait_loaded(self) -> None:
+        """Wait until :attr:`loaded` (wrap in ``asyncio.timeout`` to bound the wait)."""
+        await self._loaded.wait()
+
+    async def _wait_first(self) -> None:
+        timeout = self.first_notification_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._loaded.wait()
+        except TimeoutError:
+            raise RequestTimeoutError(f"{SUBSCRIBE_REQUEST} (first notification)", timeout) from None
+
+    def mark_disconnected(self) -> None:
+        """The socket is gone and the server forgot the subscription."""
+        if self.state in (SubscriptionState.SUBSCRIBED, SubscriptionState.RESUBSCRIBING):
+            self.state = SubscriptionState.DISCONNECTED
+        self._awaiting_snapshot = False
+        self._stop_paging()  # its child subscriptions died with the socket
+
+    async def resubscribe(self, wait_for_first_notification: bool = False) -> None:
+        """Subscribe again with the same query (new subscription id).  The next notification is
+        a snapshot that reconciles the feed (see the module docstring)."""
+        if not self.needs_resubscribe:
+            raise InvalidStateError(f"subscription does not need resubscribing (state {self.state})")
+        self.state = SubscriptionState.RESUBSCRIBING
+        await self._subscribe(self.subscription_id)
+        if wait_for_first_notification:
+            await self._wait_first()
+
+    async def unsubscribe(self) -> None:
+        """Stop the subscription and release its conversations.  While disconnected there is
+        nothing to tell the server: the subscription just ends."""
+        if self.state in (SubscriptionState.DISCONNECTED, SubscriptionState.FAILED_TO_SUBSCRIBE):
+            if self.subscription_id is not None:
+                self._host.unregister_conversation_subscription(self.subscription_id)
+        elif self.state == SubscriptionState.SUBSCRIBED and self.subscription_id is not None:
+            self.state = SubscriptionState.UNSUBSCRIBING
+            try:
+                await self._host.unsubscribe_conversations(self.subscription_id)
+            except BaseException:
+                self.state = SubscriptionState.SUBSCRIBED
+                raise
+        else:
+            raise InvalidStateError(
+                f"cannot unsubscribe from subscription that is not subscribed ({self.state})"
+            )
+        self.state = SubscriptionState.UNSUBSCRIBED
+        await self._shutdown()
+
+    async def close(self) -> None:
+        """Cancel this subscription's tasks and timers and release its conversations (the
+        connection is closing; nothing is sent)."""
+        await self._shutdown()
+        await self.close_events()
+
+    async def _shutdown(self) -> None:
+        self._stop_paging()
+        for timer in self._delete_timers.values():
+            timer.cancel()
+        self._delete_timers.clear()
+        self._steps.clear()
+        tasks = [t for t in (self._worker, *self._stopped) if t is not None]
+        self._worker = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for conversation in self._feed.values():
+            self._cache.release(conversation)
+        self._feed.clear()
+
+    # ---------------------------------------------------------------- notifications
+
+    def handle_notification(self, changes: list[ConversationChange]) -> None:
+        """Apply one notification of this subscription (see the module docstring)."""
+        if self.state != SubscriptionState.SUBSCRIBED:
+            log.debug(
+                "notification for subscription %s in state %s ignored", self.subscription_id, self.state
+            )
+            return
+        snapshot = self._awaiting_snapshot
+        self._awaiting_snapshot = False
+        self._process(changes, snapshot=snapshot)
+
+    def _process_page(self, changes: list[ConversationChange]) -> None:
+        """A limit-break page: ordinary updates of this feed."""
+        if self.state == SubscriptionState.SUBSCRIBED:
+            self._process(changes, snapshot=False)
+
+    def _process(self, changes: list[ConversationChange], *, snapshot: bool) -> None:
+        present: set[str] = set()
+        for change in changes:
+            info = change.conversation
+            present.add(info.conversation_id)
+            try:
+                if change.type == "DELETE":
+                    self._on_delete(info)
+                else:
+                    self._on_upsert(info)
+            except Exception as exc:  # one bad change must not stop the others
+                self._host.report_error(exc)
+        if self._page_ids is not None:
+            self._page_ids |= present
+        self.emit("notification", changes)
+        if snapshot:
+            self._after_snapshot(changes, present)
+
+    def _on_upsert(self, info: ConversationInfo) -> None:
+        cid = info.conversation_id
+        conversation = self._feed.get(cid)
+        if conversation is None:
+            conversation = self._cache.get(cid)
+            if conversation is None:
+                # New to the connection: cached and referenced now, announced once prepared.
+                conversation = self._cache.from_info(info)
+                self._cache.adopt(conversation)
+                self._feed[cid] = conversation
+                self.emit("upsert", conversation)
+                self._announce(conversation)
+                return
+            self._cache.adopt(conversation)
+            self._feed[cid] = conversation
+        if conversation.apply(info):
+            timer = self._delete_timers.pop(cid, None)
+            if timer is not None:
+                timer.cancel()  # it matches again (a stale or duplicate state would not count)
+        self.emit("upsert", conversation)
+        dialogs = self._cache._reserve_messaging(conversation)
+        if dialogs:
+            self._enqueue(lambda: self._cache._subscribe_dialogs(dialogs))
+
+    def _on_delete(self, info: ConversationInfo) -> None:
+        cid = info.conversation_id
+        conversation = self._feed.get(cid)
+        if conversation is None:
+            raise ProtocolError(f"DELETE notification received for unknown conversation {cid}")
+        if cid in self._delete_timers:
+            raise ProtocolError(f"second DELETE notification received for conversation {cid}")
+        conversation.apply(info)
+        self.emit("delete", conversation)
+        self._delete_timers[cid] = asyncio.get_running_loop().call_later(
+            self.clear_conversation_timeout, self._drop, cid
+        )
+
+    def _drop(self, conversation_id: str) -> None:
+        self._delete_timers.pop(conversation_id, None)
+        conversation = self._feed.pop(conversation_id, None)
+        if conversation is not None:
+            self._cache.release(conversation)
+
+    def _announce(self, conversation: Conversation) -> None:
+        dialogs = self._cache._reserve_messaging(conversation)
+        history = self._cache._needs_history(conversation)
+        if not dialogs and not history:
+            self._after_steps(lambda: self._emit_conversation(conversation))
+            return
+
+        async def prepare_then_announce() -> None:
+            if dialogs:
+                await self._cache._subscribe_dialogs(dialogs)
+            if history:
+                await self._cache._load_history(conversation)
+            self._emit_conversation(conversation)
+
+        self._enqueue(prepare_then_announce)
+
+    def _emit_conversation(self, conversation: Conversation) -> None:
+        if self._feed.get(conversation.conversation_id) is not conversation:
+            return  # dropped while it was being prepared
+        self.emit("conversation", conversation)
+        self._host.emit("conversation", conversation)
+
+    # ---------------------------------------------------------------- snapshots and limit break
+
+    def _after_snapshot(self, changes: list[ConversationChange], present: set[str]) -> None:
+        count = len(changes)
+        oldest = _min_update(changes)
+        if self.limit_break_enabled and count >= CONVERSATION_LIMIT_THRESHOLD and oldest is not None:
+            self._page_ids = set(present)
+            self._last_page_before = None
+            self._paging = self._spawn(self._page_backwards(count, oldest))
+            return
+        self._emit_limit_break(False, count, oldest)
+        self._finish_snapshot(present)
+
+    def _finish_snapshot(self, present: set[str]) -> None:
+        for cid in [c for c in self._feed if c not in present]:
+            conversation = self._feed.pop(cid)
+            timer = self._delete_timers.pop(cid, None)
+            if timer is not None:
+                timer.cancel()
+            self._cache.release(conversation)
+            self.emit("conversation-deleted", conversation)
+        loaded = self._loaded
+        self._after_steps(loaded.set)
+
+    def _emit_limit_break(self, creating: bool, count: int, oldest: int | None) -> None:
+        info = LimitBreak(creating, CONVERSATION_LIMIT_THRESHOLD, count, oldest)
+        self.emit("limit-break", info)
+        self._host.emit("limit-break", info)
+
+    async def _page_backwards(self, count: int, oldest: int) -> None:
+        """Fetch older pages with child subscriptions until one is below the threshold."""
+        page_count: int = count
+        page_oldest: int | None = oldest
+        try:
+            while True:
+                creating = page_count >= CONVERSATION_LIMIT_THRESHOLD and page_oldest is not None
+                self._emit_limit_break(creating, page_count, page_oldest)
+                if not creating or page_oldest is None:
+                    break
+                before = page_oldest + PAGE_OVERLAP_MS
+                if self._last_page_before is not None and before >= self._last_page_before:
+                    self._host.report_error(
+                        ProtocolError(f"limit break stopped: page before {before} does not go back in time")
+                    )
+                    break
+                self._last_page_before = before
+                child = ChildConversationSubscription(self, before)
+                try:
+                    await child.init()
+                except asyncio.CancelledError:
+                    child.abandon()  # disconnected or shutting down: no request can be sent now
+                    raise
+                except LpmError:
+                    await child.end()
+                    raise
+                page_count, page_oldest = child.page_count, child.page_oldest
+                await child.end()
+        except LpmError as exc:
+            self._host.report_error(exc)
+        present = self._page_ids or set()
+        self._page_ids = None
+        self._paging = None
+        self._finish_snapshot(present)
+
+    def _stop_paging(self) -> None:
+        paging, self._paging = self._paging, None
+        if paging is not None:
+            paging.cancel()
+            # Kept until it has finished unwinding, so _shutdown can await it.
+            self._stopped.add(paging)
+            paging.add_done_callback(self._stopped.discard)
+        self._page_ids = None
+
+    # ---------------------------------------------------------------- ordered background steps
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        context = self._context.copy() if self._context is not None else None
+        return asyncio.get_running_loop().create_task(coro, context=context)
+
+    def _enqueue(self, step: Callable[[], Awaitable[None]]) -> None:
+        self._steps.append(step)
+        if self._worker is None:
+            self._worker = self._spawn(self._run_steps())
+
+    def _after_steps(self, action: Callable[[], None]) -> None:
+        """Run ``action`` now if nothing is queued, else after what is queued."""
+        if self._worker is None and not self._steps:
+            action()
+            return
+
+        async def step() -> None:
+            action()
+
+        self._enqueue(step)
+
+    async def _run_steps(self) -> None:
+        try:
+            while self._steps:
+                step = self._steps.popleft()
+                try:
+                    await step()
+                except Exception as exc:
+                    self._host.report_error(exc)
+        finally:
+            self._worker = None
+
+
+class ChildConversationSubscription(EventEmitter):
+    """A short-lived subscription fetching one limit-break page for its parent: its first
+    notification is handed to the parent as ordinary updates, then it unsubscribes."""
+
+    __slots__ = (
+        "_first",
+        "_host",
+        "page_count",
+        "page_oldest",
+        "parent",
+        "query",
+        "state",
+        "subscription_id",
+    )
+
+    def __init__(self, parent: ConversationSubscription, last_update_before: int) -> None:
+        super().__init__()
+        self._host = parent._host
+        self._error_sink = self._host.report_error
+        self.parent = parent
+        self.query = {**parent.query, "last_update_before": last_update_before, "last_update_after": 0}
+        self.subscription_id: str | None = None
+        self.state: str = SubscriptionState.INITIAL
+        #: Size and oldest update (epoch ms) of the page, once it arrived.
+        self.page_count = 0
+        self.page_oldest: int | None = None
+        self._first = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<ChildConversationSubscription {self.subscription_id} {self.state}>"
+
+    @property
+    def needs_resubscribe(self) -> bool:
+        """Never: a page lost with the socket is fetched again by the parent's next snapshot."""
+        return False
+
+    async def init(self) -> None:
+        """Subscribe and wait for the page (as long as the parent waits for a snapshot)."""
+        timeout = self.parent.first_notification_timeout
+        try:
+            self.subscription_id = await self._host.subscribe_conversations(wire_query(self.query))
+        except BaseException:
+            self.state = SubscriptionState.FAILED_TO_SUBSCRIBE
+            raise
+        self.state = SubscriptionState.SUBSCRIBED
+        self._host.register_conversation_subscription(self, None)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._first.wait()
+        except TimeoutError:
+            raise RequestTimeoutError(f"{SUBSCRIBE_REQUEST} (limit-break page)", timeout) from None
+
+    def handle_notification(self, changes: list[ConversationChange]) -> None:
+        """The first notification is the page; later ones are the parent's business."""
+        if self.state != SubscriptionState.SUBSCRIBED or self._first.is_set():
+            return
+        self.page_count = len(changes)
+        self.page_oldest = _min_update(changes)
+        self.parent._process_page(changes)
+        self._first.set()
+        self.emit("notification", changes)
+
+    def mark_disconnected(self) -> None:
+        """The page died with the socket."""
+        if self.state == SubscriptionState.SUBSCRIBED and self.subscription_id is not None:
+            self._host.unregister_conversation_subscription(self.subscription_id)
+        self.state = SubscriptionState.DISCONNECTED
+
+    async def resubscribe(self) -> None:
+        raise InvalidStateError("limit-break pages are not resubscribed")
+
+    def abandon(self) -> None:
+        """Stop routing the page without a request (the socket is gone or the parent stops)."""
+        if self.state == SubscriptionState.SUBSCRIBED and self.subscription_id is not None:
+            self._host.unregister_conversation_subscription(self.subscription_id)
+        self.state = SubscriptionState.UNSUBSCRIBED
+
+    async def end(self) -> None:
+        """Unsubscribe (errors are reported, not raised: the page is done either way)."""
+        if self.state != SubscriptionState.SUBSCRIBED or self.subscription_id is None:
+            return
+        self.state = SubscriptionState.UNSUBSCRIBING
+        try:
+            await self._host.unsubscribe_conversations(self.subscription_id)
+        except LpmError as exc:
+            self._host.report_error(exc)
+        self.state = SubscriptionState.UNSUBSCRIBED
