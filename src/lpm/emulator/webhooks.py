@@ -316,7 +316,7 @@ class WebhookSink:
         return sum(len(q.items) for q in self._queues.values())
 
     # A timeout parameter rather than asyncio.timeout(): tests call ``drain(2)`` as one step.
-    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queue is empty; :class:`TimeoutError` after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

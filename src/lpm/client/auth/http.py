@@ -290,7 +290,7 @@ class HttpSettings:
         cookies: Mapping[str, str] | None = None,
         expected: Collection[int] = (200,),
         auth_statuses: Collection[int] = (),
-        timeout: float | None = None,  # noqa: ASYNC109 - a per-request aiohttp timeout
+        timeout: float | None = None,
         what: str | None = None,
         login: bool = False,
         secrets: Iterable[str | None] = (),
@@ -351,7 +351,7 @@ class HttpSettings:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         expected: Collection[int] = (200,),
-        timeout: float | None = None,  # noqa: ASYNC109 - a per-request aiohttp timeout
+        timeout: float | None = None,
         **options: Any,
     ) -> Any:
         """:meth:`request`, returning only the decoded body (None when the body is empty)."""
@@ -378,7 +378,7 @@ class HttpSettings:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str],
         cookies: Mapping[str, str] | None,
-        timeout: float,  # noqa: ASYNC109 - a per-request aiohttp timeout
+        timeout: float,
         label: str,
         secrets: list[str],
     ) -> HttpResponse:
