@@ -349,16 +349,14 @@ class WebsocketConnection(Connection):
     async def _open_socket(self, url: str, headers: dict[str, str]) -> _Socket:
         session = await self.http_session()
         try:
-            ws = await session.ws_connect(
-                url,
-                headers=headers,
-                ssl=self.http.ssl,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-                autoping=True,
-                heartbeat=None,
-                max_msg_size=64 * 1024 * 1024,
-                compress=0,
-            )
+            # The handshake is bounded: a server that accepts TCP/TLS but never answers the
+            # upgrade must not leave the connection CONNECTING forever (peer study, issue #135).
+            async with asyncio.timeout(self.options.connect_timeout):
+                ws = await self._ws_connect(session, url, headers)
+        except TimeoutError:
+            raise ConnectFailedError(
+                f"the WebSocket upgrade did not complete within {self.options.connect_timeout:g} s"
+            ) from None
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 await self._on_upgrade_unauthorized()
@@ -368,15 +366,31 @@ class WebsocketConnection(Connection):
             raise ConnectFailedError(
                 f"WebSocket upgrade failed with HTTP {exc.status}", status=exc.status
             ) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
+            # Not str(exc): some aiohttp errors quote the URL, and the brand URL carries the bearer.
+            detail = f": {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else ""
             raise ConnectFailedError(
-                f"error opening the WebSocket connection: {type(exc).__name__}: {exc}"
+                f"error opening the WebSocket connection: {type(exc).__name__}{detail}"
             ) from None
         self._generation += 1
         sock = _Socket(self._generation, ws)
         self._socket = sock
         sock.tasks.append(asyncio.create_task(self._read(sock), name=f"lpm-reader-{self._generation}"))
         return sock
+
+    async def _ws_connect(
+        self, session: aiohttp.ClientSession, url: str, headers: dict[str, str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        return await session.ws_connect(
+            url,
+            headers=headers,
+            ssl=self.http.ssl,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            autoping=True,
+            heartbeat=None,
+            max_msg_size=64 * 1024 * 1024,
+            compress=0,
+        )
 
     # ---------------------------------------------------------------- reading
 
