@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from types import TracebackType
+from typing import Any
 
 from lpm.client.events import EventEmitter
 from lpm.client.options import ConnectionOptions
@@ -92,6 +93,21 @@ class Connection(EventEmitter):
         """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
         if not self.emit("error", error):
             log.warning("unhandled connection error: %s", error)
+
+    # ---------------------------------------------------------------- conversations
+
+    def load_conversation(self, serialized: str) -> Any:
+        """Rebuild a conversation from :meth:`Conversation.serialize` output and cache it
+        (stateless bots); release it with ``conversation.unload()``."""
+        return self.conversations.load_conversation(serialized)
+
+    def get_conversation_by_id(self, conversation_id: str) -> Any:
+        """The cached :class:`~lpm.client.conversation.Conversation`, or None."""
+        return self.conversations.get(conversation_id)
+
+    def get_all_known_conversations(self) -> list[Any]:
+        """Every conversation this connection currently holds."""
+        return list(self.conversations.all())
 
     # ---------------------------------------------------------------- lifecycle (subclasses)
 
