@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -27,7 +27,6 @@ import msgspec
 from lpm.client.cache import ConversationCache
 from lpm.client.events import EventEmitter
 from lpm.emulator import render
-from lpm.emulator.config import default_world
 from lpm.emulator.model import AgentState, Consumer, Conversation, EventRecord, RoutingTask
 from lpm.emulator.world import Actor, World
 from lpm.protocol import models as pm
@@ -37,6 +36,7 @@ from lpm.protocol.notifications import (
     decode_messaging_events,
     decode_routing_tasks,
 )
+from tests.worldkit import FakeScheduler, FakeTimer, make_world  # noqa: F401 - re-exported
 
 ACC = "12345678"
 AGENT = "1001"  # skills sales (11) + support (12), manager
@@ -47,48 +47,6 @@ CLOSE = {"field": "ConversationStateField", "conversationState": "CLOSE"}
 
 
 # ---------------------------------------------------------------- the world
-
-
-@dataclass
-class FakeTimer:
-    due: float
-    callback: Callable[[], None]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-@dataclass
-class FakeScheduler:
-    """World timers (ring expiry) fire only when the test advances time."""
-
-    now: float = 1_700_000_000.0
-    timers: list[FakeTimer] = field(default_factory=list)
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
-        timer = FakeTimer(self.now + delay, callback)
-        self.timers.append(timer)
-        return timer
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for timer in sorted(self.timers, key=lambda t: t.due):
-            if not timer.cancelled and timer.due <= self.now:
-                timer.cancelled = True
-                timer.callback()
-
-
-def make_world() -> tuple[World, FakeScheduler]:
-    sched = FakeScheduler()
-    world = World(clock=lambda: sched.now, scheduler=sched, ring_expiry=72)
-    for spec in default_world().accounts:
-        acc = world.add_account(spec.account_id)
-        for user in spec.users:
-            acc.add_user(user)
-        for skill in spec.skills:
-            acc.skills[skill.skill_id] = skill
-    return world, sched
 
 
 def pid(world: World, user_id: str) -> str:

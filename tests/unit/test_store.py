@@ -15,6 +15,7 @@ import pytest
 
 from lpm.emulator import model as m
 from lpm.emulator.config import DEFAULT_ACCOUNT, default_world
+from lpm.emulator.config import populate as populate_world
 from lpm.emulator.errors import BadRequest
 from lpm.emulator.model import AppInstall
 from lpm.emulator.store import SCHEMA_VERSION, SqliteStore, StoreError
@@ -41,17 +42,10 @@ class Clock:
 def build_world(clock: Clock | None = None, spec_accounts: list[str] | None = None) -> World:
     """A world with the default config, as the emulator builds it before loading the store."""
     world = World(clock=clock or Clock())
-    for spec in default_world().accounts:
-        account_id = spec_accounts[0] if spec_accounts else spec.account_id
-        acc = world.add_account(account_id)
-        for user in spec.users:
-            acc.add_user(user)
-        for skill in spec.skills:
-            acc.skills[skill.skill_id] = skill
-        for connector in spec.connectors:
-            acc.connectors[connector.connector_id] = connector
-        for install in spec.app_installs:
-            acc.app_installs[install.client_id] = install
+    spec = default_world()
+    if spec_accounts:
+        spec.accounts[0].account_id = spec_accounts[0]
+    populate_world(world, spec)
     return world
 
 

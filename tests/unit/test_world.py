@@ -2,51 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from lpm.emulator.config import default_world
 from lpm.emulator.errors import BadRequest, Forbidden, NotFound
 from lpm.emulator.model import AgentState, Consumer, Conversation, EventRecord, RoutingTask
 from lpm.emulator.world import Actor, World
 from lpm.protocol import models as pm
+from tests.worldkit import FakeScheduler, make_world
 
 ACC = "12345678"
 AGENT = "1001"  # skills sales (11) + support (12), manager
 BOT = "2001"  # skill sales (11)
-
-
-@dataclass
-class FakeTimer:
-    due: float
-    callback: Callable[[], None]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-@dataclass
-class FakeScheduler:
-    """Timers fire only when the test advances time."""
-
-    now: float = 1_700_000_000.0
-    timers: list[FakeTimer] = field(default_factory=list)
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimer:
-        timer = FakeTimer(self.now + delay, callback)
-        self.timers.append(timer)
-        return timer
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for timer in sorted(self.timers, key=lambda t: t.due):
-            if not timer.cancelled and timer.due <= self.now:
-                timer.cancelled = True
-                timer.callback()
 
 
 @dataclass
@@ -81,14 +50,7 @@ def sched() -> FakeScheduler:
 
 @pytest.fixture
 def world(sched: FakeScheduler) -> World:
-    w = World(clock=lambda: sched.now, scheduler=sched, ring_expiry=72)
-    for spec in default_world().accounts:
-        acc = w.add_account(spec.account_id)
-        for user in spec.users:
-            acc.add_user(user)
-        for skill in spec.skills:
-            acc.skills[skill.skill_id] = skill
-    return w
+    return make_world(sched)[0]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from lpm.emulator import brand_ws, consumer_ws, files, http_csds, http_login
-from lpm.emulator.config import Settings, WorldSpec, default_world
+from lpm.emulator.config import Settings, WorldSpec, default_world, populate
 from lpm.emulator.context import Context
 from lpm.emulator.faults import Faults
 from lpm.emulator.hub import Hub
@@ -126,17 +126,8 @@ class Emulator:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def _build_world(self, signing_key: str | None) -> None:
-        for spec in self.spec.accounts:
-            acc = self.world.add_account(spec.account_id)
-            for user in spec.users:
-                acc.add_user(user)
-            for skill in spec.skills:
-                acc.skills[skill.skill_id] = skill
-            for connector in spec.connectors:
-                acc.connectors[connector.connector_id] = connector
-            for install in spec.app_installs:
-                acc.app_installs[install.client_id] = install
+    def _build_world(self) -> None:
+        populate(self.world, self.spec)
         self._ensure_connector_keys()
 
     def _ensure_connector_keys(self) -> None:
@@ -184,7 +175,7 @@ class Emulator:
         tokens = TokenService(signing_key, clock=self.world.clock)
         if self._store is not None and signing_key is None:
             self._store.set_meta("idp-signing-key", tokens.private_key_pem)
-        self._build_world(signing_key)
+        self._build_world()
         if self._store is not None:
             self._store.load_into(self.world)
             self.world.store = self._store

@@ -41,11 +41,14 @@ import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from lpm.emulator.model import AppInstall, Connector, Skill, User
+
+if TYPE_CHECKING:
+    from lpm.emulator.world import World
 
 DEFAULT_ACCOUNT = "12345678"
 
@@ -160,6 +163,20 @@ def default_world() -> WorldSpec:
             )
         ]
     )
+
+
+def populate(world: World, spec: WorldSpec) -> None:
+    """Create the spec's accounts, users, skills, connectors and app installs in ``world``."""
+    for account in spec.accounts:
+        acc = world.add_account(account.account_id)
+        for user in account.users:
+            acc.add_user(user)
+        for skill in account.skills:
+            acc.skills[skill.skill_id] = skill
+        for connector in account.connectors:
+            acc.connectors[connector.connector_id] = connector
+        for install in account.app_installs:
+            acc.app_installs[install.client_id] = install
 
 
 class ConfigError(ValueError):

@@ -42,26 +42,14 @@ from lpm.client.auth.agent_login import AgentSession
 from lpm.client.auth.csds import CSDS, CSDSCache, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.events import EventEmitter
+from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE
 from lpm.errors import AuthenticationError, ConfigurationError, InvalidStateError, LpmError
 
 log = logging.getLogger("lpm.client.auth.tokens")
 
-#: Seconds to wait after each failed login, the last value repeating forever (Node SDK 1.5.4).
-GENERATE_RETRY_SCHEDULE: tuple[float, ...] = (
-    5,
-    10,
-    30,
-    60,
-    120,
-    180,
-    240,
-    300,
-    600,
-    1800,
-    3600,
-    7200,
-    14400,
-)
+#: Seconds to wait after each failed login, the last value repeating forever (Node SDK 1.5.4):
+#: the same schedule as reconnects.
+GENERATE_RETRY_SCHEDULE: tuple[float, ...] = EXTENDED_RECONNECT_SCHEDULE
 #: Seconds between session refreshes (agentVep sessions must be refreshed within 10 minutes).
 DEFAULT_REFRESH_INTERVAL = 240.0
 
