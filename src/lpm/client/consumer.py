@@ -3,8 +3,9 @@
 Identity (``connection.auth_type``):
 
 * ``token`` given: the caller's JWT is used as is (``CONSUMER_UNDETERMINED``); if the server refuses
-  it (401 at the upgrade, 4401/4407 close) the SDK reports a :class:`~lpm.errors.TokenExpiredError`
-  on ``"error"`` and stops: it never swaps in another identity silently;
+  it (401 at the upgrade or to ``InitConnection``, 4401/4407 close) the SDK reports one
+  :class:`~lpm.errors.TokenExpiredError` on ``"error"`` and stops (state CLOSED, ``close``
+  event): it never swaps in another identity silently;
 * ``auth_data={"use_mock_auth": True, "customer_name": ...}``: mock authentication (test accounts);
 * ``auth_connector_id`` with ``id_token`` (a brand-signed JWT) or ``jwt_claims_set`` +
   ``jwt_signing_key``: an authenticated consumer (re-signed with fresh ``iat``/``exp`` when the
@@ -12,6 +13,11 @@ Identity (``connection.auth_type``):
 * ``unauth_connector_id``: anonymous authorize + connector authenticate (the anonymous token is
   refreshed, not replaced, so the consumer keeps its identity and conversations);
 * otherwise: the legacy IdP ``signup`` (anonymous).
+
+:meth:`ConsumerWebsocketConnection.step_up` turns an anonymous or unauthenticated consumer into an
+authenticated (or mock-authenticated) one: the new identity takes over the open conversation, the
+connection reconnects with the new token, and from then on it renews the *authenticated* identity
+(never the one it stepped up from).
 
 The JWT is sent in ``InitConnection`` (not in the URL).  After every (re)connect the session is
 restored before queued requests run: the user profile is read (``user_id``), conversation
@@ -26,11 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from lpm.client.auth import idp
+from lpm.client.connection import CONNECTED
 from lpm.client.options import ConnectionOptions
 from lpm.client.tracking import tracking_query
-from lpm.client.websocket import WebsocketConnection
+from lpm.client.websocket import AUTH_CLOSE_CODES, WebsocketConnection
 from lpm.enums import AuthType
-from lpm.errors import ConfigurationError, InvalidStateError, TokenExpiredError, UnexpectedResponseError
+from lpm.errors import (
+    ConfigurationError,
+    ConnectionClosedError,
+    InvalidStateError,
+    RequestError,
+    TokenExpiredError,
+    UnexpectedResponseError,
+)
 from lpm.protocol.notifications import MessagingEventInfo
 from lpm.protocol.types import HEADER_CLIENT_PROPERTIES, HEADER_CONSUMER_AUTH, Dialect, Req
 
@@ -67,11 +81,21 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         self._callers_token = options.token is not None
         self.auth_type: AuthType = UNDETERMINED if self._callers_token else NONE
         self._anonymous_token: str | None = None
+        # The authenticated identity's credentials: from the options, replaced by a step-up, and
+        # used again whenever the token must be renewed (so the identity is never downgraded).
+        self._auth_connector_id: str | None = options.auth_connector_id
+        self._jwt_claims_set: dict[str, Any] | None = options.jwt_claims_set
+        self._jwt_signing_key: str | Path | None = options.jwt_signing_key
         self._id_token: str | None = options.id_token
         self.client_properties: dict[str, Any] = dict(options.client_properties or {})
         #: The raw GetUserProfile body read after each connect.
         self.user_profile: Any = None
         self._user_id: str | None = None
+
+    async def __aenter__(self) -> ConsumerWebsocketConnection:
+        """Open on entry; ``async with create_connection(...) as conn`` gives the consumer class."""
+        await self.open()
+        return self
 
     # ---------------------------------------------------------------- identity
 
@@ -95,10 +119,10 @@ class ConsumerWebsocketConnection(WebsocketConnection):
                 self.http, host, self.account_id, str(self._customer_name)
             )
             self.auth_type = MOCK_AUTHENTICATED
-        elif opts.auth_connector_id:
+        elif self._auth_connector_id:
             id_token = self._signed_id_token()
             self.token = await idp.authenticate_with_id_token(
-                self.http, host, self.account_id, opts.auth_connector_id, id_token
+                self.http, host, self.account_id, self._auth_connector_id, id_token
             )
             self.auth_type = AUTHENTICATED
         elif opts.unauth_connector_id:
@@ -117,8 +141,9 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             self.auth_type = ANONYMOUS
 
     def _signed_id_token(self, claims: dict[str, Any] | None = None, key: str | Path | None = None) -> str:
-        opts = self.options
-        claims = claims if claims is not None else opts.jwt_claims_set
+        """The id_token for the authenticated connector: ``claims`` (default: the identity's
+        claims set) signed now, or the ready id_token when there are no claims."""
+        claims = claims if claims is not None else self._jwt_claims_set
         if claims is None:
             if self._id_token is None:
                 raise ConfigurationError("no id_token or jwt_claims_set to authenticate with")
@@ -131,10 +156,10 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         )
         fresh["iat"] = now
         fresh["exp"] = now + max(60, lifetime)
-        signing_key = key if key is not None else opts.jwt_signing_key
+        signing_key = key if key is not None else self._jwt_signing_key
         if signing_key is None:
             raise ConfigurationError("jwt_signing_key is required to sign jwt_claims_set")
-        return idp.sign_jwt_claims(fresh, signing_key, opts.jwt_algorithm)
+        return idp.sign_jwt_claims(fresh, signing_key, self.options.jwt_algorithm)
 
     async def _prepare_identity(self) -> None:
         if self.token is None:
@@ -157,22 +182,38 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             {"type": HEADER_CLIENT_PROPERTIES, **self.client_properties},
             {"type": HEADER_CONSUMER_AUTH, "jwt": self.token},
         ]
-        await self.request(Req.INIT_CONNECTION, {}, headers=headers)
+        try:
+            await self.request(Req.INIT_CONNECTION, {}, headers=headers)
+        except RequestError as exc:
+            # UMS answers InitConnection with 401 (then closes 4401/4407) for a refused JWT:
+            # that is an authentication failure, not a transient one worth retrying as is.
+            if exc.code == 401:
+                raise self._refusal() from exc
+            raise
+        except ConnectionClosedError as exc:
+            if exc.code in AUTH_CLOSE_CODES:
+                raise self._refusal() from exc
+            raise
 
     async def _on_upgrade_unauthorized(self) -> None:
-        self._token_refused()
+        # Raised from the upgrade handler: the connect loop gives up on a caller's token and
+        # retries (with a new token) otherwise.
+        raise self._refusal() from None
 
     async def _on_auth_close(self, code: int) -> bool:
-        return self._token_refused()
-
-    def _token_refused(self) -> bool:
+        error = self._refusal()
         if self._callers_token:
-            self.report_error(
-                TokenExpiredError("the consumer token given to the connection was refused or expired")
-            )
+            self.report_error(error)
             return False
-        self.token = None  # obtained again (same identity where the flow allows) on the next attempt
         return True
+
+    def _refusal(self) -> TokenExpiredError:
+        """The server refused the current token: forget it unless the caller supplied it (a
+        caller's token is never replaced by another identity), and describe the failure."""
+        if self._callers_token:
+            return TokenExpiredError("the consumer token given to the connection was refused or expired")
+        self.token = None  # obtained again (same identity where the flow allows) on the next attempt
+        return TokenExpiredError("the consumer token was refused or expired; a new one will be obtained")
 
     async def _continue_after_auth_failure(self) -> bool:
         return not self._callers_token
@@ -242,29 +283,49 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         jwt_signing_key: str | Path | None = None,
         customer_name: str | None = None,
     ) -> str:
-        """Turn this unauthenticated consumer into an authenticated one.
+        """Turn this anonymous or unauthenticated consumer into an authenticated one.
 
-        The IdP issues the authenticated identity, which takes over this consumer's open
-        conversation; the connection then reconnects with the new token (subscriptions and
-        messaging subscriptions are restored as after any reconnect).  Returns the new consumer id.
+        Give ``id_token`` (a brand-signed JWT), or ``jwt_claims_set`` with ``jwt_signing_key``
+        (signed here, and signed again whenever the token must be renewed), or
+        ``customer_name`` for mock authentication (test accounts).  The IdP issues the
+        authenticated identity, which takes over this consumer's open conversation; the
+        connection then reconnects with the new token (subscriptions and messaging
+        subscriptions are restored as after any reconnect, and the same Conversation objects go
+        on).  From then on the connection renews the authenticated identity, never the old one.
+        Returns the new consumer id.
+
+        Raises :class:`~lpm.errors.ConfigurationError` (before any I/O) for missing credentials,
+        :class:`~lpm.errors.InvalidStateError` when the connection is not connected, and the
+        IdP's :class:`~lpm.errors.AuthenticationError` / :class:`~lpm.errors.HttpError`.
         """
-        if self.token is None:
-            raise InvalidStateError("step_up needs a connected consumer")
+        if not isinstance(auth_connector_id, str) or not auth_connector_id:
+            raise ConfigurationError("auth_connector_id must be a non-empty string")
+        if customer_name is None and id_token is None and (jwt_claims_set is None or jwt_signing_key is None):
+            raise ConfigurationError(
+                "step_up needs id_token, jwt_claims_set with jwt_signing_key, or customer_name"
+            )
+        if self.token is None or self.state != CONNECTED:
+            raise InvalidStateError(f"step_up needs a connected consumer (the connection is {self.state})")
         host = await self._idp_host()
         if customer_name is not None:
             token = await idp.mock_step_up(
                 self.http, host, self.account_id, auth_connector_id, self.token, customer_name
             )
             auth_type = MOCK_AUTHENTICATED
+            # Mock step-up and mock authentication of one name yield the same consumer.
+            self._mock, self._customer_name = True, customer_name
         else:
-            if id_token is None:
-                if jwt_claims_set is None or jwt_signing_key is None:
-                    raise ConfigurationError("step_up needs id_token, or jwt_claims_set with jwt_signing_key")
-                id_token = self._signed_id_token(jwt_claims_set, jwt_signing_key)
+            signed = (
+                id_token if id_token is not None else self._signed_id_token(jwt_claims_set, jwt_signing_key)
+            )
             token = await idp.authenticate_with_id_token(
-                self.http, host, self.account_id, auth_connector_id, id_token, lp_jwt=self.token
+                self.http, host, self.account_id, auth_connector_id, signed, lp_jwt=self.token
             )
             auth_type = AUTHENTICATED
+            self._mock = False
+            self._auth_connector_id = auth_connector_id
+            self._jwt_claims_set = jwt_claims_set if id_token is None else None
+            self._jwt_signing_key = jwt_signing_key if id_token is None else None
             self._id_token = id_token
         self.token = token
         self.auth_type = auth_type

@@ -503,6 +503,11 @@ class Conversation(EventEmitter):
         """Send structured content to the open dialog; returns its sequence."""
         return await self._require_open_dialog().send_rich_text(content, metadata, quick_replies)
 
+    async def set_chat_state(self, state: str) -> None:
+        """Tell the open dialog's participants this user's chat state
+        (:class:`lpm.ParticipantChatState`: COMPOSING, PAUSE, ACTIVE...)."""
+        await self._require_open_dialog().set_chat_state(state)
+
     async def join(self, role: str) -> None:
         """Brand only: join the open dialog with ``role``."""
         await self._require_open_dialog().join(role)

@@ -175,6 +175,7 @@ class ConversationSubscription(EventEmitter):
         "_feed",
         "_host",
         "_last_page_before",
+        "_load_cycle",
         "_loaded",
         "_page_ids",
         "_paging",
@@ -216,7 +217,12 @@ class ConversationSubscription(EventEmitter):
         self.state: str = SubscriptionState.INITIAL
         self._feed: dict[str, Conversation] = {}
         self._awaiting_snapshot = False
+        # Set once the current snapshot is processed.  One Event for the subscription's whole
+        # life, cleared on every (re)subscribe, so a waiter (the connection's "ready") started
+        # before a reconnect is woken by the next snapshot instead of waiting on a dead Event.
         self._loaded = asyncio.Event()
+        #: Counts (re)subscribes: a snapshot finishing after a newer subscribe must not mark it loaded.
+        self._load_cycle = 0
         self._steps: deque[Callable[[], Awaitable[None]]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._paging: asyncio.Task[None] | None = None
@@ -281,7 +287,8 @@ class ConversationSubscription(EventEmitter):
             raise
         self.subscription_id = subscription_id
         self._awaiting_snapshot = True
-        self._loaded = asyncio.Event()
+        self._load_cycle += 1
+        self._loaded.clear()
         self.state = SubscriptionState.SUBSCRIBED
         self._host.register_conversation_subscription(self, old_id)
 
@@ -479,8 +486,13 @@ class ConversationSubscription(EventEmitter):
                 timer.cancel()
             self._cache.release(conversation)
             self.emit("conversation-deleted", conversation)
-        loaded = self._loaded
-        self._after_steps(loaded.set)
+        cycle = self._load_cycle
+
+        def mark_loaded() -> None:
+            if cycle == self._load_cycle:
+                self._loaded.set()
+
+        self._after_steps(mark_loaded)
 
     def _emit_limit_break(self, creating: bool, count: int, oldest: int | None) -> None:
         info = LimitBreak(creating, CONVERSATION_LIMIT_THRESHOLD, count, oldest)

@@ -47,6 +47,8 @@ class _LoopScheduler:
 def _fault_target(path: str) -> str | None:
     if path.startswith("/_emulator"):
         return None
+    if path.startswith("/ws_api/"):
+        return "http"  # socket upgrades (the consumer path also ends in "/consumer")
     for suffix, target in _FAULT_TARGETS:
         if path.endswith(suffix):
             return target
