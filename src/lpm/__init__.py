@@ -12,6 +12,7 @@
         await conversation.send_message("hello")
 """
 
+from lpm import webhooks
 from lpm._version import __version__
 from lpm.client.auth.csds import CSDS, CSDSCache
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
@@ -22,7 +23,9 @@ from lpm.client.conversation import Conversation
 from lpm.client.dialog import Dialog
 from lpm.client.factory import create_connection
 from lpm.client.message import Message
+from lpm.client.null import NullConnection
 from lpm.client.participant import Participant
+from lpm.client.rest import BrandRestConnection
 from lpm.client.routing import Ring, RoutingTaskSubscription
 from lpm.client.skill import Skill
 from lpm.client.subscriptions import CLEAR_CONVERSATION_TIMEOUT, ConversationSubscription
@@ -57,6 +60,7 @@ from lpm.enums import (
     TTRType,
     UserType,
 )
+from lpm.publish import PublishResponse, publish_message
 from lpm.sde import (
     CustomerAge,
     PersonalContact,
@@ -72,6 +76,7 @@ __all__ = [
     "WAIT_FOR_READY_DURATION",
     "AgentState",
     "AuthType",
+    "BrandRestConnection",
     "BrandWebsocketConnection",
     "CSDSCache",
     "ChannelType",
@@ -97,12 +102,14 @@ __all__ = [
     "Integration",
     "Message",
     "MessageAudience",
+    "NullConnection",
     "Participant",
     "ParticipantChangeType",
     "ParticipantChatState",
     "ParticipantRole",
     "ParticipantState",
     "PersonalContact",
+    "PublishResponse",
     "Ring",
     "RingState",
     "RoutingSubscriptionState",
@@ -119,4 +126,6 @@ __all__ = [
     "create_customer_info_sde",
     "create_jwt_claims_set",
     "create_personal_info_sde",
+    "publish_message",
+    "webhooks",
 ]

@@ -109,6 +109,13 @@ class Connection(EventEmitter):
         """Every conversation this connection currently holds."""
         return list(self.conversations.all())
 
+    async def process_webhooks_notification(self, notification: Any) -> None:
+        """Apply one webhook payload (``{"wsNotificationMsg": {"type", "body"}}``, a dict or its JSON
+        text) to this connection's objects; see :mod:`lpm.client.webhooks` (NULL and REST connections)."""
+        from lpm.client.webhooks import process_webhooks_notification
+
+        await process_webhooks_notification(self, notification)
+
     # ---------------------------------------------------------------- lifecycle (subclasses)
 
     async def open(self) -> None:

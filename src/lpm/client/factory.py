@@ -40,6 +40,11 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
     opts = validate_options(
         ConnectionOptions(account_id=account_id, user_type=user, connection_type=kind, **options)
     )
+    if kind == "null":
+        # Any user type: no transport, conversations are fed by webhooks.
+        from lpm.client.null import NullConnection
+
+        return NullConnection(opts)
     if kind == "ws":
         if user == "brand":
             from lpm.client.brand import BrandWebsocketConnection
@@ -48,7 +53,16 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
         from lpm.client.consumer import ConsumerWebsocketConnection
 
         return ConsumerWebsocketConnection(opts)
+    if kind == "rest":
+        if user == "brand":
+            from lpm.client.rest import BrandRestConnection
+
+            return BrandRestConnection(opts)
+        raise ConfigurationError(
+            "Unsupported connection_type 'rest' for user_type 'consumer': UMS REST v1 is a brand API; "
+            "consumers connect with ConnectionType.WEBSOCKET"
+        )
     raise ConfigurationError(
-        f"Unsupported connection_type {kind!r} for user_type {user!r}: this version supports WebSocket "
-        "connections (REST, Send API and NULL connections are not available yet)"
+        f"Unsupported connection_type {kind!r} for user_type {user!r}: Send API connections are not "
+        "available yet (use ConnectionType.WEBSOCKET)"
     )

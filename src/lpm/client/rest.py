@@ -1,0 +1,803 @@
+"""Brand connection over UMS REST v1 (``connection_type=ConnectionType.REST``; reference §2.5, §6.4).
+
+:class:`BrandRestConnection` implements :class:`~lpm.client.actions.ConnectionActions` with plain
+HTTP calls to ``{scheme}://{asyncMessagingEnt}/v1/...``, so the same
+:class:`~lpm.client.conversation.Conversation` and :class:`~lpm.client.dialog.Dialog` objects work
+on it as on a WebSocket connection.  There is no push over REST: notifications arrive through
+webhooks (:mod:`lpm.webhooks`), and :meth:`BrandRestConnection.get_conversation_by_id` reads a
+conversation's current state on demand.
+
+Every request carries ``Brand-ID: <account>`` and ``Authorization: Bearer <token>``; the token
+comes from the same :class:`~lpm.client.auth.tokens.TokenMaintainer` as the brand WebSocket
+connection (or is the ``token`` option, served by a
+:class:`~lpm.client.auth.tokens.StaticTokenMaintainer`).  A 401 makes the maintainer regenerate
+the token and the request is sent once more.
+
+How the object model's requests map onto REST:
+
+================================  ==============================================================
+publish (text, private, rich,     ``POST /v1/conversations/{cid}/dialogs/{did}/messages`` with a
+accept/read, chat state, file)    ``PLAIN_TEXT``, ``RICH_CONTENT``, ``HOSTED_FILE``,
+                                  ``ACKNOWLEDGEMENT`` or ``CHAT_STATE`` body
+stage CLOSE, TTR, manual ETTR     one ``PATCH /v1/conversations/{cid}`` (fields merged)
+close dialog                      ``PATCH /v1/conversations/{cid}/dialogs/{did}``
+join / suggest                    ``POST .../dialogs/{did}/participants``
+leave                             ``DELETE .../participants/{agentId}``
+transfer                          ``DELETE .../participants/{assigned}?transferToSkillId&transferToAgentId``
+query messages                    ``GET .../dialogs/{did}/messages`` (paged with ``offset``)
+upload / download URLs            ``POST /v1/brands/{acc}/file-upload-path`` / ``file-download-path``
+================================  ==============================================================
+
+PATCH and DELETE are conditional: the resource is read with a GET right before, and its ``ETag``
+is sent in ``If-Match``.  When the resource changed in between (412) it is read and written once
+more; a second 412 is raised.  Conversation bodies the server returns anyway (those GETs and the
+PATCH answers) refresh the cached conversation, so e.g. ``conversation.stage`` is ``CLOSE`` as
+soon as :meth:`~lpm.client.conversation.Conversation.close` returns.
+
+Conversation fields REST has no endpoint for (note, CSAT, delay, a skill change without an
+assigned agent to transfer) and subscriptions, rings, agent state and user profiles raise
+:class:`~lpm.errors.InvalidStateError` before any I/O.  Failed requests raise
+:class:`~lpm.errors.RequestError` with the HTTP status as ``code``, a ``request_type`` such as
+``"REST POST /v1/conversations/{cid}/dialogs/{did}/messages"`` (the path template), the error body
+and the ``conversation_id`` / ``dialog_id`` concerned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from lpm.client import connection as cs
+from lpm.client.auth.csds import CSDS, ServiceName
+from lpm.client.auth.http import HttpResponse, HttpSettings
+from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
+from lpm.client.connection import Connection
+from lpm.client.conversation import CLOSE_OK, Conversation
+from lpm.client.options import ConnectionOptions
+from lpm.enums import ParticipantRole
+from lpm.errors import (
+    ConfigurationError,
+    HttpError,
+    InvalidStateError,
+    NotConnectedError,
+    ProtocolError,
+    RequestError,
+)
+from lpm.protocol.notifications import MessagingEventInfo, NotificationError, decode_conversation_changes
+
+__all__ = [
+    "BrandRestConnection",
+    "RestWrite",
+    "event_from_rest_item",
+    "path_segment",
+    "plan_fields",
+    "request_error",
+    "rest_message_body",
+    "rest_request",
+    "strip_bearer",
+]
+
+log = logging.getLogger("lpm.client.rest")
+
+#: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
+_ANY_STATUS = frozenset(range(100, 600)) - {429}
+#: Items asked for per ``GET .../messages`` page (the server's maximum).
+MAX_PAGE = 1000
+#: Safety stop for message paging.
+MAX_PAGES = 10_000
+
+CONVERSATION = "/v1/conversations/{cid}"
+DIALOG = CONVERSATION + "/dialogs/{did}"
+PARTICIPANTS = DIALOG + "/participants"
+PARTICIPANT = PARTICIPANTS + "/{agentId}"
+MESSAGES = DIALOG + "/messages"
+UPLOAD_PATH = "/v1/brands/{accountId}/file-upload-path"
+DOWNLOAD_PATH = "/v1/brands/{accountId}/file-download-path"
+
+_CONVERSATION_FIELDS = frozenset({"ConversationStateField", "TTRField", "ManualETTR"})
+
+
+# ---------------------------------------------------------------- shared helpers (also lpm.publish)
+
+
+def strip_bearer(token: str) -> str:
+    """The token without a ``Bearer`` prefix the caller may have included (it is added once)."""
+    value = token.strip()
+    return value[7:].strip() if value[:7].lower() == "bearer " else value
+
+
+def request_error(
+    status: int, request_type: str, body: Any, conversation_id: str | None, dialog_id: str | None
+) -> RequestError:
+    """The :class:`RequestError` of a refused REST call."""
+    error = RequestError(status, request_type, body)
+    error.conversation_id = conversation_id
+    error.dialog_id = dialog_id
+    return error
+
+
+async def rest_request(
+    http: HttpSettings,
+    url: str,
+    *,
+    method: str,
+    request_type: str,
+    account_id: str,
+    token: str,
+    json: Any = None,
+    params: Mapping[str, str] | None = None,
+    if_match: str | None = None,
+) -> HttpResponse:
+    """One UMS REST v1 call with the ``Brand-ID`` and bearer headers; returns the response whatever
+    its status (the caller decides), except that a 429 still refused after
+    :class:`~lpm.client.auth.http.RetryPolicy`'s retries raises :class:`RequestError`.
+
+    Transport failures raise :class:`~lpm.errors.HttpError`; the token never appears in messages.
+    """
+    headers = {"Brand-ID": account_id, "Authorization": f"Bearer {token}"}
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    try:
+        return await http.request(
+            method,
+            url,
+            json=json,
+            params=params,
+            headers=headers,
+            expected=_ANY_STATUS,
+            what=request_type,
+            secrets=(token,),
+        )
+    except HttpError as exc:
+        if exc.status is not None:  # 429 after the bounded retries: a refusal like any other
+            raise RequestError(exc.status, request_type, exc.body) from exc
+        raise
+
+
+def rest_message_body(
+    event: Mapping[str, Any], *, audience: str = "ALL", metadata: list[Any] | None = None
+) -> dict[str, Any]:
+    """The ``POST .../messages`` body of a UMS publish ``event`` (ContentEvent, RichContentEvent,
+    AcceptStatusEvent or ChatStateEvent).
+
+    Raises :class:`ConfigurationError` for events REST cannot carry (another content type).
+    """
+    kind = event.get("type")
+    body: dict[str, Any]
+    if kind == "ContentEvent":
+        content_type = event.get("contentType") or "text/plain"
+        if content_type == "text/plain":
+            body = {"type": "PLAIN_TEXT", "content": {"text": event.get("message")}}
+        elif content_type == "hosted/file":
+            body = {"type": "HOSTED_FILE", "content": event.get("message")}
+        else:
+            raise ConfigurationError(f"content type {content_type!r} cannot be published over UMS REST v1")
+    elif kind == "RichContentEvent":
+        body = {"type": "RICH_CONTENT", "content": event.get("content")}
+    elif kind == "AcceptStatusEvent":
+        body = {
+            "type": "ACKNOWLEDGEMENT",
+            "content": {"sequenceList": event.get("sequenceList"), "status": event.get("status")},
+        }
+    elif kind == "ChatStateEvent":
+        body = {"type": "CHAT_STATE", "content": {"chatState": event.get("chatState")}}
+    else:
+        raise ConfigurationError(f"event type {kind!r} cannot be published over UMS REST v1")
+    if event.get("quickReplies") is not None:
+        body["quickReplies"] = event["quickReplies"]
+    if metadata:
+        body["metadata"] = list(metadata)
+    if audience != "ALL":
+        body["messageAudience"] = str(audience)
+    return body
+
+
+def event_from_rest_item(item: Mapping[str, Any]) -> MessagingEventInfo:
+    """A ``GET .../messages`` item as the messaging event the object model merges.
+
+    The item types map back to the UMS events they were published as (``PLAIN_TEXT`` →
+    ContentEvent ``text/plain``, ``HOSTED_FILE`` → ContentEvent ``hosted/file``, ``RICH_CONTENT`` →
+    RichContentEvent, ``ACKNOWLEDGEMENT`` → AcceptStatusEvent); any other type whose content is
+    ``{contentType, message}`` is a ContentEvent of that content type.
+    """
+    kind = str(item.get("type") or "")
+    content = item.get("content")
+    event: dict[str, Any]
+    if kind == "PLAIN_TEXT":
+        text = content.get("text") if isinstance(content, Mapping) else content
+        event = {"type": "ContentEvent", "contentType": "text/plain", "message": text}
+    elif kind == "HOSTED_FILE":
+        event = {"type": "ContentEvent", "contentType": "hosted/file", "message": content}
+    elif kind == "RICH_CONTENT":
+        event = {"type": "RichContentEvent", "content": content}
+    elif kind == "ACKNOWLEDGEMENT" and isinstance(content, Mapping):
+        event = {
+            "type": "AcceptStatusEvent",
+            "status": content.get("status"),
+            "sequenceList": content.get("sequenceList"),
+        }
+    elif isinstance(content, Mapping) and "contentType" in content:
+        event = {
+            "type": "ContentEvent",
+            "contentType": content["contentType"],
+            "message": content.get("message"),
+        }
+    else:
+        event = {"type": kind, **(dict(content) if isinstance(content, Mapping) else {})}
+    if item.get("quickReplies") is not None:
+        event["quickReplies"] = item["quickReplies"]
+    originator = item.get("originator")
+    originator = originator if isinstance(originator, Mapping) else {}
+    sequence = item.get("sequence")
+    created = item.get("createdTs")
+    metadata = item.get("metadata")
+    return MessagingEventInfo(
+        dialog_id=str(item.get("dialogId") or ""),
+        event=event,
+        originator_id=_opt_str(originator.get("id")),
+        originator_role=_opt_str(originator.get("role")),
+        sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+        conversation_id=_opt_str(item.get("conversationId")),
+        server_ts=created if isinstance(created, int) else None,
+        audience=str(item.get("messageAudience") or "ALL"),
+        metadata=list(metadata) if isinstance(metadata, list) else None,
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def path_segment(value: str) -> str:
+    """A path segment (ids are URL-safe in practice; quoting keeps a stray ``/`` from escaping)."""
+    return quote(value, safe="")
+
+
+# ---------------------------------------------------------------- conversation fields → REST
+
+
+@dataclass(slots=True)
+class RestWrite:
+    """One REST write planned from a ``conversationField`` list."""
+
+    #: ``conversation`` (PATCH), ``dialog`` (PATCH), ``add`` (POST), ``remove`` / ``transfer`` (DELETE)
+    kind: str
+    body: dict[str, Any] = field(default_factory=dict)
+    user_id: str = ""
+    dialog_id: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _unsupported(what: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"{what} cannot be changed over UMS REST v1 (it has no endpoint for it); use a WebSocket connection"
+    )
+
+
+def plan_fields(fields: list[dict[str, Any]]) -> list[RestWrite]:
+    """The REST writes equivalent to a ``cm.UpdateConversationField`` field list, in order.
+
+    Stage, TTR and manual ETTR merge into one conversation PATCH (atomic on the server, as one
+    UpdateConversationField is).  A REMOVE of the ASSIGNED_AGENT together with a ``Skill``
+    UPDATE and/or a SUGGEST of an ASSIGNED_AGENT is a transfer (one DELETE with
+    ``transferToSkillId`` / ``transferToAgentId``).  Raises :class:`InvalidStateError` before any
+    I/O for anything REST cannot express.
+    """
+    changes = [f for f in fields if f.get("field") == "ParticipantsChange"]
+    skills = [str(f.get("skill")) for f in fields if f.get("field") == "Skill"]
+    suggested = [
+        str(f.get("userId"))
+        for f in changes
+        if f.get("type") == "SUGGEST" and f.get("role") == ParticipantRole.ASSIGNED_AGENT
+    ]
+    removes_assigned = [
+        f for f in changes if f.get("type") == "REMOVE" and f.get("role") == ParticipantRole.ASSIGNED_AGENT
+    ]
+    transfer = bool(removes_assigned) and bool(skills or suggested)
+    if skills and not transfer:
+        raise _unsupported("the skill of a conversation without an assigned agent to transfer")
+    ops: list[RestWrite] = []
+    conversation_op: RestWrite | None = None
+    for f in fields:
+        name = f.get("field")
+        if name in _CONVERSATION_FIELDS:
+            if conversation_op is None:
+                conversation_op = RestWrite("conversation")
+                ops.append(conversation_op)
+            if name == "ConversationStateField":
+                conversation_op.body["stage"] = f.get("conversationState")
+            elif name == "TTRField":
+                conversation_op.body["type"] = f.get("ttrType")
+                conversation_op.body["value"] = f.get("value") or 0
+            else:
+                conversation_op.body["manualETTR"] = f.get("time")
+        elif name == "DialogChange":
+            spec = f.get("dialog") or {}
+            if f.get("type") != "UPDATE" or spec.get("state") != "CLOSE" or not spec.get("dialogId"):
+                raise _unsupported("a dialog other than by closing it")
+            body: dict[str, Any] = {"state": "CLOSE"}
+            # REST has one closeReason: who closed it (AGENT, CONSUMER...) wins over a free-text cause.
+            reason = spec.get("closedBy") or spec.get("closedCause")
+            if reason:
+                body["closeReason"] = str(reason)
+            ops.append(RestWrite("dialog", body, dialog_id=str(spec["dialogId"])))
+        elif name == "ParticipantsChange":
+            kind, user_id, role = f.get("type"), str(f.get("userId") or ""), f.get("role")
+            if not user_id:
+                raise ConfigurationError("ParticipantsChange needs a userId over UMS REST v1")
+            if kind == "REMOVE" and transfer and f is removes_assigned[0]:
+                params = {"transferToSkillId": skills[-1]} if skills else {}
+                if suggested:
+                    params["transferToAgentId"] = suggested[-1]
+                ops.append(RestWrite("transfer", user_id=user_id, params=params))
+            elif kind == "SUGGEST" and transfer:
+                continue  # carried by the transfer DELETE
+            elif kind in ("ADD", "SUGGEST"):
+                state = "ACTIVE" if kind == "ADD" else "SUGGESTED"
+                ops.append(RestWrite("add", {"id": user_id, "role": role, "state": state}, user_id=user_id))
+            elif kind == "REMOVE":
+                ops.append(RestWrite("remove", user_id=user_id))
+            else:
+                raise _unsupported(f"a participant with a {kind} change")
+        elif name == "Skill":
+            continue  # carried by the transfer DELETE (checked above)
+        else:
+            raise _unsupported(f"the {name} field" if name else "a field without a name")
+    return ops
+
+
+# ---------------------------------------------------------------- the connection
+
+
+class BrandRestConnection(Connection):
+    """A brand user's connection over UMS REST v1 (``connection_type=ConnectionType.REST``).
+
+    ``open()`` obtains the token (CONNECTING → CONNECTED); ``close()`` stops the token
+    maintainer (→ CLOSED).  See the module docstring for what each action sends.
+    """
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        super().__init__(options)
+        self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
+        self.token_maintainer: Any = options.token_maintainer or self._make_maintainer(options)
+
+    def _make_maintainer(self, options: ConnectionOptions) -> Any:
+        if options.token:
+            # A caller-supplied bearer: nothing can regenerate it (a 401 is final).
+            user_id = options.agent_id.rsplit(".", 1)[-1] if options.agent_id else None
+            return StaticTokenMaintainer(
+                account_id=options.account_id, token=strip_bearer(options.token), user_id=user_id
+            )
+        if options.auth_agent_session_data is None and options.auth_data is None:
+            raise ConfigurationError("a brand connection needs auth_data, auth_agent_session_data or token")
+        if options.auth_agent_session_data is not None and options.auth_data is not None:
+            raise ConfigurationError("auth_data and auth_agent_session_data are mutually exclusive")
+        return TokenMaintainer(
+            account_id=options.account_id,
+            auth_data=options.auth_data,
+            auth_session_info=options.auth_agent_session_data,
+            http=self.http,
+            domains=options.domains,
+            refresh_interval=options.token_refresh_interval,
+            retry_schedule=options.schedule(),
+        )
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def is_brand(self) -> bool:
+        return True
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent's old-style id ``{account}.{userId}``."""
+        value = getattr(self.token_maintainer, "agent_id", None)
+        return str(value) if value else None
+
+    @property
+    def user_id(self) -> str | None:
+        """The agent's PID (login ``config.userPid``)."""
+        value = getattr(self.token_maintainer, "user_pid", None)
+        return str(value) if value else None
+
+    async def get_token(self) -> str:
+        """The current bearer (waits while a regeneration is in progress)."""
+        token: str = await self.token_maintainer.get_token()
+        return token
+
+    async def lookup_service(self, service: str) -> str:
+        """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
+        return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def open(self) -> None:
+        """Obtain the token: CONNECTING → CONNECTED (FAILED_TO_CONNECT and the error on failure)."""
+        if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
+            raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
+        self._set_state(cs.CONNECTING)
+        try:
+            await self.token_maintainer.start()
+            await self.token_maintainer.get_token()
+        except Exception as exc:
+            if self.state == cs.CLOSED:
+                raise NotConnectedError("connection was closed before it could connect") from exc
+            self._set_state(cs.FAILED_TO_CONNECT)
+            raise
+        except BaseException:  # cancelled: FAILED_TO_CONNECT, so open() may be called again
+            if self.state == cs.CONNECTING:
+                self._set_state(cs.FAILED_TO_CONNECT)
+            raise
+        if self.state == cs.CONNECTING:  # not closed meanwhile
+            self._set_state(cs.CONNECTED)
+            self.emit("connect")
+
+    async def close(self) -> None:
+        """Stop the token maintainer and release everything (a closed connection stays closed)."""
+        if self.state == cs.CLOSED:
+            return
+        was_open = self.state == cs.CONNECTED
+        # The state moves first: an open() still waiting for its token sees it was closed.
+        self._set_state(cs.CLOSING if was_open else cs.CLOSED)
+        from lpm.client.webhooks import close_webhooks_intake
+
+        await close_webhooks_intake(self)
+        await self.token_maintainer.stop()
+        self.conversations.close()
+        await self.http.close()
+        if self.state != cs.CLOSED:
+            self._set_state(cs.CLOSED)
+        self.emit("close", {"code": 1000, "reason": "closed by the application"})
+        await self.close_events()
+
+    # ---------------------------------------------------------------- HTTP
+
+    async def _request(
+        self,
+        method: str,
+        template: str,
+        *,
+        conversation_id: str | None = None,
+        dialog_id: str | None = None,
+        agent_id: str | None = None,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+        expected: tuple[int, ...] = (200,),
+    ) -> HttpResponse:
+        """One REST call (``template`` is the path with ``{cid}``, ``{did}``, ``{agentId}``,
+        ``{accountId}`` placeholders).  A 401 regenerates the token and is retried once; any
+        status outside ``expected`` raises :class:`RequestError`."""
+        request_type = f"REST {method} {template}"
+        if self.state != cs.CONNECTED:
+            raise NotConnectedError(f"unable to send {request_type}: connection is {self.state}")
+        path = template.format(
+            cid=path_segment(conversation_id or ""),
+            did=path_segment(dialog_id or ""),
+            agentId=path_segment(agent_id or ""),
+            accountId=path_segment(self.account_id),
+        )
+        host = await self.lookup_service(ServiceName.ASYNC_MESSAGING_ENT)
+        url = self.http.base_url(host) + path
+        for attempt in range(2):
+            token = await self.get_token()
+            response = await rest_request(
+                self.http,
+                url,
+                method=method,
+                request_type=request_type,
+                account_id=self.account_id,
+                token=token,
+                json=json,
+                params=params,
+                if_match=if_match,
+            )
+            if response.status == 401 and attempt == 0:
+                log.info("%s answered 401: regenerating the token", request_type)
+                await self._token_invalid(token)
+                continue
+            if response.status in expected:
+                return response
+            raise request_error(response.status, request_type, response.body, conversation_id, dialog_id)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _token_invalid(self, token: str) -> None:
+        maintainer = self.token_maintainer
+        if isinstance(maintainer, TokenMaintainer | StaticTokenMaintainer):
+            # Naming the refused token lets concurrent 401s share one regeneration.
+            await maintainer.on_token_invalid("rest-401", token)
+        else:
+            await maintainer.on_token_invalid("rest-401")
+
+    async def _conditional(
+        self,
+        method: str,
+        template: str,
+        resource: str,
+        *,
+        conversation_id: str,
+        dialog_id: str | None = None,
+        agent_id: str | None = None,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        expected: tuple[int, ...] = (200,),
+    ) -> HttpResponse:
+        """A PATCH/DELETE with the ETag of a GET of ``resource`` right before; on 412 (the
+        resource changed in between) read and write once more."""
+        for attempt in range(2):
+            current = await self._request(
+                "GET", resource, conversation_id=conversation_id, dialog_id=dialog_id, agent_id=agent_id
+            )
+            if resource == CONVERSATION:
+                self._refresh(current.body)
+            etag = _header(current.headers, "ETag")
+            if not etag:
+                raise ProtocolError(f"REST GET {resource} answered without an ETag", frame=current.body)
+            try:
+                return await self._request(
+                    method,
+                    template,
+                    conversation_id=conversation_id,
+                    dialog_id=dialog_id,
+                    agent_id=agent_id,
+                    json=json,
+                    params=params,
+                    if_match=etag,
+                    expected=expected,
+                )
+            except RequestError as exc:
+                if exc.code != 412 or attempt:
+                    raise
+                log.debug("%s %s: the resource changed since its GET; retrying once", method, template)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---------------------------------------------------------------- conversations
+
+    def _ingest(self, body: Any) -> Conversation:
+        """Cache (or update) the conversation of a ``GET/PATCH /v1/conversations/{cid}`` body."""
+        try:
+            _, changes = decode_conversation_changes(
+                {"changes": [{"type": "UPSERT", "result": body}]}, brand=False
+            )
+        except NotificationError as exc:
+            raise ProtocolError(f"unexpected conversation body from UMS REST: {exc}", frame=body) from None
+        info = changes[0].conversation
+        cache = self.conversations
+        conversation = cache.get(info.conversation_id)
+        if conversation is None:
+            conversation = cache.from_info(info)
+        else:
+            conversation.apply(info)
+        # Held by nobody: it stays cached ``conversations_cache_duration`` seconds after its last
+        # read (adopt cancels a pending expiry, release starts a new one when no feed holds it).
+        cache.adopt(conversation)
+        cache.release(conversation)
+        return conversation
+
+    def _refresh(self, body: Any) -> None:
+        """Update a cached conversation with a body the server returned anyway (never caches a
+        new one; a body that cannot be read is reported, not raised: the write succeeded)."""
+        cid = body.get("convId") if isinstance(body, Mapping) else None
+        conversation = self.conversations.get(cid) if isinstance(cid, str) else None
+        if conversation is None:
+            return
+        try:
+            _, changes = decode_conversation_changes(
+                {"changes": [{"type": "UPSERT", "result": body}]}, brand=False
+            )
+            conversation.apply(changes[0].conversation)
+        except NotificationError as exc:
+            self.report_error(ProtocolError(f"unexpected conversation body from UMS REST: {exc}", frame=body))
+
+    async def get_conversation_by_id(self, conversation_id: str) -> Conversation:
+        """``GET /v1/conversations/{cid}``: the conversation's current state, cached (or the
+        cached object updated) and returned — how a stateless bot acts on a conversation it only
+        knows by id.
+
+        Unlike the WebSocket connections' synchronous cache lookup this reads the server, so it
+        is a coroutine; ``conn.conversations.get(cid)`` is the cache lookup.  A conversation no
+        feed holds stays cached ``conversations_cache_duration`` seconds after its last read.
+        Raises :class:`RequestError` (404 unknown, 403 not a participant and not a manager).
+        """
+        if not isinstance(conversation_id, str) or not conversation_id:
+            raise ConfigurationError("conversation_id must be a non-empty string")
+        response = await self._request("GET", CONVERSATION, conversation_id=conversation_id)
+        return self._ingest(response.body)
+
+    async def _participant_dialog(self, conversation_id: str) -> str:
+        """The dialog participants join and leave: the conversation's open dialog."""
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            conversation = await self.get_conversation_by_id(conversation_id)
+        dialog = conversation.open_dialog
+        if dialog is None:
+            raise InvalidStateError(f"conversation {conversation_id} has no open dialog")
+        return dialog.dialog_id
+
+    # ---------------------------------------------------------------- ConnectionActions
+
+    async def publish_event(
+        self,
+        conversation_id: str,
+        dialog_id: str,
+        event: dict[str, Any],
+        *,
+        audience: str = "ALL",
+        metadata: list[Any] | None = None,
+    ) -> int:
+        """``POST .../messages``; returns the event's sequence (0 for chat states)."""
+        body = rest_message_body(event, audience=audience, metadata=metadata)
+        response = await self._request(
+            "POST",
+            MESSAGES,
+            conversation_id=conversation_id,
+            dialog_id=dialog_id,
+            json=body,
+            expected=(200, 201),
+        )
+        sequence = response.body.get("sequence") if isinstance(response.body, Mapping) else None
+        return sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else 0
+
+    async def update_conversation_field(
+        self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
+    ) -> Any:
+        """The REST writes equivalent to the fields (see :func:`plan_fields`), in order.
+
+        Returns ``"OK Conversation resolved successfully"`` when the stage was set to CLOSE (the
+        answer :meth:`Conversation.close` expects from UMS), else the last response body.
+        ``metadata`` has no place in these requests and is ignored.
+        """
+        del metadata
+        result: Any = None
+        for op in plan_fields(fields):
+            result = await self._apply_op(conversation_id, op)
+        return result
+
+    async def _apply_op(self, cid: str, op: RestWrite) -> Any:
+        if op.kind == "conversation":
+            response = await self._conditional(
+                "PATCH", CONVERSATION, CONVERSATION, conversation_id=cid, json=op.body
+            )
+            self._refresh(response.body)
+            return CLOSE_OK if op.body.get("stage") == "CLOSE" else response.body
+        if op.kind == "dialog":
+            response = await self._conditional(
+                "PATCH", DIALOG, DIALOG, conversation_id=cid, dialog_id=op.dialog_id, json=op.body
+            )
+            return response.body
+        did = await self._participant_dialog(cid)
+        if op.kind == "add":
+            response = await self._request(
+                "POST", PARTICIPANTS, conversation_id=cid, dialog_id=did, json=op.body, expected=(200, 201)
+            )
+            return response.body
+        # remove / transfer
+        response = await self._conditional(
+            "DELETE",
+            PARTICIPANT,
+            PARTICIPANT,
+            conversation_id=cid,
+            dialog_id=did,
+            agent_id=op.user_id,
+            params=op.params or None,
+            expected=(200, 204),
+        )
+        return response.body
+
+    async def query_messages(
+        self,
+        conversation_id: str,
+        dialog_id: str,
+        *,
+        max_quantity: int | None = None,
+        newer_than: int | None = None,
+        older_than: int | None = None,
+    ) -> list[MessagingEventInfo]:
+        """``GET .../messages``: events with ``newer_than < sequence < older_than``, oldest first,
+        at most ``max_quantity`` (all of them when None, page by page)."""
+        wanted = max_quantity if max_quantity is not None and max_quantity >= 0 else None
+        params: dict[str, str] = {}
+        if newer_than is not None:
+            params["newerThanSequence"] = str(newer_than)
+        if older_than is not None:
+            params["olderThanSequence"] = str(older_than)
+        items: list[Any] = []
+        for _ in range(MAX_PAGES):
+            limit = MAX_PAGE if wanted is None else min(MAX_PAGE, wanted - len(items))
+            if limit <= 0:
+                break
+            page_params = {**params, "limit": str(limit), "offset": str(len(items))}
+            response = await self._request(
+                "GET", MESSAGES, conversation_id=conversation_id, dialog_id=dialog_id, params=page_params
+            )
+            data = response.body.get("data") if isinstance(response.body, Mapping) else None
+            if not isinstance(data, list):
+                raise ProtocolError("REST GET messages answered without a data list", frame=response.body)
+            items.extend(data)
+            links = response.body.get("links") if isinstance(response.body, Mapping) else None
+            if len(data) < limit or not (isinstance(links, Mapping) and links.get("next")):
+                break
+        return [event_from_rest_item(i) for i in items if isinstance(i, Mapping)]
+
+    async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
+        """Brands need no messaging subscription (and REST has none): nothing to do."""
+
+    async def subscribe_conversations(self, query: dict[str, Any]) -> str:
+        raise InvalidStateError(
+            "REST connections cannot subscribe to conversations: register webhooks and feed them with "
+            "lpm.webhooks.create_app (or process_webhooks_notification)"
+        )
+
+    async def unsubscribe_conversations(self, subscription_id: str) -> None:
+        raise InvalidStateError("REST connections have no conversation subscriptions")
+
+    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
+        raise InvalidStateError("REST connections cannot subscribe to routing tasks (rings need a WebSocket)")
+
+    async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
+        raise InvalidStateError("REST connections have no routing-task subscriptions")
+
+    def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
+        raise InvalidStateError("REST connections have no conversation subscriptions")
+
+    def unregister_conversation_subscription(self, subscription_id: str) -> None:
+        raise InvalidStateError("REST connections have no conversation subscriptions")
+
+    def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None:
+        raise InvalidStateError("REST connections have no routing-task subscriptions")
+
+    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        raise InvalidStateError("REST connections cannot answer rings (rings need a WebSocket)")
+
+    async def get_user_profile(self, user_id: str | None) -> Any:
+        raise InvalidStateError("UMS REST v1 has no user profile endpoint; use a WebSocket connection")
+
+    async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
+        """``POST /v1/brands/{acc}/file-upload-path`` → ``{relativePath, queryParams}``."""
+        response = await self._request(
+            "POST", UPLOAD_PATH, json={"fileSize": file_size, "fileType": file_type}
+        )
+        if not isinstance(response.body, Mapping):
+            raise ProtocolError("REST file-upload-path answered without an object", frame=response.body)
+        return dict(response.body)
+
+    async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
+        """``POST /v1/brands/{acc}/file-download-path`` → ``{relativePath, queryParams}``."""
+        response = await self._request("POST", DOWNLOAD_PATH, json={"relativePath": relative_path})
+        if not isinstance(response.body, Mapping):
+            raise ProtocolError("REST file-download-path answered without an object", frame=response.body)
+        return dict(response.body)
+
+    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
+        """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
+        url = self.http.base_url(await self.lookup_service(ServiceName.SWIFT)) + relative_path
+        session = await self.http.client_session()
+        try:
+            async with session.put(url, params=query, data=data, ssl=self.http.ssl) as resp:
+                if resp.status not in (200, 201):
+                    raise HttpError(f"file upload failed with HTTP {resp.status}", status=resp.status)
+        except aiohttp.ClientError as exc:
+            # Only the type: the message may quote the URL, whose query is a temporary credential.
+            raise HttpError(f"file upload failed: {type(exc).__name__}") from None
+
+    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
+        """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
+        url = self.http.base_url(await self.lookup_service(ServiceName.SWIFT)) + relative_path
+        session = await self.http.client_session()
+        try:
+            async with session.get(url, params=query, ssl=self.http.ssl) as resp:
+                if resp.status != 200:
+                    raise HttpError(f"file download failed with HTTP {resp.status}", status=resp.status)
+                return await resp.read()
+        except aiohttp.ClientError as exc:
+            raise HttpError(f"file download failed: {type(exc).__name__}") from None

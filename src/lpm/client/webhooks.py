@@ -1,0 +1,244 @@
+"""Webhooks intake: feed webhook notifications into a connection's objects (reference §3.10, §2.19).
+
+:func:`process_webhooks_notification` takes one webhook payload, ``{"wsNotificationMsg": {"type",
+"body"}, ...}`` (the consumer-v3 shapes LivePerson and the emulator POST), and applies it:
+
+* ``ms.MessagingEventNotification``: the events are routed to their conversations exactly as
+  socket notifications are (``message``, ``message-delivery-event``, chat states...);
+* ``cqm.ExConversationChangeNotification``: the changes go to the connection's
+  :class:`WebhooksIntake`, a conversation feed like a subscription's: an UPSERT of a conversation
+  new to the connection caches it and emits ``conversation`` (on the intake and on the
+  connection), later UPSERTs update it (change events), a DELETE releases it;
+* any other type raises :class:`~lpm.errors.ConfigurationError` ``invalid notification type X``,
+  a payload without ``wsNotificationMsg`` ``notification is missing wsNotificationMsg``; a body
+  that is not the documented shape raises :class:`~lpm.errors.ProtocolError`.
+
+Intended for NULL and REST connections; it "should not be used in combination with conversation
+subscriptions" (the Node SDK's words): a subscription and the intake would both feed the same
+conversations.  Notifications of one conversation must be processed in order, one at a time
+(await each call): :func:`lpm.webhooks.create_app` does that for you.
+
+Webhooks send no DELETE when a conversation closes, so the intake releases a conversation
+``clear_conversation_timeout`` seconds after an UPSERT shows it closed (late notifications still
+find it: the cache keeps it ``conversations_cache_duration`` seconds more).  A long-running
+webhook bot therefore does not accumulate every conversation it ever saw.
+
+Intake events: ``conversation`` ``(conversation)``, ``upsert`` / ``delete`` ``(conversation)``,
+``notification`` ``(changes)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from lpm.client.events import EventEmitter
+from lpm.client.subscriptions import CLEAR_CONVERSATION_TIMEOUT
+from lpm.enums import ConversationState
+from lpm.errors import ConfigurationError, ProtocolError
+from lpm.protocol.notifications import (
+    NotificationError,
+    decode_conversation_changes,
+    decode_messaging_events,
+)
+from lpm.protocol.types import Notif
+
+if TYPE_CHECKING:
+    from lpm.client.connection import Connection
+    from lpm.client.conversation import Conversation
+    from lpm.protocol.notifications import ConversationChange, ConversationInfo
+
+__all__ = [
+    "WebhooksIntake",
+    "close_webhooks_intake",
+    "process_webhooks_notification",
+    "webhooks_intake",
+]
+
+log = logging.getLogger("lpm.client.webhooks")
+
+# The intake lives on the connection it feeds (created on first use), so any connection class can
+# take webhooks without knowing about them.
+_INTAKE_ATTRIBUTE = "_lpm_webhooks_intake"
+
+
+class WebhooksIntake(EventEmitter):
+    """The conversation feed of a connection's ``cqm.ExConversationChangeNotification`` webhooks.
+
+    Holds a reference (in the connection's cache) on every conversation it has seen and not yet
+    released; see the module docstring for events and the release of closed conversations.
+    """
+
+    def __init__(
+        self, connection: Connection, *, clear_conversation_timeout: float = CLEAR_CONVERSATION_TIMEOUT
+    ) -> None:
+        super().__init__()
+        self._connection = connection
+        self._error_sink = connection.report_error
+        #: Seconds a DELETEd or closed conversation stays in the feed.
+        self.clear_conversation_timeout = clear_conversation_timeout
+        self._feed: dict[str, Conversation] = {}
+        self._drop_timers: dict[str, asyncio.TimerHandle] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<WebhooksIntake {len(self._feed)} conversations>"
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """The conversations this feed currently holds."""
+        return list(self._feed.values())
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        return self._feed.get(conversation_id)
+
+    # ---------------------------------------------------------------- processing
+
+    async def handle(self, changes: list[ConversationChange]) -> None:
+        """Apply the changes of one notification, in order.  A change that fails is reported on
+        the connection's ``error`` event and does not stop the others."""
+        if self._closed:
+            log.debug("notification for a closed connection ignored")
+            return
+        for change in changes:
+            try:
+                if change.type == "DELETE":
+                    self._on_delete(change.conversation)
+                    continue
+                new = self._on_upsert(change.conversation)
+                if new is not None:
+                    await self._announce(new)
+            except Exception as exc:
+                self._connection.report_error(exc)
+        self.emit("notification", changes)
+
+    def _on_upsert(self, info: ConversationInfo) -> Conversation | None:
+        """Apply an UPSERT; returns the conversation when it is new to the connection."""
+        cache = self._connection.conversations
+        cid = info.conversation_id
+        conversation = self._feed.get(cid)
+        new: Conversation | None = None
+        if conversation is None:
+            conversation = cache.get(cid)
+            if conversation is None:
+                conversation = new = cache.from_info(info)
+            cache.adopt(conversation)
+            self._feed[cid] = conversation
+        if new is None:
+            conversation.apply(info)
+        self.emit("upsert", conversation)
+        if conversation.stage == ConversationState.CLOSE:
+            self._schedule_drop(cid)
+        else:
+            timer = self._drop_timers.pop(cid, None)
+            if timer is not None:
+                timer.cancel()
+        return new
+
+    def _on_delete(self, info: ConversationInfo) -> None:
+        conversation = self._feed.get(info.conversation_id)
+        if conversation is None:
+            raise ProtocolError(f"DELETE webhook received for unknown conversation {info.conversation_id}")
+        conversation.apply(info)
+        self.emit("delete", conversation)
+        self._schedule_drop(info.conversation_id)
+
+    async def _announce(self, conversation: Conversation) -> None:
+        cache = self._connection.conversations
+        # Only a connection that can read history loads it (get_all_messages); a NULL one cannot.
+        from lpm.client.null import NullConnection
+
+        if not isinstance(self._connection, NullConnection) and cache._needs_history(conversation):
+            await cache._load_history(conversation)
+        if self._feed.get(conversation.conversation_id) is not conversation:
+            return  # released while its history loaded
+        self.emit("conversation", conversation)
+        self._connection.emit("conversation", conversation)
+
+    def _schedule_drop(self, conversation_id: str) -> None:
+        if conversation_id in self._drop_timers:
+            return
+        loop = asyncio.get_running_loop()
+        self._drop_timers[conversation_id] = loop.call_later(
+            self.clear_conversation_timeout, self._drop, conversation_id
+        )
+
+    def _drop(self, conversation_id: str) -> None:
+        self._drop_timers.pop(conversation_id, None)
+        conversation = self._feed.pop(conversation_id, None)
+        if conversation is not None:
+            self._connection.conversations.release(conversation)
+
+    async def close(self) -> None:
+        """Cancel the drop timers, release every conversation and the handler tasks."""
+        self._closed = True
+        for timer in self._drop_timers.values():
+            timer.cancel()
+        self._drop_timers.clear()
+        for conversation in self._feed.values():
+            self._connection.conversations.release(conversation)
+        self._feed.clear()
+        await self.close_events()
+
+
+def webhooks_intake(connection: Connection) -> WebhooksIntake:
+    """The connection's :class:`WebhooksIntake` (created on first use)."""
+    intake = getattr(connection, _INTAKE_ATTRIBUTE, None)
+    if not isinstance(intake, WebhooksIntake):
+        intake = WebhooksIntake(connection)
+        setattr(connection, _INTAKE_ATTRIBUTE, intake)
+    return intake
+
+
+async def close_webhooks_intake(connection: Connection) -> None:
+    """Close the connection's intake, if it has one (connections call this when closing)."""
+    intake = getattr(connection, _INTAKE_ATTRIBUTE, None)
+    if isinstance(intake, WebhooksIntake):
+        await intake.close()
+
+
+def _payload_object(payload: Any) -> Mapping[str, Any]:
+    if isinstance(payload, bytes | bytearray | str):
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise ConfigurationError(f"notification is not valid JSON: {exc}") from None
+    if not isinstance(payload, Mapping):
+        raise ConfigurationError(f"notification must be a JSON object, not {type(payload).__name__}")
+    return payload
+
+
+async def process_webhooks_notification(connection: Connection, payload: Any) -> None:
+    """Apply one webhook payload (a dict, or its JSON text) to ``connection`` (module docstring).
+
+    Await each call before the next one of the same conversation: notifications of one
+    conversation must be applied in the order they were sent.
+    """
+    message = _payload_object(payload).get("wsNotificationMsg")
+    if message is None:
+        raise ConfigurationError("notification is missing wsNotificationMsg")
+    if not isinstance(message, Mapping):
+        raise ConfigurationError("wsNotificationMsg must be an object")
+    kind = message.get("type")
+    body = message.get("body")
+    if kind == Notif.MESSAGING_EVENT:
+        try:
+            events = decode_messaging_events(body, brand=False)
+        except NotificationError as exc:
+            raise ProtocolError(f"invalid webhook notification: {exc}", frame=body) from None
+        connection.emit("notification", kind, body)
+        connection.emit("messageNotification", body)
+        connection.conversations.handle_messaging_events(events)
+    elif kind == Notif.EX_CONVERSATION_CHANGE:
+        try:
+            _, changes = decode_conversation_changes(body, brand=False)
+        except NotificationError as exc:
+            raise ProtocolError(f"invalid webhook notification: {exc}", frame=body) from None
+        connection.emit("notification", kind, body)
+        connection.emit("conversationNotification", body)
+        await webhooks_intake(connection).handle(changes)
+    else:
+        raise ConfigurationError(f"invalid notification type {kind}")
