@@ -277,11 +277,24 @@ async def test_transfer_agent_id_normalisation_and_validation() -> None:
     for same in (AGENT, AGENT_OLD, pid(env.world, AGENT)):
         with pytest.raises(ConfigurationError, match="same agent"):
             await conversation.transfer(agent_id=same)
-    with pytest.raises(ConfigurationError, match="cannot turn agent id"):
-        await conversation.transfer(agent_id="5f0c2a76-0000-4000-8000-000000000000")
     with pytest.raises(ConfigurationError, match="agent_id or skill_id"):
         await conversation.transfer()
     assert len(env.fake.calls) == calls  # validation happens before any I/O
+
+    stranger = "5f0c2a76-0000-4000-8000-000000000000"
+    performing = env.fake.scripts.get("update_conversation_field")
+    env.fake.scripts["update_conversation_field"] = lambda *a, **k: "OK"  # recorded, not performed
+    await conversation.transfer(agent_id=stranger)  # an unknown agent's PID is sent as given
+    assert {
+        "field": "ParticipantsChange",
+        "type": "SUGGEST",
+        "userId": stranger,
+        "role": "ASSIGNED_AGENT",
+    } in (env.fake.called("update_conversation_field")[-1].args[1])
+    if performing is None:
+        del env.fake.scripts["update_conversation_field"]
+    else:
+        env.fake.scripts["update_conversation_field"] = performing
 
     online(env.world, BOT)
     await conversation.transfer(agent_id=pid(env.world, BOT), skill_id="11")  # a participant's PID

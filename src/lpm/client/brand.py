@@ -2,14 +2,22 @@
 
 The agentVep bearer travels in the socket URL (as LivePerson's own clients send it); a
 :class:`~lpm.client.auth.tokens.TokenMaintainer` logs in, refreshes the session every 4 minutes and
-regenerates the token on a 401 at the upgrade and on 4401/4407 closes.  After every (re)connect the
-session is restored before queued requests run: conversation subscriptions are recreated with their
-original queries (their snapshots reconcile the cached conversations), routing-task subscriptions
-are recreated and the last agent state set with :meth:`set_agent_state` is sent again.
+regenerates the token on a 401 at the upgrade and on 4401/4407 closes; its events
+(``token-invalid``, ``token-regenerated``, ``refresh-token``, ``generate-token-wait``,
+``getAgentToken#request`` / ``#response``) are re-emitted by the connection, and its failures
+are reported on the connection's ``"error"``.
+
+After every (re)connect the session is restored before queued requests run: conversation
+subscriptions are recreated with their original queries (their snapshots reconcile the cached
+conversations), routing-task subscriptions are recreated, the last agent state set with
+:meth:`set_agent_state` is sent again, and -- since UMS does not replay what a brand socket missed --
+the history of every open dialog this user takes part in is fetched from the last sequence seen,
+so messages sent while the socket was down arrive as ordinary ``message`` events, in order.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -17,11 +25,25 @@ from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
 from lpm.client.options import ConnectionOptions
 from lpm.client.tracking import tracking_query
 from lpm.client.websocket import WebsocketConnection
-from lpm.errors import ConfigurationError, LpmError
+from lpm.enums import ParticipantState
+from lpm.errors import ConfigurationError, LpmError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
 from lpm.protocol.types import Dialect, Req
 
+log = logging.getLogger("lpm.client.brand")
+
 AGENT_STATES = ("ONLINE", "OCCUPIED", "AWAY", "BACK_SOON", "OFFLINE")
+#: Token maintainer events the connection re-emits under the same name (Node SDK §2.3).
+MAINTAINER_EVENTS = (
+    "token-invalid",
+    "refresh-token",
+    "token-regenerated",
+    "generate-token-wait",
+    "getAgentToken#request",
+    "getAgentToken#response",
+)
+#: Safety stop for the history pages fetched per dialog after a reconnect.
+MAX_CATCH_UP_PAGES = 1000
 
 
 class BrandWebsocketConnection(WebsocketConnection):
@@ -36,6 +58,27 @@ class BrandWebsocketConnection(WebsocketConnection):
         self.agent_state: str | None = None
         self._agent_state_description: str | None = None
         self._token: str | None = None
+        self._last_maintainer_error: BaseException | None = None
+        self._forward_maintainer_events()
+
+    def _forward_maintainer_events(self) -> None:
+        maintainer = self.token_maintainer
+        if not callable(getattr(maintainer, "on", None)):
+            return  # a minimal user-supplied maintainer without events
+        for name in MAINTAINER_EVENTS:
+            maintainer.on(name, self._forwarder(name))
+        # Login failures the maintainer retries on its own are background errors of the connection.
+        maintainer.on("error", self._maintainer_error)
+
+    def _maintainer_error(self, error: BaseException) -> None:
+        self._last_maintainer_error = error
+        self.report_error(error)
+
+    def _forwarder(self, name: str) -> Any:
+        def forward(*args: Any) -> None:
+            self.emit(name, *args)
+
+        return forward
 
     def _make_maintainer(self, options: ConnectionOptions) -> Any:
         if options.token:
@@ -98,10 +141,20 @@ class BrandWebsocketConnection(WebsocketConnection):
         return await self._invalidate("Websocket-close")
 
     async def _invalidate(self, source: str) -> bool:
+        """Have the maintainer replace the refused token; False (and maintenance stops) when it
+        cannot (a caller-supplied bearer, a session without credentials)."""
+        maintainer = self.token_maintainer
         try:
-            await self.token_maintainer.on_token_invalid(source)
+            if isinstance(maintainer, TokenMaintainer | StaticTokenMaintainer):
+                # Naming the refused token makes a report that arrives after a regeneration a
+                # no-op instead of a second login.
+                await maintainer.on_token_invalid(source, token=self._token)
+            else:
+                await maintainer.on_token_invalid(source)
         except LpmError as exc:
-            self.report_error(exc)
+            if exc is not self._last_maintainer_error:  # not reported twice
+                self.report_error(exc)
+            self._auth_failed_for_good = True
             return False
         return True
 
@@ -109,6 +162,41 @@ class BrandWebsocketConnection(WebsocketConnection):
         await self._restore_subscriptions(first)
         if self.agent_state is not None:
             await self._send_agent_state(self.agent_state, self._agent_state_description)
+        if not first:
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Fetch what the lost socket missed in every open dialog this user takes part in.
+
+        The events are held with the live ones received meanwhile and applied like them
+        (``message``, ``message-delivery-event``) once the session is restored, in sequence
+        order; the dialogs drop what they have already seen.
+        """
+        for conversation in self.conversations.all():
+            for dialog in conversation.dialogs:
+                if not dialog.is_open:
+                    continue
+                me = dialog.get_self_participant()
+                if me is None or me.state != ParticipantState.ACTIVE:
+                    continue  # UMS sends (and shows) a dialog's events only to its participants
+                await self._catch_up_dialog(conversation.conversation_id, dialog)
+
+    async def _catch_up_dialog(self, conversation_id: str, dialog: Any) -> None:
+        cursor: int = dialog.last_contiguous_sequence  # newerThanSequence is exclusive
+        for _ in range(MAX_CATCH_UP_PAGES):
+            try:
+                events = await self.query_messages(conversation_id, dialog.dialog_id, newer_than=cursor)
+            except RequestError as exc:
+                if exc.code in (403, 404):
+                    # Left the conversation (or it is gone) while disconnected: nothing to fetch.
+                    log.debug("catch-up of dialog %s skipped: %s", dialog.dialog_id, exc)
+                    return
+                raise
+            self._hold_events(events)
+            top = max((e.sequence for e in events if e.sequence is not None), default=None)
+            if top is None or top <= cursor:
+                return
+            cursor = top
 
     async def _shutdown_extras(self) -> None:
         await self.token_maintainer.stop()

@@ -3,12 +3,18 @@
 Every state change goes through :meth:`Connection._set_state`, which checks it against
 :data:`TRANSITIONS` — the one table of legal moves (reference §3.1)::
 
-    INITIAL --open()--> CONNECTING --ok--> CONNECTED
+    INITIAL --open()--> CONNECTING --verified--> CONNECTED
     CONNECTING --error--> FAILED_TO_CONNECT --retry--> CONNECTING
     CONNECTED --socket lost--> DISCONNECTED --retry--> CONNECTING
     CONNECTED --close()--> CLOSING --> CLOSED
     CONNECTING | DISCONNECTED | FAILED_TO_CONNECT --close()--> CLOSED
+    DISCONNECTED | FAILED_TO_CONNECT --credentials refused for good--> CLOSED
     NULL (NullConnection) never changes
+
+CONNECTED starts once the new socket is verified and covers the restore of the session that
+follows (subscriptions, agent state, missed messages); requests made during the restore are
+queued until it is done, which the ``connect`` / ``reconnect`` event marks.  A socket lost during
+the restore fails that attempt (DISCONNECTED, then the next attempt) without ``disconnect``.
 
 Connections are async context managers: ``async with lpm.create_connection(...) as conn:``
 opens on entry and closes on exit.  ``close()`` on a closed connection is a no-op.

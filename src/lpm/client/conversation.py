@@ -567,7 +567,8 @@ class Conversation(EventEmitter):
             self.stage = previous
 
     def _normalize_agent_id(self, agent_id: str) -> str:
-        """``{account}.{userId}`` from a numeric user id, an old id, or a known participant's PID."""
+        """``{account}.{userId}`` from a numeric user id, an old id, or a known participant's PID;
+        any other id (an unknown agent's PID) is returned unchanged."""
         if agent_id.isdigit():
             return f"{self.actions.account_id}.{agent_id}"
         if "." in agent_id:
@@ -578,10 +579,9 @@ class Conversation(EventEmitter):
             known = dialog.get_participant(agent_id) or dialog.get_removed_participant(agent_id)
             if known is not None and known.agent_id:
                 return known.agent_id
-        raise ConfigurationError(
-            f"cannot turn agent id {agent_id!r} into {{account}}.{{agentId}}: give the numeric user id, "
-            "the old id, or the PID of a participant of this conversation"
-        )
+        # The PID of an agent who never took part: no client-side mapping exists, so it is sent
+        # as given (the emulator resolves PIDs; prefer numeric or old ids with LivePerson).
+        return agent_id
 
     def _agent_id_of(self, participant: Participant) -> str:
         if participant.agent_id:
@@ -605,7 +605,7 @@ class Conversation(EventEmitter):
             fields.append({"field": "Skill", "type": "UPDATE", "skill": str(skill_id)})
         if agent_id is not None:
             target = self._normalize_agent_id(str(agent_id))
-            if assigned is not None and self._agent_id_of(assigned) == target:
+            if assigned is not None and target in (self._agent_id_of(assigned), assigned.user_id):
                 raise ConfigurationError(f"Cannot transfer to the same agent: {target}")
             current = dialog.get_participant_by_agent_id(target)
             if current is not None:

@@ -1,21 +1,30 @@
 """WebSocket connections: request/response correlation, keep-alive and connection maintenance.
 
 One :class:`WebsocketConnection` owns at most one live socket at a time.  Every socket gets a
-*generation* number; the reader, the keep-alive and every callback carry the generation they were
-started for and do nothing once it is no longer current, so events of an abandoned socket can
-never act on the new one (node-agent-sdk's worst bug, peer study §5.2).
+*generation* number; the reader, the keep-alive and every request carry the generation they were
+started for, and nothing of an abandoned socket (a late frame, its close, a timer) can act on the
+new one (node-agent-sdk's worst bug, peer study §5.2).
 
-Maintenance (``maintain_connection=True``, the default):
+Maintenance (``maintain_connection=True``, the default) is done by one owned task at a time, the
+*maintainer*: it runs connect attempts on the reconnect schedule until the session is restored.
 
-* an unexpected close moves the connection to DISCONNECTED, fails the requests that were in
-  flight on that socket with :class:`~lpm.errors.ConnectionClosedError` (they may or may not have
-  been processed: re-sending could duplicate a message, so the SDK never does it silently), and
-  reconnects after ``wait_to_reconnect`` seconds, then on the reconnect schedule;
-* requests issued while disconnected, while reconnecting, *or while the new session is being
-  restored* are queued, each with its own deadline (``request_queue_timeout``), and sent in
+* An unexpected close moves the connection to DISCONNECTED and starts the maintainer after
+  ``wait_to_reconnect`` seconds (4401/4407 first invalidate the token, see the subclasses).
+* Requests issued while disconnected, while reconnecting, *or while the new session is being
+  restored* are queued, each with its own deadline (``request_queue_timeout``), and written in
   order once the session is restored (subscriptions recreated, agent state and consumer
-  messaging subscriptions re-issued);
-* 4401/4407 closes and HTTP 401 at the upgrade invalidate the token (see the subclasses).
+  messaging subscriptions re-issued).  Requests queued then, and those made while the queue is
+  still being written, keep their order: nothing overtakes the queue.
+* Requests that were *in flight* when the socket was lost may or may not have been processed.
+  What becomes of them depends on the request (:func:`_policy`): requests that are harmless to
+  repeat (reads, subscriptions, agent state, chat states, read receipts) are sent again after the
+  reconnect; a published message is looked for in its dialog once the session is restored (the
+  brand catches up on the dialog's history, the consumer's messaging subscription replays from
+  the last sequence it saw) and is sent again only if it is not there, so it is delivered exactly
+  once and its caller gets its sequence either way; anything else (closing, transfers, joins...)
+  fails with :class:`~lpm.errors.ConnectionClosedError`, since repeating it is not safe.
+* Messaging events that arrive while a session is being restored are held and applied once it
+  is restored, after the history the restore fetched, so ``message`` events stay in sequence order.
 """
 
 from __future__ import annotations
@@ -23,14 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
+import enum
 import itertools
 import logging
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 
@@ -55,6 +64,7 @@ from lpm.errors import (
 )
 from lpm.protocol import frames
 from lpm.protocol.notifications import (
+    MessagingEventInfo,
     NotificationError,
     decode_agent_states,
     decode_conversation_changes,
@@ -66,8 +76,12 @@ from lpm.protocol.types import (
     Notif,
     Req,
     canonical_notification,
+    canonical_request,
     request_wire_name,
 )
+
+if TYPE_CHECKING:
+    from lpm.client.dialog import Dialog
 
 log = logging.getLogger("lpm.client.websocket")
 
@@ -79,6 +93,10 @@ WAIT_FOR_READY_DURATION = 600.0
 ORPHAN_GRACE = 5.0
 #: Retry delays (seconds) of the session-restore step after a reconnect.
 RESTORE_RETRY = (0.2, 0.4, 0.8, 1.6, 3.2)
+#: How many sequences of this connection's own publishes are remembered (see _claim).
+MAX_CLAIMS = 4096
+#: Sort key of held events without a sequence (chat states): after their dialog's others.
+_NO_SEQUENCE = 1 << 62
 
 _request_ids = itertools.count(1)
 
@@ -91,31 +109,124 @@ def _new_request_id() -> str:
     return f"{next(_request_ids)}-{uuid.uuid4().hex[:12]}"
 
 
-@dataclass(slots=True)
-class _Pending:
-    request_type: str
-    future: asyncio.Future[Any]
-    generation: int
-    start: float
-    request: dict[str, Any]
-    timer: asyncio.TimerHandle | None = None
+class _Policy(enum.Enum):
+    """What becomes of a request whose socket was lost after it was written."""
+
+    #: Harmless to repeat: written again once the session is restored.
+    REPLAY = "replay"
+    #: A published message: looked for in its dialog after the restore, written again if absent.
+    RECONCILE = "reconcile"
+    #: Not safe to repeat and its outcome is unknown: fails with ConnectionClosedError.
+    FAIL = "fail"
 
 
-@dataclass(slots=True)
-class _Queued:
-    request_type: str
+#: Requests that change nothing when repeated (or whose repetition the server absorbs).
+_REPLAYABLE = frozenset(
+    {
+        Req.GET_CLOCK,
+        Req.KEEP_ALIVE,
+        Req.GET_USER_PROFILE,
+        Req.GET_BRAND_PROFILE,
+        Req.SET_USER_PROFILE,
+        Req.SET_AGENT_STATE,
+        Req.SUBSCRIBE_EX_CONVERSATIONS,
+        Req.SUBSCRIBE_ROUTING_TASKS,
+        Req.SUBSCRIBE_AGENTS_STATE,
+        Req.SUBSCRIBE_MESSAGING_EVENTS,
+        Req.QUERY_MESSAGES,
+        Req.GENERATE_UPLOAD_URL,
+        Req.GENERATE_DOWNLOAD_URL,
+        Req.GENERATE_DOWNLOAD_TOKEN,
+    }
+)
+#: Published events that take a sequence and show up in the dialog (reconciled, never repeated).
+_CONTENT_EVENTS = frozenset({"ContentEvent", "RichContentEvent"})
+#: Published events whose repetition is harmless (a typing state; a receipt the model de-duplicates).
+_REPEATABLE_EVENTS = frozenset({"ChatStateEvent", "AcceptStatusEvent"})
+
+
+def _publish_event(body: Any) -> dict[str, Any] | None:
+    event = body.get("event") if isinstance(body, dict) else None
+    return event if isinstance(event, dict) else None
+
+
+def _policy(type_: str, body: Any) -> _Policy:
+    req = canonical_request(type_)
+    if req is Req.PUBLISH_EVENT:
+        event = _publish_event(body) or {}
+        if event.get("type") in _CONTENT_EVENTS:
+            return _Policy.RECONCILE
+        return _Policy.REPLAY if event.get("type") in _REPEATABLE_EVENTS else _Policy.FAIL
+    return _Policy.REPLAY if req in _REPLAYABLE else _Policy.FAIL
+
+
+@dataclass(slots=True, eq=False)
+class _Request:
+    """One request from the moment it is made until its future is settled.
+
+    It may be queued, written, lost with its socket, reconciled and written again: the caller
+    awaits ``future`` throughout.  ``timer`` is the deadline of the current stage (the response
+    timeout once written, the queue timeout while waiting for a session).
+    """
+
+    type: str
     body: Any
     headers: Any
     metadata: Any
     future: asyncio.Future[Any]
+    policy: _Policy
+    #: Made by a connect attempt (verification, restore) or the keep-alive: tied to one socket,
+    #: never queued and never written again.
+    bound: bool = False
+    #: RECONCILE: where the message goes, and the highest sequence its dialog had seen when the
+    #: request was made (the message, if it landed, has a higher one).
+    conversation_id: str | None = None
+    dialog_id: str | None = None
+    floor: int = -1
+    #: The frame never left: whatever the policy, it was not processed.
+    unwritten: bool = False
+    req_id: str = ""
+    generation: int = 0
+    start: float = 0.0
     timer: asyncio.TimerHandle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def settle(self, error: BaseException | None = None, result: Any = None) -> None:
+        """Complete the caller's future (once) and drop the deadline."""
+        self.cancel_timer()
+        if self.future.done():
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
 
 
 @dataclass(slots=True)
 class _Socket:
     generation: int
     ws: aiohttp.ClientWebSocketResponse
+    #: Its reader and keep-alive.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    close_code: int | None = None
+    #: Set once the socket is lost or dropped (a restore in progress stops at once).
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The task closing it and stopping its tasks, once lost.
+    closer: asyncio.Task[None] | None = None
+
+
+def _same_content(message: Any, event: dict[str, Any], audience: str) -> bool:
+    """Whether a dialog message is the content ``event`` published with ``audience``."""
+    if str(message.audience) != audience:
+        return False
+    if event.get("type") == "RichContentEvent":
+        return bool(message.content_type == "RichContentEvent" and message.body == event.get("content"))
+    content_type = str(event.get("contentType") or "text/plain")
+    return bool(message.content_type == content_type and message.body == event.get("message"))
 
 
 class WebsocketConnection(Connection):
@@ -127,28 +238,49 @@ class WebsocketConnection(Connection):
         super().__init__(options)
         self._generation = 0
         self._socket: _Socket | None = None
-        self._pending: dict[str, _Pending] = {}
-        self._early_responses: dict[str, frames.Response] = {}
-        self._queue: deque[_Queued] = deque()
+        #: Written requests awaiting their response, by request id (in write order).
+        self._pending: dict[str, _Request] = {}
+        #: Requests waiting for a restored session, in the order they were made.
+        self._queue: deque[_Request] = deque()
+        #: Requests in flight when their socket was lost, settled once the next session is restored.
+        self._in_doubt: list[_Request] = []
+        #: The task writing the queue after a restore (requests made meanwhile queue behind it).
+        self._flusher: asyncio.Task[None] | None = None
         self._ready = False  # session restored: requests go straight to the socket
         self._open_called = False
         self._disconnected_at: float | None = None
+        #: The one task that (re)connects; owned, cancelled by close().
         self._maintainer: asyncio.Task[None] | None = None
+        #: True while a connect attempt runs (it handles the loss of its own socket).
+        self._attempting = False
+        #: The generation whose session a connect attempt is verifying and restoring.
+        self._restoring_generation: int | None = None
+        #: Set when the token was refused and nothing can replace it: maintenance stops.
+        self._auth_failed_for_good = False
         self._connected_once = False
         self._connect_event = asyncio.Event()
         self._closing = False
+        self._released = False
+        self._close_done: asyncio.Future[None] | None = None
+        self._close_emitted = False
         self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
         self._conversation_subs: dict[str, Any] = {}
         self._routing_subs: dict[str, Any] = {}
         self.default_subscription: Any = None
+        self._default_announced = False
+        #: Tasks closing lost sockets (owned; awaited by close()).
+        self._closers: set[asyncio.Task[None]] = set()
         #: Subscriptions replaced or unsubscribed: their late notifications are expected, not errors.
         self._retired_subscriptions: set[str] = set()
         #: Notifications that arrived before their subscription was registered (see _hold_orphan).
         self._orphans: dict[str, list[Any]] = {}
         self._orphan_timers: dict[str, asyncio.TimerHandle] = {}
         self._ready_task: asyncio.Task[None] | None = None
-        #: Tasks replaying queued requests (owned; cancelled on close).
-        self._replays: set[asyncio.Task[Any]] = set()
+        #: Messaging events received while a session is restored (None: apply at once).
+        self._held_events: list[MessagingEventInfo] | None = None
+        #: Sequences returned to this connection's publishes, per dialog (see _claim).
+        self._claims: dict[str, set[int]] = {}
+        self._claim_order: deque[tuple[str, int]] = deque()
 
     # ---------------------------------------------------------------- identity hooks (subclasses)
 
@@ -184,6 +316,13 @@ class WebsocketConnection(Connection):
         """The server closed with 4401/4407; return False to stop reconnecting."""
         return True
 
+    async def _continue_after_auth_failure(self) -> bool:
+        """A connect attempt failed with TokenExpiredError; return False to stop reconnecting."""
+        return True
+
+    async def _shutdown_extras(self) -> None:
+        """Subclass hook: stop token maintainers and the like."""
+
     # ---------------------------------------------------------------- HTTP session
 
     async def http_session(self) -> aiohttp.ClientSession:
@@ -206,19 +345,30 @@ class WebsocketConnection(Connection):
                     self._set_state(cs.FAILED_TO_CONNECT)
                 raise
             return
-        self._maintainer = asyncio.create_task(
-            self._maintain(first=True), name=f"lpm-connect-{self.connection_id}"
-        )
+        self._maintainer = asyncio.create_task(self._maintain(), name=f"lpm-connect-{self.connection_id}")
         await self._connect_event.wait()
         if self.state == cs.CLOSED:
             raise NotConnectedError("connection was closed before it could connect")
 
     async def close(self) -> None:
-        """Close the socket and stop maintenance; pending and queued requests fail."""
-        if self.state == cs.CLOSED:
+        """Close the socket, stop maintenance and release every task and timer of the connection;
+        pending and queued requests fail.  Closing a closed connection does nothing."""
+        if self._released:
             return
+        if self._close_done is not None:  # another caller is closing: wait for it to finish
+            await asyncio.shield(self._close_done)
+            return
+        self._close_done = asyncio.get_running_loop().create_future()
+        try:
+            await self._close()
+        finally:
+            self._close_done.set_result(None)
+
+    async def _close(self) -> None:
         if self.state == cs.INITIAL:
             self._set_state(cs.CLOSED)
+            self._released = True
+            await self.http.close()
             return
         self._closing = True
         maintainer, self._maintainer = self._maintainer, None
@@ -227,39 +377,74 @@ class WebsocketConnection(Connection):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await maintainer
         self._ready = False
-        sock = self._socket
         if self.state == cs.CONNECTED:
             self._set_state(cs.CLOSING)
-        self._fail_queue(NotConnectedError("connection closed"))
+        self._fail_waiting(NotConnectedError("connection closed"))
         self._fail_pending(None, ConnectionClosedError("connection closed by the application"))
-        for task in [*self._replays, *([self._ready_task] if self._ready_task else [])]:
-            task.cancel()
         for timer in self._orphan_timers.values():
             timer.cancel()
         self._orphan_timers.clear()
         self._orphans.clear()
+        sock = self._socket
         if sock is not None:
-            await self._drop_socket(sock, code=1000)
+            await self._drop_socket(sock, code=1000, reason="closed by the application")
+        await _cancel_and_wait(self._flusher, self._ready_task)
+        self._flusher = self._ready_task = None
+        for closer in list(self._closers):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await closer
         if self.state != cs.CLOSED:
             self._set_state(cs.CLOSED)
         self._connect_event.set()
+        await self._release()
+        if not self._close_emitted:
+            self._close_emitted = True
+            self.emit("close", {"code": 1000, "reason": "closed by the application"})
+        await self.close_events()
+
+    async def _release(self) -> None:
+        """Stop everything the connection started: subscriptions' tasks, the handler tasks of the
+        objects it created, the token maintainer, cache timers and the HTTP session."""
+        self._released = True
+        subscriptions = {id(s): s for s in [*self._conversation_subs.values(), self.default_subscription]}
+        for sub in subscriptions.values():
+            close = getattr(sub, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        for routing in list(self._routing_subs.values()):
+            for ring in list(routing.rings.values()):
+                await ring.close_events()
+            await routing.close_events()
+        for conversation in self.conversations.all():
+            for dialog in conversation.dialogs:
+                for message in dialog.messages:
+                    await message.close_events()
+                for participant in dialog.participants + dialog.removed_participants:
+                    await participant.close_events()
+                await dialog.close_events()
+            await conversation.close_events()
         await self._shutdown_extras()
         self.conversations.close()
         await self.http.close()
-        self.emit("close", {"code": 1000, "reason": "closed by the application"})
-        await self.close_events()
-
-    async def _shutdown_extras(self) -> None:
-        """Subclass hook: stop token maintainers and the like."""
 
     # ---------------------------------------------------------------- connecting
 
-    async def _maintain(self, first: bool) -> None:
-        """Connect attempts on the schedule until connected or closed."""
+    async def _maintain(self, *, delay: float = 0.0, auth_code: int | None = None) -> None:
+        """Connect attempts on the schedule until the session is restored or the connection closes.
+
+        ``auth_code``: the socket was closed with 4401/4407, so the token is invalidated first.
+        """
+        if auth_code is not None and not await self._on_auth_close(auth_code):
+            await self._give_up()
+            return
+        if delay > 0:
+            await asyncio.sleep(delay)
         schedule = self.options.schedule()
         for attempt in itertools.count():
             if self._closing:
                 return
+            self._set_state(cs.CONNECTING)
             try:
                 await self._attempt()
                 return
@@ -269,82 +454,120 @@ class WebsocketConnection(Connection):
                 self.report_error(exc)
                 if self.state == cs.CONNECTING:
                     self._set_state(cs.FAILED_TO_CONNECT)
-                if isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure():
+                if self._auth_failed_for_good or (
+                    isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
+                ):
                     await self._give_up()
                     return
             wait = schedule[min(attempt, len(schedule) - 1)]
             self.emit("reconnect-wait", {"seconds": wait})
             await asyncio.sleep(wait)
-            if self._closing:
-                return
-            self._set_state(cs.CONNECTING)
-
-    async def _continue_after_auth_failure(self) -> bool:
-        return True
 
     async def _give_up(self) -> None:
-        """Stop for good (e.g. a caller-supplied token was refused)."""
+        """Stop for good (e.g. a caller-supplied token was refused); ``close()`` still releases
+        what the connection holds."""
         self._closing = True
-        self._maintainer = None
-        self._fail_queue(NotConnectedError("connection stopped: authentication failed"))
+        if self._maintainer is asyncio.current_task():
+            self._maintainer = None
+        self._fail_waiting(NotConnectedError("connection stopped: authentication failed"))
         if self.state != cs.CLOSED:
             self._set_state(cs.CLOSED)
         self._connect_event.set()
+        self._close_emitted = True
         self.emit("close", {"code": 4401, "reason": "authentication failed"})
 
     async def _attempt(self) -> None:
-        """One connect: identity, socket, verification, restoration."""
-        start = time.time()
-        self.emit("connect#request", {"start": start})
-        await self._prepare_identity()
-        url, headers = await self._socket_target()
-        sock = await self._open_socket(url, headers)
-        token = _restoring.set(sock.generation)
+        """One connect: identity, socket, verification, restoration, then the queue."""
+        self._attempting = True
         try:
-            await self._verify_and_restore(sock, start)
+            start = time.time()
+            self.emit("connect#request", {"start": start})
+            await self._prepare_identity()
+            url, headers = await self._socket_target()
+            sock = await self._open_socket(url, headers)
+            self._restoring_generation = sock.generation
+            token = _restoring.set(sock.generation)
+            try:
+                await self._verify_and_restore(sock, start)
+                if self._in_doubt and sock is self._socket:
+                    # Every frame the server sent before this answer has been read: the
+                    # replayed messages that reconciliation looks for are in (held).
+                    await self.request(Req.GET_CLOCK, {})
+            except BaseException as exc:
+                if sock is self._socket:
+                    await self._drop_socket(sock, code=1000, reason="connect attempt failed")
+                if isinstance(exc, ConnectionClosedError):
+                    raise ConnectFailedError(
+                        "the connection was lost while the session was being restored", close_code=exc.code
+                    ) from exc
+                raise
+            finally:
+                _restoring.reset(token)
+                self._restoring_generation = None
+            if sock is not self._socket:
+                raise ConnectFailedError(
+                    "the connection was lost while the session was being restored", close_code=sock.close_code
+                )
+            # From here to the end nothing awaits: the session becomes ready atomically.
+            self._release_held_events()
+            self._settle_in_doubt()
+            self._ready = True
+            self._disconnected_at = None
+            first = not self._connected_once
+            self._connected_once = True
+            self._start_keep_alive(sock)
+            self._kick_queue()
+            self._connect_event.set()
+            self.emit("connect" if first else "reconnect")
         finally:
-            _restoring.reset(token)
-        if sock is not self._socket:
-            return  # lost again while restoring; the close handler took over
-        self._ready = True
-        first = not self._connected_once
-        self._connected_once = True
-        self._start_keep_alive(sock)
-        self._flush_queue()
-        self._connect_event.set()
-        self.emit("connect" if first else "reconnect")
+            self._attempting = False
 
     async def _verify_and_restore(self, sock: _Socket, start: float) -> None:
         try:
             await self._verify()
         except Exception as exc:
-            await self._drop_socket(sock, code=1000)
+            await self._drop_socket(sock, code=1000, reason="verification failed")
             if isinstance(exc, ConnectionClosedError) and exc.code in AUTH_CLOSE_CODES:
+                if not await self._on_auth_close(exc.code):
+                    self._auth_failed_for_good = True
                 raise TokenExpiredError(
                     f"authentication failure: the server closed the socket with code {exc.code}"
+                ) from exc
+            if isinstance(exc, ConnectionClosedError):
+                raise ConnectFailedError(
+                    f"the WebSocket was established, but closed (code {exc.code}) during verification",
+                    close_code=exc.code,
                 ) from exc
             if isinstance(exc, LpmError):
                 raise
             raise ConnectFailedError(f"error while validating the connection: {exc}") from exc
+        if sock is not self._socket:
+            return
         self._set_state(cs.CONNECTED)
-        self._disconnected_at = None
         self.emit("connect#response", {"start": start, "end": time.time()})
         await self._restore_with_retry(not self._connected_once, sock)
 
     async def _restore_with_retry(self, first: bool, sock: _Socket) -> None:
+        """Run :meth:`_restore` until it succeeds; give up at once when the socket is lost (the
+        attempt then fails and the maintainer tries again)."""
         for attempt in itertools.count():
             if sock is not self._socket:
                 return
+            # A restore can wait on the server (a snapshot, a replay): the loss of the socket
+            # must interrupt it, not leave it waiting for what will never come.
+            restore = asyncio.ensure_future(self._restore(first))
+            lost = asyncio.ensure_future(sock.lost.wait())
             try:
-                await self._restore(first)
+                await asyncio.wait({restore, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await _cancel_and_wait(lost, *([] if restore.done() else [restore]))
+            if restore.cancelled() or sock is not self._socket:
+                return  # lost: the attempt reports it
+            exc = restore.exception()
+            if exc is None:
                 return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.report_error(exc)
-                if sock is not self._socket:
-                    return
-                await asyncio.sleep(RESTORE_RETRY[min(attempt, len(RESTORE_RETRY) - 1)])
+            self.report_error(exc)
+            await asyncio.sleep(RESTORE_RETRY[min(attempt, len(RESTORE_RETRY) - 1)])
 
     async def _open_socket(self, url: str, headers: dict[str, str]) -> _Socket:
         session = await self.http_session()
@@ -360,6 +583,8 @@ class WebsocketConnection(Connection):
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 await self._on_upgrade_unauthorized()
+                if not await self._continue_after_auth_failure():
+                    self._auth_failed_for_good = True  # e.g. a caller's token: nothing can replace it
                 raise ConnectFailedError(
                     "the server refused the token at the WebSocket upgrade (401)", status=401
                 ) from None
@@ -375,6 +600,8 @@ class WebsocketConnection(Connection):
         self._generation += 1
         sock = _Socket(self._generation, ws)
         self._socket = sock
+        # Messaging events wait until the session is restored (and its history caught up).
+        self._held_events = []
         sock.tasks.append(asyncio.create_task(self._read(sock), name=f"lpm-reader-{self._generation}"))
         return sock
 
@@ -410,10 +637,7 @@ class WebsocketConnection(Connection):
             raise
         except Exception as exc:  # never let the reader die silently
             log.debug("reader of socket %s failed: %s", sock.generation, exc)
-        code = ws.close_code
-        reason = ""
-        if sock is self._socket:
-            await self._on_socket_lost(sock, code, reason)
+        self._lose_socket(sock, ws.close_code, "")
 
     def _on_text(self, data: str) -> None:
         try:
@@ -435,29 +659,35 @@ class WebsocketConnection(Connection):
 
     def _on_response(self, frame: frames.Response) -> None:
         req_id = frame.reqId
-        pending = self._pending.pop(req_id, None) if req_id is not None else None
-        if pending is None:
-            if req_id is not None:
-                # A response that raced ahead of its pending entry (see _send_frame).
-                self._early_responses[req_id] = frame
-            else:
+        req = self._pending.pop(req_id, None) if req_id is not None else None
+        if req is None:
+            if req_id is None:
                 self.report_error(
                     ProtocolError(f"UMS refused an unreadable request: {frame.body}", frame=frame)
                 )
+            else:
+                # Requests are registered before they are written, so this answers one that
+                # timed out or whose caller gave up: nobody waits for it any more.
+                log.debug("late response to request %s dropped", req_id)
             return
-        if pending.timer is not None:
-            pending.timer.cancel()
-        if pending.future.done():
+        req.cancel_timer()
+        if req.future.done():
             return
         if frame.code > 399:
-            error = RequestError(frame.code, pending.request_type, frame.body, response_type=frame.type)
-            pending.future.set_exception(error)
+            req.settle(RequestError(frame.code, req.type, frame.body, response_type=frame.type))
             return
         self.emit(
-            f"{pending.request_type}#response",
-            {"start": pending.start, "end": time.time(), "request": pending.request, "response": frame.body},
+            f"{req.type}#response",
+            {
+                "start": req.start,
+                "end": time.time(),
+                "request": {"id": req.req_id, "type": req.type, "body": req.body},
+                "response": frame.body,
+            },
         )
-        pending.future.set_result(frame.body)
+        if req.policy is _Policy.RECONCILE:
+            self._claim(req, frame.body)
+        req.settle(result=frame.body)
 
     def _on_notification(self, frame: frames.Notification) -> None:
         self.emit("notification", frame.type, frame.body)
@@ -474,19 +704,40 @@ class WebsocketConnection(Connection):
         elif kind is Notif.MESSAGING_EVENT:
             events = decode_messaging_events(frame.body, brand=brand)
             self.emit("messageNotification", frame.body)
-            self.conversations.handle_messaging_events(events)
+            if self._held_events is not None:
+                self._held_events.extend(events)
+            else:
+                self.conversations.handle_messaging_events(events)
         elif kind is Notif.ROUTING_TASK:
             sub_id, tasks = decode_routing_tasks(frame.body)
             self.emit("routingTaskNotification", frame.body)
             routing = self._routing_subs.get(sub_id or "")
             if routing is not None:
                 routing.handle_notification(tasks)
-            else:
+            elif sub_id not in self._retired_subscriptions:
                 self._hold_orphan(sub_id or "", tasks)
         elif kind is Notif.AGENT_STATE:
             _, states = decode_agent_states(frame.body)
             for state in states:
                 self.emit("agent-state", state)
+
+    def _hold_events(self, events: list[MessagingEventInfo]) -> None:
+        """Messaging events fetched by a restore (history): applied with the held live events
+        once the session is restored -- outside the restore, so that requests the application
+        makes from its ``message`` handlers queue behind the requests that waited for the
+        connection."""
+        if self._held_events is not None:
+            self._held_events.extend(events)
+        else:
+            self.conversations.handle_messaging_events(events)
+
+    def _release_held_events(self) -> None:
+        """Apply the held messaging events, each dialog's in sequence order (live events and
+        fetched history overlap: the dialogs drop what they have already seen)."""
+        events, self._held_events = self._held_events, None
+        if events:
+            events.sort(key=lambda e: (e.dialog_id, e.sequence if e.sequence is not None else _NO_SEQUENCE))
+            self.conversations.handle_messaging_events(events)
 
     def _hold_orphan(self, sub_id: str, payload: Any) -> None:
         """Keep a notification whose subscription is not registered yet.
@@ -524,84 +775,177 @@ class WebsocketConnection(Connection):
         Used after a step-up (the socket must speak for the new identity); requests made
         meanwhile are queued as during any reconnect."""
         sock = self._socket
-        if sock is None or self.state != cs.CONNECTED:
+        if sock is None or not self._ready or self.state != cs.CONNECTED:
             raise InvalidStateError(f"cannot reconnect a connection that is {self.state}")
         self._connect_event.clear()
-        await self._drop_socket(sock, code=1000)
-        await self._on_socket_lost(sock, 1000, "reconnect requested", delay=0.0)
+        await self._drop_socket(sock, code=1000, reason="reconnect requested", wait=0.0)
         await self._connect_event.wait()
         if self.state != cs.CONNECTED:
             raise NotConnectedError(f"reconnect ended with the connection {self.state}")
 
-    async def _on_socket_lost(
-        self, sock: _Socket, code: int | None, reason: str, *, delay: float | None = None
+    def _lose_socket(
+        self, sock: _Socket, code: int | None, reason: str, *, wait: float | None = None
     ) -> None:
-        if sock is not self._socket and self._socket is not None:
-            return
+        """Bookkeeping of a lost (or dropped) socket, then maintenance.
+
+        Synchronous on purpose: it runs in the socket's reader, which must not be left behind
+        doing work (a token regeneration, a wait) once its socket is gone.
+        """
+        if sock is not self._socket:
+            return  # an abandoned socket: nothing it reports may act on the current one
+        sock.close_code = code
+        sock.lost.set()
         self._socket = None
+        was_ready = self._ready
         self._ready = False
-        for task in sock.tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
-        self._fail_pending(
-            sock.generation, ConnectionClosedError("connection closed while waiting for response", code=code)
-        )
+        self._held_events = None  # fetched again by the next restore (replay / catch-up)
+        # Closing releases its HTTP connection and stops its reader and keep-alive; owned, so
+        # close() can wait for it.
+        sock.closer = asyncio.create_task(self._close_socket(sock), name=f"lpm-close-{sock.generation}")
+        self._closers.add(sock.closer)
+        sock.closer.add_done_callback(self._closers.discard)
+        self._settle_in_flight(sock.generation, code)
         if self._closing or self.state in (cs.CLOSING, cs.CLOSED):
             return
-        was_connected = self.state == cs.CONNECTED
         if self.state == cs.CONNECTED:
             self._set_state(cs.DISCONNECTED)
-        self._disconnected_at = time.monotonic()
+        if self._disconnected_at is None:
+            self._disconnected_at = time.monotonic()
         for sub in list(self._conversation_subs.values()):
             sub.mark_disconnected()
         for routing in list(self._routing_subs.values()):
             routing.mark_disconnected()
-        self.emit("disconnect", {"code": code, "reason": reason})
-        if not was_connected:
-            return  # lost during the connect attempt: the attempt reports it
+        if not was_ready:
+            return  # lost during a connect attempt: the attempt fails and reports it
         if not self.options.maintain_connection:
+            self._fail_waiting(NotConnectedError("connection lost"))
+            self._close_emitted = True
             self.emit("close", {"code": code, "reason": reason})
-            self._fail_queue(NotConnectedError("connection lost"))
             return
-        keep_going = True
-        if code in AUTH_CLOSE_CODES:
-            keep_going = await self._on_auth_close(code)
-        if not keep_going:
-            await self._give_up()
+        self.emit("disconnect", {"code": code, "reason": reason})
+        if self._attempting or (self._maintainer is not None and not self._maintainer.done()):
             return
-        wait = self.options.wait_to_reconnect if delay is None else delay
         self._maintainer = asyncio.create_task(
-            self._reconnect_later(wait), name=f"lpm-reconnect-{self.connection_id}"
+            self._maintain(
+                delay=self.options.wait_to_reconnect if wait is None else wait,
+                auth_code=code if code in AUTH_CLOSE_CODES else None,
+            ),
+            name=f"lpm-reconnect-{self.connection_id}",
         )
 
-    async def _reconnect_later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        if self._closing:
-            return
-        self._set_state(cs.CONNECTING)
-        await self._maintain(first=False)
+    async def _drop_socket(
+        self, sock: _Socket, *, code: int, reason: str = "", wait: float | None = None
+    ) -> None:
+        """Abandon ``sock`` (as if lost) and wait until it is closed."""
+        self._lose_socket(sock, code, reason, wait=wait)
+        if sock.closer is not None and sock.closer is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(sock.closer)
 
-    async def _drop_socket(self, sock: _Socket, *, code: int) -> None:
-        if self._socket is sock:
-            self._socket = None
-        for task in sock.tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
+    async def _close_socket(self, sock: _Socket) -> None:
+        """Stop a lost socket's tasks and close it (quick when the peer is already gone)."""
+        tasks = [t for t in sock.tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(sock.ws.close(code=code), 5)
-        for task in sock.tasks:
-            if task is not asyncio.current_task():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # A code the server sent (4401...) is not ours to echo: close normally.
+            await asyncio.wait_for(sock.ws.close(code=1000), 5)
+        await _cancel_and_wait(*tasks)
+
+    def _settle_in_flight(self, generation: int, code: int | None) -> None:
+        """Decide the fate of the requests written on a lost socket (see the module docstring)."""
+        recover = self.options.maintain_connection and not self._closing and self._open_called
+        for req in [r for r in self._pending.values() if r.generation == generation]:
+            del self._pending[req.req_id]
+            req.cancel_timer()
+            if req.future.done():
+                continue
+            if req.bound or not recover or (req.policy is _Policy.FAIL and not req.unwritten):
+                req.settle(ConnectionClosedError("connection closed while waiting for response", code=code))
+                continue
+            self._in_doubt.append(req)
+            req.timer = asyncio.get_running_loop().call_later(
+                self.options.request_queue_timeout, self._on_queue_timeout, req
+            )
+
+    def _settle_in_doubt(self) -> None:
+        """After a restore: complete the lost publishes that landed, queue the rest first."""
+        again: list[_Request] = []
+        for req in self._in_doubt:
+            if req.future.done():
+                req.cancel_timer()
+                continue
+            if req.policy is _Policy.RECONCILE:
+                sequence = self._landed_sequence(req)
+                if sequence is not None:
+                    self._claim(req, {"sequence": sequence})
+                    req.settle(result={"sequence": sequence})
+                    continue
+            again.append(req)
+        self._in_doubt = []
+        for req in reversed(again):  # they were made before anything queued since
+            req.cancel_timer()
+            self._enqueue(req, front=True)
 
     def _fail_pending(self, generation: int | None, error: LpmError) -> None:
-        for req_id, pending in list(self._pending.items()):
-            if generation is None or pending.generation == generation:
-                del self._pending[req_id]
-                if pending.timer is not None:
-                    pending.timer.cancel()
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+        for req in list(self._pending.values()):
+            if generation is None or req.generation == generation:
+                del self._pending[req.req_id]
+                req.settle(error)
+
+    def _fail_waiting(self, error: LpmError) -> None:
+        """Fail every queued and in-doubt request (the connection will not come back)."""
+        while self._queue:
+            self._queue.popleft().settle(error)
+        in_doubt, self._in_doubt = self._in_doubt, []
+        for req in in_doubt:
+            if req.policy is _Policy.REPLAY:
+                req.settle(error)
+            else:
+                req.settle(ConnectionClosedError("the connection was lost before the response arrived"))
+
+    # ---------------------------------------------------------------- own publishes
+
+    def _dialog_of(self, conversation_id: str | None, dialog_id: str | None) -> Dialog | None:
+        conversation = self.conversations.get(conversation_id) or (
+            self.conversations.find_by_dialog(dialog_id) if dialog_id else None
+        )
+        if conversation is None:
+            return None
+        return next((d for d in conversation.dialogs if d.dialog_id == dialog_id), None)
+
+    def _claim(self, req: _Request, body: Any) -> None:
+        """Remember that a sequence is this publish's, so reconciliation never hands the same
+        message to two requests (bounded: only recent publishes can be in doubt)."""
+        sequence = body.get("sequence") if isinstance(body, dict) else None
+        if req.dialog_id is None or not isinstance(sequence, int):
+            return
+        self._claims.setdefault(req.dialog_id, set()).add(sequence)
+        self._claim_order.append((req.dialog_id, sequence))
+        while len(self._claim_order) > MAX_CLAIMS:
+            old_dialog, old_sequence = self._claim_order.popleft()
+            claims = self._claims.get(old_dialog)
+            if claims is not None:
+                claims.discard(old_sequence)
+                if not claims:
+                    del self._claims[old_dialog]
+
+    def _landed_sequence(self, req: _Request) -> int | None:
+        """The sequence of the message a lost publish produced, if the dialog holds it: this
+        user's, newer than anything seen when it was sent, same content, not another request's."""
+        event = _publish_event(req.body)
+        dialog = self._dialog_of(req.conversation_id, req.dialog_id)
+        if event is None or dialog is None:
+            return None
+        audience = str(req.body.get("messageAudience") or "ALL")
+        claimed = self._claims.get(dialog.dialog_id, set())
+        for message in dialog.messages:
+            sequence = message.sequence
+            if sequence is None or sequence <= req.floor or sequence in claimed:
+                continue
+            if message.sent_by_current_user() and _same_content(message, event, audience):
+                return int(sequence)
+        return None
 
     # ---------------------------------------------------------------- keep-alive
 
@@ -611,12 +955,21 @@ class WebsocketConnection(Connection):
         )
 
     async def _keep_alive(self, sock: _Socket) -> None:
-        while sock is self._socket:
+        loop = asyncio.get_running_loop()
+        type_ = request_wire_name(Req.GET_CLOCK, self.dialect)
+        while True:
             await asyncio.sleep(self.options.keep_alive_interval)
             if sock is not self._socket or not self._ready:
                 return
-            with contextlib.suppress(LpmError):
-                await self._send_now(request_wire_name(Req.GET_CLOCK, self.dialect), {}, None, None)
+            req = _Request(type_, {}, None, None, loop.create_future(), _Policy.FAIL, bound=True)
+            await self._write(req, sock)
+            try:
+                await req.future
+            except LpmError:
+                pass  # a failed keep-alive is harmless: a dead socket is noticed by the reader
+            except asyncio.CancelledError:
+                self._abandon(req)
+                raise
 
     # ---------------------------------------------------------------- requests
 
@@ -636,12 +989,45 @@ class WebsocketConnection(Connection):
         return await self._submit(request_wire_name(req, self.dialect), body, headers, metadata)
 
     async def _submit(self, type_: str, body: Any, headers: Any, metadata: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        req = _Request(type_, body, headers, metadata, loop.create_future(), _policy(type_, body))
+        if req.policy is _Policy.RECONCILE:
+            req.conversation_id = body.get("conversationId")
+            req.dialog_id = body.get("dialogId")
+            dialog = self._dialog_of(req.conversation_id, req.dialog_id)
+            req.floor = dialog.max_seen_sequence if dialog is not None else -1
         sock = self._socket
-        if sock is not None and (self._ready or _restoring.get() == sock.generation):
-            return await self._send_now(type_, body, headers, metadata)
-        if self._can_queue():
-            return await self._enqueue(type_, body, headers, metadata)
-        raise NotConnectedError(f"unable to send {type_}: connection is {self.state}")
+        restoring = _restoring.get()
+        if restoring is not None and restoring == self._restoring_generation:
+            # A request of the connect attempt itself: on its socket or nowhere.
+            if sock is None or sock.generation != restoring:
+                raise ConnectionClosedError(
+                    f"unable to send {type_}: the connection was lost while restoring"
+                )
+            req.bound = True
+            await self._write(req, sock)
+        elif self._ready and sock is not None and not self._queue and self._flusher is None:
+            await self._write(req, sock)
+        elif self._can_queue():
+            self._enqueue(req)
+            self._kick_queue()
+        else:
+            raise NotConnectedError(f"unable to send {type_}: connection is {self.state}")
+        try:
+            return await req.future
+        except asyncio.CancelledError:
+            self._abandon(req)
+            raise
+
+    def _abandon(self, req: _Request) -> None:
+        """The caller stopped waiting: forget the request wherever it is."""
+        req.cancel_timer()
+        if self._pending.get(req.req_id) is req:
+            del self._pending[req.req_id]
+        with contextlib.suppress(ValueError):
+            self._queue.remove(req)
+        with contextlib.suppress(ValueError):
+            self._in_doubt.remove(req)
 
     def _can_queue(self) -> bool:
         if not self._open_called or self._closing or not self.options.maintain_connection:
@@ -652,85 +1038,100 @@ class WebsocketConnection(Connection):
             return time.monotonic() - self._disconnected_at <= self.options.max_request_queue_time
         return True
 
-    async def _enqueue(self, type_: str, body: Any, headers: Any, metadata: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        item = _Queued(type_, body, headers, metadata, loop.create_future())
+    def _enqueue(self, req: _Request, *, front: bool = False) -> None:
+        req.timer = asyncio.get_running_loop().call_later(
+            self.options.request_queue_timeout, self._on_queue_timeout, req
+        )
+        if front:
+            self._queue.appendleft(req)
+        else:
+            self._queue.append(req)
 
-        def expire() -> None:
-            with contextlib.suppress(ValueError):
-                self._queue.remove(item)
-            if not item.future.done():
-                item.future.set_exception(
-                    QueueTimeoutError(
-                        f"{type_} waited {self.options.request_queue_timeout:g} s for the connection"
-                    )
+    def _on_queue_timeout(self, req: _Request) -> None:
+        req.timer = None
+        with contextlib.suppress(ValueError):
+            self._queue.remove(req)
+        in_doubt = req in self._in_doubt
+        if in_doubt:
+            self._in_doubt.remove(req)
+        waited = f"{self.options.request_queue_timeout:g} s"
+        if in_doubt and req.policy is _Policy.RECONCILE:
+            req.settle(
+                ConnectionClosedError(
+                    f"{req.type} was in flight when the connection was lost, and the connection did not "
+                    f"come back within {waited} to tell whether it was processed"
                 )
-
-        item.timer = loop.call_later(self.options.request_queue_timeout, expire)
-        self._queue.append(item)
-        return await item.future
-
-    def _flush_queue(self) -> None:
-        """Send every queued request in order (pipelined: the socket keeps the order)."""
-        while self._queue and self._ready and self._socket is not None:
-            item = self._queue.popleft()
-            if item.timer is not None:
-                item.timer.cancel()
-            if item.future.done():
-                continue
-            task = asyncio.ensure_future(
-                self._send_now(item.request_type, item.body, item.headers, item.metadata)
             )
-            self._replays.add(task)
-            task.add_done_callback(self._replays.discard)
-            task.add_done_callback(functools.partial(_transfer, future=item.future))
+        else:
+            req.settle(QueueTimeoutError(f"{req.type} waited {waited} for the connection"))
 
-    def _fail_queue(self, error: LpmError) -> None:
-        while self._queue:
-            item = self._queue.popleft()
-            if item.timer is not None:
-                item.timer.cancel()
-            if not item.future.done():
-                item.future.set_exception(error)
-
-    async def _send_now(self, type_: str, body: Any, headers: Any, metadata: Any) -> Any:
-        """Write the frame on the current socket and await its response."""
+    def _kick_queue(self) -> None:
+        """Start writing the queue if the session is ready (one writer at a time keeps the order)."""
         sock = self._socket
-        if sock is None:
-            raise NotConnectedError(f"unable to send {type_}: no open socket")
-        req_id = _new_request_id()
-        frame = frames.Request(id=req_id, type=type_, body=body, headers=headers, metadata=metadata)
-        loop = asyncio.get_running_loop()
-        start = time.time()
-        request = {"id": req_id, "type": type_, "body": body}
-        pending = _Pending(type_, loop.create_future(), sock.generation, start, request)
-        self._pending[req_id] = pending
-        timeout = self.options.response_timeout
+        if self._queue and self._ready and sock is not None and self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_queue(sock), name="lpm-queue")
 
-        def on_timeout() -> None:
-            if self._pending.pop(req_id, None) is not None and not pending.future.done():
-                error = RequestTimeoutError(type_, timeout)
-                self.emit("timeout", error)
-                pending.future.set_exception(error)
-
-        pending.timer = loop.call_later(timeout, on_timeout)
-        self.emit(f"{type_}#request", {"start": start, "request": request})
+    async def _flush_queue(self, sock: _Socket) -> None:
+        """Write the queued requests in order; their callers await their own futures."""
         try:
-            data = frames.encode(frame)
+            while self._queue and self._ready and self._socket is sock:
+                req = self._queue.popleft()
+                req.cancel_timer()
+                if req.future.done():
+                    continue
+                try:
+                    await self._write(req, sock)
+                except Exception as exc:  # e.g. a body that cannot be encoded: its caller hears it
+                    req.settle(exc)
+        finally:
+            if self._flusher is asyncio.current_task():
+                self._flusher = None
+        # Requests queued while the last one was being written (the socket may have been lost
+        # meanwhile: then they wait for the next session).
+        self._kick_queue()
+
+    async def _write(self, req: _Request, sock: _Socket) -> None:
+        """Register ``req`` as pending on ``sock`` and write its frame.  The outcome arrives in
+        ``req.future``: the response, a timeout, or what the loss of the socket decides."""
+        req.req_id = _new_request_id()
+        frame = frames.Request(
+            id=req.req_id, type=req.type, body=req.body, headers=req.headers, metadata=req.metadata
+        )
+        data = frames.encode(frame)  # before registering: a body that cannot be encoded just raises
+        req.generation = sock.generation
+        req.start = time.time()
+        self._pending[req.req_id] = req
+        req.timer = asyncio.get_running_loop().call_later(
+            self.options.response_timeout, self._on_response_timeout, req
+        )
+        self.emit(
+            f"{req.type}#request",
+            {"start": req.start, "request": {"id": req.req_id, "type": req.type, "body": req.body}},
+        )
+        try:
             send_frame = getattr(sock.ws, "send_frame", None)
             if send_frame is not None:
                 await send_frame(data, aiohttp.WSMsgType.TEXT)
             else:
                 await sock.ws.send_str(data.decode())
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            self._pending.pop(req_id, None)
-            pending.timer.cancel()
-            raise ConnectionClosedError(f"could not write {type_}: {exc}") from None
-        early = self._early_responses.pop(req_id, None)
-        if early is not None:
-            self._pending[req_id] = pending
-            self._on_response(early)
-        return await pending.future
+            # The socket is unusable (the reader may not have noticed yet): treat it as lost, so
+            # nothing else is written to it and this request is settled like any in flight.
+            log.debug("writing %s failed: %s", req.type, type(exc).__name__)
+            req.unwritten = True
+            if sock is self._socket:
+                self._lose_socket(sock, 1006, "write failed")
+            else:
+                self._settle_in_flight(sock.generation, 1006)
+
+    def _on_response_timeout(self, req: _Request) -> None:
+        req.timer = None
+        if self._pending.get(req.req_id) is not req:
+            return
+        del self._pending[req.req_id]
+        error = RequestTimeoutError(req.type, self.options.response_timeout)
+        self.emit("timeout", error)
+        req.settle(error)
 
     # ---------------------------------------------------------------- subscriptions
 
@@ -765,22 +1166,40 @@ class WebsocketConnection(Connection):
 
     async def _restore_subscriptions(self, first: bool) -> None:
         """Create the default subscription once; recreate every subscription the server forgot."""
-        if self.default_subscription is None and self.options.create_default_subscription:
-            wait = self.options.wait_for_first_notification or self.options.wait_for_ready
-            sub = await self.create_conversation_subscription(
-                self._default_query(), wait_for_first_notification=wait
+        from lpm.client.subscriptions import ConversationSubscription, SubscriptionHost
+
+        wait = self.options.wait_for_first_notification or self.options.wait_for_ready
+        default = self.default_subscription
+        if default is None and self.options.create_default_subscription:
+            default = ConversationSubscription(
+                cast("SubscriptionHost", self),
+                self._default_query(),
+                limit_break_enabled=self.options.limit_break_enabled,
             )
-            self.default_subscription = sub
-            if wait:
-                self.emit("ready")
-            else:
-                self._ready_task = asyncio.create_task(self._announce_ready(sub), name="lpm-ready")
+            # Kept before it is initialised: if the socket is lost meanwhile, the next restore
+            # resubscribes this one instead of creating a second.
+            self.default_subscription = default
+            await default.init(wait_for_first_notification=wait)
+            self._announce_default(default, wait)
+        elif default is not None and default.needs_resubscribe:
+            await default.resubscribe(wait_for_first_notification=wait and not self._default_announced)
+            self._announce_default(default, wait)
         for sub in list(self._conversation_subs.values()):
-            if (sub is not self.default_subscription or not first) and sub.needs_resubscribe:
+            if sub is not default and sub.needs_resubscribe:
                 await sub.resubscribe()
         for routing in list(self._routing_subs.values()):
             if routing.needs_resubscribe:
                 await routing.resubscribe()
+
+    def _announce_default(self, subscription: Any, waited: bool) -> None:
+        """``ready`` once per connection: now if the first snapshot was awaited, else when it loads."""
+        if self._default_announced:
+            return
+        self._default_announced = True
+        if waited:
+            self.emit("ready")
+        else:
+            self._ready_task = asyncio.create_task(self._announce_ready(subscription), name="lpm-ready")
 
     # ---------------------------------------------------------------- ConnectionActions (shared)
 
@@ -887,15 +1306,11 @@ class WebsocketConnection(Connection):
         return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)
 
 
-def _transfer(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
-    """Copy a finished task's outcome into the future a queued caller awaits."""
-    if future.done():
-        return
-    if task.cancelled():
-        future.set_exception(ConnectionClosedError("request cancelled"))
-    elif task.exception() is not None:
-        exc = task.exception()
-        assert exc is not None
-        future.set_exception(exc)
-    else:
-        future.set_result(task.result())
+async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel tasks and wait until they have finished unwinding (their outcome no longer matters)."""
+    live = [t for t in tasks if t is not None and not t.done()]
+    for task in live:
+        task.cancel()
+    for task in live:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
