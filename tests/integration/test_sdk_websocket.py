@@ -191,3 +191,28 @@ async def test_open_without_maintenance_fails_fast(emulator: Emulator) -> None:
         await conn.send("GetClock", {})
     await conn.close()
     assert conn.state == lpm.ConnectionState.CLOSED
+
+
+async def test_keep_alive_holds_an_idle_connection_open(http: aiohttp.ClientSession) -> None:
+    async with Emulator(idle_timeout=0.6) as emu:
+        conn = consumer(emu, keep_alive_interval=0.15)
+        disconnects: list[Any] = []
+        conn.on("disconnect", disconnects.append)
+        clock_requests: list[Any] = []
+        conn.on("GetClock#request", clock_requests.append)
+        async with conn:
+            await asyncio.sleep(2.0)  # three idle timeouts long: only the keep-alive talks
+            assert conn.state == lpm.ConnectionState.CONNECTED
+        assert disconnects == []
+        assert len(clock_requests) >= 5
+
+
+async def test_metrics_events_for_every_request(emulator: Emulator) -> None:
+    async with consumer(emulator) as cons:
+        seen: list[tuple[str, dict[str, Any]]] = []
+        cons.on("GetClock#request", lambda m: seen.append(("request", m)))
+        cons.on("GetClock#response", lambda m: seen.append(("response", m)))
+        await cons.get_clock()
+        assert [kind for kind, _ in seen] == ["request", "response"]
+        response = seen[1][1]
+        assert response["end"] >= response["start"] and response["response"]["currentTime"] > 0
