@@ -21,7 +21,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
+from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer, brand_token_maintainer
 from lpm.client.options import ConnectionOptions
 from lpm.client.tracking import tracking_query
 from lpm.client.websocket import WebsocketConnection
@@ -53,7 +53,7 @@ class BrandWebsocketConnection(WebsocketConnection):
 
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
-        self.token_maintainer: Any = options.token_maintainer or self._make_maintainer(options)
+        self.token_maintainer: Any = options.token_maintainer or brand_token_maintainer(options, self.http)
         #: The last state set with :meth:`set_agent_state` (replayed after every reconnect).
         self.agent_state: str | None = None
         self._agent_state_description: str | None = None
@@ -79,25 +79,6 @@ class BrandWebsocketConnection(WebsocketConnection):
             self.emit(name, *args)
 
         return forward
-
-    def _make_maintainer(self, options: ConnectionOptions) -> Any:
-        if options.token:
-            # A caller-supplied bearer: nothing can regenerate it.
-            user_id = options.agent_id.rsplit(".", 1)[-1] if options.agent_id else None
-            return StaticTokenMaintainer(account_id=options.account_id, token=options.token, user_id=user_id)
-        if options.auth_agent_session_data is None and options.auth_data is None:
-            raise ConfigurationError("a brand connection needs auth_data, auth_agent_session_data or token")
-        if options.auth_agent_session_data is not None and options.auth_data is not None:
-            raise ConfigurationError("auth_data and auth_agent_session_data are mutually exclusive")
-        return TokenMaintainer(
-            account_id=options.account_id,
-            auth_data=options.auth_data,
-            auth_session_info=options.auth_agent_session_data,
-            http=self.http,
-            domains=options.domains,
-            refresh_interval=options.token_refresh_interval,
-            retry_schedule=options.schedule(),
-        )
 
     # ---------------------------------------------------------------- identity
 

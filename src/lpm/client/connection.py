@@ -29,18 +29,19 @@ from typing import Any
 
 from lpm.client.events import EventEmitter
 from lpm.client.options import ConnectionOptions
+from lpm.enums import ConnectionState
 from lpm.errors import InvalidStateError
 
 log = logging.getLogger("lpm.client.connection")
 
-INITIAL = "initial"
-CONNECTING = "connecting"
-CONNECTED = "connected"
-FAILED_TO_CONNECT = "failed_to_connect"
-DISCONNECTED = "disconnected"
-CLOSING = "closing"
-CLOSED = "closed"
-NULL = "null"
+INITIAL = ConnectionState.INITIAL
+CONNECTING = ConnectionState.CONNECTING
+CONNECTED = ConnectionState.CONNECTED
+FAILED_TO_CONNECT = ConnectionState.FAILED_TO_CONNECT
+DISCONNECTED = ConnectionState.DISCONNECTED
+CLOSING = ConnectionState.CLOSING
+CLOSED = ConnectionState.CLOSED
+NULL = ConnectionState.NULL
 
 #: Legal state moves; anything else is a bug and raises InvalidStateError.
 TRANSITIONS: dict[str, frozenset[str]] = {

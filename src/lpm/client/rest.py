@@ -55,7 +55,12 @@ import aiohttp
 from lpm.client import connection as cs
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
-from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
+from lpm.client.auth.tokens import (
+    StaticTokenMaintainer,
+    TokenMaintainer,
+    brand_token_maintainer,
+    strip_bearer,
+)
 from lpm.client.connection import Connection
 from lpm.client.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
@@ -103,12 +108,6 @@ _CONVERSATION_FIELDS = frozenset({"ConversationStateField", "TTRField", "ManualE
 
 
 # ---------------------------------------------------------------- shared helpers (also lpm.publish)
-
-
-def strip_bearer(token: str) -> str:
-    """The token without a ``Bearer`` prefix the caller may have included (it is added once)."""
-    value = token.strip()
-    return value[7:].strip() if value[:7].lower() == "bearer " else value
 
 
 def request_error(
@@ -369,28 +368,7 @@ class BrandRestConnection(Connection):
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
         self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
-        self.token_maintainer: Any = options.token_maintainer or self._make_maintainer(options)
-
-    def _make_maintainer(self, options: ConnectionOptions) -> Any:
-        if options.token:
-            # A caller-supplied bearer: nothing can regenerate it (a 401 is final).
-            user_id = options.agent_id.rsplit(".", 1)[-1] if options.agent_id else None
-            return StaticTokenMaintainer(
-                account_id=options.account_id, token=strip_bearer(options.token), user_id=user_id
-            )
-        if options.auth_agent_session_data is None and options.auth_data is None:
-            raise ConfigurationError("a brand connection needs auth_data, auth_agent_session_data or token")
-        if options.auth_agent_session_data is not None and options.auth_data is not None:
-            raise ConfigurationError("auth_data and auth_agent_session_data are mutually exclusive")
-        return TokenMaintainer(
-            account_id=options.account_id,
-            auth_data=options.auth_data,
-            auth_session_info=options.auth_agent_session_data,
-            http=self.http,
-            domains=options.domains,
-            refresh_interval=options.token_refresh_interval,
-            retry_schedule=options.schedule(),
-        )
+        self.token_maintainer: Any = options.token_maintainer or brand_token_maintainer(options, self.http)
 
     # ---------------------------------------------------------------- identity
 

@@ -42,7 +42,7 @@ from lpm.client.auth.agent_login import AgentSession
 from lpm.client.auth.csds import CSDS, CSDSCache, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.events import EventEmitter
-from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE
+from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE, ConnectionOptions
 from lpm.errors import AuthenticationError, ConfigurationError, InvalidStateError, LpmError
 
 log = logging.getLogger("lpm.client.auth.tokens")
@@ -542,3 +542,38 @@ class StaticTokenMaintainer(EventEmitter):
             "(no credentials); use auth_data to have it renewed",
             status=401,
         )
+
+
+def strip_bearer(token: str) -> str:
+    """The token without a ``Bearer`` prefix the caller may have included (it is added once)."""
+    value = token.strip()
+    return value[7:].strip() if value[:7].lower() == "bearer " else value
+
+
+def brand_token_maintainer(
+    options: ConnectionOptions, http: HttpSettings
+) -> TokenMaintainer | StaticTokenMaintainer:
+    """The token maintainer a brand connection needs for its options.
+
+    A caller-supplied bearer (``token``) gets a :class:`StaticTokenMaintainer` (nothing can
+    regenerate it: a 401 is final); otherwise a :class:`TokenMaintainer` logs in with
+    ``auth_data`` or takes over ``auth_agent_session_data``.
+    """
+    if options.token:
+        user_id = options.agent_id.rsplit(".", 1)[-1] if options.agent_id else None
+        return StaticTokenMaintainer(
+            account_id=options.account_id, token=strip_bearer(options.token), user_id=user_id
+        )
+    if options.auth_agent_session_data is None and options.auth_data is None:
+        raise ConfigurationError("a brand connection needs auth_data, auth_agent_session_data or token")
+    if options.auth_agent_session_data is not None and options.auth_data is not None:
+        raise ConfigurationError("auth_data and auth_agent_session_data are mutually exclusive")
+    return TokenMaintainer(
+        account_id=options.account_id,
+        auth_data=options.auth_data,
+        auth_session_info=options.auth_agent_session_data,
+        http=http,
+        domains=options.domains,
+        refresh_interval=options.token_refresh_interval,
+        retry_schedule=options.schedule(),
+    )
