@@ -257,7 +257,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             body["campaignInfo"] = campaign_info
         result = await self.request(Req.CONSUMER_REQUEST_CONVERSATION, body)
         if not isinstance(result, dict) or "conversationId" not in result:
-            raise UnexpectedResponseError(200, "cm.ConsumerRequestConversation", result)
+            raise UnexpectedResponseError(200, Req.CONSUMER_REQUEST_CONVERSATION.value, result)
         conversation = self.conversations.create_local(str(result["conversationId"]))
         await conversation.subscribe_messaging()
         return conversation
@@ -268,7 +268,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         body = {names.get(k, k): v for k, v in profile.items()}
         result = await self.request(Req.SET_USER_PROFILE, body)
         if result != "OK User Profile set successfully":
-            raise UnexpectedResponseError(200, "userprofile.SetUserProfile", result)
+            raise UnexpectedResponseError(200, Req.SET_USER_PROFILE.value, result)
 
     async def get_user_profile(self, user_id: str | None = None) -> Any:
         """The raw profile of ``user_id`` (default: this consumer)."""

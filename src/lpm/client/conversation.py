@@ -66,6 +66,8 @@ from lpm.errors import (
     UnexpectedResponseError,
 )
 
+from lpm.protocol.types import Req
+
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
     from lpm.client.cache import ConversationCache
@@ -77,7 +79,7 @@ log = logging.getLogger("lpm.client.conversation")
 
 #: UMS answers a successful ConversationStateField CLOSE with exactly this text.
 CLOSE_OK = "OK Conversation resolved successfully"
-UPDATE_FIELD = "cm.UpdateConversationField"
+UPDATE_FIELD = Req.UPDATE_CONVERSATION_FIELD.value
 #: Hosted files may be up to 3 MB (protocol §8).
 MAX_UPLOAD_SIZE = 3 * 1024 * 1024
 #: Documented maximum length of a conversation note.
