@@ -65,7 +65,6 @@ from lpm.errors import (
     ProtocolError,
     UnexpectedResponseError,
 )
-
 from lpm.protocol.types import Req
 
 if TYPE_CHECKING:
