@@ -27,6 +27,7 @@ from lpm.client.null import NullConnection
 from lpm.client.participant import Participant
 from lpm.client.rest import BrandRestConnection
 from lpm.client.routing import Ring, RoutingTaskSubscription
+from lpm.client.send_api import ConsumerSendApiConnection
 from lpm.client.skill import Skill
 from lpm.client.subscriptions import CLEAR_CONVERSATION_TIMEOUT, ConversationSubscription
 from lpm.client.websocket import WAIT_FOR_READY_DURATION, WebsocketConnection
@@ -83,6 +84,7 @@ __all__ = [
     "Connection",
     "ConnectionState",
     "ConnectionType",
+    "ConsumerSendApiConnection",
     "ConsumerWebsocketConnection",
     "ContentType",
     "Conversation",

@@ -62,7 +62,12 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
             "Unsupported connection_type 'rest' for user_type 'consumer': UMS REST v1 is a brand API; "
             "consumers connect with ConnectionType.WEBSOCKET"
         )
+    # sendapi: the connector Send API acts for a consumer only.
+    if user == "consumer":
+        from lpm.client.send_api import ConsumerSendApiConnection
+
+        return ConsumerSendApiConnection(opts)
     raise ConfigurationError(
-        f"Unsupported connection_type {kind!r} for user_type {user!r}: Send API connections are not "
-        "available yet (use ConnectionType.WEBSOCKET)"
+        "Unsupported connection_type 'sendapi' for user_type 'brand': the Send API is a consumer API "
+        "(brands use ConnectionType.WEBSOCKET or REST)"
     )
