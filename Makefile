@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_DIR := tests/conformance/node
 
-.PHONY: all demo emulator test lint unit integration conformance clean
+.PHONY: all demo emulator test lint unit integration conformance clean redis-server
 
 all: test
 
@@ -22,11 +22,15 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	touch $@
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff format --check src tests examples
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed lint
+# The stateless-bot integration test runs a real redis-server (Debian's); installed only when missing.
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+
+test: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed redis-server lint
 	$(PY) -m pytest -q
 
 unit: $(VENV)/.installed
