@@ -216,3 +216,17 @@ async def test_metrics_events_for_every_request(emulator: Emulator) -> None:
         assert [kind for kind, _ in seen] == ["request", "response"]
         response = seen[1][1]
         assert response["end"] >= response["start"] and response["response"]["currentTime"] > 0
+
+
+async def test_cancelling_open_closes_the_connection(emulator: Emulator) -> None:
+    await fault(emulator, "upgrades/stall", {"count": 100})
+    conn = consumer(emulator, connect_timeout=0.2)
+    before = asyncio.all_tasks()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await conn.open()
+    assert conn.state == lpm.ConnectionState.CLOSED
+    await fault(emulator, "upgrades/release", {})
+    await asyncio.sleep(0.05)
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done() and "lpm" in t.get_name()]
+    assert leaked == []

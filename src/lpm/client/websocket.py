@@ -346,7 +346,13 @@ class WebsocketConnection(Connection):
                 raise
             return
         self._maintainer = asyncio.create_task(self._maintain(), name=f"lpm-connect-{self.connection_id}")
-        await self._connect_event.wait()
+        try:
+            await self._connect_event.wait()
+        except asyncio.CancelledError:
+            # The caller gave up on open() (a timeout around it, say): stop connecting and release
+            # every task and session instead of retrying forever in the background.
+            await asyncio.shield(self.close())
+            raise
         if self.state == cs.CLOSED:
             raise NotConnectedError("connection was closed before it could connect")
 

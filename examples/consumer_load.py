@@ -1,0 +1,152 @@
+"""Consumer load: N consumers talk to an echo bot at the same time; prints the throughput and the
+round-trip latency of their messages.
+
+::
+
+    python examples/consumer_load.py                                   # 20 consumers x 10 messages
+    python examples/consumer_load.py --consumers 100 --messages 20
+    python examples/consumer_load.py --csds-domain http://127.0.0.1:8443
+
+Each consumer opens its own connection and a conversation on skill 11, waits for the bot, then
+sends ``--messages M`` messages one after the other; the round trip is the time from
+``send_message`` to the arrival of the bot's echo.  Exit code 0 when every message was echoed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lpm
+from lpm.emulator import Emulator
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csds-domain", help="default: start an embedded emulator")
+    parser.add_argument("--ca-file", help="CA file for a TLS csds domain")
+    parser.add_argument("--account-id", default="12345678")
+    parser.add_argument("--consumers", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    return parser.parse_args(argv)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait (polling the object model) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+async def one_consumer(n: int, args: argparse.Namespace, common: dict[str, Any]) -> list[float]:
+    """One consumer's conversation; returns its round-trip times in seconds."""
+    consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
+    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+    consumer.on("error", lambda error: log(f"consumer {n}: error {error!r}"))
+    loop = asyncio.get_running_loop()
+    waiting: dict[str, asyncio.Future[float]] = {}  # expected echo -> arrival time
+
+    def on_message(message: lpm.Message) -> None:
+        future = waiting.get(message.body or "")
+        if future is not None and not future.done():
+            future.set_result(time.perf_counter())
+
+    round_trips: list[float] = []
+    async with consumer:
+        conversation = await consumer.create_conversation(skill_id="11")
+        conversation.on("message", on_message)
+        await until(lambda: conversation.assigned_agent is not None, args.timeout)
+        for i in range(args.messages):
+            text = f"c{n} m{i}"
+            arrived = waiting[f"echo: {text}"] = loop.create_future()
+            sent = time.perf_counter()
+            await conversation.send_message(text)
+            round_trips.append(await asyncio.wait_for(arrived, args.timeout) - sent)
+        await conversation.close()
+    return round_trips
+
+
+async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
+    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
+    if args.ca_file:
+        common["ssl"] = args.ca_file
+
+    bot = lpm.create_connection(
+        user_type=lpm.UserType.BRAND, auth_data={"username": "bot", "password": "bot-password"}, **common
+    )
+    assert isinstance(bot, lpm.BrandWebsocketConnection)
+    bot.on("error", lambda error: log(f"bot: error {error!r}"))
+
+    async def echo(conversation: lpm.Conversation, message: lpm.Message) -> None:
+        if message.participant.role == lpm.ParticipantRole.CONSUMER:
+            await conversation.send_message(f"echo: {message.body}")
+
+    bot.on("conversation:message", echo)
+
+    async with bot:
+        await bot.set_agent_state(lpm.AgentState.ONLINE)
+        routing = await bot.create_routing_task_subscription()
+        routing.on("ring", lambda ring: ring.accept())
+        log(f"echo bot ONLINE; starting {args.consumers} consumer(s) x {args.messages} message(s)")
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one_consumer(n, args, common) for n in range(args.consumers)))
+        elapsed = time.perf_counter() - started
+
+    round_trips = [rtt for result in results for rtt in result]
+    expected = args.consumers * args.messages
+    if len(round_trips) != expected:
+        raise RuntimeError(f"{len(round_trips)} of {expected} messages echoed")
+    log(f"{expected} messages echoed in {elapsed:.2f} s (including connecting and opening conversations)")
+    if round_trips:
+        log(
+            f"throughput {expected / elapsed:.0f} messages/s; round trip "
+            f"p50 {percentile(round_trips, 0.5) * 1000:.1f} ms, "
+            f"p99 {percentile(round_trips, 0.99) * 1000:.1f} ms, "
+            f"mean {statistics.fmean(round_trips) * 1000:.1f} ms"
+        )
+    log(f"OK: {args.consumers} consumer(s), {expected} message(s), all echoed")
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        csds_domain = args.csds_domain
+        if csds_domain is None:
+            emulator = await stack.enter_async_context(Emulator())
+            csds_domain = emulator.csds_domain
+            log(f"embedded emulator at {csds_domain}")
+        await asyncio.wait_for(scenario(args, csds_domain), args.timeout * 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Exception as exc:
+        reason = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else "")
+        print(f"FAILED: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

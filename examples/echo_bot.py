@@ -1,0 +1,143 @@
+"""Echo bot: answers every consumer message with an echo and closes the conversation on "bye".
+
+::
+
+    python examples/echo_bot.py                      # on an embedded emulator
+    python examples/echo_bot.py --csds-domain http://127.0.0.1:8443
+    python examples/echo_bot.py --csds-domain 127.0.0.1:8443 --ca-file ca.pem   # TLS
+
+The script proves itself: a consumer opens a conversation on skill 11 ("sales"), sends
+``--messages N`` messages, checks every echo, then says "bye" and waits for the bot to close the
+conversation.  Exit code 0 on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lpm
+from lpm.emulator import Emulator
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csds-domain", help="default: start an embedded emulator")
+    parser.add_argument("--ca-file", help="CA file for a TLS csds domain")
+    parser.add_argument("--account-id", default="12345678")
+    parser.add_argument("--username", default="bot")
+    parser.add_argument("--password", default="bot-password")
+    parser.add_argument("--messages", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    return parser.parse_args(argv)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def wait_message(
+    conversation: lpm.Conversation, check: Callable[[lpm.Message], bool], timeout: float
+) -> lpm.Message:
+    """The first message passing ``check``: one already received, or the next one to arrive."""
+    waiter = asyncio.ensure_future(conversation.wait_for("message", check, timeout=timeout))
+    for dialog in conversation.dialogs:
+        for message in dialog.messages:
+            if check(message):
+                waiter.cancel()
+                return message
+    got: lpm.Message = await waiter
+    return got
+
+
+def echo_bot(bot: lpm.BrandWebsocketConnection) -> None:
+    """Attach the bot's behaviour to a brand connection."""
+
+    async def on_message(conversation: lpm.Conversation, message: lpm.Message) -> None:
+        # Only consumer messages are answered (the bot's own echoes come back here too).
+        if message.participant.role != lpm.ParticipantRole.CONSUMER:
+            return
+        text = message.body or ""
+        if text.strip().lower() == "bye":
+            await conversation.send_message("Goodbye!")
+            await conversation.close()
+            log(f"bot: closed conversation {conversation.conversation_id}")
+        else:
+            await conversation.send_message(f"echo: {text}")
+
+    bot.on("conversation:message", on_message)
+
+
+async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
+    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
+    if args.ca_file:
+        common["ssl"] = args.ca_file
+
+    bot = lpm.create_connection(
+        user_type=lpm.UserType.BRAND,
+        auth_data={"username": args.username, "password": args.password},
+        **common,
+    )
+    assert isinstance(bot, lpm.BrandWebsocketConnection)
+    echo_bot(bot)
+    bot.on("error", lambda error: log(f"bot: error {error!r}"))
+
+    consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
+    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+
+    async with bot, consumer:
+        await bot.set_agent_state(lpm.AgentState.ONLINE)
+        routing = await bot.create_routing_task_subscription()
+        routing.on("ring", lambda ring: ring.accept())  # the coroutine is run as a task
+        log(f"bot: {bot.agent_id} is ONLINE")
+
+        conversation = await consumer.create_conversation(skill_id="11")
+        log(f"consumer: opened conversation {conversation.conversation_id}")
+        for n in range(1, args.messages + 1):
+            text = f"message #{n}"
+            expected = f"echo: {text}"
+            reply = asyncio.ensure_future(
+                conversation.wait_for("message", lambda m, e=expected: m.body == e, timeout=args.timeout)
+            )
+            await conversation.send_message(text)
+            log(f"consumer: sent {text!r}, got {(await reply).body!r}")
+
+        closed = asyncio.ensure_future(conversation.wait_for("close", timeout=args.timeout))
+        await conversation.send_message("bye")
+        log("consumer: sent 'bye'")
+        await closed
+        goodbye = await wait_message(conversation, lambda m: m.body == "Goodbye!", args.timeout)
+        log(f"consumer: got {goodbye.body!r}; conversation is {conversation.stage}")
+        if conversation.stage != lpm.ConversationState.CLOSE:
+            raise RuntimeError(f"the conversation is {conversation.stage}, not CLOSE")
+    log(f"OK: {args.messages} message(s) echoed, conversation closed on 'bye'")
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        csds_domain = args.csds_domain
+        if csds_domain is None:
+            emulator = await stack.enter_async_context(Emulator())
+            csds_domain = emulator.csds_domain
+            log(f"embedded emulator at {csds_domain}")
+        await asyncio.wait_for(scenario(args, csds_domain), args.timeout * 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Exception as exc:
+        reason = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else "")
+        print(f"FAILED: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Survey bot: the post-conversation survey of skill 12 ("support").
+
+::
+
+    python examples/survey_bot.py                      # on an embedded emulator
+    python examples/survey_bot.py --csds-domain http://127.0.0.1:8443
+    python examples/survey_bot.py --csds-domain 127.0.0.1:8443 --ca-file ca.pem   # TLS
+
+A human agent (user ``agent``) handles a consumer's conversation on skill 12 and closes it.  The
+consumer speaks MULTI_DIALOG, so the conversation stays open with a new ``POST_SURVEY`` dialog
+owned by the skill's survey bot (user ``bot``).  The bot asks a question in that dialog, records
+the consumer's answer and closes the survey dialog, which closes the conversation.  Exit code 0
+when the answer was recorded and the conversation ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lpm
+from lpm.emulator import Emulator
+
+SURVEY_SKILL = "12"
+QUESTION = "How would you rate the help you got, from 1 to 5?"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csds-domain", help="default: start an embedded emulator")
+    parser.add_argument("--ca-file", help="CA file for a TLS csds domain")
+    parser.add_argument("--account-id", default="12345678")
+    parser.add_argument("--answer", default="5", help="what the consumer answers")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    return parser.parse_args(argv)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def wait_message(
+    conversation: lpm.Conversation, check: Callable[[lpm.Message], bool], timeout: float
+) -> lpm.Message:
+    """The first message passing ``check``: one already received, or the next one to arrive."""
+    waiter = asyncio.ensure_future(conversation.wait_for("message", check, timeout=timeout))
+    for dialog in conversation.dialogs:
+        for message in dialog.messages:
+            if check(message):
+                waiter.cancel()
+                return message
+    got: lpm.Message = await waiter
+    return got
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait (polling the object model) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+class SurveyBot:
+    """Asks one question in every POST_SURVEY dialog it is given and records the answers."""
+
+    def __init__(self, conn: lpm.BrandWebsocketConnection) -> None:
+        self.conn = conn
+        self.answers: dict[str, str] = {}  # conversation id -> answer
+        self.done = asyncio.Event()
+        conn.on("conversation:dialog", self.on_dialog)
+        conn.on("conversation:message", self.on_message)
+
+    async def on_dialog(self, conversation: lpm.Conversation, dialog: lpm.Dialog) -> None:
+        # A new dialog in a conversation: the survey starts when the main dialog is closed.
+        if dialog.dialog_type != lpm.DialogType.POST_SURVEY:
+            return
+        log(f"bot: survey dialog {dialog.dialog_id} opened in {conversation.conversation_id}")
+        await conversation.send_message(QUESTION)  # goes to the open dialog: the survey
+        log(f"bot: asked {QUESTION!r}")
+
+    async def on_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
+        dialog = message.dialog
+        if (
+            dialog is None
+            or dialog.dialog_type != lpm.DialogType.POST_SURVEY
+            or message.participant.role != lpm.ParticipantRole.CONSUMER
+        ):
+            return
+        self.answers[conversation.conversation_id] = message.body or ""
+        log(f"bot: recorded answer {message.body!r}, closing the survey dialog")
+        await dialog.close(lpm.DialogCloseReason.AGENT, "survey done")
+        self.done.set()
+
+
+async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
+    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
+    if args.ca_file:
+        common["ssl"] = args.ca_file
+
+    def brand(username: str) -> lpm.BrandWebsocketConnection:
+        conn = lpm.create_connection(
+            user_type=lpm.UserType.BRAND,
+            auth_data={"username": username, "password": f"{username}-password"},
+            **common,
+        )
+        assert isinstance(conn, lpm.BrandWebsocketConnection)
+        conn.on("error", lambda error: log(f"{username}: error {error!r}"))
+        return conn
+
+    bot, agent = brand("bot"), brand("agent")
+    survey_bot = SurveyBot(bot)
+    # MULTI_DIALOG: the consumer can take part in the survey dialog after the main one closes.
+    consumer = lpm.create_connection(
+        user_type=lpm.UserType.CONSUMER,
+        client_properties={"features": [lpm.Features.MULTI_DIALOG]},
+        **common,
+    )
+    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+
+    async with bot, agent, consumer:
+        # The survey bot needs no rings: it is added to survey dialogs by the platform.
+        await agent.set_agent_state(lpm.AgentState.ONLINE)
+        routing = await agent.create_routing_task_subscription()
+        routing.on("ring", lambda ring: ring.accept())
+        log("agent: ONLINE on skills 11 and 12")
+
+        conversation = await consumer.create_conversation(skill_id=SURVEY_SKILL)
+        cid = conversation.conversation_id
+        log(f"consumer: opened conversation {cid} on skill {SURVEY_SKILL}")
+        await until(lambda: conversation.assigned_agent is not None, args.timeout)
+        await until(lambda: agent.get_conversation_by_id(cid) is not None, args.timeout)
+        agent_view = agent.get_conversation_by_id(cid)
+        assert isinstance(agent_view, lpm.Conversation)
+        await until(lambda: agent_view.assigned_agent is not None, args.timeout)
+
+        reply = asyncio.ensure_future(
+            wait_message(conversation, lambda m: m.body == "Glad to help!", args.timeout)
+        )
+        await conversation.send_message("thanks, that solved it")
+        await agent_view.send_message("Glad to help!")
+        await reply
+        log("agent: done, closing the conversation")
+        await agent_view.close()
+
+        question = await wait_message(conversation, lambda m: m.body == QUESTION, args.timeout)
+        assert question.dialog is not None
+        log(f"consumer: survey question in a {question.dialog.dialog_type} dialog: {question.body!r}")
+        closed = asyncio.ensure_future(conversation.wait_for("close", timeout=args.timeout))
+        await conversation.send_message(args.answer)
+        log(f"consumer: answered {args.answer!r}")
+        await asyncio.wait_for(survey_bot.done.wait(), args.timeout)
+        await closed
+        if survey_bot.answers.get(cid) != args.answer:
+            raise RuntimeError(f"recorded {survey_bot.answers.get(cid)!r}, expected {args.answer!r}")
+        log(f"consumer: conversation is {conversation.stage}")
+    log(f"OK: survey answer {args.answer!r} recorded, survey dialog closed")
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        csds_domain = args.csds_domain
+        if csds_domain is None:
+            emulator = await stack.enter_async_context(Emulator())
+            csds_domain = emulator.csds_domain
+            log(f"embedded emulator at {csds_domain}")
+        await asyncio.wait_for(scenario(args, csds_domain), args.timeout * 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Exception as exc:
+        reason = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else "")
+        print(f"FAILED: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Transfer bot: answers consumers on skill 11 and, when one asks for a "human", transfers the
+conversation to skill 12 ("support"), where a human agent accepts the ring and says hello.
+
+::
+
+    python examples/transfer_bot.py                      # on an embedded emulator
+    python examples/transfer_bot.py --csds-domain http://127.0.0.1:8443
+    python examples/transfer_bot.py --csds-domain 127.0.0.1:8443 --ca-file ca.pem   # TLS
+
+Three connections run in this script: the bot (user ``bot``), the human agent (user ``agent``,
+on skills 11 and 12) and a consumer that drives the scenario.  Exit code 0 when the consumer
+was answered by the bot and then greeted by the human agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lpm
+from lpm.emulator import Emulator
+
+HUMAN_SKILL = "12"
+HUMAN_HELLO = "Hello, I am a human agent. How can I help?"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csds-domain", help="default: start an embedded emulator")
+    parser.add_argument("--ca-file", help="CA file for a TLS csds domain")
+    parser.add_argument("--account-id", default="12345678")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    return parser.parse_args(argv)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def wait_message(
+    conversation: lpm.Conversation, check: Callable[[lpm.Message], bool], timeout: float
+) -> lpm.Message:
+    """The first message passing ``check``: one already received, or the next one to arrive."""
+    waiter = asyncio.ensure_future(conversation.wait_for("message", check, timeout=timeout))
+    for dialog in conversation.dialogs:
+        for message in dialog.messages:
+            if check(message):
+                waiter.cancel()
+                return message
+    got: lpm.Message = await waiter
+    return got
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait (polling the object model) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def view_of(
+    conn: lpm.BrandWebsocketConnection, conversation_id: str, timeout: float
+) -> lpm.Conversation:
+    """The brand connection's Conversation object for ``conversation_id`` (once it knows it)."""
+    deadline = time.monotonic() + timeout
+    while (view := conn.get_conversation_by_id(conversation_id)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{conn.agent_id} never saw conversation {conversation_id}")
+        await asyncio.sleep(0.02)
+    assert isinstance(view, lpm.Conversation)
+    return view
+
+
+def transfer_bot(bot: lpm.BrandWebsocketConnection) -> None:
+    """The bot: answers consumer messages; "human" transfers the conversation to skill 12."""
+
+    async def on_message(conversation: lpm.Conversation, message: lpm.Message) -> None:
+        if message.participant.role != lpm.ParticipantRole.CONSUMER:
+            return
+        # After the transfer the conversation belongs to the human agent's skill: hands off.
+        if conversation.skill_id == HUMAN_SKILL:
+            return
+        if "human" in (message.body or "").lower():
+            await conversation.send_message("Let me find you a human, one moment...")
+            await conversation.transfer(skill_id=HUMAN_SKILL)
+            log(f"bot: transferred {conversation.conversation_id} to skill {HUMAN_SKILL}")
+        else:
+            await conversation.send_message(f"bot: I can answer {message.body!r}; say 'human' for a person")
+
+    bot.on("conversation:message", on_message)
+
+
+def human_agent(
+    agent: lpm.BrandWebsocketConnection, routing: lpm.RoutingTaskSubscription, timeout: float
+) -> None:
+    """The human agent: accepts rings on skill 12 and says hello."""
+
+    async def on_ring(ring: lpm.Ring) -> None:
+        if ring.skill_id != HUMAN_SKILL:
+            await ring.reject()  # skill 11 is the bot's job in this scenario
+            return
+        log(f"agent: ring for {ring.conversation_id} on skill {ring.skill_id}, accepting")
+        await ring.accept()
+        view = await view_of(agent, ring.conversation_id, timeout)
+        await view.send_message(HUMAN_HELLO)
+        log("agent: said hello")
+
+    routing.on("ring", on_ring)
+
+
+async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
+    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
+    if args.ca_file:
+        common["ssl"] = args.ca_file
+
+    def brand(username: str) -> lpm.BrandWebsocketConnection:
+        conn = lpm.create_connection(
+            user_type=lpm.UserType.BRAND,
+            auth_data={"username": username, "password": f"{username}-password"},
+            **common,
+        )
+        assert isinstance(conn, lpm.BrandWebsocketConnection)
+        conn.on("error", lambda error: log(f"{username}: error {error!r}"))
+        return conn
+
+    bot, agent = brand("bot"), brand("agent")
+    consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
+    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+    transfer_bot(bot)
+
+    async with bot, agent, consumer:
+        await bot.set_agent_state(lpm.AgentState.ONLINE)
+        bot_routing = await bot.create_routing_task_subscription()
+        bot_routing.on("ring", lambda ring: ring.accept())
+        log("bot: ONLINE")
+
+        conversation = await consumer.create_conversation(skill_id="11")
+        log(f"consumer: opened conversation {conversation.conversation_id} on skill 11")
+        await until(lambda: conversation.assigned_agent is not None, args.timeout)
+        log("consumer: the bot has joined")
+
+        # The human agent comes ONLINE once the bot has the conversation (the agent is on
+        # skill 11 too, and this scenario wants the bot to answer first).
+        await agent.set_agent_state(lpm.AgentState.ONLINE)
+        agent_routing = await agent.create_routing_task_subscription()
+        assert isinstance(agent_routing, lpm.RoutingTaskSubscription)
+        human_agent(agent, agent_routing, args.timeout)
+        log("agent: ONLINE")
+
+        answer = asyncio.ensure_future(
+            wait_message(conversation, lambda m: (m.body or "").startswith("bot: "), args.timeout)
+        )
+        await conversation.send_message("what are your prices?")
+        log(f"consumer: got {(await answer).body!r}")
+
+        hello = asyncio.ensure_future(
+            wait_message(conversation, lambda m: m.body == HUMAN_HELLO, args.timeout)
+        )
+        await conversation.send_message("I want a human please")
+        log(f"consumer: got {(await hello).body!r}")
+        if conversation.skill_id != HUMAN_SKILL:
+            raise RuntimeError(f"the conversation is on skill {conversation.skill_id}")
+        await conversation.close()
+    log("OK: transferred to skill 12 and greeted by the human agent")
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        csds_domain = args.csds_domain
+        if csds_domain is None:
+            emulator = await stack.enter_async_context(Emulator())
+            csds_domain = emulator.csds_domain
+            log(f"embedded emulator at {csds_domain}")
+        await asyncio.wait_for(scenario(args, csds_domain), args.timeout * 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Exception as exc:
+        reason = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else "")
+        print(f"FAILED: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
