@@ -50,9 +50,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
 from lpm.client import connection as cs
+from lpm.client import storage
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.auth.tokens import (
@@ -758,24 +757,12 @@ class BrandRestConnection(Connection):
 
     async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
         """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
-        url = self.http.base_url(await self.lookup_service(ServiceName.SWIFT)) + relative_path
-        session = await self.http.client_session()
-        try:
-            async with session.put(url, params=query, data=data, ssl=self.http.ssl) as resp:
-                if resp.status not in (200, 201):
-                    raise HttpError(f"file upload failed with HTTP {resp.status}", status=resp.status)
-        except aiohttp.ClientError as exc:
-            # Only the type: the message may quote the URL, whose query is a temporary credential.
-            raise HttpError(f"file upload failed: {type(exc).__name__}") from None
+        await storage.upload(
+            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query, data
+        )
 
     async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
         """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
-        url = self.http.base_url(await self.lookup_service(ServiceName.SWIFT)) + relative_path
-        session = await self.http.client_session()
-        try:
-            async with session.get(url, params=query, ssl=self.http.ssl) as resp:
-                if resp.status != 200:
-                    raise HttpError(f"file download failed with HTTP {resp.status}", status=resp.status)
-                return await resp.read()
-        except aiohttp.ClientError as exc:
-            raise HttpError(f"file download failed: {type(exc).__name__}") from None
+        return await storage.download(
+            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query
+        )

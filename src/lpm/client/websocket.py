@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 
 from lpm.client import connection as cs
-from lpm.client.auth.csds import CSDS
+from lpm.client import storage
+from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.connection import Connection
 from lpm.client.options import ConnectionOptions
@@ -52,7 +53,6 @@ from lpm.errors import (
     ConfigurationError,
     ConnectFailedError,
     ConnectionClosedError,
-    HttpError,
     InvalidStateError,
     LpmError,
     NotConnectedError,
@@ -1283,29 +1283,16 @@ class WebsocketConnection(Connection):
         return int(result["currentTime"])
 
     async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
-        url = await self._storage_url(relative_path)
-        session = await self.http_session()
-        try:
-            async with session.put(url, params=query, data=data, ssl=self.http.ssl) as resp:
-                if resp.status not in (200, 201):
-                    raise HttpError(f"file upload failed with HTTP {resp.status}", status=resp.status)
-        except aiohttp.ClientError as exc:
-            raise HttpError(f"file upload failed: {exc}") from None
+        """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
+        await storage.upload(
+            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query, data
+        )
 
     async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
-        url = await self._storage_url(relative_path)
-        session = await self.http_session()
-        try:
-            async with session.get(url, params=query, ssl=self.http.ssl) as resp:
-                if resp.status != 200:
-                    raise HttpError(f"file download failed with HTTP {resp.status}", status=resp.status)
-                return await resp.read()
-        except aiohttp.ClientError as exc:
-            raise HttpError(f"file download failed: {exc}") from None
-
-    async def _storage_url(self, relative_path: str) -> str:
-        host = await self.lookup_service("swift")
-        return self.http.base_url(host) + relative_path
+        """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
+        return await storage.download(
+            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query
+        )
 
     async def lookup_service(self, service: str) -> str:
         """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
