@@ -16,53 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
+import _common
+from _common import log, until, wait_message
+
 import lpm
-from lpm.emulator import Emulator
 
 HUMAN_SKILL = "12"
 HUMAN_HELLO = "Hello, I am a human agent. How can I help?"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--csds-domain", help="default: start an embedded emulator")
-    parser.add_argument("--ca-file", help="CA file for a TLS csds domain")
-    parser.add_argument("--account-id", default="12345678")
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser = _common.parser(__doc__, timeout=10.0)
     return parser.parse_args(argv)
-
-
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-async def wait_message(
-    conversation: lpm.Conversation, check: Callable[[lpm.Message], bool], timeout: float
-) -> lpm.Message:
-    """The first message passing ``check``: one already received, or the next one to arrive."""
-    waiter = asyncio.ensure_future(conversation.wait_for("message", check, timeout=timeout))
-    for dialog in conversation.dialogs:
-        for message in dialog.messages:
-            if check(message):
-                waiter.cancel()
-                return message
-    got: lpm.Message = await waiter
-    return got
-
-
-async def until(condition: Callable[[], bool], timeout: float) -> None:
-    """Wait (polling the object model) until ``condition()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def view_of(
@@ -171,25 +140,8 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
     log("OK: transferred to skill 12 and greeted by the human agent")
 
 
-async def run(args: argparse.Namespace) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        csds_domain = args.csds_domain
-        if csds_domain is None:
-            emulator = await stack.enter_async_context(Emulator())
-            csds_domain = emulator.csds_domain
-            log(f"embedded emulator at {csds_domain}")
-        await asyncio.wait_for(scenario(args, csds_domain), args.timeout * 3)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run(args))
-    except Exception as exc:
-        reason = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else "")
-        print(f"FAILED: {type(exc).__name__}: {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return _common.main(parse_args(argv), scenario)
 
 
 if __name__ == "__main__":
