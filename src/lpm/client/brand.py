@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer, brand_token_maintainer
+from lpm.client.brand_identity import BrandIdentity
 from lpm.client.options import ConnectionOptions
 from lpm.client.tracking import tracking_query
 from lpm.client.websocket import WebsocketConnection
@@ -46,7 +47,7 @@ MAINTAINER_EVENTS = (
 MAX_CATCH_UP_PAGES = 1000
 
 
-class BrandWebsocketConnection(WebsocketConnection):
+class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
     """A brand user's WebSocket connection (``user_type=UserType.BRAND``)."""
 
     dialect = Dialect.BRAND_V2
@@ -81,23 +82,6 @@ class BrandWebsocketConnection(WebsocketConnection):
         return forward
 
     # ---------------------------------------------------------------- identity
-
-    @property
-    def agent_id(self) -> str | None:
-        """The agent's old-style id ``{account}.{userId}``."""
-        value = getattr(self.token_maintainer, "agent_id", None)
-        return str(value) if value else None
-
-    @property
-    def user_id(self) -> str | None:
-        """The agent's PID (login ``config.userPid``)."""
-        value = getattr(self.token_maintainer, "user_pid", None)
-        return str(value) if value else None
-
-    async def get_token(self) -> str:
-        """The current bearer (waits while a regeneration is in progress)."""
-        token: str = await self.token_maintainer.get_token()
-        return token
 
     async def _prepare_identity(self) -> None:
         await self.token_maintainer.start()

@@ -60,6 +60,7 @@ from lpm.client.auth.tokens import (
     brand_token_maintainer,
     strip_bearer,
 )
+from lpm.client.brand_identity import BrandIdentity
 from lpm.client.connection import Connection
 from lpm.client.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
@@ -357,7 +358,7 @@ def plan_fields(fields: list[dict[str, Any]]) -> list[RestWrite]:
 # ---------------------------------------------------------------- the connection
 
 
-class BrandRestConnection(Connection):
+class BrandRestConnection(BrandIdentity, Connection):
     """A brand user's connection over UMS REST v1 (``connection_type=ConnectionType.REST``).
 
     ``open()`` obtains the token (CONNECTING → CONNECTED); ``close()`` stops the token
@@ -374,23 +375,6 @@ class BrandRestConnection(Connection):
     @property
     def is_brand(self) -> bool:
         return True
-
-    @property
-    def agent_id(self) -> str | None:
-        """The agent's old-style id ``{account}.{userId}``."""
-        value = getattr(self.token_maintainer, "agent_id", None)
-        return str(value) if value else None
-
-    @property
-    def user_id(self) -> str | None:
-        """The agent's PID (login ``config.userPid``)."""
-        value = getattr(self.token_maintainer, "user_pid", None)
-        return str(value) if value else None
-
-    async def get_token(self) -> str:
-        """The current bearer (waits while a regeneration is in progress)."""
-        token: str = await self.token_maintainer.get_token()
-        return token
 
     async def lookup_service(self, service: str) -> str:
         """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
