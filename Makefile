@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_DIR := tests/conformance/node
 
-.PHONY: all demo emulator test lint unit integration conformance clean redis-server
+.PHONY: all demo emulator test lint unit integration conformance chaos bench docs clean redis-server
 
 all: test
 
@@ -44,6 +44,22 @@ conformance: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
 
 emulator: $(VENV)/.installed
 	$(VENV)/bin/lpm emulator
+
+# The long resilience run (a short version of the same suite runs inside `make test`).
+chaos: $(VENV)/.installed
+	LPM_CHAOS=long $(PY) -m pytest -q tests/chaos --timeout=1800
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# Our SDK and node-agent-sdk against the same emulator, same run; see docs/performance.md.
+bench: $(VENV)/.bench-installed $(NODE_DIR)/node_modules/.installed
+	$(PY) -m benchmarks
+
+# Regenerate the API reference (docs/api/) from the docstrings.
+docs: $(VENV)/.installed
+	$(PY) tools/gen_api_docs.py
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/lpm demo

@@ -1,0 +1,95 @@
+"""What every ``lpm`` command shares: exit codes from the error hierarchy, JSON output, running.
+
+Exit codes (documented in ``docs/cli.md``; stable, scripts may rely on them):
+
+====  ====================================================================
+0     success
+1     the job ran but did not succeed (e.g. a demo conversation did not complete)
+2     usage error (bad option or argument; click's own code)
+3     :class:`~lpm.errors.ConfigurationError`
+4     :class:`~lpm.errors.AuthenticationError` (login refused, token expired)
+5     :class:`~lpm.errors.LpmConnectionError` (cannot connect, connection lost)
+6     :class:`~lpm.errors.RequestError` (UMS refused a request)
+7     :class:`~lpm.errors.RequestTimeoutError`
+8     :class:`~lpm.errors.ProtocolError`
+9     :class:`~lpm.errors.HttpError` (CSDS, IdP, REST... failed)
+10    :class:`~lpm.errors.InvalidStateError`
+11    any other :class:`~lpm.errors.LpmError`
+130   interrupted (Ctrl-C)
+====  ====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from lpm import errors
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Most specific first: the first class an error is an instance of decides its exit code.
+_EXIT_CODES: tuple[tuple[type[errors.LpmError], int], ...] = (
+    (errors.ConfigurationError, 3),
+    (errors.AuthenticationError, 4),
+    (errors.LpmConnectionError, 5),
+    (errors.RequestError, 6),
+    (errors.RequestTimeoutError, 7),
+    (errors.ProtocolError, 8),
+    (errors.HttpError, 9),
+    (errors.InvalidStateError, 10),
+    (errors.LpmError, 11),
+)
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The process exit code for ``error`` (see the module docstring's table)."""
+    if isinstance(error, KeyboardInterrupt | asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+    for cls, code in _EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return EXIT_FAILED
+
+
+def fail(error: BaseException) -> NoReturn:
+    """Report ``error`` on stderr (one line, its class and message) and exit with its code."""
+    name = type(error).__name__
+    click.echo(f"lpm: {name}: {error}", err=True)
+    raise SystemExit(exit_code_for(error))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion; map SDK errors and Ctrl-C to exit codes.
+
+    Errors that are not :class:`~lpm.errors.LpmError` propagate (they are bugs, and a traceback
+    is the useful report).
+    """
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        click.echo("lpm: interrupted", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except errors.LpmError as exc:
+        fail(exc)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one line of JSON on stdout (the only stdout output of a ``--json`` run)."""
+    sys.stdout.write(json.dumps(data, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout instead of rich text."
+)
