@@ -94,10 +94,12 @@ class Emulator:
 
     @property
     def host(self) -> str:
+        """The address the server binds (``Settings.host``)."""
         return self.settings.host
 
     @property
     def public_host(self) -> str:
+        """``host:port`` as clients reach it (IPv6 hosts in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -108,18 +110,22 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
+        """``http://host:port`` or ``https://host:port`` (TLS): the root of every HTTP face."""
         return f"{'https' if self.settings.tls else 'http'}://{self.public_host}"
 
     @property
     def ws_base_url(self) -> str:
+        """``ws://host:port`` or ``wss://host:port`` (TLS): the root of the WebSocket APIs."""
         return f"{'wss' if self.settings.tls else 'ws'}://{self.public_host}"
 
     @property
     def ca_file(self) -> Path | None:
+        """The PEM file of the generated CA that clients must trust (None when plain)."""
         return self.tls.ca_file if self.tls else None
 
     @property
     def account_id(self) -> str:
+        """The first account of the world (``12345678`` in the default world)."""
         return self.spec.accounts[0].account_id
 
     def client_ssl_context(self) -> Any:
@@ -168,6 +174,7 @@ class Emulator:
                     self.world.router.route(acc, conv, is_transfer=False)
 
     async def start(self) -> Emulator:
+        """Build the world (or load it from ``db``), listen, and return self (``async with`` calls it)."""
         signing_key: str | None = None
         if self.db_path is not None:
             from lpm.emulator.store import SqliteStore
@@ -220,6 +227,7 @@ class Emulator:
             self._store.flush()
 
     async def stop(self) -> None:
+        """Close every session (1001), stop the server, flush and close the database."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
