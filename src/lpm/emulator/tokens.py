@@ -9,6 +9,7 @@ Brand-signed id_tokens of authenticated connectors are verified with the connect
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 import warnings
@@ -27,6 +28,32 @@ IDP_ISSUER = "https://idp.liveperson.net"
 ANON_ISSUER = "https://idp.liveperson.net/anonymous"
 SENTINEL_ISSUER = "Sentinel"
 IDP_KID = "00001"
+
+#: Test hook: callbacks told about every secret the emulator issues (see :func:`observe_issued`).
+#: Empty in normal runs, so issuing costs nothing extra.
+_issued_observers: list[Callable[[str], None]] = []
+
+
+def observe_issued(callback: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``callback`` with every secret the emulator issues from now on — each JWT it signs,
+    each agent bearer, csrf and session id — until the returned function is called.
+
+    Process-wide and meant for test suites that hunt leaked secrets in logs and error messages.
+    """
+    _issued_observers.append(callback)
+
+    def stop() -> None:
+        with contextlib.suppress(ValueError):
+            _issued_observers.remove(callback)
+
+    return stop
+
+
+def record_issued(*values: str) -> None:
+    """Tell the observers (if any) about freshly issued secrets."""
+    for callback in _issued_observers:
+        for value in values:
+            callback(value)
 
 
 def generate_private_key_pem() -> str:
@@ -58,7 +85,9 @@ class TokenService:
         self.revoked: set[str] = set()
 
     def _sign(self, claims: dict[str, Any], kid: str) -> str:
-        return jwt.encode(claims, self._private, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+        token = jwt.encode(claims, self._private, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+        record_issued(token)
+        return token
 
     def _base(self, sub: str, aud: str, iss: str, ttl: float | None) -> dict[str, Any]:
         now = int(self.clock())

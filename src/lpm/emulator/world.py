@@ -35,6 +35,7 @@ from lpm.emulator.model import (
     Skill,
     User,
 )
+from lpm.emulator.tokens import record_issued
 from lpm.protocol import models as pm
 
 TTR_DEFAULTS: dict[str, int] = {"NORMAL": 1200, "PRIORITIZED": 600, "URGENT": 300, "CUSTOM": 1200}
@@ -297,6 +298,7 @@ class World:
         )
         self.sessions[session.bearer] = session
         self.store.session_changed(session, session.bearer)
+        record_issued(session.bearer, session.csrf, session.session_id)
         return session
 
     def session(self, bearer: str) -> AgentSession | None:
