@@ -23,3 +23,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     # aiohttp's default jar refuses to keep.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
+
+
+# Secret-leak check over the whole run (issue 6): see tests/security/leakcheck.py.
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.security import leakcheck
+
+    leakcheck.register(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from tests.security import leakcheck
+
+    leakcheck.unregister(config)
