@@ -1,0 +1,815 @@
+"""``lpm chat``: chat in the terminal as a consumer, against the emulator or LivePerson.
+
+Targets:
+
+* **embedded** (the default when neither ``--csds-domain`` nor ``--account`` is given, or with
+  ``--embedded``): an emulator starts in this process (default world, plain HTTP, a free port)
+  and the command prints how an agent joins it (``lpm agent --csds-domain ...``);
+* **remote** (``--csds-domain D`` and/or ``--account A``): a running emulator or LivePerson
+  (the CSDS domain defaults to LivePerson's ``adminlogin.liveperson.net``).  ``--ca-file`` trusts
+  a CA file (the emulator's ``--tls`` CA), ``--insecure`` skips certificate checks.
+
+The consumer identity is chosen with ``--auth``: ``anonymous`` (IdP signup, the default),
+``unauthenticated`` (an unauthenticated connector), ``jwt`` (an authenticated connector with a
+brand-signed id_token: claims signed with ``--signing-key``, or a ready token in the environment
+variable ``LPM_ID_TOKEN``) or ``mock`` (mock authentication, test accounts).  On the embedded
+emulator the connectors and the signing key of the default world are filled in.
+
+Once connected the command resumes the consumer's open conversation or opens one (``--skill``),
+then reads lines from stdin: plain text is sent, a number picks one of the last quick replies,
+and ``/close``, ``/csat N``, ``/file PATH [CAPTION]``, ``/help``, ``/quit`` are commands
+(``//text`` sends ``/text``).  Agent messages (text, quick replies, structured content, files),
+typing indicators, participants joining and leaving, the conversation closing and the
+connection dropping and coming back are printed as readable lines; agent messages get a READ
+receipt.  With ``--json`` every event is one JSON object per line on stdout instead.
+
+Exit codes (:mod:`lpm.cli.common`): 0 after ``/quit`` or the end of stdin; the SDK error's code
+when the connection cannot be opened, the conversation cannot be started, or the connection is
+closed for good (a refused identity: 4); 2 for bad options; 130 after Ctrl-C.  A command that
+fails in the chat (a bad ``/csat`` value, a missing file, a refused request) is reported and the
+chat goes on.  Tokens and JWTs are never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from lpm.cli import common
+from lpm.cli.console import (
+    Command,
+    LineReader,
+    chat_state_text,
+    message_json,
+    parse_line,
+    render_message,
+    sender_name,
+)
+
+if TYPE_CHECKING:
+    import lpm
+    from lpm.client.conversation import Conversation
+    from lpm.client.message import Message
+    from lpm.protocol.notifications import MessagingEventInfo
+
+log = logging.getLogger("lpm.cli.chat")
+
+#: The default world's connectors (see ``docs/emulator.md``).
+EMBEDDED_UNAUTH_CONNECTOR = "3001"
+EMBEDDED_AUTH_CONNECTOR = "3002"
+AUTH_KINDS = ("anonymous", "unauthenticated", "jwt", "mock")
+#: Lifetime of the id_token claims the command signs (the SDK re-signs them when they expire).
+CLAIMS_TTL = 3600
+ID_TOKEN_ENV = "LPM_ID_TOKEN"
+
+HELP = """\
+commands:
+  <text>               send a message (//text sends "/text")
+  <number>             choose one of the agent's last quick replies
+  /file PATH [CAPTION] upload an image (PNG, JPEG, GIF) and send it
+  /close               close the conversation
+  /csat N              rate the conversation (1-5)
+  /help                this list
+  /quit                leave (the conversation stays open); so does end of input (Ctrl-D)"""
+
+#: Roles of the people (and bots) on the brand's side, whose arrival is worth a line.
+_BRAND_ROLES = frozenset({"ASSIGNED_AGENT", "AGENT", "MANAGER", "BRAND_BOT", "READER"})
+
+
+class _Fatal(Exception):
+    """The chat cannot go on; ``error`` (an SDK error) decides the exit code."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Output:
+    """Where events go: readable lines, or one JSON object per line (``--json``)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def event(self, kind: str, text: str, /, **data: Any) -> None:
+        """One event: ``text`` for people, ``{"event": kind, **data}`` for ``--json``."""
+        if self.as_json:
+            common.print_json({"event": kind, **data})
+        else:
+            click.echo(text)
+
+    def status(self, kind: str, text: str, /, **data: Any) -> None:
+        """A status line (connection, conversation...), set apart from the conversation's text."""
+        if self.as_json:
+            common.print_json({"event": kind, **data})
+        else:
+            click.secho(f"* {text}", fg="cyan")
+
+    def error(self, text: str, /, **data: Any) -> None:
+        """A command that failed: stderr for people, an ``error`` event for ``--json``."""
+        if self.as_json:
+            common.print_json({"event": "error", "message": text, **data})
+        else:
+            click.secho(f"! {text}", fg="red", err=True)
+
+
+class ChatSession:
+    """One consumer connection and its current conversation, driven by input lines."""
+
+    def __init__(self, conn: lpm.ConsumerWebsocketConnection, out: Output, skill_id: str | None) -> None:
+        self.conn = conn
+        self.out = out
+        self.skill_id = skill_id
+        self.conversation: Conversation | None = None
+        #: What each number sends: (text, metadata) of the last brand message's quick replies.
+        self.choices: list[tuple[str, list[Any] | None]] = []
+        self._chat_states: dict[str, str] = {}
+        self._present: dict[str, str] = {}  # user id -> role of brand participants present
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._fatal: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self._last_error: BaseException | None = None
+        self._quitting = False
+        conn.on("connect", self._on_connect)
+        conn.on("disconnect", self._on_disconnect)
+        conn.on("reconnect-wait", self._on_reconnect_wait)
+        conn.on("reconnect", self._on_reconnect)
+        conn.on("close", self._on_close)
+        conn.on("error", self._on_error)
+
+    # ---------------------------------------------------------------- connection events
+
+    def _on_connect(self) -> None:
+        self.out.status("connection", "connected", state="connected")
+
+    def _on_disconnect(self, info: dict[str, Any]) -> None:
+        code = info.get("code")
+        self.out.status(
+            "connection",
+            f"connection lost (code {code}); reconnecting…",
+            state="disconnected",
+            code=code,
+            reason=info.get("reason"),
+        )
+
+    def _on_reconnect_wait(self, info: dict[str, Any]) -> None:
+        seconds = info.get("seconds")
+        self.out.status(
+            "connection",
+            f"still disconnected; next attempt in {seconds:g} s",
+            state="waiting",
+            seconds=seconds,
+        )
+
+    def _on_reconnect(self) -> None:
+        self.out.status("connection", "reconnected; the conversation goes on", state="reconnected")
+
+    def _on_close(self, info: dict[str, Any]) -> None:
+        if self._quitting:
+            return
+        code = info.get("code")
+        self.out.status("connection", f"connection closed (code {code})", state="closed", code=code)
+        from lpm.errors import AuthenticationError, ConnectionClosedError
+
+        error: BaseException
+        if isinstance(self._last_error, AuthenticationError):
+            error = self._last_error
+        elif code in (4401, 4407):
+            error = AuthenticationError("the connection stopped: the consumer identity was refused")
+        else:
+            error = ConnectionClosedError(
+                "the connection was closed", code=code, reason=str(info.get("reason"))
+            )
+        if not self._fatal.done():
+            self._fatal.set_result(error)
+
+    def _on_error(self, error: BaseException) -> None:
+        # Errors the SDK reports in the background (a failed reconnect attempt, a handler's
+        # bug): logged on stderr, never on stdout, so --json output stays clean.
+        self._last_error = error
+        log.warning("%s: %s", type(error).__name__, error)
+
+    # ---------------------------------------------------------------- conversation events
+
+    def attach(self, conversation: Conversation, *, resumed: bool) -> None:
+        """Make ``conversation`` the current one and show what happens in it."""
+        self.conversation = conversation
+        self.choices = []
+        self._chat_states.clear()
+        self._present.clear()
+        conversation.on("message", self._on_message)
+        conversation.on("messaging-event", self._on_messaging_event)
+        conversation.on("notification", lambda _info: self._sync_participants(conversation))
+        conversation.on("close", lambda: self._on_conversation_close(conversation))
+        conversation.on("dialog", lambda dialog: self._on_dialog(conversation, dialog))
+        conversation.on("back-to-queue", lambda: self._on_requeued(conversation))
+        skill = conversation.skill_id
+        verb = "resumed" if resumed else "opened"
+        on_skill = f" (skill {skill})" if skill and skill != "-1" else ""
+        self.out.status(
+            "conversation",
+            f"conversation {conversation.conversation_id} {verb}{on_skill}; waiting for an agent… "
+            "(/help lists the commands)",
+            state=verb,
+            conversation_id=conversation.conversation_id,
+            skill_id=skill,
+        )
+        self._sync_participants(conversation)
+        if resumed:
+            # Show where the conversation stands: its messages so far, oldest first.
+            for dialog in conversation.dialogs:
+                for message in list(dialog.messages):
+                    self._show_message(message, receipt=False)
+
+    def _is_current(self, conversation: Conversation) -> bool:
+        return conversation is self.conversation
+
+    def _on_message(self, message: Message) -> None:
+        if not self._is_current(message.conversation):
+            return
+        self._show_message(message, receipt=True)
+
+    def _show_message(self, message: Message, *, receipt: bool) -> None:
+        if message.sent_by_current_user():
+            if self.out.as_json and not receipt:
+                self.out.event("message", "", **message_json(message, "you"))
+            return  # people see what they typed; live echoes need no second copy
+        who = sender_name(message)
+        if message.originator_id:
+            self._chat_states.pop(message.originator_id, None)  # the message ends the typing
+        self.out.event("message", render_message(message, who), **message_json(message, who))
+        self.choices = _choices(message.quick_replies)
+        if receipt and message.sequence is not None:
+            self._spawn(message.read(), "read receipt")
+
+    def _on_messaging_event(self, event: MessagingEventInfo) -> None:
+        if event.event_type != "ChatStateEvent" or not event.originator_id:
+            return
+        if event.originator_id == self.conn.user_id:
+            return
+        state = str(event.event.get("chatState") or "")
+        if self._chat_states.get(event.originator_id) == state:
+            return
+        self._chat_states[event.originator_id] = state
+        role = event.originator_role or self._present.get(event.originator_id) or ""
+        who = _role_name(role)
+        text = chat_state_text(who, state)
+        if self.out.as_json:
+            common.print_json(
+                {
+                    "event": "typing",
+                    "from": who,
+                    "role": role or None,
+                    "state": state,
+                    "typing": state == "COMPOSING",
+                }
+            )
+        elif text is not None:
+            click.secho(text, dim=True)
+
+    def _sync_participants(self, conversation: Conversation) -> None:
+        """Announce brand participants joining and leaving (from the conversation's state)."""
+        if not self._is_current(conversation):
+            return
+        present: dict[str, str] = {}
+        for dialog in conversation.dialogs:
+            for participant in dialog.participants:
+                if participant.role in _BRAND_ROLES and participant.is_active:
+                    present[participant.user_id] = str(participant.role)
+        for user_id, role in present.items():
+            if user_id not in self._present:
+                self.out.status(
+                    "participant", f"{_role_name(role)} joined", action="joined", role=role, user_id=user_id
+                )
+        for user_id, role in self._present.items():
+            if user_id not in present:
+                self._chat_states.pop(user_id, None)
+                self.out.status(
+                    "participant", f"{_role_name(role)} left", action="left", role=role, user_id=user_id
+                )
+        self._present = present
+
+    def _on_conversation_close(self, conversation: Conversation) -> None:
+        if not self._is_current(conversation):
+            return
+        self._sync_participants(conversation)
+        reason = conversation.close_reason
+        by = f" by {reason.lower()}" if reason else ""
+        self.out.status(
+            "conversation",
+            f"conversation closed{by}; /csat N rates it, typing starts a new one, /quit leaves",
+            state="closed",
+            conversation_id=conversation.conversation_id,
+            close_reason=reason,
+        )
+
+    def _on_dialog(self, conversation: Conversation, dialog: Any) -> None:
+        if self._is_current(conversation):
+            kind = str(dialog.dialog_type)
+            self.out.status(
+                "dialog",
+                f"{kind.lower().replace('_', ' ')} dialog started",
+                dialog_type=kind,
+                dialog_id=dialog.dialog_id,
+            )
+
+    def _on_requeued(self, conversation: Conversation) -> None:
+        if self._is_current(conversation):
+            self.out.status(
+                "conversation",
+                "back in the queue; waiting for an agent…",
+                state="queued",
+                conversation_id=conversation.conversation_id,
+            )
+
+    # ---------------------------------------------------------------- background work
+
+    def _spawn(self, work: Awaitable[Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:  # a receipt that fails is not worth stopping the chat
+                log.warning("%s failed: %s: %s", what, type(exc).__name__, exc)
+
+        task = asyncio.create_task(run(), name=f"lpm-chat-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait (briefly) for receipts still being sent."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+
+    # ---------------------------------------------------------------- starting
+
+    async def start_conversation(self) -> None:
+        """Resume the consumer's open conversation, or open one."""
+        from lpm.enums import ConversationState
+
+        for conversation in self.conn.get_all_known_conversations():
+            if conversation.stage == ConversationState.OPEN:
+                self.attach(conversation, resumed=True)
+                return
+        await self._new_conversation()
+
+    async def _new_conversation(self) -> Conversation:
+        conversation: Conversation = await self.conn.create_conversation(skill_id=self.skill_id)
+        self.attach(conversation, resumed=False)
+        return conversation
+
+    # ---------------------------------------------------------------- input
+
+    async def run(self, reader: LineReader) -> None:
+        """Handle input lines until ``/quit``, end of input, or a fatal connection close."""
+        while True:
+            line_task = asyncio.ensure_future(reader.readline())
+            waiters: set[asyncio.Future[Any]] = {line_task, self._fatal}
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self._fatal in done:
+                line_task.cancel()
+                raise _Fatal(self._fatal.result())
+            line = line_task.result()
+            if line is None:
+                self.out.status("quit", "end of input; bye", reason="eof")
+                return
+            parsed = parse_line(line)
+            if isinstance(parsed, Command) and parsed.name in ("quit", "exit", "q"):
+                self.out.status("quit", "bye", reason="quit")
+                return
+            # One line at a time, in order: a message is published before the next line is read.
+            await self.handle(parsed)
+
+    async def handle(self, parsed: Command | str) -> None:
+        """Run one parsed input line; failures are reported, never raised."""
+        from lpm.errors import LpmError
+
+        name = parsed.name if isinstance(parsed, Command) else "send"
+        try:
+            if isinstance(parsed, Command):
+                handler = _COMMANDS.get(parsed.name)
+                if handler is None:
+                    self.out.error(f"unknown command /{parsed.name}; /help lists the commands", command=name)
+                    return
+                await handler(self, parsed)
+            elif parsed:
+                await self.send_text(parsed)
+        except LpmError as exc:
+            self.out.error(
+                f"{name}: {type(exc).__name__}: {exc}",
+                command=name,
+                error_type=type(exc).__name__,
+                exit_code=common.exit_code_for(exc),
+            )
+
+    async def _open_conversation(self) -> Conversation:
+        """The current conversation, or a new one when there is none or it is closed."""
+        from lpm.enums import ConversationState
+
+        conversation = self.conversation
+        if conversation is None or conversation.stage == ConversationState.CLOSE:
+            conversation = await self._new_conversation()
+        return conversation
+
+    async def send_text(self, text: str) -> None:
+        """Send ``text``; a bare number picks one of the last quick replies."""
+        metadata: list[Any] | None = None
+        kind = "text"
+        if text.isdigit() and 1 <= int(text) <= len(self.choices):
+            text, metadata = self.choices[int(text) - 1]
+            kind = "quick_reply"
+            if not self.out.as_json:
+                click.secho(f"you » {text}", dim=True)
+        conversation = await self._open_conversation()
+        sequence = await conversation.send_message(text, metadata)
+        self.choices = []
+        if self.out.as_json:
+            common.print_json({"event": "sent", "kind": kind, "sequence": sequence, "text": text})
+
+    async def cmd_help(self, command: Command) -> None:
+        if self.out.as_json:
+            common.print_json({"event": "help", "text": HELP})
+        else:
+            click.echo(HELP)
+
+    async def cmd_close(self, command: Command) -> None:
+        from lpm.errors import InvalidStateError
+
+        if self.conversation is None:
+            raise InvalidStateError("there is no conversation to close")
+        self.out.status(
+            "conversation",
+            "closing the conversation…",
+            state="closing",
+            conversation_id=self.conversation.conversation_id,
+        )
+        await self.conversation.close()
+
+    async def cmd_csat(self, command: Command) -> None:
+        from lpm.errors import ConfigurationError, InvalidStateError
+
+        if len(command.args) != 1 or not command.args[0].isdigit():
+            raise ConfigurationError("usage: /csat N (N from 1 to 5)")
+        if self.conversation is None:
+            raise InvalidStateError("there is no conversation to rate")
+        rate = int(command.args[0])
+        await self.conversation.set_csat(rate, True)
+        self.out.status(
+            "csat",
+            f"rated the conversation {rate}/5",
+            rate=rate,
+            conversation_id=self.conversation.conversation_id,
+        )
+
+    async def cmd_file(self, command: Command) -> None:
+        from lpm.errors import ConfigurationError
+
+        if not command.args:
+            raise ConfigurationError("usage: /file PATH [CAPTION]")
+        path, data = _read_file(command.args[0])
+        caption = " ".join(command.args[1:]) or None
+        conversation = await self._open_conversation()
+        sequence = await conversation.upload_file(data, caption)
+        self.choices = []
+        self.out.status(
+            "sent",
+            f"sent [file] {caption or path.name} ({len(data)} bytes)",
+            kind="file",
+            sequence=sequence,
+            path=str(path),
+            caption=caption,
+            size=len(data),
+        )
+
+    def quit(self) -> None:
+        """The user is leaving: the connection's close is not news any more."""
+        self._quitting = True
+
+
+Handler = Callable[[ChatSession, Command], Awaitable[None]]
+_COMMANDS: dict[str, Handler] = {
+    "help": ChatSession.cmd_help,
+    "?": ChatSession.cmd_help,
+    "close": ChatSession.cmd_close,
+    "csat": ChatSession.cmd_csat,
+    "file": ChatSession.cmd_file,
+}
+
+
+def _read_file(name: str) -> tuple[Path, bytes]:
+    """The path and bytes of a file to upload (small: at most 3 MB are accepted, so reading it
+    on the loop's thread is fine)."""
+    from lpm.client.conversation import MAX_UPLOAD_SIZE
+    from lpm.errors import ConfigurationError
+
+    path = Path(name).expanduser()
+    try:
+        if path.stat().st_size > MAX_UPLOAD_SIZE:
+            raise ConfigurationError(f"{path} is larger than {MAX_UPLOAD_SIZE} bytes (3 MB)")
+        return path, path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _role_name(role: str) -> str:
+    return {
+        "CONSUMER": "consumer",
+        "ASSIGNED_AGENT": "agent",
+        "AGENT": "agent",
+        "MANAGER": "manager",
+        "READER": "reader",
+        "BRAND_BOT": "bot",
+        "CONTROLLER": "system",
+    }.get(role, role.lower() or "someone")
+
+
+def _choices(quick_replies: Any) -> list[tuple[str, list[Any] | None]]:
+    """(text to send, metadata) per quick reply: the reply's publishText, else its title."""
+    if not isinstance(quick_replies, dict):
+        return []
+    result: list[tuple[str, list[Any] | None]] = []
+    for reply in quick_replies.get("replies") or ():
+        if not isinstance(reply, dict):
+            continue
+        click_: dict[str, Any] = reply["click"] if isinstance(reply.get("click"), dict) else {}
+        text = None
+        for action in click_.get("actions") or ():
+            if isinstance(action, dict) and action.get("type") == "publishText" and action.get("text"):
+                text = str(action["text"])
+                break
+        text = text or str(reply.get("title") or reply.get("tooltip") or "")
+        metadata = click_.get("metadata")
+        if text:
+            result.append((text, metadata if isinstance(metadata, list) else None))
+    return result
+
+
+# ---------------------------------------------------------------- options → connection
+
+
+def connection_options(
+    *,
+    auth: str,
+    connector_id: str | None,
+    customer_id: str | None,
+    issuer: str | None,
+    signing_key: str | None,
+    embedded: Any = None,
+) -> dict[str, Any]:
+    """The SDK options of the chosen consumer identity (``embedded``: the emulator, whose world
+    supplies connectors and keys that were not given)."""
+    from lpm.errors import ConfigurationError
+
+    if auth == "anonymous":
+        if connector_id is not None:
+            raise ConfigurationError("--connector-id needs --auth unauthenticated or --auth jwt")
+        return {}
+    if auth == "mock":
+        return {"auth_data": {"use_mock_auth": True, "customer_name": customer_id or "lpm-chat"}}
+    if auth == "unauthenticated":
+        connector = connector_id or (EMBEDDED_UNAUTH_CONNECTOR if embedded is not None else None)
+        if connector is None:
+            raise ConfigurationError("--auth unauthenticated needs --connector-id")
+        return {"unauth_connector_id": connector}
+    # jwt: an authenticated connector and a brand-signed id_token.
+    connector = connector_id or (EMBEDDED_AUTH_CONNECTOR if embedded is not None else None)
+    if connector is None:
+        raise ConfigurationError("--auth jwt needs --connector-id")
+    key = signing_key
+    if embedded is not None and key is None and not os.environ.get(ID_TOKEN_ENV):
+        spec = embedded.world.accounts[embedded.account_id].connectors.get(connector)
+        key = str(spec.private_key_file) if spec is not None and spec.private_key_file else None
+        issuer = issuer or (spec.issuer if spec is not None else None)
+    if key is not None:
+        if not issuer:
+            raise ConfigurationError("--auth jwt with --signing-key needs --issuer (the connector's issuer)")
+        now = int(time.time())
+        claims = {"sub": customer_id or "lpm-chat", "iss": issuer, "iat": now, "exp": now + CLAIMS_TTL}
+        return {"auth_connector_id": connector, "jwt_claims_set": claims, "jwt_signing_key": key}
+    token = os.environ.get(ID_TOKEN_ENV)
+    if not token:
+        raise ConfigurationError(f"--auth jwt needs --signing-key (with --issuer) or ${ID_TOKEN_ENV}")
+    return {"auth_connector_id": connector, "id_token": token}
+
+
+async def _open(conn: lpm.ConsumerWebsocketConnection, timeout: float) -> None:
+    """Open ``conn``; fail at the first failed attempt (a CLI should not retry forever before it
+    ever connected) or after ``timeout`` seconds."""
+    from lpm.errors import ConnectFailedError, LpmError
+
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def on_error(error: BaseException) -> None:
+        if not failed.done():
+            failed.set_result(error)
+
+    conn.on("error", on_error)
+    opening = asyncio.ensure_future(conn.open())
+    try:
+        waiters: set[asyncio.Future[Any]] = {opening, failed}
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        conn.off("error", on_error)
+    if opening in done:
+        opening.result()
+        return
+    opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await opening
+    if failed.done():
+        error = failed.result()
+        raise error if isinstance(error, LpmError) else ConnectFailedError(f"cannot connect: {error}")
+    raise ConnectFailedError(f"not connected after {timeout:g} s")
+
+
+async def chat_main(
+    *,
+    account: str | None,
+    csds_domain: str | None,
+    embedded: bool,
+    ssl: Any,
+    embedded_port: int = 0,
+    skill: str | None,
+    auth: str,
+    connector_id: str | None,
+    customer_id: str | None,
+    issuer: str | None,
+    signing_key: str | None,
+    connect_timeout: float,
+    as_json: bool,
+    stdin: int | None = None,
+) -> int:
+    """The whole ``lpm chat`` run; returns the exit code (SDK errors propagate)."""
+    import lpm
+    from lpm.errors import ConfigurationError
+
+    out = Output(as_json)
+    async with contextlib.AsyncExitStack() as stack:
+        emulator = None
+        if embedded:
+            from lpm.emulator.app import Emulator
+
+            emulator = await stack.enter_async_context(Emulator(port=embedded_port))
+            if account is not None and account != emulator.account_id:
+                raise ConfigurationError(f"the embedded emulator serves account {emulator.account_id} only")
+            account = emulator.account_id
+            csds_domain = emulator.csds_domain
+            # The emulator's fixed demo credentials, not secrets (``lpm emulator`` prints them too).
+            hint = (
+                f"LPM_PASSWORD=agent-password lpm agent --account {account} --csds-domain {csds_domain} "
+                "--username agent"
+            )
+            out.status(
+                "emulator",
+                f"embedded emulator at {csds_domain} (account {account}); an agent joins with: {hint}",
+                csds_domain=csds_domain,
+                account_id=account,
+                agent_command=hint,
+            )
+        assert account is not None
+        options = connection_options(
+            auth=auth,
+            connector_id=connector_id,
+            customer_id=customer_id,
+            issuer=issuer,
+            signing_key=signing_key,
+            embedded=emulator,
+        )
+        if csds_domain is not None:
+            options["csds_domain"] = csds_domain
+        if ssl is not None:
+            options["ssl"] = ssl
+        conn = lpm.create_connection(
+            account_id=account,
+            user_type=lpm.UserType.CONSUMER,
+            wait_for_first_notification=True,
+            **options,
+        )
+        assert isinstance(conn, lpm.ConsumerWebsocketConnection)
+        session = ChatSession(conn, out, skill)
+        reader = LineReader(stdin)
+        try:
+            await _open(conn, connect_timeout)
+            await session.start_conversation()
+            await session.run(reader)
+        except _Fatal as fatal:
+            raise fatal.error from None
+        finally:
+            reader.close()
+            session.quit()
+            await session.drain()
+            await conn.close()
+    return common.EXIT_OK
+
+
+@click.command("chat")
+@click.option(
+    "--account",
+    envvar="LPM_ACCOUNT",
+    show_envvar=True,
+    metavar="ID",
+    help="Account (site) id; 12345678 when embedded.",
+)
+@click.option(
+    "--csds-domain",
+    envvar="LPM_CSDS_DOMAIN",
+    show_envvar=True,
+    metavar="DOMAIN",
+    help="CSDS host: host[:port] for TLS, http://host:port for plain HTTP.  [default: LivePerson's]",
+)
+@click.option(
+    "--embedded/--no-embedded",
+    default=None,
+    help="Start an emulator in this process (the default without --csds-domain and --account).",
+)
+@click.option(
+    "--embedded-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the embedded emulator (0: a free one).",
+)
+@click.option(
+    "--ca-file",
+    "--ssl-ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust this CA (PEM) for TLS, e.g. the one `lpm emulator --tls` prints.",
+)
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+@click.option("--skill", metavar="ID", help="Skill of a new conversation (default: any).")
+@click.option(
+    "--auth",
+    type=click.Choice(AUTH_KINDS),
+    default="anonymous",
+    show_default=True,
+    help="Consumer identity.",
+)
+@click.option("--connector-id", metavar="ID", help="Connector for --auth unauthenticated / jwt.")
+@click.option("--customer-id", metavar="ID", help="--auth jwt: the id_token's sub; --auth mock: the name.")
+@click.option("--issuer", metavar="ISS", help="--auth jwt: the connector's issuer.")
+@click.option(
+    "--signing-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help=f"--auth jwt: key that signs the id_token (or a ready token in ${ID_TOKEN_ENV}).",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the first connection.",
+)
+@common.json_option
+def chat(
+    account: str | None,
+    csds_domain: str | None,
+    embedded: bool | None,
+    embedded_port: int,
+    ca_file: str | None,
+    insecure: bool,
+    skill: str | None,
+    auth: str,
+    connector_id: str | None,
+    customer_id: str | None,
+    issuer: str | None,
+    signing_key: str | None,
+    connect_timeout: float,
+    as_json: bool,
+) -> None:
+    """Chat as a consumer in the terminal (embedded emulator, a running one, or LivePerson).
+
+    Type to send; /help lists the commands (/file, /close, /csat N, /quit).
+    """
+    if embedded is None:
+        embedded = csds_domain is None and account is None
+    if embedded and csds_domain is not None:
+        raise click.UsageError("--embedded starts its own emulator: drop --csds-domain")
+    if ca_file and insecure:
+        raise click.UsageError("--ca-file and --insecure exclude each other")
+    if not embedded and account is None:
+        raise click.UsageError("--account is required with --csds-domain")
+    ssl: Any = ca_file if ca_file else (False if insecure else None)
+    code = common.run(
+        chat_main(
+            account=account,
+            csds_domain=csds_domain,
+            embedded=embedded,
+            embedded_port=embedded_port,
+            ssl=ssl,
+            skill=skill,
+            auth=auth,
+            connector_id=connector_id,
+            customer_id=customer_id,
+            issuer=issuer,
+            signing_key=signing_key,
+            connect_timeout=connect_timeout,
+            as_json=as_json,
+        )
+    )
+    raise SystemExit(code)
