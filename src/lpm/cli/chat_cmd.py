@@ -136,6 +136,7 @@ class ChatSession:
         self._fatal: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
         self._last_error: BaseException | None = None
         self._quitting = False
+        self._connected = False
         conn.on("connect", self._on_connect)
         conn.on("disconnect", self._on_disconnect)
         conn.on("reconnect-wait", self._on_reconnect_wait)
@@ -146,6 +147,7 @@ class ChatSession:
     # ---------------------------------------------------------------- connection events
 
     def _on_connect(self) -> None:
+        self._connected = True
         self.out.status("connection", "connected", state="connected")
 
     def _on_disconnect(self, info: dict[str, Any]) -> None:
@@ -191,9 +193,11 @@ class ChatSession:
 
     def _on_error(self, error: BaseException) -> None:
         # Errors the SDK reports in the background (a failed reconnect attempt, a handler's
-        # bug): logged on stderr, never on stdout, so --json output stays clean.
+        # bug): logged on stderr, never on stdout, so --json output stays clean.  Errors before
+        # the first connect are the opening's failure, which ends the command and is reported then.
         self._last_error = error
-        log.warning("%s: %s", type(error).__name__, error)
+        if self._connected:
+            log.warning("%s: %s", type(error).__name__, error)
 
     # ---------------------------------------------------------------- conversation events
 
