@@ -29,16 +29,16 @@ def block_ids() -> list[tuple[str, int]]:
 @pytest.mark.parametrize(("page", "index"), block_ids(), ids=lambda v: str(v))
 async def test_guide_example_runs(page: str, index: int) -> None:
     """Every Python block of the guides is a whole program: it runs and prints OK.  Blocks made for
-    a LivePerson account read it from LP_* variables; here they point at an emulator."""
+    a LivePerson account read it from LPM_* variables; here they point at an emulator."""
     block = python_blocks(page)[index]
     assert "asyncio.run(" in block, f"{page} block {index} is not a runnable program"
     env = dict(os.environ)
     async with Emulator() as emu:
         env.update(
-            LP_ACCOUNT=emu.account_id,
-            LP_CSDS_DOMAIN=emu.csds_domain,
-            LP_USERNAME="bot",
-            LP_PASSWORD="bot-password",
+            LPM_ACCOUNT=emu.account_id,
+            LPM_CSDS_DOMAIN=emu.csds_domain,
+            LPM_USERNAME="bot",
+            LPM_PASSWORD="bot-password",
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -90,3 +90,49 @@ async def test_emulator_guide_full_world_serves(tmp_path: Path) -> None:
             if user.password:
                 conn = await emu.agent(user.login_name)
                 assert conn.agent_id == f"{emu.account_id}.{user.user_id}"
+
+
+def test_cli_exit_code_tables_match_the_code() -> None:
+    from lpm import errors
+    from lpm.cli.common import exit_code_for
+
+    by_class = {
+        name: code
+        for name, code in (
+            (cls.__name__, exit_code_for(cls("x") if cls is not errors.RequestError else cls(400, "t", "b")))
+            for cls in (
+                errors.ConfigurationError,
+                errors.AuthenticationError,
+                errors.LpmConnectionError,
+                errors.RequestError,
+                errors.ProtocolError,
+                errors.HttpError,
+                errors.InvalidStateError,
+            )
+        )
+    }
+    for page in ("cli.md", "troubleshooting.md"):
+        rows = dict(
+            re.findall(r"^\| (\d+) \| `(\w+)`", (DOCS / page).read_text(encoding="utf-8"), flags=re.M)
+        )
+        for code, name in rows.items():
+            if name in by_class:
+                assert by_class[name] == int(code), (page, name)
+        assert len(rows) >= 8, page
+
+
+def test_doc_links_resolve() -> None:
+    """Relative links of the guides point at files that exist (pages others write excepted)."""
+    later = {"cli-chat.md", "cli-agent.md", "performance.md"}
+    for page in (
+        "index.md",
+        "getting-started.md",
+        "concepts.md",
+        "testing.md",
+        "troubleshooting.md",
+        "cli.md",
+    ):
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", (DOCS / page).read_text(encoding="utf-8")):
+            if target in later:
+                continue
+            assert (DOCS / target).resolve().exists(), (page, target)
