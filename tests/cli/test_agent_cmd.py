@@ -271,6 +271,18 @@ async def test_text_console_reconnect_and_end_of_input(emulator: Emulator) -> No
         await agent.send("still here")
         await wait_body(conversation, "still here")
 
+        # A transfer to an agent (the bot, user 2001): this agent leaves the conversation.
+        me = conversation.assigned_agent
+        assert me is not None
+        await agent.send("/transfer agent 2001")
+        await agent.line("[1] transferred to agent 2001; no current conversation")
+        await until(
+            lambda: conversation.main_dialog.get_participant(me.user_id) is None,
+            "the agent leaving the consumer's conversation",
+        )
+        await agent.send("more text")
+        await agent.line("error: no current conversation")
+
         # End of input ends the session like /quit.
         code, _, err = await agent.finish()
         assert code == 0, err
