@@ -149,6 +149,15 @@ async def wait_body(conversation: lpm.Conversation, body: str) -> lpm.Message:
     return found
 
 
+async def fault(emu: Emulator, path: str, body: dict[str, Any]) -> None:
+    """Call the emulator's fault API."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{emu.base_url}/_emulator/{path}", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+
+
 def bodies(conversation: lpm.Conversation) -> list[Any]:
     return [m.body for d in conversation.dialogs for m in d.messages]
 
@@ -245,8 +254,15 @@ async def test_text_console_reconnect_and_end_of_input(emulator: Emulator) -> No
         await conversation.send_message("before the agent")
         ring = await agent.line(f"conversation {conversation.conversation_id[:8]} on skill 11")
         assert ring.startswith("ring 1:") and "/accept 1" in ring
-        await agent.send("/accept 1")
-        await agent.line("ring 1 accepted")
+        # The ring expires unanswered; routing rings again once the agent is available again.
+        await fault(emulator, "rings/expire", {})
+        await agent.line("ring 1 expired")
+        await agent.send("/state away", "/rings", "/state online")
+        await agent.line("no rings waiting")
+        ring = await agent.line(f"conversation {conversation.conversation_id[:8]} on skill 11")
+        assert ring.startswith("ring 2:")
+        await agent.send("/accept 2")
+        await agent.line("ring 2 accepted")
         await agent.line("[1] new conversation")
         # What the consumer said before the agent joined is shown when it joins.
         await agent.line("[1] consumer » before the agent")
@@ -256,14 +272,7 @@ async def test_text_console_reconnect_and_end_of_input(emulator: Emulator) -> No
         await agent.line("/transfer skill ID")
 
         # The emulator drops the agent's socket: the console says so and reconnects.
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{emulator.base_url}/_emulator/sockets/close",
-                json={"code": 1011, "reason": "test", "user_id": "agent"},
-            ) as resp,
-        ):
-            assert resp.status == 200, await resp.text()
+        await fault(emulator, "sockets/close", {"code": 1011, "reason": "test", "user_id": "agent"})
         await agent.line("connection lost (code 1011)")
         await agent.line("reconnected")
         await conversation.send_message("after the reconnect")
