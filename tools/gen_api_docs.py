@@ -209,6 +209,8 @@ def value_doc(module: Any, name: str, value: Any) -> str:
 
 
 _MISSING = object()
+#: Marks an instance attribute in a class's member list.
+_ATTRIBUTE = object()
 
 
 # ---------------------------------------------------------------- classes
@@ -230,6 +232,43 @@ def _members(cls: type) -> list[tuple[str, Any, type]]:
                 continue
             seen[name] = (attr, klass)
     return [(name, attr, klass) for name, (attr, klass) in sorted(seen.items())]
+
+
+_SELF_ASSIGN = re.compile(r"^(\s*)self\.([a-z]\w*)\s*(?::[^=]+)?=(?!=)")
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
+
+
+def _instance_attributes(cls: type) -> dict[str, tuple[str, type]]:
+    """Public attributes set on ``self`` in ``__init__`` (name -> (``#:`` doc, defining class)),
+    read from the class's source file (not from the runtime ``__init__``, which tools may wrap)."""
+    found: dict[str, tuple[str, type]] = {}
+    for klass in cls.__mro__:
+        if not _is_lpm(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        in_init, init_indent = False, -1
+        for i, line in enumerate(lines):
+            definition = _DEF.match(line)
+            if definition:
+                indent = len(definition.group(1))
+                if definition.group(2) == "__init__":
+                    in_init, init_indent = True, indent
+                elif indent <= init_indent:
+                    in_init = False
+                continue
+            match = _SELF_ASSIGN.match(line)
+            if not in_init or not match or match.group(2) in found:
+                continue
+            comments: list[str] = []
+            j = i - 1
+            while j >= 0 and lines[j].strip().startswith("#:"):
+                comments.insert(0, lines[j].strip()[2:].strip())
+                j -= 1
+            found[match.group(2)] = (_inline(" ".join(comments)), klass)
+    return found
 
 
 def _fields(cls: type) -> list[tuple[str, str, str, str]]:
@@ -304,10 +343,21 @@ def render_class(cls: type, *, level: int = 2, qualname: str | None = None) -> s
             out.append(f"| `{fname}` | `{ann}` | {default_cell} | {_cell(fdoc)} |")
     field_names = {row[0] for row in fields}
     members = [m for m in _members(cls) if m[0] not in field_names]
+    attributes = {name: value for name, value in _instance_attributes(cls).items() if name not in field_names}
+    # Instance attributes join the alphabetical list (a slot's descriptor is replaced by its doc).
+    members = sorted(
+        [m for m in members if m[0] not in attributes]
+        + [(name, _ATTRIBUTE, owner) for name, (_doc, owner) in attributes.items()],
+        key=lambda m: m[0],
+    )
     for mname, attr, owner in members:
         inherited = f" *(from `{owner.__name__}`)*" if owner is not cls else ""
         sub = "#" * (level + 1)
-        if isinstance(attr, property):
+        if attr is _ATTRIBUTE:
+            out += ["", f"{sub} `{mname}` *(attribute)*{inherited}", ""]
+            if attributes[mname][0]:
+                out.append(attributes[mname][0] + "\n")
+        elif isinstance(attr, property):
             out += ["", f"{sub} `{mname}` *(property)*{inherited}", "", markdown(inspect.getdoc(attr.fget))]
         elif isinstance(attr, staticmethod | classmethod):
             func = attr.__func__
@@ -405,6 +455,11 @@ def render_module(mod_name: str) -> tuple[str, list[tuple[str, str]]]:
                             "[API reference index](index.md) · [`lpm`](lpm.md)",
                             "",
                             render_class(obj, level=2, qualname=name),
+                            # The defining module's docstring holds what the classes of a module
+                            # share (events, bubbling, maintenance); class docstrings point to it.
+                            f"## About `{obj.__module__}`",
+                            "",
+                            markdown(sys.modules[obj.__module__].__doc__),
                         ]
                     ),
                 )
