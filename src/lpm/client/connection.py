@@ -61,14 +61,18 @@ class Connection(EventEmitter):
 
     def __init__(self, options: ConnectionOptions, *, initial_state: str = INITIAL) -> None:
         super().__init__()
+        #: The validated options (see :func:`lpm.create_connection`).
         self.options = options
+        #: The brand's account (site) id.
         self.account_id = options.account_id
+        #: A random id of this connection object (in logs).
         self.connection_id = str(uuid.uuid4())
         self._state = initial_state
         self._error_sink = self.report_error
         # Imported lazily: the object model imports the connection's interface, not the reverse.
         from lpm.client.cache import ConversationCache
 
+        #: The conversations this connection knows (see :meth:`get_conversation_by_id`).
         self.conversations = ConversationCache(
             self,  # type: ignore[arg-type]  # subclasses implement ConnectionActions
             cache_duration=options.conversations_cache_duration,
@@ -126,9 +130,11 @@ class Connection(EventEmitter):
     # ---------------------------------------------------------------- lifecycle (subclasses)
 
     async def open(self) -> None:
+        """Connect (authenticate, discover, open the transport); ``async with`` calls it."""
         raise NotImplementedError
 
     async def close(self) -> None:
+        """Close the connection for good (a no-op when it is already closed)."""
         raise NotImplementedError
 
     async def __aenter__(self) -> Connection:

@@ -174,21 +174,31 @@ class Conversation(EventEmitter):
         #: The connection (through the one interface the object model uses).
         self.actions: ConnectionActions = cache.actions
         self._error_sink = self.actions.report_error
+        #: The conversation id (also the MAIN dialog's id).
         self.conversation_id = conversation_id
+        #: The brand's account id.
         self.account_id: str | None = self.actions.account_id
+        #: The conversation's current :class:`lpm.Skill` (None before routing).
         self.skill: Skill | None = cache.skill(skill_id) if skill_id is not None else None
         #: :class:`lpm.ConversationState` of the whole conversation (CLOSING while a close is
         #: awaiting confirmation).
         self.stage: str = ConversationState.OPEN
         #: The MAIN dialog's state (OPEN / CLOSE).
         self.state: str = ConversationState.OPEN
+        #: Epoch ms when the conversation started.
         self.start_time: int | None = None
+        #: Epoch ms of the last change UMS reported.
         self.update_time: int | None = None
+        #: Epoch ms when it closed (None while open).
         self.close_time: int | None = None
+        #: Who closed it (:class:`lpm.DialogCloseReason`), once closed.
         self.close_reason: str | None = None
         self.group_id: str | None = None
+        #: Epoch ms by which an agent should answer (-1 when no answer is awaited).
         self.ttr_effective: int | None = None
+        #: The manual ETTR set with :meth:`set_manual_ettr`, if any.
         self.ttr_effective_manual: int | None = None
+        #: :class:`lpm.TTRType` and its value in seconds (CUSTOM).
         self.ttr_type: str | None = None
         self.ttr_value: int | None = None
         self.delay: dict[str, Any] | None = None
