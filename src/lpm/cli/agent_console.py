@@ -122,7 +122,6 @@ class AgentConsole:
         self.subscription: lpm.ConversationSubscription | None = None
         #: Rings still waiting, by number.
         self.rings: dict[int, lpm.Ring] = {}
-        self._ring_numbers: dict[str, int] = {}
         self._next_ring = 1
         self.conversations: dict[int, _Tracked] = {}
         self._by_id: dict[str, _Tracked] = {}
@@ -337,7 +336,6 @@ class AgentConsole:
         number = self._next_ring
         self._next_ring += 1
         self.rings[number] = ring
-        self._ring_numbers[ring.ring_id] = number
         for outcome in ("accepted", "rejected", "cancelled", "expired"):
             ring.on(outcome, self._ring_outcome(number, outcome))
         seconds = round(ring.expiration / 1000) if ring.expiration else None
