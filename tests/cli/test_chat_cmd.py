@@ -4,6 +4,7 @@ to an agent played here with an SDK brand connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import struct
@@ -160,30 +161,37 @@ class Agent:
         return view
 
 
-@pytest.fixture
-async def agent(emulator: Emulator) -> AsyncIterator[Agent]:
+@contextlib.asynccontextmanager
+async def online_agent(csds_domain: str) -> AsyncIterator[Agent]:
     """The default world's agent (skills 11 and 12), ONLINE, keeping every ring (the chat's
     conversation may ring before a test waits for it)."""
     conn = lpm.create_connection(
         account_id=ACC,
         user_type=lpm.UserType.BRAND,
-        csds_domain=emulator.csds_domain,
+        csds_domain=csds_domain,
         auth_data={"username": "agent", "password": "agent-password"},
     )
     assert isinstance(conn, lpm.BrandWebsocketConnection)
     errors: list[BaseException] = []
     conn.on("error", errors.append)
+    rings: list[lpm.Ring] = []
+    # On the connection, before subscribing: a waiting conversation rings during the subscribe.
+    conn.on("ring", rings.append)
     try:
         await conn.open()
         await conn.set_agent_state(lpm.AgentState.ONLINE)
         routing = await conn.create_routing_task_subscription()
         assert isinstance(routing, lpm.RoutingTaskSubscription)
-        side = Agent(conn, routing)
-        routing.on("ring", side.rings.append)
-        yield side
+        yield Agent(conn, routing, rings)
     finally:
         await conn.close()
     assert errors == []
+
+
+@pytest.fixture
+async def agent(emulator: Emulator) -> AsyncIterator[Agent]:
+    async with online_agent(emulator.csds_domain) as side:
+        yield side
 
 
 @pytest.fixture
@@ -351,3 +359,51 @@ async def test_exit_codes(
     assert code == 4, refused.stderr.decode()  # AuthenticationError
     assert refused.stderr.decode().count("IdP signup failed") == 1
     assert "lpm: " in refused.stderr.decode() and "Traceback" not in refused.stderr.decode()
+
+
+async def test_authenticated_consumer_resumes_its_conversation(
+    emulator: Emulator, agent: Agent, chat_process: list[ChatProcess]
+) -> None:
+    connector = emulator.world.accounts[ACC].connectors["3002"]
+    assert connector.private_key_file is not None and connector.issuer
+    args = ["--account", ACC, "--csds-domain", emulator.csds_domain, "--json", "--skill", "11"]
+    args += ["--auth", "jwt", "--connector-id", "3002", "--signing-key", str(connector.private_key_file)]
+    args += ["--issuer", connector.issuer, "--customer-id", "customer-9"]
+    first = await ChatProcess.start(*args)
+    chat_process.append(first)
+    opened = await first.expect(lambda e: e["event"] == "conversation")
+    assert opened["state"] == "opened"
+    cid = opened["conversation_id"]
+    view = await agent.take(cid)
+    await view.send_message("Welcome!")
+    await first.expect(lambda e: e["event"] == "message")
+    question = asyncio.ensure_future(view.wait_for("message", timeout=WAIT))
+    await first.send("my question")
+    assert (await question).body == "my question"
+    assert await first.finish() == 0
+
+    # The same customer again: the open conversation is resumed with its history.
+    second = await ChatProcess.start(*args)
+    chat_process.append(second)
+    resumed = await second.expect(lambda e: e["event"] == "conversation")
+    assert (resumed["state"], resumed["conversation_id"]) == ("resumed", cid)
+    joined = await second.expect(lambda e: e["event"] == "participant")
+    assert joined["role"] == "ASSIGNED_AGENT"
+    history = [await second.expect(lambda e: e["event"] == "message") for _ in range(2)]
+    assert [(m["from"], m["text"]) for m in history] == [("agent", ["Welcome!"]), ("you", ["my question"])]
+    assert await second.finish() == 0
+
+
+async def test_embedded_emulator(chat_process: list[ChatProcess]) -> None:
+    chat = await ChatProcess.start("--json", "--skill", "11")
+    chat_process.append(chat)
+    embedded = await chat.expect(lambda e: e["event"] == "emulator")
+    assert embedded["account_id"] == ACC
+    assert f"lpm agent --account {ACC} --csds-domain {embedded['csds_domain']}" in embedded["agent_command"]
+    opened = await chat.expect(lambda e: e["event"] == "conversation")
+    async with online_agent(embedded["csds_domain"]) as agent:
+        view = await agent.take(opened["conversation_id"])
+        await view.send_message("hello from the embedded emulator")
+        message = await chat.expect(lambda e: e["event"] == "message")
+        assert message["text"] == ["hello from the embedded emulator"]
+        assert await chat.finish() == 0

@@ -69,6 +69,8 @@ AUTH_KINDS = ("anonymous", "unauthenticated", "jwt", "mock")
 #: Lifetime of the id_token claims the command signs (the SDK re-signs them when they expire).
 CLAIMS_TTL = 3600
 ID_TOKEN_ENV = "LPM_ID_TOKEN"
+PLAIN_TEXT = "text/plain"
+HOSTED_FILE = "hosted/file"
 
 HELP = """\
 commands:
@@ -132,6 +134,9 @@ class ChatSession:
         self.choices: list[tuple[str, list[Any] | None]] = []
         self._chat_states: dict[str, str] = {}
         self._present: dict[str, str] = {}  # user id -> role of brand participants present
+        self._shown: set[tuple[str, int | None]] = set()  # (dialog id, sequence) of shown messages
+        #: (content type, text) of messages sent from here whose echo has not arrived yet.
+        self._echoes: list[tuple[str, str | None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fatal: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
         self._last_error: BaseException | None = None
@@ -201,12 +206,13 @@ class ChatSession:
 
     # ---------------------------------------------------------------- conversation events
 
-    def attach(self, conversation: Conversation, *, resumed: bool) -> None:
+    def attach(self, conversation: Conversation, *, resumed: bool = False) -> None:
         """Make ``conversation`` the current one and show what happens in it."""
         self.conversation = conversation
         self.choices = []
         self._chat_states.clear()
         self._present.clear()
+        self._shown.clear()
         conversation.on("message", self._on_message)
         conversation.on("messaging-event", self._on_messaging_event)
         conversation.on("notification", lambda _info: self._sync_participants(conversation))
@@ -216,20 +222,16 @@ class ChatSession:
         skill = conversation.skill_id
         verb = "resumed" if resumed else "opened"
         on_skill = f" (skill {skill})" if skill and skill != "-1" else ""
+        waiting = "" if self._brand_participants(conversation) else "; waiting for an agent…"
         self.out.status(
             "conversation",
-            f"conversation {conversation.conversation_id} {verb}{on_skill}; waiting for an agent… "
+            f"conversation {conversation.conversation_id} {verb}{on_skill}{waiting} "
             "(/help lists the commands)",
             state=verb,
             conversation_id=conversation.conversation_id,
             skill_id=skill,
         )
         self._sync_participants(conversation)
-        if resumed:
-            # Show where the conversation stands: its messages so far, oldest first.
-            for dialog in conversation.dialogs:
-                for message in list(dialog.messages):
-                    self._show_message(message, receipt=False)
 
     def _is_current(self, conversation: Conversation) -> bool:
         return conversation is self.conversation
@@ -237,20 +239,47 @@ class ChatSession:
     def _on_message(self, message: Message) -> None:
         if not self._is_current(message.conversation):
             return
-        self._show_message(message, receipt=True)
+        self._show_message(message)
 
-    def _show_message(self, message: Message, *, receipt: bool) -> None:
-        if message.sent_by_current_user():
-            if self.out.as_json and not receipt:
-                self.out.event("message", "", **message_json(message, "you"))
-            return  # people see what they typed; live echoes need no second copy
-        who = sender_name(message)
+    def _show_message(self, message: Message) -> None:
+        """Show a message once (history and live events may both carry it)."""
+        key = (message.dialog.dialog_id, message.sequence)
+        if key in self._shown:
+            return
+        self._shown.add(key)
+        own = message.sent_by_current_user()
+        if own and self._is_echo(message):
+            return  # people see what they typed; the echo of a line sent here needs no copy
+        who = "you" if own else sender_name(message)
+        self.out.event("message", render_message(message, who), **message_json(message, who))
+        if own:
+            return
         if message.originator_id:
             self._chat_states.pop(message.originator_id, None)  # the message ends the typing
-        self.out.event("message", render_message(message, who), **message_json(message, who))
         self.choices = _choices(message.quick_replies)
-        if receipt and message.sequence is not None:
+        if message.sequence is not None and not message.has_consumer_read():
             self._spawn(message.read(), "read receipt")
+
+    async def _sending(self, publish: Awaitable[int], content_type: str, text: str | None = None) -> int:
+        """Run ``publish`` (a message sent from here), whose echo is not to be shown."""
+        key = (content_type, text)
+        self._echoes.append(key)
+        try:
+            return await publish
+        except BaseException:
+            if key in self._echoes:
+                self._echoes.remove(key)
+            raise
+
+    def _is_echo(self, message: Message) -> bool:
+        """Whether ``message`` (the user's own) is the echo of one sent from here (and not, say,
+        history replayed after a resume, or a message sent from another device)."""
+        text = message.body if message.content_type == PLAIN_TEXT else None
+        key = (str(message.content_type), text)
+        if key in self._echoes:
+            self._echoes.remove(key)
+            return True
+        return False
 
     def _on_messaging_event(self, event: MessagingEventInfo) -> None:
         if event.event_type != "ChatStateEvent" or not event.originator_id:
@@ -281,11 +310,7 @@ class ChatSession:
         """Announce brand participants joining and leaving (from the conversation's state)."""
         if not self._is_current(conversation):
             return
-        present: dict[str, str] = {}
-        for dialog in conversation.dialogs:
-            for participant in dialog.participants:
-                if participant.role in _BRAND_ROLES and participant.is_active:
-                    present[participant.user_id] = str(participant.role)
+        present = self._brand_participants(conversation)
         for user_id, role in present.items():
             if user_id not in self._present:
                 self.out.status(
@@ -298,6 +323,16 @@ class ChatSession:
                     "participant", f"{_role_name(role)} left", action="left", role=role, user_id=user_id
                 )
         self._present = present
+
+    @staticmethod
+    def _brand_participants(conversation: Conversation) -> dict[str, str]:
+        """User id -> role of the brand's active participants."""
+        present: dict[str, str] = {}
+        for dialog in conversation.dialogs:
+            for participant in dialog.participants:
+                if participant.role in _BRAND_ROLES and participant.is_active:
+                    present[participant.user_id] = str(participant.role)
+        return present
 
     def _on_conversation_close(self, conversation: Conversation) -> None:
         if not self._is_current(conversation):
@@ -358,13 +393,18 @@ class ChatSession:
 
         for conversation in self.conn.get_all_known_conversations():
             if conversation.stage == ConversationState.OPEN:
+                # Listening first, then what is already known: the rest of the history arrives
+                # as the messaging subscription replays it, and each message is shown once.
                 self.attach(conversation, resumed=True)
+                for dialog in conversation.dialogs:
+                    for message in list(dialog.messages):
+                        self._show_message(message)
                 return
         await self._new_conversation()
 
     async def _new_conversation(self) -> Conversation:
         conversation: Conversation = await self.conn.create_conversation(skill_id=self.skill_id)
-        self.attach(conversation, resumed=False)
+        self.attach(conversation)
         return conversation
 
     # ---------------------------------------------------------------- input
@@ -430,7 +470,7 @@ class ChatSession:
             if not self.out.as_json:
                 click.secho(f"you » {text}", dim=True)
         conversation = await self._open_conversation()
-        sequence = await conversation.send_message(text, metadata)
+        sequence = await self._sending(conversation.send_message(text, metadata), PLAIN_TEXT, text)
         self.choices = []
         if self.out.as_json:
             common.print_json({"event": "sent", "kind": kind, "sequence": sequence, "text": text})
@@ -478,7 +518,7 @@ class ChatSession:
         path, data = _read_file(command.args[0])
         caption = " ".join(command.args[1:]) or None
         conversation = await self._open_conversation()
-        sequence = await conversation.upload_file(data, caption)
+        sequence = await self._sending(conversation.upload_file(data, caption), HOSTED_FILE)
         self.choices = []
         self.out.status(
             "sent",
