@@ -27,6 +27,7 @@ FACE_MODULES: list[str] = [
     "lpm.emulator.rest_v1",
     "lpm.emulator.webhooks",
     "lpm.emulator.control",
+    "lpm.emulator.bench_api",
 ]
 
 
