@@ -35,6 +35,12 @@ SHORT_RECONNECT_SCHEDULE: tuple[float, ...] = (5, 10, 30, 60, 120, 180, 240, 300
 
 SslOption = ssl_module.SSLContext | str | Path | bool | None
 
+#: Options that are credentials (masked by ``repr``).
+SECRET_OPTIONS = frozenset({"token", "jwt_signing_key", "id_token", "auth_agent_session_data"})
+#: ``auth_data`` keys that name someone rather than prove it (shown by ``repr``; the rest is masked).
+PUBLIC_AUTH_FIELDS = frozenset({"username", "client_id", "ext_consumer_id"})
+MASK = "***"
+
 
 @dataclass(slots=True)
 class ConnectionOptions:
@@ -84,6 +90,18 @@ class ConnectionOptions:
     connect_timeout: float = 30.0
     #: Seconds between agentVep session refreshes (the Node SDK refreshes every 4 minutes).
     token_refresh_interval: float = 240.0
+
+    def __repr__(self) -> str:
+        # Credentials never reach logs or tracebacks: secret options and auth_data values are masked.
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None and f.name in SECRET_OPTIONS:
+                value = MASK
+            elif f.name == "auth_data" and isinstance(value, dict):
+                value = {k: v if k in PUBLIC_AUTH_FIELDS else MASK for k, v in value.items()}
+            parts.append(f"{f.name}={value!r}")
+        return f"ConnectionOptions({', '.join(parts)})"
 
     def schedule(self) -> tuple[float, ...]:
         if self.reconnect_schedule is not None:
