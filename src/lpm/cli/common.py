@@ -22,14 +22,18 @@ Exit codes (documented in ``docs/cli.md``; stable, scripts may rely on them):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from lpm import errors
+
+if TYPE_CHECKING:
+    from lpm.client.connection import Connection
 
 T = TypeVar("T")
 
@@ -82,6 +86,45 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except errors.LpmError as exc:
         fail(exc)
+
+
+async def open_connection(conn: Connection, timeout: float) -> None:
+    """Open ``conn``, failing at its first reported error or after ``timeout`` seconds.
+
+    The SDK keeps retrying a failed first connect in the background (each failure goes to the
+    connection's ``error`` event); a command should instead say at once why it could not
+    connect, e.g. a refused login (:class:`~lpm.errors.AuthenticationError`).
+    """
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def on_error(error: BaseException) -> None:
+        if not failed.done():
+            failed.set_result(error)
+
+    conn.on("error", on_error)
+    opening = asyncio.ensure_future(conn.open())
+    try:
+        waiters: set[asyncio.Future[Any]] = {opening, failed}
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        opening.cancel()  # cancelling open() closes the connection
+        with contextlib.suppress(BaseException):
+            await opening
+        raise
+    finally:
+        conn.off("error", on_error)
+    if opening in done:
+        opening.result()
+        return
+    opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await opening
+    if failed.done():
+        error = failed.result()
+        if isinstance(error, errors.LpmError):
+            raise error
+        raise errors.ConnectFailedError(f"cannot connect: {error}") from error
+    raise errors.ConnectFailedError(f"not connected after {timeout:g} s")
 
 
 def print_json(data: Any) -> None:
