@@ -407,3 +407,26 @@ async def test_embedded_emulator(chat_process: list[ChatProcess]) -> None:
         message = await chat.expect(lambda e: e["event"] == "message")
         assert message["text"] == ["hello from the embedded emulator"]
         assert await chat.finish() == 0
+
+
+async def test_post_conversation_survey_dialog(
+    emulator: Emulator, agent: Agent, chat_process: list[ChatProcess]
+) -> None:
+    # Skill 12 has a survey: the chat declares MULTI_DIALOG, so closing MAIN opens POST_SURVEY.
+    chat = await ChatProcess.start(
+        "--account", ACC, "--csds-domain", emulator.csds_domain, "--skill", "12", "--json"
+    )
+    chat_process.append(chat)
+    opened = await chat.expect(lambda e: e["event"] == "conversation")
+    view = await agent.take(opened["conversation_id"])
+    await view.close()
+    survey = await chat.expect(lambda e: e["event"] == "dialog")
+    assert survey["dialog_type"] == "POST_SURVEY"
+    await chat.send("5")
+    sent = await chat.expect(lambda e: e["event"] == "sent")
+    assert sent["sequence"] == 0
+    conversation = emulator.world.accounts[ACC].conversations[opened["conversation_id"]]
+    dialog = next(d for d in conversation.dialogs if d.dialog_id == survey["dialog_id"])
+    assert dialog.next_seq == 1  # the answer went to the survey dialog, not to a new conversation
+    assert [e["state"] for e in chat.events if e["event"] == "conversation"] == ["opened"]
+    assert await chat.finish() == 0

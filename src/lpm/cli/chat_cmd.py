@@ -69,6 +69,8 @@ AUTH_KINDS = ("anonymous", "unauthenticated", "jwt", "mock")
 #: Lifetime of the id_token claims the command signs (the SDK re-signs them when they expire).
 CLAIMS_TTL = 3600
 ID_TOKEN_ENV = "LPM_ID_TOKEN"
+#: ClientProperties features the chat declares (lpm.Features values).
+CLIENT_FEATURES = ("PHOTO_SHARING", "QUICK_REPLIES", "RICH_CONTENT", "MULTI_DIALOG", "AUTO_MESSAGES")
 PLAIN_TEXT = "text/plain"
 HOSTED_FILE = "hosted/file"
 
@@ -166,6 +168,8 @@ class ChatSession:
         )
 
     def _on_reconnect_wait(self, info: dict[str, Any]) -> None:
+        if not self._connected:
+            return  # the first connection failed: the opening reports it
         seconds = info.get("seconds")
         self.out.status(
             "connection",
@@ -178,8 +182,8 @@ class ChatSession:
         self.out.status("connection", "reconnected; the conversation goes on", state="reconnected")
 
     def _on_close(self, info: dict[str, Any]) -> None:
-        if self._quitting:
-            return
+        if self._quitting or not self._connected:
+            return  # leaving, or the opening failed (which is reported as such)
         code = info.get("code")
         self.out.status("connection", f"connection closed (code {code})", state="closed", code=code)
         from lpm.errors import AuthenticationError, ConnectionClosedError
@@ -201,7 +205,7 @@ class ChatSession:
         # bug): logged on stderr, never on stdout, so --json output stays clean.  Errors before
         # the first connect are the opening's failure, which ends the command and is reported then.
         self._last_error = error
-        if self._connected:
+        if self._connected and not self._quitting:
             log.warning("%s: %s", type(error).__name__, error)
 
     # ---------------------------------------------------------------- conversation events
@@ -311,6 +315,8 @@ class ChatSession:
         if not self._is_current(conversation):
             return
         present = self._brand_participants(conversation)
+        if present is None:
+            return  # closed: who was there is the closing's story, not a list of departures
         for user_id, role in present.items():
             if user_id not in self._present:
                 self.out.status(
@@ -325,14 +331,13 @@ class ChatSession:
         self._present = present
 
     @staticmethod
-    def _brand_participants(conversation: Conversation) -> dict[str, str]:
-        """User id -> role of the brand's active participants."""
-        present: dict[str, str] = {}
-        for dialog in conversation.dialogs:
-            for participant in dialog.participants:
-                if participant.role in _BRAND_ROLES and participant.is_active:
-                    present[participant.user_id] = str(participant.role)
-        return present
+    def _brand_participants(conversation: Conversation) -> dict[str, str] | None:
+        """User id -> role of the brand's active participants in the open dialog (None when
+        no dialog is open: the conversation closed)."""
+        dialog = conversation.open_dialog
+        if dialog is None:
+            return None
+        return {p.user_id: str(p.role) for p in dialog.participants if p.role in _BRAND_ROLES and p.is_active}
 
     def _on_conversation_close(self, conversation: Conversation) -> None:
         if not self._is_current(conversation):
@@ -641,36 +646,6 @@ def connection_options(
     return {"auth_connector_id": connector, "id_token": token}
 
 
-async def _open(conn: lpm.ConsumerWebsocketConnection, timeout: float) -> None:
-    """Open ``conn``; fail at the first failed attempt (a CLI should not retry forever before it
-    ever connected) or after ``timeout`` seconds."""
-    from lpm.errors import ConnectFailedError, LpmError
-
-    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-
-    def on_error(error: BaseException) -> None:
-        if not failed.done():
-            failed.set_result(error)
-
-    conn.on("error", on_error)
-    opening = asyncio.ensure_future(conn.open())
-    try:
-        waiters: set[asyncio.Future[Any]] = {opening, failed}
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        conn.off("error", on_error)
-    if opening in done:
-        opening.result()
-        return
-    opening.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await opening
-    if failed.done():
-        error = failed.result()
-        raise error if isinstance(error, LpmError) else ConnectFailedError(f"cannot connect: {error}")
-    raise ConnectFailedError(f"not connected after {timeout:g} s")
-
-
 async def chat_main(
     *,
     account: str | None,
@@ -732,13 +707,15 @@ async def chat_main(
             account_id=account,
             user_type=lpm.UserType.CONSUMER,
             wait_for_first_notification=True,
+            # What this client renders; MULTI_DIALOG lets it take part in post-conversation surveys.
+            client_properties={"features": list(CLIENT_FEATURES)},
             **options,
         )
         assert isinstance(conn, lpm.ConsumerWebsocketConnection)
         session = ChatSession(conn, out, skill)
         reader = LineReader(stdin)
         try:
-            await _open(conn, connect_timeout)
+            await common.open_connection(conn, connect_timeout)
             await session.start_conversation()
             await session.run(reader)
         except _Fatal as fatal:
