@@ -20,6 +20,7 @@ from lpm.cli.console import (
     parse_line,
     read_lines,
     render_message,
+    role_name,
 )
 
 QUICK_REPLIES = {
@@ -110,6 +111,17 @@ def test_render_message_names_the_sender_and_indents() -> None:
         body="hi", content_type="text/plain", quick_replies=None, originator_role="BRAND_BOT"
     )
     assert render_message(bot) == "bot » hi"
+
+
+def test_role_names() -> None:
+    assert [role_name(r) for r in ("ASSIGNED_AGENT", "AGENT", "BRAND_BOT", "CONSUMER", "CONTROLLER")] == [
+        "agent",
+        "agent",
+        "bot",
+        "consumer",
+        "system",
+    ]
+    assert role_name("NEW_ROLE") == "new_role" and role_name(None) == "someone"
 
 
 def test_chat_state_lines() -> None:

@@ -51,6 +51,7 @@ from lpm.cli.console import (
     message_json,
     parse_line,
     render_message,
+    role_name,
     sender_name,
 )
 
@@ -295,7 +296,7 @@ class ChatSession:
             return
         self._chat_states[event.originator_id] = state
         role = event.originator_role or self._present.get(event.originator_id) or ""
-        who = _role_name(role)
+        who = role_name(role)
         text = chat_state_text(who, state)
         if self.out.as_json:
             common.print_json(
@@ -320,13 +321,13 @@ class ChatSession:
         for user_id, role in present.items():
             if user_id not in self._present:
                 self.out.status(
-                    "participant", f"{_role_name(role)} joined", action="joined", role=role, user_id=user_id
+                    "participant", f"{role_name(role)} joined", action="joined", role=role, user_id=user_id
                 )
         for user_id, role in self._present.items():
             if user_id not in present:
                 self._chat_states.pop(user_id, None)
                 self.out.status(
-                    "participant", f"{_role_name(role)} left", action="left", role=role, user_id=user_id
+                    "participant", f"{role_name(role)} left", action="left", role=role, user_id=user_id
                 )
         self._present = present
 
@@ -563,18 +564,6 @@ def _read_file(name: str) -> tuple[Path, bytes]:
         return path, path.read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _role_name(role: str) -> str:
-    return {
-        "CONSUMER": "consumer",
-        "ASSIGNED_AGENT": "agent",
-        "AGENT": "agent",
-        "MANAGER": "manager",
-        "READER": "reader",
-        "BRAND_BOT": "bot",
-        "CONTROLLER": "system",
-    }.get(role, role.lower() or "someone")
 
 
 def _choices(quick_replies: Any) -> list[tuple[str, list[Any] | None]]:

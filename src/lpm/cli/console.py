@@ -41,6 +41,7 @@ __all__ = [
     "quick_reply_texts",
     "read_lines",
     "render_message",
+    "role_name",
     "sender_name",
 ]
 
@@ -187,13 +188,19 @@ def describe_content(
     return lines + describe_quick_replies(quick_replies)
 
 
+def role_name(role: str | None) -> str:
+    """A short name for a participant role: ``agent`` for ASSIGNED_AGENT and AGENT, ``bot``,
+    ``consumer``, ``system`` (CONTROLLER)...; unknown roles in lower case."""
+    return _ROLE_NAMES.get(str(role or ""), str(role or "someone").lower())
+
+
 def sender_name(message: Message) -> str:
     """A short name for the message's sender: ``agent``, ``consumer``, ``bot``, ``system``..."""
     role = message.originator_role
     if not role:
         with contextlib.suppress(Exception):  # a detached message: no dialog to ask
             role = message.participant.role
-    return _ROLE_NAMES.get(str(role or ""), str(role or "someone").lower())
+    return role_name(role)
 
 
 def render_message(message: Message, sender: str | None = None, *, indent: str = "  ") -> str:
