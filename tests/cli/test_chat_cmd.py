@@ -430,3 +430,21 @@ async def test_post_conversation_survey_dialog(
     assert dialog.next_seq == 1  # the answer went to the survey dialog, not to a new conversation
     assert [e["state"] for e in chat.events if e["event"] == "conversation"] == ["opened"]
     assert await chat.finish() == 0
+
+
+async def test_stdin_that_is_not_a_pipe_ends_at_once(emulator: Emulator) -> None:
+    # /dev/null cannot be watched by the event loop: the reader thread sees the end of input.
+    proc = await asyncio.create_subprocess_exec(
+        str(LPM),
+        "chat",
+        "--account",
+        ACC,
+        "--csds-domain",
+        emulator.csds_domain,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines()[-1] == "* end of input; bye"

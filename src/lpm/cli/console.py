@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import shlex
-import sys
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -289,9 +288,9 @@ class LineReader:
     """
 
     def __init__(self, source: int | IO[Any] | None = None, *, encoding: str = "utf-8") -> None:
-        if source is None:
-            source = sys.stdin
-        self._fd = source if isinstance(source, int) else source.fileno()
+        # Descriptor 0 rather than sys.stdin: sys.stdin is None when the process started without
+        # a stdin (``<&-``), and a descriptor that is not open simply reads as end of input.
+        self._fd = 0 if source is None else source if isinstance(source, int) else source.fileno()
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self._buffer = ""
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
