@@ -1,0 +1,57 @@
+"""Helpers shared by the harness and the client runners: percentiles, CPU and memory probes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return float(ordered[0])
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (pos - low))
+
+
+def median(values: Sequence[float]) -> float:
+    """The median, ignoring NaN; NaN when nothing is left."""
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    return percentile(kept, 50.0)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (from /proc, no psutil needed in clients)."""
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: peak RSS is the best available
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def emit(obj: dict[str, Any]) -> None:
+    """Print one JSON result line (the harness reads the last line of stdout)."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def now() -> float:
+    """Wall clock shared by every process of a run (epoch seconds)."""
+    return time.time()
