@@ -1,0 +1,801 @@
+"""Resilience suite: consumers and a bot exchange numbered messages while the fault API breaks things.
+
+A load of consumers (``unauth_connector_id``, so a 4407 renews the same identity) each run
+conversation *cycles*: open a conversation, send numbered messages at random intervals, wait for
+the bot's numbered replies, close (half of the time the bot closes), and start again.  The bot
+accepts every ring and answers each consumer message in order.  Meanwhile a fault injector, driven
+by a seeded RNG, fires: socket drops, 4401/4407 closes, token expiries, delayed / refused /
+dropped WebSocket requests, 429 and 5xx on login, refresh and the IdP, stalled upgrades, and
+restarts of the emulator on its SQLite file (same port) while everyone is connected.
+
+At the end: every message was delivered exactly once and in order on both sides; every
+conversation is in the same final state (stage, MAIN state, participants, messages) for the
+consumer, the bot and the emulator's world; nothing the SDK reported on ``error`` is outside
+the expected transport / auth / request errors; after closing, no SDK task and no socket is
+left.  The long run (``make chaos``: ``LPM_CHAOS=long``) also samples the memory held by the
+SDK (tracemalloc, allocations made in ``lpm/client``) and checks it stays flat after warm-up.
+
+Findings still open (the test is marked xfail until they are fixed; it still runs and prints
+everything): under faults a consumer message is sometimes stored twice, the duplicate landing
+*after* later messages (e.g. seed 20261125: ``c4.10.2`` at sequences 4 and 8, i.e. a publish
+written again after its caller had its answer); and a close that the brand socket missed (the
+conversation closed while the bot was reconnecting, or the bot's own close whose answer was
+lost) never reaches the bot's view: the conversation just leaves the bot's OPEN-only feed at the
+resubscribe snapshot and the view stays OPEN (counted as ``stale`` and reported).
+
+Short by default (part of ``make test``); the seed is printed and attached to any failure;
+``LPM_CHAOS_SEED=<n>`` replays a schedule (timings still vary with the machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import os
+import random
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import pytest
+
+import lpm
+from lpm.emulator import model as em
+from lpm.emulator.app import Emulator
+from lpm.errors import (
+    AuthenticationError,
+    ConnectFailedError,
+    ConnectionClosedError,
+    HttpError,
+    InvalidStateError,
+    NotConnectedError,
+    QueueTimeoutError,
+    RequestError,
+    RequestTimeoutError,
+)
+
+ACC = "12345678"
+UNAUTH_CONNECTOR = "3001"
+BOT_USER_ID = "2001"
+LONG = os.environ.get("LPM_CHAOS", "").lower() == "long"
+SEED = int(os.environ.get("LPM_CHAOS_SEED") or 20261125)
+
+
+@dataclass(frozen=True)
+class Profile:
+    consumers: int
+    messages: int
+    #: Seconds of fault injection (consumers keep cycling until it ends, then finish their cycle).
+    fault_seconds: float
+    #: Seconds into the run of each emulator restart.
+    restarts: tuple[float, ...]
+    #: Pause between two faults (uniform).
+    fault_gap: tuple[float, float]
+    #: Seconds the end of the run may take (finishing cycles once the faults stop).
+    settle_timeout: float
+    #: Sample the SDK's memory every this many seconds (0: no sampling).
+    memory_interval: float
+    cache_duration: float
+
+
+SHORT = Profile(
+    consumers=5,
+    messages=6,
+    fault_seconds=15.0,
+    restarts=(7.0,),
+    fault_gap=(0.25, 0.8),
+    settle_timeout=50.0,
+    memory_interval=0.0,
+    cache_duration=600.0,
+)
+LONG_PROFILE = Profile(
+    consumers=50,
+    messages=8,
+    fault_seconds=300.0,
+    restarts=(60.0, 130.0, 200.0, 260.0),
+    fault_gap=(0.2, 0.8),
+    settle_timeout=300.0,
+    memory_interval=10.0,
+    # Closed conversations leave the SDK's caches quickly, so SDK memory can be flat.
+    cache_duration=5.0,
+)
+PROFILE = LONG_PROFILE if LONG else SHORT
+
+FAST: dict[str, Any] = {
+    "reconnect_schedule": (0.05, 0.1, 0.2, 0.4),
+    "wait_to_reconnect": 0.05,
+    # Injected delays stay well below this, so a timed-out request was never processed.
+    "response_timeout": 5.0,
+    "connect_timeout": 1.5,
+    "request_queue_timeout": 60.0,
+    "max_request_queue_time": 60.0,
+    "keep_alive_interval": 5.0,
+    "conversations_cache_duration": PROFILE.cache_duration,
+}
+#: What the SDK may report on "error" while the platform misbehaves; anything else is a bug.
+EXPECTED_ERRORS = (
+    ConnectFailedError,
+    ConnectionClosedError,
+    AuthenticationError,  # TokenExpiredError: 4401/4407 closes
+    HttpError,  # injected 429/5xx on login, refresh, IdP
+    RequestError,  # a restore request refused by an injected 5xx
+    RequestTimeoutError,  # a restore request dropped by an injected fault
+    QueueTimeoutError,
+    NotConnectedError,
+)
+TRANSIENT = (RequestTimeoutError, QueueTimeoutError, NotConnectedError, ConnectionClosedError)
+OP_TIMEOUT = 120.0 if LONG else 30.0
+
+
+class Failure(AssertionError):
+    pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT):
+        return True
+    return isinstance(exc, RequestError) and (exc.code >= 500 or exc.code == 429)
+
+
+async def persist(
+    call: Callable[[], Awaitable[Any]],
+    what: str,
+    *,
+    landed: Callable[[], bool] | None = None,
+    accept: Callable[[RequestError], bool] | None = None,
+) -> Any:
+    """Run ``call`` until it succeeds, retrying transient failures as an application would.
+
+    ``landed`` tells whether a request whose answer was lost took effect anyway (looked for
+    before sending again); ``accept`` turns a refusal into success (e.g. "already closed").
+    """
+    deadline = time.monotonic() + OP_TIMEOUT
+    while True:
+        try:
+            return await call()
+        except RequestError as exc:
+            if accept is not None and accept(exc):
+                return None
+            if not is_transient(exc):
+                raise
+            error: BaseException = exc
+        except TRANSIENT as exc:
+            error = exc
+        if time.monotonic() > deadline:
+            raise Failure(f"{what} kept failing for {OP_TIMEOUT} s: {error!r}")
+        if landed is not None and isinstance(error, RequestTimeoutError):
+            # The answer was lost, not necessarily the request: its notification may still come.
+            for _ in range(20):
+                if landed():
+                    return None
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)
+
+
+async def until(
+    condition: Callable[[], bool], what: str | Callable[[], str], timeout: float = OP_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out waiting for {what if isinstance(what, str) else what()}")
+        await asyncio.sleep(0.05)
+
+
+def bodies(conversation: lpm.Conversation) -> list[tuple[int, str]]:
+    return [(m.sequence, m.body) for m in conversation.main_dialog.messages if isinstance(m.body, str)]
+
+
+@dataclass(frozen=True)
+class Final:
+    """One side's view of a finished conversation."""
+
+    stage: str
+    state: str
+    participants: frozenset[tuple[str, str]]
+    messages: tuple[tuple[int, str], ...]
+
+
+def final_of(conversation: lpm.Conversation) -> Final:
+    return Final(
+        stage=str(conversation.stage),
+        state=str(conversation.state),
+        participants=frozenset(
+            (p.user_id, str(p.role)) for p in conversation.main_dialog.participants if p.is_active
+        ),
+        messages=tuple(bodies(conversation)),
+    )
+
+
+def final_in_world(emu: Emulator, conv_id: str) -> Final:
+    acc = emu.world.accounts[ACC]
+    conv = acc.conversations[conv_id]
+    main = conv.main
+
+    def shown(participant: em.Participant) -> str:
+        user = acc.users.get(participant.id)
+        return user.pid if user is not None and participant.role != "CONSUMER" else participant.id
+
+    return Final(
+        stage=conv.stage,
+        state=main.state,
+        participants=frozenset((shown(p), p.role) for p in main.participants if p.state == "ACTIVE"),
+        messages=tuple(
+            (r.sequence, r.event["message"])
+            for r in acc.events.get(main.dialog_id, [])
+            if r.sequence is not None and r.event.get("type") == "ContentEvent"
+        ),
+    )
+
+
+# ---------------------------------------------------------------- the parties
+
+
+class Recorder:
+    """Errors and connection events of one connection."""
+
+    def __init__(self, conn: lpm.Connection) -> None:
+        self.errors: list[BaseException] = []
+        self.counts: Counter[str] = Counter()
+        conn.on("error", self.errors.append)
+        for name in ("disconnect", "reconnect"):
+            conn.on(name, lambda *_, name=name: self.counts.update([name]))
+
+
+class Bot:
+    """Accepts every ring and answers each consumer message ``c...`` with ``b...``, in order.
+
+    It works from the dialog's contents (messages sent before it accepted arrive as history,
+    ``get_all_messages``); every ``message`` event it gets is recorded too, to check that the
+    SDK emits each message once and in sequence order.
+    """
+
+    def __init__(self, chaos: Chaos) -> None:
+        self.chaos = chaos
+        self.conn = lpm.create_connection(
+            account_id=ACC,
+            user_type=lpm.UserType.BRAND,
+            auth_data={"username": "bot", "password": "bot-password"},
+            csds_domain=chaos.emu.csds_domain,
+            token_refresh_interval=2.0,  # refreshes happen (and meet their injected faults)
+            get_all_messages=True,
+            **FAST,
+        )
+        assert isinstance(self.conn, lpm.BrandWebsocketConnection)
+        self.events = Recorder(self.conn)
+        #: conversation id -> consumer message bodies, in the order the bot answered them
+        self.received: dict[str, list[str]] = {}
+        #: conversation id -> sequences of the consumer's messages, as ``message`` events came
+        self.event_sequences: dict[str, list[int]] = {}
+        #: conversation id -> the bot's view (held until the conversation is checked)
+        self.views: dict[str, lpm.Conversation] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.failures: list[BaseException] = []
+        #: Conversations that left the bot's feed through a resubscribe snapshot while its view
+        #: still said OPEN (they closed while it was offline): the SDK cannot tell their state.
+        self.left_feed: set[str] = set()
+        self.finished: set[str] = set()
+        #: Conversations the run has checked (their worker may stop even if the view is stale).
+        self.checked: set[str] = set()
+
+    async def start(self) -> None:
+        await self.conn.open()
+        await persist(lambda: self.conn.set_agent_state(lpm.AgentState.ONLINE), "set agent state")
+        routing = await persist(self.conn.create_routing_task_subscription, "routing subscription")
+        routing.on("ring", self._on_ring)
+        self.conn.on("conversation", self._wake)
+        self.conn.on("conversation:message", self._on_message)
+        feed = self.conn.default_subscription
+        assert feed is not None
+        feed.on("conversation-deleted", self._on_left_feed)
+
+    def _on_left_feed(self, conversation: lpm.Conversation) -> None:
+        if conversation.stage != lpm.ConversationState.CLOSE:
+            self.left_feed.add(conversation.conversation_id)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.failures.append(t.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    def _on_ring(self, ring: Any) -> None:
+        if ring.is_waiting:
+            # "ring not WAITING" (400): it was accepted by an attempt whose answer was lost,
+            # or it expired and the conversation rings again.
+            self._spawn(persist(ring.accept, "accept", accept=lambda e: e.code == 400))
+
+    def _on_message(self, conversation: lpm.Conversation, message: Any) -> None:
+        if isinstance(message.body, str) and message.body.startswith("c"):
+            self.event_sequences.setdefault(conversation.conversation_id, []).append(message.sequence)
+        self._wake(conversation)
+
+    def _wake(self, conversation: lpm.Conversation) -> None:
+        conv_id = conversation.conversation_id
+        if conv_id in self.finished:
+            return  # answered and closed already
+        wakeup = self._wakeups.get(conv_id)
+        if wakeup is None:
+            wakeup = self._wakeups[conv_id] = asyncio.Event()
+            self.views[conv_id] = conversation
+            self.received[conv_id] = []
+            self._spawn(self._answer(conversation, wakeup))
+        wakeup.set()
+
+    async def _answer(self, conversation: lpm.Conversation, wakeup: asyncio.Event) -> None:
+        conv_id = conversation.conversation_id
+        answered = -1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), 0.5)
+            wakeup.clear()
+            todo = [
+                m
+                for m in conversation.main_dialog.messages
+                if isinstance(m.body, str) and m.body.startswith("c") and m.sequence > answered
+            ]
+            for message in todo:
+                answered = message.sequence
+                self.received[conv_id].append(message.body)
+                await send(conversation, "b" + message.body[1:].removesuffix("#close"))
+                if message.body.endswith("#close"):
+                    await close(conversation)
+                    break
+            else:
+                if conversation.stage != lpm.ConversationState.CLOSE and conv_id not in self.checked:
+                    continue
+            # closed (by the consumer, or by the bot just now): nothing more to answer
+            self.finished.add(conv_id)
+            del self._wakeups[conv_id]
+            return
+
+
+async def send(conversation: lpm.Conversation, body: str) -> None:
+    await persist(
+        lambda: conversation.send_message(body),
+        f"send {body}",
+        landed=lambda: any(text == body for _, text in bodies(conversation)),
+    )
+
+
+async def close(conversation: lpm.Conversation) -> None:
+    async def attempt() -> None:
+        if conversation.stage == lpm.ConversationState.CLOSE:
+            return
+        with contextlib.suppress(InvalidStateError):  # CLOSING: another attempt is under way
+            await conversation.close()
+
+    # 400: closing a closed conversation (an earlier attempt landed but its answer was lost).
+    await persist(attempt, f"close {conversation.conversation_id}", accept=lambda e: e.code == 400)
+
+
+class Consumer:
+    def __init__(self, chaos: Chaos, index: int) -> None:
+        self.chaos = chaos
+        self.index = index
+        self.rng = random.Random(SEED * 1000 + index)
+        self.conn = lpm.create_connection(
+            account_id=ACC,
+            user_type=lpm.UserType.CONSUMER,
+            csds_domain=chaos.emu.csds_domain,
+            unauth_connector_id=UNAUTH_CONNECTOR,
+            **FAST,
+        )
+        assert isinstance(self.conn, lpm.ConsumerWebsocketConnection)
+        self.events = Recorder(self.conn)
+        self.cycles = 0
+
+    async def open_conversation(self) -> lpm.Conversation:
+        conn = self.conn
+        while True:
+            try:
+                conversation: lpm.Conversation = await persist(
+                    lambda: conn.create_conversation(skill_id="11"), "create conversation"
+                )
+                return conversation
+            except RequestError as exc:
+                # An earlier attempt created it but its answer was lost: adopt that one.
+                if exc.code != 400 or "open conversation" not in str(exc.body):
+                    raise
+                found = await self.adopt(str(exc.body).rsplit(" ", 1)[-1])
+                if found.stage == lpm.ConversationState.CLOSE:
+                    continue
+                await persist(found.subscribe_messaging, "subscribe messaging")
+                return found
+
+    async def adopt(self, conv_id: str) -> lpm.Conversation:
+        conn = self.conn
+        await until(lambda: conn.get_conversation_by_id(conv_id) is not None, f"adopt {conv_id}")
+        found: lpm.Conversation = conn.get_conversation_by_id(conv_id)
+        return found
+
+    async def run(self) -> None:
+        await self.conn.open()
+        while not self.chaos.stopping.is_set():
+            await self.cycle()
+            self.cycles += 1
+
+    async def cycle(self) -> None:
+        chaos, rng, count, bot = self.chaos, self.rng, PROFILE.messages, self.chaos.bot
+        conversation = await self.open_conversation()
+        conv_id = conversation.conversation_id
+        received: list[str] = []
+        conversation.on("message", lambda m: received.append(m.body) if str(m.body).startswith("b") else None)
+        bot_closes = rng.random() < 0.5
+        sent = [f"c{self.index}.{self.cycles}.{i}" for i in range(count)]
+        for i, body in enumerate(sent):
+            await send(conversation, body + ("#close" if bot_closes and i == count - 1 else ""))
+            await asyncio.sleep(rng.uniform(0.02, 0.3))
+        if bot_closes:
+            sent[-1] += "#close"
+        expected_replies = ["b" + body[1:].removesuffix("#close") for body in sent]
+        await until(
+            lambda: len(received) >= count,
+            lambda: (
+                f"replies in {conv_id}: consumer got {received}, bot got {bot.received.get(conv_id)}, "
+                f"consumer view {final_of(conversation)}, {chaos.describe(conv_id)}"
+            ),
+        )
+        if not bot_closes:
+            await close(conversation)
+        await until(lambda: conversation.stage == lpm.ConversationState.CLOSE, f"{conv_id} closed (consumer)")
+        await until(lambda: len(bot.received.get(conv_id, ())) >= count, f"{conv_id} messages at the bot")
+        bot_view = bot.views[conv_id]
+        await until(
+            lambda: len(bodies(bot_view)) >= 2 * count and len(bodies(conversation)) >= 2 * count,
+            lambda: (
+                f"{conv_id}: every message on both sides: consumer {final_of(conversation)}"
+                f", bot {final_of(bot_view)}, {chaos.describe(conv_id)}"
+            ),
+        )
+        # The bot learns of the close from its feed; give it a moment (it may be reconnecting).
+        with contextlib.suppress(Failure):
+            await until(lambda: bot_view.stage == lpm.ConversationState.CLOSE, "bot view closed", timeout=10)
+        chaos.record(conv_id, sent, expected_replies, received, final_of(conversation), final_of(bot_view))
+        del bot.views[conv_id]
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class Outcome:
+    sent: list[str]
+    replies: list[str]
+    consumer_got: list[str]
+    bot_got: list[str]
+    consumer_view: Final
+    bot_view: Final
+
+
+@dataclass
+class Chaos:
+    db: Path
+    emu: Emulator
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    faults: Counter[str] = field(default_factory=Counter)
+    memory: list[tuple[float, int, int]] = field(default_factory=list)
+    consumers: list[Consumer] = field(default_factory=list)
+    bot: Bot = None  # type: ignore[assignment]
+    #: Conversations whose close the bot's view never saw (see check()).
+    stale: list[str] = field(default_factory=list)
+    restarts: int = 0
+
+    def record(
+        self,
+        conv_id: str,
+        sent: list[str],
+        replies: list[str],
+        consumer_got: list[str],
+        consumer_view: Final,
+        bot_view: Final,
+    ) -> None:
+        self.bot.checked.add(conv_id)
+        self.outcomes[conv_id] = Outcome(
+            sent, replies, list(consumer_got), list(self.bot.received.pop(conv_id)), consumer_view, bot_view
+        )
+
+    def describe(self, conv_id: str) -> str:
+        """What the emulator and the bot hold of a conversation (for failure messages)."""
+        acc = self.emu.world.accounts[ACC]
+        conv = acc.conversations.get(conv_id)
+        world = final_in_world(self.emu, conv_id) if conv is not None else None
+        task = acc.tasks.get(conv_id)
+        rings = [(r.ring_id, r.state) for r in task.rings] if task is not None else None
+        view = self.bot.conn.get_conversation_by_id(conv_id)
+        feed = self.bot.conn.default_subscription
+        in_feed = feed.get(conv_id) is not None if feed is not None else None
+        return (
+            f"in bot feed {in_feed} (feed {feed!r}, loaded {feed.loaded if feed else None}), "
+            f"bot reconnects {self.bot.events.counts}, bot errors {self.bot.events.errors[-5:]!r}, "
+            f"world {world}, rings {rings}, bot state {self.bot.conn.state}, bot view "
+            f"{final_of(view) if view is not None else None}, routing listeners {acc.routing_listeners}"
+        )
+
+    async def control(self, http: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> Any:
+        async with http.post(f"{self.emu.base_url}/_emulator/{path}", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+    async def restart(self) -> None:
+        """Stop the emulator under everyone's feet and start a new one on the same file and port."""
+        port = self.emu.port
+        await self.emu.stop()
+        await asyncio.sleep(self.rng.uniform(0.1, 0.8))
+        self.emu = Emulator(db=self.db, port=port, faults=True)
+        await self.emu.start()
+        self.restarts += 1
+
+    async def inject(self) -> None:
+        rng, started = self.rng, time.monotonic()
+        restarts = list(PROFILE.restarts)
+        stalled = False
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() - started < PROFILE.fault_seconds:
+                await asyncio.sleep(rng.uniform(*PROFILE.fault_gap))
+                if restarts and time.monotonic() - started >= restarts[0]:
+                    restarts.pop(0)
+                    self.faults["restart"] += 1
+                    await self.restart()
+                    continue
+                if stalled and rng.random() < 0.5:
+                    await self.control(http, "upgrades/release", {})
+                    stalled = False
+                kind = rng.choice(FAULT_KINDS)
+                self.faults[kind] += 1
+                stalled = await self.fire(http, kind) or stalled
+            await self.control(http, "upgrades/release", {})
+            await self.control(http, "reset", {})
+
+    def _consumer_filter(self) -> dict[str, Any]:
+        connected = [c for c in self.consumers if c.conn.user_id]
+        if connected and self.rng.random() < 0.7:
+            return {"consumer_id": self.rng.choice(connected).conn.user_id}
+        return {"dialect": "consumer"}
+
+    async def fire(self, http: aiohttp.ClientSession, kind: str) -> bool:
+        """Inject one fault; True when upgrades were left stalled."""
+        rng = self.rng
+        if kind == "drop":
+            target = rng.choice([{"dialect": "brand"}, self._consumer_filter(), {}])
+            await self.control(http, "sockets/drop", target)
+        elif kind == "close-4401":
+            target = rng.choice([{"dialect": "brand"}, self._consumer_filter()])
+            await self.control(http, "sockets/close", {"code": 4401, **target})
+        elif kind == "close-4407":
+            await self.control(http, "sockets/close", {"code": 4407, **self._consumer_filter()})
+        elif kind == "expire-tokens":
+            target = rng.choice([{"user_id": BOT_USER_ID}, self._consumer_filter()])
+            target.pop("dialect", None)
+            await self.control(http, "tokens/expire", target)
+        elif kind == "ws-delay":
+            await self.control(
+                http,
+                "requests",
+                {"count": rng.randint(1, 3), "action": "delay", "delay": round(rng.uniform(0.05, 0.6), 3)},
+            )
+        elif kind == "ws-refuse":
+            status = rng.choice([500, 503])
+            await self.control(
+                http, "requests", {"count": rng.randint(1, 3), "action": "refuse", "status": status}
+            )
+        elif kind == "ws-drop":
+            await self.control(http, "requests", {"count": 1, "action": "drop"})
+        elif kind in ("login", "refresh", "idp"):
+            status = rng.choice([429, 500, 502, 503])
+            count = rng.randint(1, 2)
+            await self.control(
+                http, "http", {"target": kind, "count": count, "action": "refuse", "status": status}
+            )
+            # make the call happen: a login after a 4401, an IdP call after a 4407
+            if kind == "login":
+                await self.control(http, "sockets/close", {"code": 4401, "dialect": "brand"})
+            elif kind == "idp":
+                await self.control(http, "sockets/close", {"code": 4407, **self._consumer_filter()})
+        elif kind == "stall":
+            await self.control(http, "upgrades/stall", {"count": rng.randint(1, 3)})
+            target = rng.choice([{"dialect": "brand"}, self._consumer_filter()])
+            await self.control(http, "sockets/drop", target)
+            return True
+        else:  # pragma: no cover - FAULT_KINDS and this function go together
+            raise AssertionError(kind)
+        return False
+
+    async def sample_memory(self) -> None:
+        process = psutil.Process()
+        while True:
+            await asyncio.sleep(PROFILE.memory_interval)
+            gc.collect()
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(True, "*/lpm/client/*"), tracemalloc.Filter(True, "*/lpm/protocol/*")]
+            )
+            sdk = sum(stat.size for stat in snapshot.statistics("filename"))
+            self.memory.append((time.monotonic(), sdk, process.memory_info().rss))
+
+
+FAULT_KINDS = (
+    "drop",
+    "drop",
+    "close-4401",
+    "close-4407",
+    "expire-tokens",
+    "ws-delay",
+    "ws-delay",
+    "ws-refuse",
+    "ws-drop",
+    "login",
+    "refresh",
+    "idp",
+    "stall",
+)
+
+
+def emulator_connections(port: int) -> list[Any]:
+    """TCP connections of this process to or from the emulator's port (listener excluded)."""
+    return [
+        c
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.status != psutil.CONN_LISTEN
+        and ((c.laddr and c.laddr.port == port) or (c.raddr and c.raddr.port == port))
+    ]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="open SDK bugs found by this suite (see the module docstring): a consumer message is "
+    "occasionally stored twice under faults (seed 20261125: 'c4.10.2' at sequences 4 and 8), and a "
+    "close the brand socket missed never reaches the bot's view",
+)
+async def test_chaos(tmp_path: Path) -> None:
+    print(f"chaos seed {SEED} ({'long' if LONG else 'short'}; replay with LPM_CHAOS_SEED={SEED})")
+    started = time.monotonic()
+    if PROFILE.memory_interval:
+        tracemalloc.start()
+    emu = await Emulator(db=tmp_path / "world.sqlite", port=0, faults=True).start()
+    chaos = Chaos(db=tmp_path / "world.sqlite", emu=emu)
+    tasks_before = asyncio.all_tasks()
+    try:
+        await run(chaos)
+        check(chaos)
+        await shut_down(chaos, tasks_before)
+    except BaseException as exc:
+        exc.add_note(f"chaos seed {SEED}: replay with LPM_CHAOS_SEED={SEED}")
+        for party in [*chaos.consumers, *([chaos.bot] if chaos.bot else [])]:
+            await party.conn.close()
+        raise
+    finally:
+        await chaos.emu.stop()
+        if PROFILE.memory_interval:
+            tracemalloc.stop()
+    # the emulator is gone too: nothing of this run may still hold a socket
+    await until(lambda: not emulator_connections(chaos.emu.port), "sockets to close", timeout=10)
+    print(
+        f"chaos done in {time.monotonic() - started:.1f} s: {len(chaos.outcomes)} conversations, "
+        f"{sum(len(o.sent) * 2 for o in chaos.outcomes.values())} messages, faults {dict(chaos.faults)}, "
+        f"{len(chaos.stale)} closes the bot's view never saw ({len(chaos.bot.left_feed)} left its feed)"
+    )
+
+
+async def run(chaos: Chaos) -> None:
+    chaos.bot = Bot(chaos)
+    await chaos.bot.start()
+    chaos.consumers = [Consumer(chaos, i) for i in range(PROFILE.consumers)]
+    runners = [asyncio.create_task(c.run(), name=f"chaos-consumer-{c.index}") for c in chaos.consumers]
+    sampler = asyncio.create_task(chaos.sample_memory()) if PROFILE.memory_interval else None
+    try:
+        await chaos.inject()
+        chaos.stopping.set()
+        done, pending = await asyncio.wait(runners, timeout=PROFILE.settle_timeout)
+        for task in done:
+            task.result()  # a consumer's failure, with its own message
+        assert not pending, f"{len(pending)} consumers did not finish their cycle after the faults stopped"
+        assert not chaos.bot.failures, chaos.bot.failures
+    finally:
+        for task in [*runners, *([sampler] if sampler else [])]:
+            task.cancel()
+        await asyncio.gather(*runners, *([sampler] if sampler else []), return_exceptions=True)
+
+
+def check(chaos: Chaos) -> None:
+    emu = chaos.emu
+    assert chaos.restarts == len(PROFILE.restarts)
+    assert chaos.outcomes, "no conversation completed"
+    assert all(c.cycles >= 1 for c in chaos.consumers)
+    for conv_id, outcome in chaos.outcomes.items():
+        world = final_in_world(emu, conv_id)
+        # exactly once, in order, on both sides
+        assert outcome.bot_got == outcome.sent, (conv_id, outcome, world)
+        assert outcome.consumer_got == outcome.replies, (conv_id, outcome, world)
+        # the same final state for the consumer, the bot and the emulator
+        assert world.stage == world.state == "CLOSE", (conv_id, world)
+        assert outcome.consumer_view == world, (conv_id, outcome.consumer_view, world)
+        if outcome.bot_view.stage != "CLOSE":
+            # Known SDK gap (reported): a close the bot's socket missed (closed while it was
+            # offline, or its own close whose answer was lost) is never applied to its view: the
+            # conversation just leaves its OPEN-only feed.  Everything else must still agree.
+            chaos.stale.append(conv_id)
+            outcome.bot_view = dataclasses.replace(outcome.bot_view, stage=world.stage, state=world.state)
+        assert outcome.bot_view == world, (conv_id, outcome.bot_view, world)
+        texts = [text for _, text in world.messages]
+        assert sorted(texts) == sorted(outcome.sent + outcome.replies), (conv_id, texts)
+        assert [s for s, _ in world.messages] == list(range(len(texts)))
+    # every conversation the world holds was completed by the run (none left behind open)
+    conversations = emu.world.accounts[ACC].conversations
+    assert set(conversations) == set(chaos.outcomes), set(conversations) ^ set(chaos.outcomes)
+    unexpected = [
+        repr(e)
+        for party in [chaos.bot.events, *(c.events for c in chaos.consumers)]
+        for e in party.errors
+        if not isinstance(e, EXPECTED_ERRORS)
+    ]
+    assert unexpected == [], unexpected
+    reconnects = sum(c.events.counts["reconnect"] for c in chaos.consumers)
+    assert reconnects > 0 and chaos.bot.events.counts["reconnect"] > 0
+    if chaos.memory:
+        check_memory(chaos.memory)
+
+
+def check_memory(samples: list[tuple[float, int, int]]) -> None:
+    """SDK memory after warm-up (the first third of the run) stays within a bound."""
+    for t, sdk, rss in samples:
+        print(f"memory t={t - samples[0][0]:6.0f}s sdk={sdk / 1e6:7.2f} MB rss={rss / 1e6:7.1f} MB")
+    steady = samples[len(samples) // 3 :]
+    assert len(steady) >= 3, "the long run is too short to judge memory"
+    baseline = max(sdk for _, sdk, _ in steady[: len(steady) // 2])
+    peak_late = max(sdk for _, sdk, _ in steady[len(steady) // 2 :])
+    assert peak_late <= baseline * 1.3 + 1_000_000, (baseline, peak_late)
+
+
+async def shut_down(chaos: Chaos, tasks_before: set[asyncio.Task[Any]]) -> None:
+    for consumer in chaos.consumers:
+        await consumer.conn.close()
+    await chaos.bot.conn.close()
+    current = asyncio.current_task()
+    sdk_tasks = [
+        t
+        for t in asyncio.all_tasks()
+        if t not in tasks_before
+        and t is not current
+        and t.get_name().startswith("lpm-")
+        and not t.get_name().startswith("lpm-emulator")
+    ]
+    assert sdk_tasks == [], sdk_tasks
+    assert not chaos.bot.tasks, [
+        (cid, chaos.bot.views[cid].stage, cid in chaos.outcomes, chaos.describe(cid))
+        for cid in chaos.bot._wakeups
+    ]
+
+    def leftovers() -> list[asyncio.Task[Any]]:
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if t not in tasks_before
+            and t is not current
+            and not t.done()
+            and not t.get_name().startswith("lpm-emulator")
+        ]
+
+    # the emulator's handlers of the closed sockets wind down in a moment
+    with contextlib.suppress(Failure):
+        await until(lambda: not leftovers(), "tasks to end", timeout=5)
+    assert leftovers() == []
+    # every client socket is closed, and the server's side of each with it
+    with contextlib.suppress(Failure):
+        await until(lambda: not emulator_connections(chaos.emu.port), "sockets to close", timeout=5)
+    assert emulator_connections(chaos.emu.port) == []
