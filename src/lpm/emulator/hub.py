@@ -183,12 +183,25 @@ class Hub:
         changes = []
         for conv in matching:
             sub.known.add(conv.conv_id)
-            changes.append(
-                {"type": "UPSERT", "result": render.conversation_result(self.world, conv, brand=brand)}
-            )
+            result = render.conversation_result(self.world, conv, brand=brand)
+            changes.append({"type": "UPSERT", "result": self._readable(session, conv, result)})
         session.notify(
             Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": changes}
         )
+
+    def _readable(self, session: Session, conv: Conversation, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` as ``session`` may see it: an agent who is neither a manager nor a
+        participant sees the conversation's metadata but not its last message (non-participants
+        may not read a conversation; docs/emulator.md "Roles")."""
+        actor = session.actor
+        if actor is None or actor.is_consumer or "lastContentEventNotification" not in result:
+            return result
+        user = self.world.accounts[actor.account_id].users.get(actor.id)
+        if user is not None and user.is_manager:
+            return result
+        if any(p.id == actor.id and p.role != m.CONSUMER for d in conv.dialogs for p in d.participants):
+            return result
+        return {k: v for k, v in result.items() if k != "lastContentEventNotification"}
 
     # ---------------------------------------------------------------- WorldSink
 
@@ -221,7 +234,7 @@ class Hub:
                 result = rendered.get(brand)
                 if result is None:
                     result = rendered[brand] = render.conversation_result(self.world, conv, brand=brand)
-                change = {"type": change_type, "result": result}
+                change = {"type": change_type, "result": self._readable(session, conv, result)}
                 session.notify(
                     Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": [change]}
                 )
