@@ -85,6 +85,33 @@ async def test_non_participants_cannot_publish_or_act(
         await sock.close()
 
 
+async def test_non_participants_do_not_read_the_last_message_in_conversation_streams(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """ExConversation notifications carry the last message: a non-manager agent who is not in the
+    conversation gets the metadata (routing and transfers need it) but not that content."""
+    consumer, agent, bot, conv, _ = await _setup(emulator, http)
+    for sock in (agent, bot):
+        await sock.request(".ams.aam.SubscribeExConversations", {"convState": ["OPEN"]})
+    snapshots = [
+        await sock.notification(".ams.aam.ExConversationChangeNotification") for sock in (agent, bot)
+    ]
+    manager_view, bot_view = (s["body"]["changes"][0]["result"] for s in snapshots)
+    assert manager_view["lastContentEventNotification"]["event"]["message"] == "hello"
+    assert bot_view["convId"] == conv and "lastContentEventNotification" not in bot_view
+    await consumer.request("ms.PublishEvent", _text(conv, "my card number"))
+    update = await bot.notification(".ams.aam.ExConversationChangeNotification")
+    assert "my card number" not in str(update)
+    # Once the bot takes part, it reads.
+    await bot.request(".ams.cm.UpdateConversationField", _participants(conv, "ADD", "READER"))
+    update = await bot.notification(".ams.aam.ExConversationChangeNotification")
+    assert update["body"]["changes"][0]["result"]["lastContentEventNotification"]["event"]["message"] == (
+        "my card number"
+    )
+    for sock in (consumer, agent, bot):
+        await sock.close()
+
+
 async def test_only_writing_participants_publish(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     consumer, agent, bot, conv, _ = await _setup(emulator, http)
     # A READER reads but cannot write.
