@@ -33,6 +33,7 @@ HTTP   errorCode  meaning
 =====  =========  =========================================================================
 400    40001      Brand Id unknown, or a ``Brand-ID`` header that does not match the path
 401    40105      AppJWT is missing (no ``Authorization`` header)
+400    40001      AppJWT with a bad ``iss`` claim (validly signed; protocol §7.1)
 401    40102      invalid AppJWT: bad signature, tampered, expired, other account, removed app
 401    40104      ConsumerJWS is missing (no ``X-LP-ON-BEHALF`` header)
 401    40103      invalid ConsumerJWS: bad signature, other account or app, unknown consumer
@@ -56,6 +57,7 @@ from lpm.emulator.errors import Unauthorized, WorldError
 from lpm.emulator.extensions import Route
 from lpm.emulator.http_common import json_response
 from lpm.emulator.http_idp import app_client, bearer_value
+from lpm.emulator.tokens import WrongIssuer
 from lpm.emulator.world import Account, Actor
 from lpm.protocol import models as pm
 from lpm.protocol.frames import FrameError, decode_json
@@ -139,6 +141,10 @@ def _authenticate(ctx: Context, request: web.Request) -> tuple[Actor, list[str]]
         raise SendApiError(401, APP_JWT_MISSING, "AppJWT is missing", "AUTHORIZATION header is not present")
     try:
         client_id = app_client(ctx, acc, app_jwt)
+    except WrongIssuer:
+        raise SendApiError(
+            400, BRAND_ID, "Invalid AppJWT issuer", "the AppJWT iss claim is not Sentinel"
+        ) from None
     except Unauthorized as exc:
         raise SendApiError(401, INVALID_APP_JWT, "Invalid AppJWT", exc.message) from None
     jws = request.headers.get(ON_BEHALF, "").strip()

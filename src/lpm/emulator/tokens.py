@@ -56,6 +56,10 @@ def record_issued(*values: str) -> None:
             callback(value)
 
 
+class WrongIssuer(Unauthorized):
+    """A validly signed token of the right audience whose ``iss`` is not the expected issuer."""
+
+
 def generate_private_key_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
@@ -161,6 +165,8 @@ class TokenService:
             raise Unauthorized("token expired") from None
         except jwt.InvalidAudienceError:
             raise Unauthorized("token has the wrong audience") from None
+        except jwt.InvalidIssuerError:
+            raise WrongIssuer("token has the wrong issuer") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid token") from None
         if claims.get("jti") in self.revoked:
