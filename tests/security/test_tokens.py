@@ -1,7 +1,8 @@
 """Broken, forged and misplaced tokens are refused on every face, with the documented status.
 
 Consumer JWTs (consumer socket: HTTP 401 at the upgrade, or a 401 response to InitConnection
-and close 4401; Send API ``X-LP-ON-BEHALF``: 401/40103), AppJWTs (Send API: 401/40102; UMS REST:
+and close 4401; Send API ``X-LP-ON-BEHALF``: 401/40103), AppJWTs (Send API: 401/40102, a bad
+``iss`` 400/40001 as protocol §7.1 says; UMS REST:
 401; IdP ``consumer``: 401/4016), agent bearers (brand socket: 401 at the upgrade; REST: 401) and
 brand id_tokens of the authenticated connector 3002 (IdP: 401/4010, expired 4011).  Tokens of
 one kind are refused where another kind is expected.  No error body echoes the token.
@@ -102,7 +103,9 @@ async def test_broken_app_jwts_are_refused_by_send_api_rest_and_idp(
         emulator, forge.app_jwt_claims(emulator), kid="appjwt-01-01-2026"
     ).items():
         status, body = await send_api(http, emulator, token, jws, PUBLISH_FRAME)
-        assert (status, body["body"]["errorCode"]) == (401, 40102), name
+        # Protocol 7.1: a bad iss claim answers 40001 (HTTP 400, as every 400xx here).
+        want = (400, 40001) if name == "wrong-issuer" else (401, 40102)
+        assert (status, body["body"]["errorCode"]) == want, name
         assert token not in str(body)
         status, body = await rest(http, emulator, "GET", conv_path, token)
         assert status == 401, name
@@ -251,9 +254,11 @@ async def test_each_kind_of_token_is_refused_where_another_is_expected(
         assert (await rest(http, emulator, "GET", "/v1/conversations/x", token))[0] == 401
     # Send API: the AppJWT slot takes no bearer or consumer token; the on-behalf slot no AppJWT
     # or agent bearer.
-    for token in (bearer, consumer, jws):
+    status, body = await send_api(http, emulator, bearer, jws, PUBLISH_FRAME)
+    assert (status, body["body"]["errorCode"]) == (401, 40102)
+    for token in (consumer, jws):  # signed by the emulator, but the IdP is not Sentinel
         status, body = await send_api(http, emulator, token, jws, PUBLISH_FRAME)
-        assert (status, body["body"]["errorCode"]) == (401, 40102)
+        assert (status, body["body"]["errorCode"]) == (400, 40001)
     for token in (app, bearer):
         status, body = await send_api(http, emulator, app, token, PUBLISH_FRAME)
         assert (status, body["body"]["errorCode"]) == (401, 40103)
