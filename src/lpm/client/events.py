@@ -34,9 +34,16 @@ def _payload(args: tuple[Any, ...]) -> Any:
 class EventEmitter:
     """Mixin: named events with sync/async handlers, waiters and async iteration."""
 
+    # Slots, so that the many small emitters (messages, participants, dialogs), which declare
+    # their own slots, carry no per-instance __dict__ (a brand connection may hold 100,000
+    # messages; see docs/performance.md).  Subclasses without __slots__ still get a __dict__.
+    __slots__ = ("__weakref__", "_error_sink", "_handler_tasks", "_handlers")
+
     def __init__(self) -> None:
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {}
-        self._handler_tasks: set[asyncio.Future[Any]] = set()
+        #: Tasks of async handlers still running; created on the first one (most emitters never
+        #: run an async handler, and an empty set costs 216 bytes).
+        self._handler_tasks: set[asyncio.Future[Any]] | None = None
         #: Receives exceptions raised by handlers (the connection emits them as "error").
         self._error_sink: Callable[[BaseException], None] | None = None
 
@@ -113,11 +120,14 @@ class EventEmitter:
             return
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
+            if self._handler_tasks is None:
+                self._handler_tasks = set()
             self._handler_tasks.add(task)
             task.add_done_callback(lambda t: self._handler_done(name, t))
 
     def _handler_done(self, name: str, task: asyncio.Future[Any]) -> None:
-        self._handler_tasks.discard(task)
+        if self._handler_tasks is not None:
+            self._handler_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             assert exc is not None
@@ -182,10 +192,10 @@ class EventEmitter:
         """Cancel the tasks of async handlers still running (except the calling task: a handler
         may close the object it listens to)."""
         current = asyncio.current_task()
-        tasks = [t for t in self._handler_tasks if t is not current]
+        tasks = [t for t in self._handler_tasks or () if t is not current]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._handler_tasks.clear()
+        self._handler_tasks = None
