@@ -227,6 +227,10 @@ class Session:
                 self.respond_error(frame.id, fault.status, "refused by fault injection")
                 return
             await asyncio.sleep(fault.delay)
+            if self._close_code is not None:
+                # The server closed this session meanwhile (4401/4407 expiry, shutdown, fault):
+                # it no longer acts for its identity, so the held request is never processed.
+                return
         self.dispatch(frame)
 
     def dispatch(self, req: frames.Request) -> None:
