@@ -82,6 +82,7 @@ async function connect() {
 async function rtt() {
     const agent = newAgent();
     await connected(agent);
+    await subscribeConversations(agent, new Map());
     const conv = p.conversations[0];
     await sequential(p.warmup, () => call(agent, 'getClock', {}));
     const clock = await sequential(p.n, () => call(agent, 'getClock', {}));
@@ -94,6 +95,7 @@ async function rtt() {
 async function pipeline() {
     const agent = newAgent();
     await connected(agent);
+    await subscribeConversations(agent, new Map());
     const convs = p.conversations;
     for (const conv of convs.slice(0, 10)) await publish(agent, conv);
     let next = 0;
