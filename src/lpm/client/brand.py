@@ -27,7 +27,7 @@ from lpm.client.options import ConnectionOptions
 from lpm.client.tracking import tracking_query
 from lpm.client.websocket import WebsocketConnection
 from lpm.enums import ParticipantState
-from lpm.errors import ConfigurationError, LpmError, RequestError
+from lpm.errors import AuthenticationError, ConfigurationError, LpmError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
 from lpm.protocol.types import Dialect, Req
 
@@ -100,7 +100,13 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         await self.request(Req.GET_USER_PROFILE, {"userId": self.user_id} if self.user_id else {})
 
     async def _on_upgrade_unauthorized(self) -> None:
-        await self._invalidate("Websocket-open")
+        if not await self._invalidate("Websocket-open"):
+            # Nothing can replace the refused bearer (the caller's token): fail the attempt with
+            # the typed authentication error, as a consumer's refused token does.
+            raise AuthenticationError(
+                "the server refused the bearer at the WebSocket upgrade (401) and it cannot be renewed",
+                status=401,
+            )
 
     async def _on_auth_close(self, code: int) -> bool:
         return await self._invalidate("Websocket-close")
