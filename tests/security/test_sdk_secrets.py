@@ -13,7 +13,7 @@ import pytest
 
 import lpm
 from lpm.emulator.app import Emulator
-from lpm.errors import AuthenticationError, ConnectFailedError, LpmError, TokenExpiredError
+from lpm.errors import AuthenticationError, LpmError, TokenExpiredError
 from tests.security import forge
 from tests.security.faces import APP_ID, APP_SECRET
 
@@ -97,8 +97,12 @@ async def test_refused_credentials_raise_typed_errors_without_secrets(
             AuthenticationError,
             401,
         ),
-        # A caller's bearer refused at the upgrade: the connection attempt fails with the 401.
-        ({"user_type": lpm.UserType.BRAND, "token": bad_bearer, "agent_id": "1001"}, ConnectFailedError, 401),
+        # A caller's bearer refused at the upgrade cannot be renewed: an authentication failure.
+        (
+            {"user_type": lpm.UserType.BRAND, "token": bad_bearer, "agent_id": "1001"},
+            AuthenticationError,
+            401,
+        ),
     ]
     texts: list[str] = []
     for options, error_type, status in cases:
