@@ -88,6 +88,8 @@ class AppInstall(msgspec.Struct, kw_only=True):
     webhooks: dict[str, WebhookEndpoint] = {}
     #: Time-to-live retry policy: seconds a notification is retried before it is dropped.
     retention_time: float = 60.0
+    #: User id of the agent who registered it through the installation API (None: from the world).
+    created_by: str | None = None
 
 
 class Consumer(msgspec.Struct, kw_only=True):

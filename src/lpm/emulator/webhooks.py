@@ -1,7 +1,9 @@
 """Connector webhooks: world changes POSTed to the endpoints of app installs (protocol §5.3).
 
 Registration (App Installation API shape), with an agentVep bearer of the account in
-``Authorization: Bearer <bearer>``, under ``/api/account/{acc}/configuration/app-install``:
+``Authorization: Bearer <bearer>``, under ``/api/account/{acc}/configuration/app-install``.
+Installs hold client secrets (which buy AppJWTs), so managers see and manage every install, other
+agents only those they created:
 
 * ``POST /installations`` with ::
 
@@ -27,8 +29,8 @@ Endpoints must be ``http://`` or ``https://`` URLs (https is verified against th
 store).  ``retention_time`` is 2 s to 3 days (default 60 s).  Header entries are
 ``{"header_name", "header_value"}`` (a ``{name: value}`` object is accepted too).  Errors are
 JSON ``{"code": <HTTP status>, "message": ...}``: 400 invalid body, 401 missing/invalid bearer,
-404 unknown install or account.  Installs configured in the world (TOML, default world) are
-active as well.
+403 another agent's install (for an agent who is no manager), 404 unknown install or account.
+Installs configured in the world (TOML, default world) are active as well (managed by managers).
 
 Delivery: each notification is ``{"wsNotificationMsg": {"kind": "notification", "type": T,
 "body": B}, "sentTs": <ms>}`` with the consumer-v3 shapes (node SDK
@@ -70,9 +72,9 @@ from aiohttp import web
 from yarl import URL
 
 from lpm.emulator import render
-from lpm.emulator.errors import BadRequest, NotFound, Unauthorized, WorldError
+from lpm.emulator.errors import BadRequest, Forbidden, NotFound, Unauthorized, WorldError
 from lpm.emulator.http_common import json_response
-from lpm.emulator.model import AgentState, AppInstall, Consumer, Conversation, EventRecord, RoutingTask
+from lpm.emulator.model import AgentState, AppInstall, Consumer, Conversation, EventRecord, RoutingTask, User
 from lpm.emulator.model import WebhookEndpoint as Endpoint
 from lpm.protocol.frames import FrameError, decode_json, encode
 from lpm.protocol.types import Notif
@@ -379,8 +381,8 @@ def _guard(fn: Handler) -> Handler:
     return handler
 
 
-def _account(ctx: Context, request: web.Request) -> Account:
-    """The path's account, for a caller with an agentVep bearer of that account."""
+def _account(ctx: Context, request: web.Request) -> tuple[Account, User]:
+    """The path's account and the caller, who has an agentVep bearer of that account."""
     account_id = request.match_info["account"]
     auth = request.headers.get("Authorization", "").strip()
     if auth[:7].lower() == "bearer ":
@@ -393,14 +395,24 @@ def _account(ctx: Context, request: web.Request) -> Account:
         raise NotFound(f"unknown account {account_id}")
     if session.account_id != account_id:
         raise Unauthorized(f"the bearer token is not valid for account {account_id}")
-    return acc
+    user = acc.users.get(session.user_id)
+    if user is None:
+        raise Unauthorized("the bearer's user no longer exists")
+    return acc, user
 
 
-def _install(acc: Account, request: web.Request) -> AppInstall:
+def _manages(user: User, install: AppInstall) -> bool:
+    """Managers manage every install, other agents those they created."""
+    return user.is_manager or install.created_by == user.user_id
+
+
+def _install(acc: Account, user: User, request: web.Request) -> AppInstall:
     client_id = request.match_info["client_id"]
     install = acc.app_installs.get(client_id)
     if install is None:
         raise NotFound(f"app install {client_id} not found")
+    if not _manages(user, install):
+        raise Forbidden(f"app install {client_id} belongs to someone else: only managers manage it")
     return install
 
 
@@ -488,7 +500,7 @@ def install_body(install: AppInstall) -> dict[str, Any]:
 
 async def create_install(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``POST .../installations``: a new app install with generated credentials."""
-    acc = _account(ctx, request)
+    acc, user = _account(ctx, request)
     spec = await _spec(request)
     install = AppInstall(
         client_id=str(uuid.uuid4()),
@@ -496,6 +508,7 @@ async def create_install(ctx: Context, request: web.Request) -> web.StreamRespon
         name=spec.name or "app",
         webhooks=spec.webhooks,
         retention_time=spec.retention_time if spec.retention_time is not None else DEFAULT_RETENTION,
+        created_by=user.user_id,
     )
     acc.app_installs[install.client_id] = install
     ctx.world.store.app_install_changed(acc.account_id, install)
@@ -505,20 +518,20 @@ async def create_install(ctx: Context, request: web.Request) -> web.StreamRespon
 
 async def list_installs(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``GET .../installations``."""
-    acc = _account(ctx, request)
-    return json_response([install_body(i) for i in acc.app_installs.values()])
+    acc, user = _account(ctx, request)
+    return json_response([install_body(i) for i in acc.app_installs.values() if _manages(user, i)])
 
 
 async def get_install(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``GET .../installations/{client_id}``."""
-    acc = _account(ctx, request)
-    return json_response(install_body(_install(acc, request)))
+    acc, user = _account(ctx, request)
+    return json_response(install_body(_install(acc, user, request)))
 
 
 async def update_install(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``PUT .../installations/{client_id}``: replace the webhooks."""
-    acc = _account(ctx, request)
-    install = _install(acc, request)
+    acc, user = _account(ctx, request)
+    install = _install(acc, user, request)
     spec = await _spec(request)
     install.webhooks = spec.webhooks
     if spec.name is not None:
@@ -531,8 +544,8 @@ async def update_install(ctx: Context, request: web.Request) -> web.StreamRespon
 
 async def delete_install(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``DELETE .../installations/{client_id}``; queued notifications of it are dropped."""
-    acc = _account(ctx, request)
-    install = _install(acc, request)
+    acc, user = _account(ctx, request)
+    install = _install(acc, user, request)
     del acc.app_installs[install.client_id]
     ctx.world.store.app_install_removed(acc.account_id, install.client_id)
     return web.Response(status=204)
