@@ -1,9 +1,9 @@
 """Broken, forged and misplaced tokens are refused on every face, with the documented status.
 
 Consumer JWTs (consumer socket: HTTP 401 at the upgrade, or a 401 response to InitConnection
-and close 4401; Send API ``X-LP-ON-BEHALF``: 401/40103), AppJWTs (Send API: 401/40102, a bad
-``iss`` 400/40001 as protocol §7.1 says; UMS REST:
-401; IdP ``consumer``: 401/4016), agent bearers (brand socket: 401 at the upgrade; REST: 401) and
+and close 4401; Send API ``X-LP-ON-BEHALF``: 401/40103, also for another app's ConsumerJWS),
+AppJWTs (Send API: 401/40102, a bad ``iss`` 400/40001 as protocol §7.1 says; UMS REST: 401; IdP
+``consumer``: 401/4016), agent bearers (brand socket: 401 at the upgrade; REST: 401) and
 brand id_tokens of the authenticated connector 3002 (IdP: 401/4010, expired 4011).  Tokens of
 one kind are refused where another kind is expected.  No error body echoes the token.
 """
@@ -289,3 +289,25 @@ async def test_the_consumer_socket_takes_no_token_of_another_account(
     else:
         url, headers = consumer_ws_url(emulator), {"Authorization": f"jwt {token}"}
     assert await upgrade_status(http, url, headers) == 401
+
+
+async def test_a_consumer_jws_is_bound_to_its_app(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    """A second app install cannot act for the first one's consumers (401/40103)."""
+    manager = {"Authorization": f"Bearer {(await login(http, emulator))['bearer']}"}
+    async with http.post(
+        f"{emulator.base_url}/api/account/{emulator.account_id}/configuration/app-install/installations",
+        headers=manager,
+        json={"client_name": "other", "capabilities": {"webhooks": {}}},
+    ) as resp:
+        other = await resp.json()
+    async with http.post(
+        f"{emulator.base_url}/sentinel/api/account/{emulator.account_id}/app/token?v=1.0"
+        "&grant_type=client_credentials",
+        data={"client_id": other["client_id"], "client_secret": other["client_secret"]},
+    ) as resp:
+        other_app = (await resp.json())["access_token"]
+    jws = await consumer_jws(http, emulator, await app_jwt(http, emulator), "ext-1")
+    status, body = await send_api(http, emulator, other_app, jws, PUBLISH_FRAME)
+    assert (status, body["body"]["errorCode"]) == (401, 40103)
+    own = await consumer_jws(http, emulator, other_app, "ext-1")
+    assert (await send_api(http, emulator, other_app, own, PUBLISH_FRAME))[0] == 200
