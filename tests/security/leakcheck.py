@@ -20,6 +20,7 @@ replaced by its kind, and the run fails.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -157,10 +158,19 @@ def _exception_texts(exc: BaseException | None) -> Iterable[str]:
         exc = exc.__cause__ or exc.__context__
 
 
+def _keep_metadata(own: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``functools.wraps(own)`` when the class wrote its own ``__init__`` (so introspection, e.g.
+    ``inspect.signature``, still sees it); the wrapper unchanged otherwise."""
+    if own is None:
+        return lambda fn: fn
+    return functools.wraps(own)
+
+
 def _wrap_init(cls: type[BaseException], leakcheck: LeakCheck, source: str) -> Callable[[], None]:
     """Check the string arguments of every ``cls`` constructed; returns the undo function."""
     own = cls.__dict__.get("__init__")
 
+    @_keep_metadata(own)
     def __init__(self: BaseException, *args: Any, **kwargs: Any) -> None:
         for arg in args:
             if isinstance(arg, str):

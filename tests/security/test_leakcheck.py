@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import aiohttp
 import pytest
 
 from lpm.emulator.app import Emulator
+from lpm.emulator.errors import WorldError
 from lpm.errors import AuthenticationError
 from tests.helpers import login, signup
 from tests.security import leakcheck
@@ -91,3 +93,6 @@ async def test_the_run_records_what_the_emulator_issues(
     error = AuthenticationError("token refused")
     assert check.checked == before + 1 and str(error) == "token refused"
     assert logging.getLogger("lpm").isEnabledFor(logging.DEBUG)
+    # The hooked constructors still look like themselves.
+    assert str(inspect.signature(WorldError)) == "(message: 'str', *, status: 'int | None' = None) -> 'None'"
+    assert WorldError("refused", status=403).status == 403
