@@ -146,9 +146,24 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in ROWS if r[0] in results["scenarios"]]
-    if not rows:
+    cap = results["scenarios"].get("capacity")
+    if not rows and cap is None:
         return
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.6))
+    height = 0.45 * len(rows) + 1.6
+    if cap is not None:
+        fig, (ax, cap_ax) = plt.subplots(
+            2, 1, figsize=(10, height + 3.2), gridspec_kw={"height_ratios": [max(height, 1.0), 3.0]}
+        )
+        _capacity_panel(cap_ax, cap)
+        if not rows:
+            ax.set_visible(False)
+    else:
+        fig, ax = plt.subplots(figsize=(10, height))
+    if not rows:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     labels, ratios = [], []
     for scenario, metric, label, better in rows:
         ratio = results["scenarios"][scenario]["ratio"][metric]
@@ -173,6 +188,29 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _capacity_panel(ax: Any, cap: dict[str, Any]) -> None:
+    """p99 latency and messages/s against the number of conversations."""
+    steps = cap["steps"]
+    ns = [st["conversations"] for st in steps]
+    ax.plot(ns, [st["p99_ms"] for st in steps], "o-", color="#e76f51", label="p99 publish→delivery (ms)")
+    ax.plot(ns, [st["p50_ms"] for st in steps], "o-", color="#2a9d8f", label="p50 (ms)")
+    ax.axhline(cap["p99_limit_ms"], color="black", linewidth=1, linestyle="--", label="p99 limit")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent conversations (one consumer message a second each, plus the bot's reply)")
+    ax.set_ylabel("latency (ms)")
+    rate = ax.twinx()
+    rate.plot(ns, [st["messages_per_s"] for st in steps], "s:", color="#264653", label="messages/s")
+    rate.set_ylabel("messages/s")
+    lines = ax.get_legend_handles_labels()
+    more = rate.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+    ax.set_title(
+        f"emulator capacity: {cap['max_conversations']} conversations at "
+        f"{cap['messages_per_s_at_max']:,.0f} messages/s within the p99 limit",
+        fontsize=9,
+    )
 
 
 def write_docs(markdown_text: str, path: Path) -> None:
