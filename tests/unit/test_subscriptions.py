@@ -358,13 +358,19 @@ async def test_consumer_messaging_resubscribes_from_the_last_contiguous_sequence
     assert [m.body for m in main.messages] == ["m0", "m1", "m2", "m3", "m4"]
     assert main.last_contiguous_sequence == 4
 
-    # closed conversations are not resubscribed; brands never subscribe
+    # a dialog closed since the last reconnect is replayed once (it may have missed messages
+    # sent before its close), then never again; brands never subscribe
     field_update(world, who, wconv, CLOSE)
     await link.flush()
     conversation.apply(_info(world, wconv, brand=False))
     before = len(fake.called("subscribe_messaging_events"))
     await fake.conversations.resubscribe_messaging()
-    assert len(fake.called("subscribe_messaging_events")) == before
+    assert len(fake.called("subscribe_messaging_events")) == before + 1
+    assert fake.called("subscribe_messaging_events")[-1].args == (wconv.conv_id, wconv.conv_id, 5)
+    await link.flush()
+    assert received == ["m0", "m1", "m2", "m4", "m3"]
+    await fake.conversations.resubscribe_messaging()
+    assert len(fake.called("subscribe_messaging_events")) == before + 1
     brand_cache = ConversationCache(brand(world))
     brand_cache.create_local("x")
     await brand_cache.resubscribe_messaging()

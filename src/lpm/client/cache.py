@@ -288,17 +288,27 @@ class ConversationCache:
     async def resubscribe_messaging(self) -> None:
         """Consumer, after a reconnect: re-issue ``SubscribeMessagingEvents`` for every cached
         open dialog from ``last_contiguous_sequence + 1``.  Every dialog is attempted; the first
-        failure is raised at the end (the connection retries the whole restore)."""
+        failure is raised at the end (the connection retries the whole restore).
+
+        A dialog that was streaming when the socket was lost and has closed since (the restored
+        subscription already says so) is replayed once too: the messages sent between the loss
+        and the close would be missed otherwise.
+        """
         if self.actions.is_brand:
             return
         first_error: LpmError | None = None
         for conversation in list(self._conversations.values()):
             for dialog in conversation.dialogs:
-                if dialog.state != DialogState.OPEN:
+                if dialog.state != DialogState.OPEN and not dialog._ms_subscribed:
                     continue
+                closed = dialog.state != DialogState.OPEN
                 try:
                     await dialog.subscribe_messaging_events()
+                    if closed:
+                        dialog._ms_subscribed = False  # caught up: a closed dialog has no more to send
                 except LpmError as exc:
+                    if closed:
+                        dialog._ms_subscribed = True  # still to catch up: the restore is retried
                     log.debug("resubscribing dialog %s failed: %s", dialog.dialog_id, exc)
                     first_error = first_error or exc
         if first_error is not None:
