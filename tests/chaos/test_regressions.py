@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 
+import lpm
 from lpm.emulator.app import Emulator
+from lpm.errors import ConnectFailedError
 from tests.helpers import RawSocket, signup
+from tests.integration.test_sdk_resilience import WAIT, fault, later, start_chat, until
 
 
 async def control(http: aiohttp.ClientSession, emu: Emulator, path: str, body: dict[str, object]) -> None:
@@ -41,3 +45,59 @@ async def test_a_held_request_is_not_processed_once_the_server_closed_the_sessio
     await asyncio.sleep(0.5)  # well past the delay
     assert emulator.world.accounts[emulator.account_id].events[conv_id] == []
     await consumer.close()
+
+
+async def _offline(emu: Emulator, dialect: str, conn: Any) -> None:
+    """Drop ``dialect``'s socket and keep it from reconnecting (upgrades stalled)."""
+    await fault(emu, "upgrades/stall", {"count": 1000})
+    disconnected = later(conn.wait_for("disconnect", timeout=WAIT))
+    await fault(emu, "sockets/drop", {"dialect": dialect})
+    await disconnected
+
+
+async def _online(emu: Emulator, conn: Any) -> None:
+    reconnected = later(conn.wait_for("reconnect", timeout=WAIT))
+    await fault(emu, "upgrades/release", {})
+    await reconnected
+
+
+async def test_a_close_the_brand_socket_missed_reaches_the_bots_view(emulator: Emulator) -> None:
+    """A conversation that closed while the bot was offline used to stay OPEN in its view for
+    good: it only left the bot's OPEN-only feed at the resubscribe snapshot."""
+    chat = await start_chat(emulator, {"connect_timeout": 0.2})
+    try:
+        deleted = later(
+            chat.bot.default_subscription.wait_for("conversation-deleted", timeout=WAIT)  # type: ignore[union-attr]
+        )
+        closed = later(chat.bot_view.wait_for("close", timeout=WAIT))
+        await _offline(emulator, "brand", chat.bot)
+        await chat.cons_view.close()
+        await _online(emulator, chat.bot)
+        assert await deleted is chat.bot_view
+        await closed
+        await until(lambda: chat.bot_view.stage == lpm.ConversationState.CLOSE)
+        assert chat.bot_view.state == lpm.ConversationState.CLOSE
+        assert chat.bot_events.errors == [] or all(
+            isinstance(e, ConnectFailedError) for e in chat.bot_events.errors
+        )
+    finally:
+        await chat.cons.close()
+        await chat.bot.close()
+
+
+async def test_messages_sent_before_a_close_the_consumer_missed_are_delivered(emulator: Emulator) -> None:
+    """The consumer's reconnect used to resubscribe open dialogs only: when the conversation had
+    closed meanwhile, the messages sent between the disconnect and the close never arrived."""
+    chat = await start_chat(emulator, connect_timeout=0.2)
+    try:
+        await _offline(emulator, "consumer", chat.cons)
+        await chat.bot_view.send_message("b one")
+        await chat.bot_view.send_message("b two")
+        await chat.bot_view.close()
+        await _online(emulator, chat.cons)
+        await until(lambda: chat.received["consumer"] == ["b one", "b two"])
+        await until(lambda: chat.cons_view.stage == lpm.ConversationState.CLOSE)
+        assert [m.body for m in chat.cons_view.main_dialog.messages] == ["b one", "b two"]
+    finally:
+        await chat.cons.close()
+        await chat.bot.close()

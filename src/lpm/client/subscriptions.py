@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
 from lpm.client.events import EventEmitter
-from lpm.enums import SubscriptionState
+from lpm.enums import ConversationState, SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
 
 if TYPE_CHECKING:
@@ -172,6 +172,7 @@ class ConversationSubscription(EventEmitter):
         "_awaiting_snapshot",
         "_context",
         "_delete_timers",
+        "_departed",
         "_feed",
         "_host",
         "_last_page_before",
@@ -231,6 +232,8 @@ class ConversationSubscription(EventEmitter):
         self._last_page_before: int | None = None
         self._delete_timers: dict[str, asyncio.TimerHandle] = {}
         self._context: contextvars.Context | None = None
+        #: Conversations that left the feed at a snapshot while still open here (see _settle_departed).
+        self._departed: dict[str, Conversation] = {}
 
     def __repr__(self) -> str:
         return f"<ConversationSubscription {self.subscription_id} {self.state}>"
@@ -485,7 +488,11 @@ class ConversationSubscription(EventEmitter):
             if timer is not None:
                 timer.cancel()
             self._cache.release(conversation)
+            if conversation.stage != ConversationState.CLOSE and self._hides_closed():
+                self._departed[cid] = conversation
             self.emit("conversation-deleted", conversation)
+        if self._departed:
+            self._enqueue(self._settle_departed)
         cycle = self._load_cycle
 
         def mark_loaded() -> None:
@@ -498,6 +505,39 @@ class ConversationSubscription(EventEmitter):
         info = LimitBreak(creating, CONVERSATION_LIMIT_THRESHOLD, count, oldest)
         self.emit("limit-break", info)
         self._host.emit("limit-break", info)
+
+    def _hides_closed(self) -> bool:
+        """Whether this feed's query leaves closed conversations out (e.g. the brand's default
+        ``stage: OPEN``): then a conversation missing from a snapshot may simply have closed."""
+        stages, states = self.wire_query.get("stage"), self.wire_query.get("convState")
+        return (stages is not None and "CLOSE" not in stages) or (
+            states is not None and "CLOSE" not in states
+        )
+
+    async def _settle_departed(self) -> None:
+        """Apply the close of conversations that left the feed while the connection was offline.
+
+        A conversation that closed while the socket was down is simply absent from the next
+        snapshot of a feed that hides closed ones: without this its object would stay OPEN for
+        good.  A one-off subscription to the closed conversations updated since then (the feed's
+        other filters kept) applies each one's final state, with the usual events; the others it
+        returns are ignored.  Those not found are not closed and are forgotten; if the lookup
+        fails (the socket died again), they are looked up after the next snapshot.
+        """
+        departed = dict(self._departed)
+        if not departed:
+            return
+        since = min((c.update_time or c.start_time or 0) for c in departed.values())
+        query = {k: v for k, v in self.wire_query.items() if k not in ("convState", "maxLastUpdatedTime")}
+        query.update(stage=["CLOSE"], minLastUpdatedTime=max(0, int(since)))
+        lookup = _ClosedLookup(self._host, departed)
+        try:
+            await lookup.run(query, self.first_notification_timeout)
+        except (LpmError, TimeoutError) as exc:
+            log.debug("closed-conversation lookup failed (retried after the next snapshot): %s", exc)
+            return
+        for cid in departed:
+            self._departed.pop(cid, None)
 
     async def _page_backwards(self, count: int, oldest: int) -> None:
         """Fetch older pages with child subscriptions until one is below the threshold."""
@@ -664,3 +704,62 @@ class ChildConversationSubscription(EventEmitter):
         except LpmError as exc:
             self._host.report_error(exc)
         self.state = SubscriptionState.UNSUBSCRIBED
+
+
+class _ClosedLookup:
+    """A one-off ``SubscribeExConversations`` whose snapshot settles ``wanted`` conversations
+    (see :meth:`ConversationSubscription._settle_departed`); it unsubscribes once it arrived."""
+
+    __slots__ = ("_first", "_host", "state", "subscription_id", "wanted")
+
+    def __init__(self, host: SubscriptionHost, wanted: dict[str, Conversation]) -> None:
+        self._host = host
+        self.wanted = wanted
+        self.subscription_id: str | None = None
+        self.state: str = SubscriptionState.INITIAL
+        self._first = asyncio.Event()
+
+    @property
+    def needs_resubscribe(self) -> bool:
+        return False
+
+    async def run(self, query: dict[str, Any], timeout: float) -> None:
+        self.subscription_id = await self._host.subscribe_conversations(query)
+        self.state = SubscriptionState.SUBSCRIBED
+        self._host.register_conversation_subscription(self, None)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._first.wait()
+        except BaseException:
+            self._unregister()
+            raise
+        if self.state == SubscriptionState.DISCONNECTED:
+            raise LpmError("the connection was lost before the closed conversations arrived")
+        self._unregister()
+        try:
+            await self._host.unsubscribe_conversations(self.subscription_id)
+        except LpmError as exc:
+            log.debug("unsubscribing the closed-conversation lookup failed: %s", exc)
+
+    def handle_notification(self, changes: list[ConversationChange]) -> None:
+        if self._first.is_set():
+            return
+        for change in changes:
+            conversation = self.wanted.get(change.conversation.conversation_id)
+            if conversation is not None and change.type != "DELETE":
+                try:
+                    conversation.apply(change.conversation)
+                except Exception as exc:  # one bad change must not stop the others
+                    self._host.report_error(exc)
+        self._first.set()
+
+    def mark_disconnected(self) -> None:
+        self.state = SubscriptionState.DISCONNECTED
+        self._first.set()
+
+    async def resubscribe(self) -> None:
+        raise InvalidStateError("a closed-conversation lookup is not resubscribed")
+
+    def _unregister(self) -> None:
+        if self.subscription_id is not None:
+            self._host.unregister_conversation_subscription(self.subscription_id)
