@@ -4,6 +4,8 @@ Works like OpenStack Swift temp URLs, as LivePerson's ``swift`` service does: th
 ``temp_url_sig`` (HMAC-SHA1 of ``METHOD\\nexpires\\npath`` with a server secret) and
 ``temp_url_expires`` (epoch seconds).  ``PUT {swift}{relativePath}?...`` stores the bytes (201),
 ``GET`` returns them; a bad or expired signature answers 401, a body over the 3 MB limit 413.
+Download URLs are signed for files of the caller's account only (400), and for a consumer only
+for its own uploads and files published (to everyone) in its conversations (403).
 Uploads accept JPG, JPEG, PNG and GIF.
 """
 
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from lpm.emulator.errors import BadRequest, PayloadTooLarge
+from lpm.emulator.errors import BadRequest, Forbidden, PayloadTooLarge
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
@@ -58,10 +60,32 @@ def upload_url(ctx: Context, actor: Actor, file_size: int, file_type: str) -> di
 
 
 def download_url(ctx: Context, actor: Actor, relative_path: str) -> dict[str, Any]:
-    """A signed GET URL for a stored file of the caller's account."""
-    if not relative_path.startswith(f"{PATH_PREFIX}/{actor.account_id}/"):
+    """A signed GET URL for a stored file of the caller's account; a consumer only gets one for a
+    file it uploaded or that was published in one of its conversations."""
+    if not relative_path.startswith(f"{PATH_PREFIX}/{actor.account_id}/") or "/../" in relative_path:
         raise BadRequest(f"relativePath {relative_path} is not a file of account {actor.account_id}")
+    if actor.is_consumer and not _consumer_may_read(ctx, actor, relative_path):
+        raise Forbidden("relativePath is neither your upload nor a file of your conversations")
     return _url(ctx, "GET", relative_path)
+
+
+def _consumer_may_read(ctx: Context, actor: Actor, relative_path: str) -> bool:
+    if relative_path.startswith(f"{PATH_PREFIX}/{actor.account_id}/{actor.id}_uuid_"):
+        return True
+    acc = ctx.world.account(actor.account_id)
+    for conv in acc.conversations.values():
+        if conv.consumer_id != actor.id:
+            continue
+        for dialog in conv.dialogs:
+            for record in acc.events.get(dialog.dialog_id, ()):
+                message = record.event.get("message")
+                if (
+                    isinstance(message, dict)
+                    and message.get("relativePath") == relative_path
+                    and record.audience == "ALL"
+                ):
+                    return True
+    return False
 
 
 def _check(ctx: Context, request: web.Request, method: str) -> str:
