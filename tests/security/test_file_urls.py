@@ -1,6 +1,7 @@
 """File-sharing temp URLs: the signature binds method, path and expiry (docs/emulator.md "File
 sharing": a bad signature or an expired URL answers 401); download URLs are only issued for files
-of the caller's account (400)."""
+of the caller's account (400), and to a consumer only for its uploads and the files of its
+conversations (403)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from lpm.emulator.app import Emulator
-from tests.helpers import RawSocket, signup
+from tests.helpers import RawSocket, login, signup
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
 
@@ -65,4 +66,45 @@ async def test_expired_temp_urls_are_refused(http: aiohttp.ClientSession) -> Non
         )["body"]
         async with http.put(_url(emulator, upload), data=PNG) as resp:
             assert resp.status == 401
+        await sock.close()
+
+
+async def test_consumers_get_download_urls_only_for_their_files(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    owner = await RawSocket.consumer(http, emulator, await signup(http, emulator))
+    other = await RawSocket.consumer(http, emulator, await signup(http, emulator))
+    upload = (await owner.request("ms.GenerateURLForUploadFile", {"fileSize": len(PNG), "fileType": "PNG"}))[
+        "body"
+    ]
+    async with http.put(_url(emulator, upload), data=PNG) as resp:
+        assert resp.status == 201
+    path = upload["relativePath"]
+    # Not yet published: only the uploader may read it.
+    await owner.request("ms.GenerateURLForDownloadFile", {"relativePath": path})
+    await other.request("ms.GenerateURLForDownloadFile", {"relativePath": path}, expect=403)
+    # Published in the owner's conversation: still not the other consumer's business...
+    conv = (await owner.request("cm.ConsumerRequestConversation", {"skillId": "11"}))["body"][
+        "conversationId"
+    ]
+    message = {"caption": "receipt", "relativePath": path, "fileType": "PNG"}
+    event = {"type": "ContentEvent", "contentType": "hosted/file", "message": message}
+    await owner.request("ms.PublishEvent", {"dialogId": conv, "event": event})
+    await other.request("ms.GenerateURLForDownloadFile", {"relativePath": path}, expect=403)
+    # ...unless it lands in a conversation of theirs (an agent may forward it): then it is.
+    bearer = (await login(http, emulator))["bearer"]
+    agent = await RawSocket.brand(http, emulator, bearer)
+    other_conv = (await other.request("cm.ConsumerRequestConversation", {"skillId": "11"}))["body"]
+    join = {"field": "ParticipantsChange", "type": "ADD", "role": "MANAGER"}
+    await agent.request(
+        ".ams.cm.UpdateConversationField",
+        {"conversationId": other_conv["conversationId"], "conversationField": join},
+    )
+    await agent.request(".ams.ms.PublishEvent", {"dialogId": other_conv["conversationId"], "event": event})
+    await other.request("ms.GenerateURLForDownloadFile", {"relativePath": path})
+    # The brand side reads the account's files; dot segments are refused.
+    await agent.request(".ams.ms.GenerateURLForDownloadFile", {"relativePath": path})
+    sneaky = path.replace(f"/{emulator.account_id}/", f"/{emulator.account_id}/../99999999/")
+    await agent.request(".ams.ms.GenerateURLForDownloadFile", {"relativePath": sneaky}, expect=400)
+    for sock in (owner, other, agent):
         await sock.close()
