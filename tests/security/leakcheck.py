@@ -6,8 +6,9 @@ Registered from ``tests/conftest.py``.  From ``pytest_configure`` to ``pytest_un
   ``aiohttp`` loggers lowered to DEBUG (when nobody configured them) so their debug lines are
   produced and checked too;
 * every :class:`lpm.errors.LpmError` and emulator :class:`~lpm.emulator.errors.WorldError` is
-  checked when it is *constructed* (so errors a test catches count as well), and every exception
-  a test raises is checked with its causes;
+  checked when it is *constructed* (so errors a test catches count as well), and the SDK's,
+  emulator's and aiohttp's exceptions a test raises are checked with their causes (a test's own
+  assertion messages may quote tokens on purpose);
 * the emulator reports each secret it issues (signed JWTs, agent bearers, csrf values, session
   ids) through :func:`lpm.emulator.tokens.observe_issued`.
 
@@ -15,7 +16,9 @@ Each text is checked when it appears against the default world's static secrets 
 key secrets, the app install's client secret), the issued secrets (found by their shapes: JWTs and
 hex runs) and any JWT at all.  Tokens are always issued before anything can log them, so checking
 on arrival misses nothing.  At the end of the session the leaks are listed, with the secret
-replaced by its kind, and the run fails.
+replaced by its kind, and the run fails.  ``LPM_LEAKCHECK=0`` turns the check off.  Measured cost:
+none visible (tests/unit + two integration files, 422 tests: 20.8 s with and without; three
+integration files, 67 tests: 14.5 s vs 14.2 s).
 """
 
 from __future__ import annotations
