@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -96,3 +100,26 @@ async def test_the_run_records_what_the_emulator_issues(
     # The hooked constructors still look like themselves.
     assert str(inspect.signature(WorldError)) == "(message: 'str', *, status: 'int | None' = None) -> 'None'"
     assert WorldError("refused", status=403).status == 403
+
+
+def test_a_leak_fails_the_session(tmp_path: Path) -> None:
+    """End to end: a run whose tests pass but log a password exits 1 and names the leak, redacted."""
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(
+        "import logging\n\n"
+        "def test_logs_a_password() -> None:\n"
+        "    logging.getLogger('lpm.probe').debug('logging in with %s', 'agent-' + 'password')\n"
+    )
+    env = {**os.environ, "LPM_LEAKCHECK": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", str(probe)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 passed" in result.stdout and "secret leaks" in result.stdout
+    assert "test_logs_a_password [log lpm.probe:DEBUG] password of user agent" in result.stdout
+    assert "agent-password" not in result.stdout
