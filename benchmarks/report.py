@@ -66,6 +66,7 @@ def markdown(results: dict[str, Any]) -> str:
         if emu["ours"]["saturated_runs"] or emu["peer"]["saturated_runs"]:
             load += " **saturated**"
         lines.append(f"| {label} | {_fmt(ours)} | {_fmt(peer)} | {_fmt(data['ratio'][metric])} | {load} |")
+    lines += ["", _saturation_line(scenarios)]
     cap = scenarios.get("capacity")
     if cap is not None:
         lines += [
@@ -91,6 +92,25 @@ def markdown(results: dict[str, Any]) -> str:
         for g in goals:
             lines.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
+
+
+def _saturation_line(scenarios: dict[str, Any]) -> str:
+    """Whether the emulator stayed out of the way in the client scenarios."""
+    saturated, busiest = [], 0.0
+    for name, data in scenarios.items():
+        if name == "capacity":
+            continue
+        for client, emu in data["emulator"].items():
+            if emu["saturated_runs"]:
+                saturated.append(f"{name} ({client}: {emu['saturated_runs']} of {data['rounds']} runs)")
+            if emu["mean"] is not None and not math.isnan(emu["mean"]):
+                busiest = max(busiest, emu["mean"])
+    if saturated:
+        return "**Emulator saturated** (≥ 90 % of a core) in: " + ", ".join(saturated) + "."
+    return (
+        f"The emulator was never saturated in the client scenarios (busiest median: {busiest:.0%} of a "
+        "core): the numbers above are the clients'."
+    )
 
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
