@@ -127,8 +127,14 @@ class Dialog(msgspec.Struct, kw_only=True):
     next_seq: int = 0
 
 
-class EventRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One messaging event as stored (chat-state events are never stored: sequence None)."""
+class EventRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """One messaging event as stored (chat-state events are never stored: sequence None).
+
+    Not tracked by the garbage collector (``gc=False``; a record never takes part in a reference
+    cycle: it only points at strings, numbers and plain JSON containers).  Records are the one
+    thing the world accumulates per message; tracked, they made full collections more frequent
+    and longer as history grew, pausing every socket (see docs/performance.md).
+    """
 
     sequence: int | None
     dialog_id: str
