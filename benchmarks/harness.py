@@ -41,7 +41,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "ingest": {"events": 50_000, "conversations": 1000},
         "memory": {"conversations": 10_000, "messages": 10},
         "recovery": {"conversations": 100},
-        "capacity": {"steps": [100, 250, 500, 1000, 1500, 2000], "seconds": 6.0},
+        "capacity": {"steps": [100, 250, 500, 1000, 1500, 2000], "seconds": 10.0},
     },
     "quick": {
         "connect": {"iterations": 8},
