@@ -75,7 +75,7 @@ def _agent(ctx: Context, account_id: str, raw: dict[str, Any]) -> User:
     return user
 
 
-def _text_event(consumer_id: str, dialog_id: str, text: str) -> pm.PublishEventBody:
+def _text_event(dialog_id: str, text: str) -> pm.PublishEventBody:
     return pm.PublishEventBody(dialogId=dialog_id, event=pm.ContentEvent(message=text))
 
 
@@ -103,7 +103,7 @@ def _conversations(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     for consumer_id, conv_id in pairs:
         actor = Actor(account_id, "consumer", consumer_id)
         for i in range(messages):
-            world.publish(actor, _text_event(consumer_id, conv_id, f"history message {i}"))
+            world.publish(actor, _text_event(conv_id, f"history message {i}"))
     return {"conversations": [conv_id for _, conv_id in pairs]}
 
 
@@ -121,7 +121,7 @@ def _stream(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
         conv = acc.conversations.get(conv_id)
         if conv is None:
             raise _BadInput(f"unknown conversation {conv_id}")
-        targets.append((Actor(account_id, "consumer", conv.consumer_id), conv.consumer_id, conv_id))
+        targets.append((Actor(account_id, "consumer", conv.consumer_id), conv_id))
     sessions = list(ctx.hub.sessions_of_account(account_id)) if raw.get("hold") else []
     for session in sessions:
         # Hold every notification until all are generated (see the module docstring); nothing
@@ -131,8 +131,8 @@ def _stream(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     try:
         world = ctx.world
         for i in range(events):
-            actor, consumer_id, conv_id = targets[i % len(targets)]
-            world.publish(actor, _text_event(consumer_id, conv_id, f"bench event {i}"))
+            actor, conv_id = targets[i % len(targets)]
+            world.publish(actor, _text_event(conv_id, f"bench event {i}"))
     finally:
         for session in sessions:
             held, session._held = session._held or [], None
