@@ -61,7 +61,8 @@ def bodies(conv_id: str, consumer_id: str, dialect: Dialect) -> dict[Req, Any]:
         Req.SUBSCRIBE_MESSAGING_EVENTS: {"dialogId": conv_id, "fromSeq": 0},
         Req.QUERY_MESSAGES: {"dialogId": conv_id, "newerThanSequence": 0, "maxQuantity": 10},
         Req.GENERATE_UPLOAD_URL: {"fileSize": "100", "fileType": "JPG"},
-        Req.GENERATE_DOWNLOAD_URL: {"relativePath": f"/v1/AUTH_async-images/{ACC}/f.JPG"},
+        # A consumer may only ask for its own uploads (and files of its conversations).
+        Req.GENERATE_DOWNLOAD_URL: {"relativePath": f"/v1/AUTH_async-images/{ACC}/{consumer_id}_uuid_f.JPG"},
         Req.GENERATE_DOWNLOAD_TOKEN: {"downloadable": {"type": "SecureForm", "dialogId": conv_id}},
         Req.SUBSCRIBE_EX_CONVERSATIONS: {"convState": ["OPEN"]},
         Req.UPDATE_EX_CONVERSATION_SUBSCRIPTION: {"convState": ["OPEN", "CLOSE"]},
