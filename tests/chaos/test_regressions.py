@@ -8,10 +8,13 @@ from typing import Any
 import aiohttp
 
 import lpm
+from lpm.client import cache as cache_module
+from lpm.client.subscriptions import ConversationSubscription
 from lpm.emulator.app import Emulator
-from lpm.errors import ConnectFailedError
+from lpm.errors import ConnectFailedError, RequestError, RequestTimeoutError
 from tests.helpers import RawSocket, signup
 from tests.integration.test_sdk_resilience import WAIT, fault, later, start_chat, until
+from tests.unit import model_harness as harness
 
 
 async def control(http: aiohttp.ClientSession, emu: Emulator, path: str, body: dict[str, object]) -> None:
@@ -101,3 +104,39 @@ async def test_messages_sent_before_a_close_the_consumer_missed_are_delivered(em
     finally:
         await chat.cons.close()
         await chat.bot.close()
+
+
+async def test_history_of_a_new_conversation_survives_a_refused_query(monkeypatch: Any) -> None:
+    """A brand connection with ``get_all_messages`` used to announce a conversation without its
+    history when the history query failed transiently (a 503, a timeout): the messages sent
+    before the bot joined were missing from its view.  The load is now retried."""
+    monkeypatch.setattr(cache_module, "PREPARE_RETRY", (0.01, 0.01))
+    world, _ = harness.make_world()
+    fake = harness.FakeConnection(
+        brand=True, user_id=harness.pid(world, harness.AGENT), agent_id=harness.AGENT_OLD
+    )
+    fake.conversations.get_all_messages = True
+    link = harness.Link(world, fake)
+    link.serve()
+    harness.wire_to_world(fake, world, harness.agent())
+    real_query = fake.scripts["query_messages"]
+    refusals = [RequestError(503, "QueryMessages", "refused"), RequestTimeoutError("QueryMessages", 5.0)]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if refusals:
+            raise refusals.pop(0)
+        return real_query(*args, **kwargs)
+
+    fake.scripts["query_messages"] = flaky
+    sub = ConversationSubscription(fake, {"stage": "OPEN"})
+    await sub.init()
+    announced: list[Any] = []
+    fake.on("conversation", announced.append)
+    alice = harness.new_consumer(world)
+    conv = harness.open_conv(world, alice)
+    harness.text(world, alice, conv.conv_id, "before the bot")
+    await link.flush()
+    await harness.settle()
+    await until(lambda: bool(announced))
+    assert [m.body for m in announced[0].main_dialog.messages] == ["before the bot"]
+    assert refusals == [] and fake.errors == []

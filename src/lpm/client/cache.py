@@ -21,13 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from lpm.client.conversation import Conversation
 from lpm.client.skill import Skill
 from lpm.enums import DialogState
-from lpm.errors import InvalidStateError, LpmError, ProtocolError
+from lpm.errors import (
+    InvalidStateError,
+    LpmConnectionError,
+    LpmError,
+    ProtocolError,
+    RequestError,
+    RequestTimeoutError,
+)
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
@@ -40,6 +47,10 @@ log = logging.getLogger("lpm.client.cache")
 
 #: Seconds an unreferenced conversation stays cached (the Node SDK's 10 minutes).
 DEFAULT_CACHE_DURATION = 600.0
+#: Waits (seconds) before retrying a history load or messaging subscription that failed
+#: transiently: the conversation is announced after it, and without it the messages sent before
+#: this user joined would be missing until some later reconnect.
+PREPARE_RETRY = (0.2, 0.5, 1.0, 2.0, 4.0)
 #: Event types that are harmless to drop for conversations this connection does not know.
 _IGNORABLE_FOR_UNKNOWN = frozenset({"AcceptStatusEvent", "ChatStateEvent"})
 
@@ -269,7 +280,7 @@ class ConversationCache:
     async def _subscribe_dialogs(self, dialogs: list[Dialog]) -> None:
         for dialog in dialogs:
             try:
-                await dialog.subscribe_messaging_events()
+                await _retrying(dialog.subscribe_messaging_events)
             except LpmError as exc:
                 self.actions.report_error(exc)
 
@@ -281,7 +292,7 @@ class ConversationCache:
         if dialog is None:
             return
         try:
-            await dialog.get_all_publish_events()
+            await _retrying(dialog.get_all_publish_events)
         except LpmError as exc:
             self.actions.report_error(exc)
 
@@ -313,3 +324,24 @@ class ConversationCache:
                     first_error = first_error or exc
         if first_error is not None:
             raise first_error
+
+
+def _transient(exc: LpmError) -> bool:
+    """A failure worth retrying: no answer, no connection, or a 5xx / 429 from UMS."""
+    if isinstance(exc, RequestTimeoutError | LpmConnectionError):
+        return True
+    return isinstance(exc, RequestError) and (exc.code >= 500 or exc.code == 429)
+
+
+async def _retrying(call: Callable[[], Awaitable[Any]]) -> None:
+    """``call()``, retried on transient failures after each of :data:`PREPARE_RETRY`."""
+    for wait in PREPARE_RETRY:
+        try:
+            await call()
+            return
+        except LpmError as exc:
+            if not _transient(exc):
+                raise
+            log.debug("retrying in %g s after a transient failure: %s", wait, exc)
+        await asyncio.sleep(wait)
+    await call()
