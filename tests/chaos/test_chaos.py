@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import random
@@ -71,7 +72,7 @@ class Profile:
     messages: int
     #: Seconds of fault injection (consumers keep cycling until it ends, then finish their cycle).
     fault_seconds: float
-    #: Seconds into the run of each emulator restart.
+    #: When the emulator restarts, as fractions of ``fault_seconds``.
     restarts: tuple[float, ...]
     #: Pause between two faults (uniform).
     fault_gap: tuple[float, float]
@@ -86,7 +87,7 @@ SHORT = Profile(
     consumers=5,
     messages=6,
     fault_seconds=15.0,
-    restarts=(7.0,),
+    restarts=(0.47,),
     fault_gap=(0.25, 0.8),
     settle_timeout=50.0,
     memory_interval=0.0,
@@ -96,7 +97,7 @@ LONG_PROFILE = Profile(
     consumers=50,
     messages=8,
     fault_seconds=300.0,
-    restarts=(60.0, 130.0, 200.0, 260.0),
+    restarts=(0.2, 0.43, 0.66, 0.86),
     fault_gap=(0.2, 0.8),
     settle_timeout=300.0,
     memory_interval=10.0,
@@ -104,6 +105,12 @@ LONG_PROFILE = Profile(
     cache_duration=5.0,
 )
 PROFILE = LONG_PROFILE if LONG else SHORT
+# Overrides for trying a medium run: LPM_CHAOS_CONSUMERS=20 LPM_CHAOS_SECONDS=60.
+PROFILE = dataclasses.replace(
+    PROFILE,
+    consumers=int(os.environ.get("LPM_CHAOS_CONSUMERS") or PROFILE.consumers),
+    fault_seconds=float(os.environ.get("LPM_CHAOS_SECONDS") or PROFILE.fault_seconds),
+)
 
 FAST: dict[str, Any] = {
     "reconnect_schedule": (0.05, 0.1, 0.2, 0.4),
@@ -334,7 +341,7 @@ class Bot:
         await persist(lambda: self.conn.set_agent_state(lpm.AgentState.ONLINE), "set agent state")
         routing = await persist(self.conn.create_routing_task_subscription, "routing subscription")
         routing.on("ring", self._on_ring)
-        self.conn.on("conversation", self._wake)
+        self.conn.on("conversation", self._on_conversation)
         self.conn.on("conversation:message", self._on_message)
         feed = self.conn.default_subscription
         assert feed is not None
@@ -361,17 +368,24 @@ class Bot:
             # or it expired and the conversation rings again.
             self._spawn(persist(ring.accept, "accept", accept=lambda e: e.code == 400))
 
+    def _on_conversation(self, conversation: lpm.Conversation) -> None:
+        # Announced once its history is loaded (get_all_messages): only then does the bot know
+        # every message sent before it accepted, and start answering.
+        self._wake(conversation, start=True)
+
     def _on_message(self, conversation: lpm.Conversation, message: Any) -> None:
         if isinstance(message.body, str) and message.body.startswith("c"):
             self.event_sequences.setdefault(conversation.conversation_id, []).append(message.sequence)
         self._wake(conversation)
 
-    def _wake(self, conversation: lpm.Conversation) -> None:
+    def _wake(self, conversation: lpm.Conversation, *, start: bool = False) -> None:
         conv_id = conversation.conversation_id
         if conv_id in self.finished:
             return  # answered and closed already
         wakeup = self._wakeups.get(conv_id)
         if wakeup is None:
+            if not start:
+                return  # a live message ahead of the announcement: the announcement starts the worker
             wakeup = self._wakeups[conv_id] = asyncio.Event()
             self.views[conv_id] = conversation
             self.received[conv_id] = []
@@ -522,6 +536,8 @@ class Outcome:
     bot_got: list[str]
     consumer_view: Final
     bot_view: Final
+    #: sequences of the consumer's messages as the bot's ``message`` events came
+    bot_events: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -548,7 +564,13 @@ class Chaos:
     ) -> None:
         self.bot.checked.add(conv_id)
         self.outcomes[conv_id] = Outcome(
-            sent, replies, list(consumer_got), list(self.bot.received.pop(conv_id)), consumer_view, bot_view
+            sent,
+            replies,
+            list(consumer_got),
+            list(self.bot.received.pop(conv_id)),
+            consumer_view,
+            bot_view,
+            self.bot.event_sequences.pop(conv_id, []),
         )
 
     def describe(self, conv_id: str) -> str:
@@ -591,7 +613,7 @@ class Chaos:
         async with aiohttp.ClientSession() as http:
             while time.monotonic() - started < PROFILE.fault_seconds:
                 await asyncio.sleep(rng.uniform(*PROFILE.fault_gap))
-                if restarts and time.monotonic() - started >= restarts[0]:
+                if restarts and time.monotonic() - started >= restarts[0] * PROFILE.fault_seconds:
                     restarts.pop(0)
                     self.faults["restart"] += 1
                     await self.restart()
@@ -759,6 +781,8 @@ def check(chaos: Chaos) -> None:
         # exactly once, in order, on both sides
         assert outcome.bot_got == outcome.sent, (conv_id, outcome, world)
         assert outcome.consumer_got == outcome.replies, (conv_id, outcome, world)
+        # the bot's message events: each consumer message at most once, in sequence order
+        assert outcome.bot_events == sorted(set(outcome.bot_events)), (conv_id, outcome.bot_events)
         # the same final state for the consumer, the bot and the emulator
         assert world.stage == world.state == "CLOSE", (conv_id, world)
         assert outcome.consumer_view == world, (conv_id, outcome.consumer_view, world)

@@ -138,6 +138,7 @@ class Sockets:
         assert code != 500 and isinstance(code, int), answer
         if code >= 400:
             assert 400 <= code < 500, answer
+            assert answer["type"] == ("StringResponse" if dialect == "consumer" else ".ReqBody$StringResp")
             assert isinstance(answer["body"], str) and 0 < len(answer["body"]) <= 128, answer
         return answer
 
