@@ -22,8 +22,8 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	touch $@
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests examples
-	$(VENV)/bin/ruff format --check src tests examples
+	$(VENV)/bin/ruff check src tests examples benchmarks tools
+	$(VENV)/bin/ruff format --check src tests examples benchmarks tools
 	$(VENV)/bin/mypy
 
 # The stateless-bot integration test runs a real redis-server (Debian's); installed only when missing.
@@ -49,12 +49,8 @@ emulator: $(VENV)/.installed
 chaos: $(VENV)/.installed
 	LPM_CHAOS=long $(PY) -m pytest -q tests/chaos --timeout=1800
 
-$(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test,bench]'
-	touch $@
-
 # Our SDK and node-agent-sdk against the same emulator, same run; see docs/performance.md.
-bench: $(VENV)/.bench-installed $(NODE_DIR)/node_modules/.installed
+bench: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
 	$(PY) -m benchmarks
 
 # Regenerate the API reference (docs/api/) from the docstrings.
