@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
+from lpm.client.cache import _retrying
 from lpm.client.events import EventEmitter
 from lpm.enums import ConversationState, SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
@@ -522,7 +523,7 @@ class ConversationSubscription(EventEmitter):
         good.  A one-off subscription to the closed conversations updated since then (the feed's
         other filters kept) applies each one's final state, with the usual events; the others it
         returns are ignored.  Those not found are not closed and are forgotten; if the lookup
-        fails (the socket died again), they are looked up after the next snapshot.
+        keeps failing (the socket died again), they are looked up after the next snapshot.
         """
         departed = dict(self._departed)
         if not departed:
@@ -530,9 +531,12 @@ class ConversationSubscription(EventEmitter):
         since = min((c.update_time or c.start_time or 0) for c in departed.values())
         query = {k: v for k, v in self.wire_query.items() if k not in ("convState", "maxLastUpdatedTime")}
         query.update(stage=["CLOSE"], minLastUpdatedTime=max(0, int(since)))
-        lookup = _ClosedLookup(self._host, departed)
+
+        async def look_up() -> None:
+            await _ClosedLookup(self._host, departed).run(query, self.first_notification_timeout)
+
         try:
-            await lookup.run(query, self.first_notification_timeout)
+            await _retrying(look_up)  # a refused or unanswered lookup is tried again
         except (LpmError, TimeoutError) as exc:
             log.debug("closed-conversation lookup failed (retried after the next snapshot): %s", exc)
             return
