@@ -13,7 +13,7 @@ from lpm.client.subscriptions import ConversationSubscription
 from lpm.emulator.app import Emulator
 from lpm.errors import ConnectFailedError, RequestError, RequestTimeoutError
 from tests.helpers import RawSocket, signup
-from tests.integration.test_sdk_resilience import WAIT, fault, later, start_chat, until
+from tests.integration.test_sdk_resilience import WAIT, brand, consumer, fault, later, start_chat, until
 from tests.unit import model_harness as harness
 
 
@@ -140,3 +140,36 @@ async def test_history_of_a_new_conversation_survives_a_refused_query(monkeypatc
     await until(lambda: bool(announced))
     assert [m.body for m in announced[0].main_dialog.messages] == ["before the bot"]
     assert refusals == [] and fake.errors == []
+
+
+async def test_history_is_loaded_when_the_bot_joins_a_conversation_it_already_knew(
+    emulator: Emulator,
+) -> None:
+    """A brand connection with ``get_all_messages`` that saw a conversation before taking part
+    in it (its feed shows the account's open conversations) cannot read its history then
+    (refused: not a participant); once it accepted the ring, the messages sent before are in
+    its view.  (Checked while chasing a chaos failure; it was not the cause.)"""
+    bot = brand(emulator, get_all_messages=True)
+    errors: list[BaseException] = []
+    bot.on("error", errors.append)
+    cons = consumer(emulator)
+    try:
+        await bot.open()
+        await bot.set_agent_state(lpm.AgentState.ONLINE)
+        routing = await bot.create_routing_task_subscription()
+        await cons.open()
+        rung = later(routing.wait_for("ring", timeout=WAIT))
+        announced = later(bot.wait_for("conversation", timeout=WAIT))
+        conversation = await cons.create_conversation(skill_id="11")
+        await conversation.send_message("c before the bot")
+        view = await announced
+        assert view.conversation_id == conversation.conversation_id
+        await until(lambda: any(isinstance(e, RequestError) and e.code == 403 for e in errors))
+        assert view.main_dialog.messages == []  # not a participant yet: no history
+        ring = await rung
+        await ring.accept()
+        await until(lambda: [m.body for m in view.main_dialog.messages] == ["c before the bot"])
+        assert [e for e in errors if not (isinstance(e, RequestError) and e.code == 403)] == []
+    finally:
+        await cons.close()
+        await bot.close()
