@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lpm.client.actions import ConnectionActions
 from lpm.client.cache import _retrying
 from lpm.client.events import EventEmitter
-from lpm.enums import ConversationState, SubscriptionState
+from lpm.enums import ConversationState, ParticipantState, SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
 
 if TYPE_CHECKING:
@@ -419,6 +419,7 @@ class ConversationSubscription(EventEmitter):
                 return
             self._cache.adopt(conversation)
             self._feed[cid] = conversation
+        was_member = _takes_part(conversation)
         if conversation.apply(info):
             timer = self._delete_timers.pop(cid, None)
             if timer is not None:
@@ -427,6 +428,11 @@ class ConversationSubscription(EventEmitter):
         dialogs = self._cache._reserve_messaging(conversation)
         if dialogs:
             self._enqueue(lambda: self._cache._subscribe_dialogs(dialogs))
+        if not was_member and _takes_part(conversation) and self._cache._needs_history(conversation):
+            # Joined (e.g. accepted its ring) after it was announced: its history could not be
+            # read then (not a participant), and the messages sent before the join would only
+            # turn up at some later reconnect's catch-up, out of order.
+            self._enqueue(lambda: self._cache._load_history(conversation))
 
     def _on_delete(self, info: ConversationInfo) -> None:
         cid = info.conversation_id
@@ -708,6 +714,13 @@ class ChildConversationSubscription(EventEmitter):
         except LpmError as exc:
             self._host.report_error(exc)
         self.state = SubscriptionState.UNSUBSCRIBED
+
+
+def _takes_part(conversation: Conversation) -> bool:
+    """Whether this connection's user is an active participant of the conversation's open dialog."""
+    dialog = conversation.open_dialog
+    me = dialog.get_self_participant() if dialog is not None else None
+    return me is not None and me.state == ParticipantState.ACTIVE
 
 
 class _ClosedLookup:
