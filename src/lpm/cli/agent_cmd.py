@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lpm.cli import common
 from lpm.cli.common import json_option, run
 
 if TYPE_CHECKING:
@@ -189,12 +190,7 @@ def _auth_data(
 
 @click.command("agent")
 @click.option("--account", envvar="LPM_ACCOUNT", show_envvar=True, help="Account (site) id.")
-@click.option(
-    "--csds-domain",
-    envvar="LPM_CSDS_DOMAIN",
-    show_envvar=True,
-    help="CSDS host: host[:port] for TLS, http://host:port for plain HTTP.  [default: LivePerson's]",
-)
+@common.csds_domain_option
 @click.option("--username", envvar="LPM_USERNAME", show_envvar=True, help="Login name of the agent.")
 @click.option(
     "--password",
@@ -210,13 +206,8 @@ def _auth_data(
 @click.option(
     "--access-token-secret", envvar="LPM_ACCESS_TOKEN_SECRET", show_envvar=True, help="OAuth 1 token secret."
 )
-@click.option(
-    "--ca-file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Trust this CA (PEM) for TLS, e.g. the one `lpm emulator --tls` prints.",
-)
-@click.option("--insecure", is_flag=True, default=False, help="Do not verify TLS certificates.")
+@common.ca_file_option
+@common.insecure_option
 @click.option(
     "--state",
     type=click.Choice(["online", "away", "back_soon", "occupied", "offline", "none"], case_sensitive=False),
@@ -230,13 +221,7 @@ def _auth_data(
     default=False,
     help="Start the emulator in-process (default world) and log in as agent/agent-password.",
 )
-@click.option(
-    "--embedded-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the embedded emulator (0: a free one).",
-)
+@common.embedded_port_option
 @json_option
 def agent(
     account: str | None,
@@ -264,9 +249,7 @@ def agent(
     auth_data = _auth_data(username, password, app_keys, embedded)
     if not embedded and not account:
         raise click.UsageError("--account is required (or LPM_ACCOUNT), unless --embedded")
-    if ca_file and insecure:
-        raise click.UsageError("--ca-file and --insecure exclude each other")
-    ssl: Any = ca_file if ca_file else (False if insecure else None)
+    ssl = common.ssl_setting(ca_file, insecure)
     login = Login(account or "", csds_domain, auth_data, ssl)
     run(
         run_agent(

@@ -725,33 +725,15 @@ async def chat_main(
     metavar="ID",
     help="Account (site) id; 12345678 when embedded.",
 )
-@click.option(
-    "--csds-domain",
-    envvar="LPM_CSDS_DOMAIN",
-    show_envvar=True,
-    metavar="DOMAIN",
-    help="CSDS host: host[:port] for TLS, http://host:port for plain HTTP.  [default: LivePerson's]",
-)
+@common.csds_domain_option
 @click.option(
     "--embedded/--no-embedded",
     default=None,
     help="Start an emulator in this process (the default without --csds-domain and --account).",
 )
-@click.option(
-    "--embedded-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the embedded emulator (0: a free one).",
-)
-@click.option(
-    "--ca-file",
-    "--ssl-ca",
-    "ca_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Trust this CA (PEM) for TLS, e.g. the one `lpm emulator --tls` prints.",
-)
-@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+@common.embedded_port_option
+@common.ca_file_option
+@common.insecure_option
 @click.option("--skill", metavar="ID", help="Skill of a new conversation (default: any).")
 @click.option(
     "--auth",
@@ -800,11 +782,9 @@ def chat(
         embedded = csds_domain is None and account is None
     if embedded and csds_domain is not None:
         raise click.UsageError("--embedded starts its own emulator: drop --csds-domain")
-    if ca_file and insecure:
-        raise click.UsageError("--ca-file and --insecure exclude each other")
+    ssl = common.ssl_setting(ca_file, insecure)
     if not embedded and account is None:
         raise click.UsageError("--account is required with --csds-domain")
-    ssl: Any = ca_file if ca_file else (False if insecure else None)
     code = common.run(
         chat_main(
             account=account,

@@ -136,3 +136,44 @@ def print_json(data: Any) -> None:
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout instead of rich text."
 )
+
+
+# ---------------------------------------------------------------- options shared by chat and agent
+
+csds_domain_option = click.option(
+    "--csds-domain",
+    envvar="LPM_CSDS_DOMAIN",
+    show_envvar=True,
+    metavar="DOMAIN",
+    help="CSDS host: host[:port] for TLS, http://host:port for plain HTTP.  [default: LivePerson's]",
+)
+
+embedded_port_option = click.option(
+    "--embedded-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the embedded emulator (0: a free one).",
+)
+
+ca_file_option = click.option(
+    "--ca-file",
+    "--ssl-ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Trust this CA (PEM) for TLS, e.g. the one `lpm emulator --tls` prints.",
+)
+
+insecure_option = click.option(
+    "--insecure", is_flag=True, default=False, help="Do not verify TLS certificates."
+)
+
+
+def ssl_setting(ca_file: str | None, insecure: bool) -> str | bool | None:
+    """The SDK's ``ssl`` option for ``--ca-file``/``--insecure`` (None: the system's trust store)."""
+    if ca_file and insecure:
+        raise click.UsageError("--ca-file and --insecure exclude each other")
+    if ca_file:
+        return ca_file
+    return False if insecure else None
