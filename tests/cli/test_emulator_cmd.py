@@ -133,7 +133,7 @@ async def test_flags_override_the_config_file(tmp_path: Path) -> None:
         await check_serves(info)
 
 
-def test_bad_config_exits_2(tmp_path: Path) -> None:
+def test_bad_config_exits_3(tmp_path: Path) -> None:
     config = tmp_path / "world.toml"
     config.write_text("[settings]\nwarp_speed = 9\n")
     result = subprocess.run(
@@ -143,13 +143,13 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
         timeout=START_TIMEOUT,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3  # ConfigurationError's code
     assert "warp_speed" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 
 
-def test_missing_config_exits_2(tmp_path: Path) -> None:
+def test_missing_config_exits_3(tmp_path: Path) -> None:
     result = subprocess.run(
         [*LPM, "emulator", "--config", str(tmp_path / "nope.toml")],
         capture_output=True,
@@ -157,7 +157,7 @@ def test_missing_config_exits_2(tmp_path: Path) -> None:
         timeout=START_TIMEOUT,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "nope.toml" in result.stderr
 
 

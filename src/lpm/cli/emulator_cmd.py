@@ -6,8 +6,9 @@ connect and the default credentials: a rich summary for people, or with ``--json
 JSON line (``Emulator.describe()``) as the first line of stdout, for scripts and test harnesses.
 It then serves until SIGINT/SIGTERM and exits 0.
 
-Exit codes: 0 after a clean stop, 1 when the address cannot be bound (port in use), 2 for an
-invalid configuration (bad ``--config`` file or settings, unusable ``--db``).
+Exit codes (the table in :mod:`lpm.cli.common`): 0 after a clean stop, 1 when the address cannot
+be bound (port in use), 2 for a bad option, 3 (as for a ``ConfigurationError``) for an invalid
+configuration (a missing or bad ``--config`` file, bad settings, an unusable ``--db``).
 
 The printed passwords and app keys are the emulator's fixed demo credentials, shown so people
 can log in; login bearers and JWTs are never printed.
@@ -29,6 +30,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from lpm.cli import common
+from lpm.errors import ConfigurationError
+
 if TYPE_CHECKING:
     from lpm.emulator.app import Emulator
     from lpm.emulator.config import Settings, WorldSpec
@@ -36,9 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("lpm.cli.emulator")
 
 DEFAULT_PORT = 8443
-#: Exit codes.
-EXIT_BIND = 1
-EXIT_CONFIG = 2
+#: Exit codes (see lpm.cli.common).
+EXIT_BIND = common.EXIT_FAILED
+EXIT_CONFIG = common.exit_code_for(ConfigurationError("invalid configuration"))
 
 _seconds = click.FloatRange(min=0, min_open=True)
 
