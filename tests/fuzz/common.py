@@ -25,7 +25,7 @@ FRAMES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "frames"
 
 settings.register_profile(
     "lpm-fuzz",
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     database=None,
     derandomize=True,
