@@ -531,23 +531,31 @@ class ConversationSubscription(EventEmitter):
         returns are ignored.  Those not found are not closed and are forgotten; if the lookup
         keeps failing (the socket died again), they are looked up after the next snapshot.
         """
-        departed = dict(self._departed)
-        if not departed:
-            return
-        since = min((c.update_time or c.start_time or 0) for c in departed.values())
-        query = {k: v for k, v in self.wire_query.items() if k not in ("convState", "maxLastUpdatedTime")}
-        query.update(stage=["CLOSE"], minLastUpdatedTime=max(0, int(since)))
+        # One lookup per consumer (a filter UMS supports): a handful of conversations each, so
+        # the snapshot cap of ~1000 can never hide the ones looked for on a busy account.
+        groups: dict[str | None, dict[str, Conversation]] = {}
+        for cid, conversation in self._departed.items():
+            consumer = conversation.consumer
+            groups.setdefault(consumer.user_id if consumer is not None else None, {})[cid] = conversation
+        base = {k: v for k, v in self.wire_query.items() if k not in ("convState", "maxLastUpdatedTime")}
+        for consumer_id, departed in groups.items():
+            since = min((c.update_time or c.start_time or 0) for c in departed.values())
+            query = {**base, "stage": ["CLOSE"], "minLastUpdatedTime": max(0, int(since))}
+            if consumer_id is not None:
+                query["consumerId"] = consumer_id
 
-        async def look_up() -> None:
-            await _ClosedLookup(self._host, departed).run(query, self.first_notification_timeout)
+            async def look_up(
+                query: dict[str, Any] = query, departed: dict[str, Conversation] = departed
+            ) -> None:
+                await _ClosedLookup(self._host, departed).run(query, self.first_notification_timeout)
 
-        try:
-            await _retrying(look_up)  # a refused or unanswered lookup is tried again
-        except (LpmError, TimeoutError) as exc:
-            log.debug("closed-conversation lookup failed (retried after the next snapshot): %s", exc)
-            return
-        for cid in departed:
-            self._departed.pop(cid, None)
+            try:
+                await _retrying(look_up)  # a refused or unanswered lookup is tried again
+            except (LpmError, TimeoutError) as exc:
+                log.debug("closed-conversation lookup failed (retried after the next snapshot): %s", exc)
+                return
+            for cid in departed:
+                self._departed.pop(cid, None)
 
     async def _page_backwards(self, count: int, oldest: int) -> None:
         """Fetch older pages with child subscriptions until one is below the threshold."""
