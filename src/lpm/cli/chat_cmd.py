@@ -33,7 +33,6 @@ chat goes on.  Tokens and JWTs are never printed.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from typing import Any
@@ -43,8 +42,6 @@ import click
 from lpm.cli import common
 from lpm.cli.chat_session import ChatSession, Fatal, Output
 from lpm.cli.console import LineReader
-
-log = logging.getLogger("lpm.cli.chat")
 
 #: The default world's connectors (see ``docs/emulator.md``).
 EMBEDDED_UNAUTH_CONNECTOR = "3001"
