@@ -175,3 +175,109 @@ async def test_history_is_loaded_when_the_bot_joins_a_conversation_it_already_kn
     finally:
         await cons.close()
         await bot.close()
+
+
+async def test_message_events_stay_in_order_when_the_bot_joins_and_reconnects(emulator: Emulator) -> None:
+    """The bot's ``message`` events once came out as sequences 2, 0, 1.  A brand connection
+    with ``get_all_messages`` that accepts a ring for a conversation it had announced already
+    loads the history when it joins; a live message arriving before that load was over was
+    emitted at once, and when a reconnect's catch-up brought the earlier messages first, they
+    were emitted after it.  Live messages are now held while the load is pending, and the
+    messages the load (or the catch-up) brings come out ahead of them, each once, in order."""
+    bot = brand(emulator, get_all_messages=True)
+    cons = consumer(emulator)
+    events: list[tuple[int, str]] = []
+    bot.on("conversation:message", lambda _c, m: events.append((m.sequence, m.body)))
+    real_query = bot.query_messages
+    gate = asyncio.Event()
+    history_loads = 0
+
+    async def query_messages(conversation_id: str, *args: Any, **kwargs: Any) -> Any:
+        # Hold the join's history load (the first query once the bot takes part) until the
+        # live message and the reconnect's catch-up are through.
+        nonlocal history_loads
+        known = bot.get_conversation_by_id(conversation_id)
+        if known is not None and known.main_dialog.get_self_participant() is not None and not history_loads:
+            history_loads += 1
+            await gate.wait()
+        return await real_query(conversation_id, *args, **kwargs)
+
+    bot.query_messages = query_messages  # type: ignore[method-assign]
+    try:
+        await bot.open()
+        await bot.set_agent_state(lpm.AgentState.ONLINE)
+        routing = await bot.create_routing_task_subscription()
+        await cons.open()
+        rung = later(routing.wait_for("ring", timeout=WAIT))
+        announced = later(bot.wait_for("conversation", timeout=WAIT))
+        conversation = await cons.create_conversation(skill_id="11")
+        await conversation.send_message("c one")
+        # A status takes a sequence and is not a content event: "c two" is not the sequence
+        # after the last the bot saw (from the feed's last content event), so the bot's view
+        # has a gap before it.
+        await conversation.main_dialog.send_read_status([0])
+        await conversation.send_message("c two")
+        view = await announced  # before the bot takes part: no history (refused)
+        # "c one" is announced with the conversation or as a message event, depending on timing
+        announced_with = [m.body for m in view.main_dialog.messages]
+        await (await rung).accept()
+        await until(lambda: view.main_dialog.get_self_participant() is not None)
+        await until(lambda: history_loads == 1)  # the join's load is pending
+        await conversation.send_message("c three")
+        await until(lambda: any(m.body == "c three" for m in view.main_dialog.messages))
+        # the reconnect's catch-up fetches "c one" and "c two" while the load still waits
+        reconnected = later(bot.wait_for("reconnect", timeout=WAIT))
+        await fault(emulator, "sockets/drop", {"dialect": "brand"})
+        await reconnected
+        await until(lambda: [m.body for m in view.main_dialog.messages] == ["c one", "c two", "c three"])
+        gate.set()
+        expected = [b for b in ["c one", "c two", "c three"] if b not in announced_with]
+        await until(lambda: len(events) == len(expected))
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
+        assert [body for _, body in events] == expected
+        assert [seq for seq, _ in events] == sorted(seq for seq, _ in events)
+    finally:
+        gate.set()
+        await cons.close()
+        await bot.close()
+
+
+async def test_a_catch_up_reaching_before_the_join_does_not_emit_out_of_order(emulator: Emulator) -> None:
+    """Without ``get_all_messages`` a bot that joins sees the messages from the join on; a
+    reconnect's catch-up (from the first sequence not seen) then brings the ones from before the
+    join too.  They used to be emitted after the newer live message: they now join the dialog
+    as history, without a ``message`` event."""
+    bot = brand(emulator)
+    cons = consumer(emulator)
+    events: list[str] = []
+    bot.on("conversation:message", lambda _c, m: events.append(m.body))
+    try:
+        await bot.open()
+        await bot.set_agent_state(lpm.AgentState.ONLINE)
+        routing = await bot.create_routing_task_subscription()
+        await cons.open()
+        rung = later(routing.wait_for("ring", timeout=WAIT))
+        announced = later(bot.wait_for("conversation", timeout=WAIT))
+        conversation = await cons.create_conversation(skill_id="11")
+        await conversation.send_message("c one")  # the bot sees it as the last content event
+        await conversation.main_dialog.send_read_status([0])  # a sequence, not content
+        await conversation.send_message("c two")  # not the next sequence: a gap before it
+        view = await announced
+        announced_with = [m.body for m in view.main_dialog.messages]  # "c one", or not yet
+        await (await rung).accept()
+        await until(lambda: view.main_dialog.get_self_participant() is not None)
+        await conversation.send_message("c three")
+        await until(lambda: events[-1:] == ["c three"])
+        reconnected = later(bot.wait_for("reconnect", timeout=WAIT))
+        await fault(emulator, "sockets/drop", {"dialect": "brand"})
+        await reconnected
+        await until(lambda: [m.body for m in view.main_dialog.messages] == ["c one", "c two", "c three"])
+        await conversation.send_message("c four")
+        await until(lambda: events[-1:] == ["c four"])
+        # "c one" is emitted before the join when the feed showed it as the last content event
+        # (the emulator may fold that notification into the next one); "c two" never is
+        assert events in (["c one", "c three", "c four"], ["c three", "c four"])
+        assert "c one" not in announced_with or events == ["c three", "c four"]
+    finally:
+        await cons.close()
+        await bot.close()

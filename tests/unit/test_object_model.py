@@ -492,13 +492,15 @@ async def test_messages_are_deduplicated_and_sorted_by_sequence() -> None:
     seen.watch(conversation, "message")
     for index in (2, 0, 2, 1, 0, 3):
         env.fake.deliver_events(event_infos(env.world, [records[index]], brand=True))
-    assert [args[0].body for args in seen.args("message")] == ["m2", "m0", "m1", "m3"]
+    # brand: m0 and m1, older than the m2 already announced, join the dialog as history (an
+    # event now would come out of order; a brand's gaps are from before it took part)
+    assert [args[0].body for args in seen.args("message")] == ["m2", "m3"]
     assert [m.sequence for m in main.messages] == [0, 1, 2, 3]
     assert main.last_contiguous_sequence == 3 and main.max_seen_sequence == 3
     # the conversation notification's lastContentEventNotification is not a new message either
     field_update(env.world, agent(), wconv, {"field": "Note", "note": "x"})
     await env.link.flush()
-    assert len(seen.args("message")) == 4 and len(main.messages) == 4
+    assert len(seen.args("message")) == 2 and len(main.messages) == 4
 
 
 async def test_message_fields_and_current_user() -> None:

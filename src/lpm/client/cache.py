@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from lpm.client.dialog import Dialog
     from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
 
-__all__ = ["DEFAULT_CACHE_DURATION", "ConversationCache"]
+__all__ = ["DEFAULT_CACHE_DURATION", "ConversationCache", "HistoryLoad"]
 
 log = logging.getLogger("lpm.client.cache")
 
@@ -287,14 +287,13 @@ class ConversationCache:
     def _needs_history(self, conversation: Conversation) -> bool:
         return self.get_all_messages and self.actions.is_brand and conversation.open_dialog is not None
 
+    def _history_load(self, conversation: Conversation, *, notify: bool = False) -> HistoryLoad:
+        """A history load of the conversation's open dialog, which holds the dialog's
+        ``message`` events from now until it is over (see :class:`HistoryLoad`)."""
+        return HistoryLoad(self.actions, conversation, notify=notify)
+
     async def _load_history(self, conversation: Conversation) -> None:
-        dialog = conversation.open_dialog
-        if dialog is None:
-            return
-        try:
-            await _retrying(dialog.get_all_publish_events)
-        except LpmError as exc:
-            self.actions.report_error(exc)
+        await self._history_load(conversation)()
 
     async def resubscribe_messaging(self) -> None:
         """Consumer, after a reconnect: re-issue ``SubscribeMessagingEvents`` for every cached
@@ -324,6 +323,52 @@ class ConversationCache:
                     first_error = first_error or exc
         if first_error is not None:
             raise first_error
+
+
+class HistoryLoad:
+    """One history load (``get_all_messages``) of a conversation's open dialog.
+
+    The dialog holds its ``message`` events from the moment the load is decided -- a live
+    message received while it waits its turn or runs may be newer than the ones it is about to
+    bring -- until :meth:`release`; then the held events come out in sequence order.  Calling
+    the object runs the load (transient failures retried, a final failure reported) and
+    releases; a load that will never run (its subscription stopped) must be released too.
+    """
+
+    __slots__ = ("_actions", "_dialog", "conversation", "notify")
+
+    def __init__(self, actions: ConnectionActions, conversation: Conversation, *, notify: bool) -> None:
+        self._actions = actions
+        #: The conversation whose open dialog is loaded.
+        self.conversation = conversation
+        #: Emit the loaded messages as ``message`` events (the conversation was announced already).
+        self.notify = notify
+        self._dialog = conversation.open_dialog
+        if self._dialog is not None:
+            self._dialog._hold_messages()
+
+    async def load(self) -> None:
+        """Load the history (retrying transient failures); a failure is reported, not raised."""
+        dialog = self._dialog
+        if dialog is None:
+            return
+        notify = self.notify
+        try:
+            await _retrying(lambda: dialog._load_history(notify=notify))
+        except LpmError as exc:
+            self._actions.report_error(exc)
+
+    def release(self) -> None:
+        """End the hold (once): the held ``message`` events are emitted, in sequence order."""
+        dialog, self._dialog = self._dialog, None
+        if dialog is not None:
+            dialog._release_messages()
+
+    async def __call__(self) -> None:
+        try:
+            await self.load()
+        finally:
+            self.release()
 
 
 def _transient(exc: LpmError) -> bool:

@@ -7,6 +7,13 @@ twice (a replay after a reconnect, a history query overlapping live events, the
 subscription is re-issued from ``last_contiguous_sequence + 1`` after a reconnect: nothing
 older than that can be missing, and anything replayed is dropped here.
 
+``message`` events of a dialog come out once each and in sequence order.  While a history load
+of the dialog is pending (a brand with ``get_all_messages`` that joined a conversation it had
+already announced), live messages are held and emitted with the loaded ones, in order, once the
+load is over (loaded, or failed for good).  On a brand connection a message older than one
+already emitted (a gap from before this user took part, filled later by a reconnect's catch-up)
+joins :attr:`Dialog.messages` as history, without an event.
+
 Events (the whitelisted ones bubble one level, see :meth:`Conversation._bubble`):
 
 * ``participant-added`` ``(participant, previously_suggested)``
@@ -77,6 +84,9 @@ class Dialog(EventEmitter):
         "_by_seq",
         "_closing",
         "_contiguous",
+        "_emitted_top",
+        "_held",
+        "_holds",
         "_ms_subscribed",
         "_participants",
         "_removed",
@@ -135,6 +145,11 @@ class Dialog(EventEmitter):
         self._seen: set[int] = set()
         self._closing = False
         self._ms_subscribed = False
+        # ``message`` events held while a history load is pending (see _hold_messages), and the
+        # highest sequence a ``message`` event was emitted for (events never go back below it).
+        self._holds = 0
+        self._held: list[Message] = []
+        self._emitted_top = -1
 
     def __repr__(self) -> str:
         return f"<Dialog {self.dialog_id} {self.dialog_type} {self.state}>"
@@ -394,7 +409,10 @@ class Dialog(EventEmitter):
                 self._by_seq[seq] = message
             self._insert(message)
             if notify:
-                self.conversation._bubble("message", (message,), self)
+                if self._holds:
+                    self._held.append(message)
+                else:
+                    self._emit_message(message)
             return message
         if seq is not None:
             self._mark_seen(seq)
@@ -405,6 +423,38 @@ class Dialog(EventEmitter):
         elif etype == CHAT_STATE_EVENT:
             self._apply_chat_state(event)
         return None
+
+    def _emit_message(self, message: Message) -> None:
+        seq = message.sequence
+        if seq is not None:
+            if seq < self._emitted_top and self.conversation.actions.is_brand:
+                # Older than a message already announced: it filled a gap left before this
+                # user took part (a reconnect's catch-up reaching back before the join; a brand
+                # socket only carries a dialog's events while its user is a participant).  It
+                # is in :attr:`messages` like any history, but an event now would come out of
+                # order.  (A consumer's gaps are refilled by a replay of what its socket lost:
+                # those messages were never announced, and are.)
+                log.debug("message %s of dialog %s merged as history", seq, self.dialog_id)
+                return
+            self._emitted_top = max(self._emitted_top, seq)
+        self.conversation._bubble("message", (message,), self)
+
+    def _hold_messages(self) -> None:
+        """Hold ``message`` events until :meth:`_release_messages` (calls nest).
+
+        A history load is pending: a live message arriving meanwhile may be newer than messages
+        the load is about to bring, and would otherwise be announced ahead of them.
+        """
+        self._holds += 1
+
+    def _release_messages(self) -> None:
+        """End one hold; the last one emits the held ``message`` events in sequence order."""
+        self._holds = max(self._holds - 1, 0)
+        if self._holds:
+            return
+        held, self._held = self._held, []
+        for message in sorted(held, key=_seq_key):
+            self._emit_message(message)
 
     def _insert(self, message: Message) -> None:
         messages = self.messages
@@ -443,12 +493,13 @@ class Dialog(EventEmitter):
             return
         participant._set_chat_state(chat_state)
 
-    def _merge(self, events: Iterable[MessagingEventInfo]) -> list[Message]:
-        """Merge queried history (no events); returns its content messages, known ones reused."""
+    def _merge(self, events: Iterable[MessagingEventInfo], *, notify: bool = False) -> list[Message]:
+        """Merge queried history (no events unless ``notify``); returns its content messages,
+        known ones reused."""
         found: dict[int, Message] = {}
         extra: list[Message] = []
         for event in sorted(events, key=lambda e: e.sequence if e.sequence is not None else _NO_SEQUENCE):
-            message = self._apply(event, notify=False)
+            message = self._apply(event, notify=notify)
             if message is None:
                 continue
             if message.sequence is None:
@@ -610,13 +661,18 @@ class Dialog(EventEmitter):
     async def get_all_publish_events(self) -> list[Message]:
         """Load every stored event from the first sequence not seen yet (paging until UMS has
         nothing newer); returns all the dialog's messages."""
+        return await self._load_history(notify=False)
+
+    async def _load_history(self, *, notify: bool) -> list[Message]:
+        """:meth:`get_all_publish_events`; with ``notify`` the messages it brings are emitted
+        as ``message`` events (a conversation that was announced before this user joined it)."""
         cursor = self._contiguous  # newerThanSequence is exclusive: start at the first gap
         for _ in range(MAX_HISTORY_PAGES):
             conversation_id, dialog_id = self._ids()
             events = await self.conversation.actions.query_messages(
                 conversation_id, dialog_id, newer_than=cursor
             )
-            self._merge(events)
+            self._merge(events, notify=notify)
             top = max((e.sequence for e in events if e.sequence is not None), default=None)
             if top is None or top <= cursor:
                 break

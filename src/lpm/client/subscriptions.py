@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
-from lpm.client.cache import _retrying
+from lpm.client.cache import HistoryLoad, _retrying
 from lpm.client.events import EventEmitter
 from lpm.enums import ConversationState, ParticipantState, SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
@@ -175,6 +175,7 @@ class ConversationSubscription(EventEmitter):
         "_delete_timers",
         "_departed",
         "_feed",
+        "_history_loads",
         "_host",
         "_last_page_before",
         "_load_cycle",
@@ -235,6 +236,8 @@ class ConversationSubscription(EventEmitter):
         self._context: contextvars.Context | None = None
         #: Conversations that left the feed at a snapshot while still open here (see _settle_departed).
         self._departed: dict[str, Conversation] = {}
+        #: History loads decided but not over (their dialogs hold ``message`` events until then).
+        self._history_loads: set[HistoryLoad] = set()
 
     def __repr__(self) -> str:
         return f"<ConversationSubscription {self.subscription_id} {self.state}>"
@@ -357,6 +360,9 @@ class ConversationSubscription(EventEmitter):
             timer.cancel()
         self._delete_timers.clear()
         self._steps.clear()
+        for load in self._history_loads:
+            load.release()  # it will not run now: its dialog must not hold its events for good
+        self._history_loads.clear()
         tasks = [t for t in (self._worker, *self._stopped) if t is not None]
         self._worker = None
         for task in tasks:
@@ -431,8 +437,17 @@ class ConversationSubscription(EventEmitter):
         if not was_member and _takes_part(conversation) and self._cache._needs_history(conversation):
             # Joined (e.g. accepted its ring) after it was announced: its history could not be
             # read then (not a participant), and the messages sent before the join would only
-            # turn up at some later reconnect's catch-up, out of order.
-            self._enqueue(lambda: self._cache._load_history(conversation))
+            # turn up at some later reconnect's catch-up, out of order.  They are new to the
+            # application: emitted as ``message`` events, with the live ones held meanwhile.
+            load = self._begin_history(conversation, notify=True)
+
+            async def load_history() -> None:
+                try:
+                    await load.load()
+                finally:
+                    self._end_history(load)
+
+            self._enqueue(load_history)
 
     def _on_delete(self, info: ConversationInfo) -> None:
         cid = info.conversation_id
@@ -455,19 +470,36 @@ class ConversationSubscription(EventEmitter):
 
     def _announce(self, conversation: Conversation) -> None:
         dialogs = self._cache._reserve_messaging(conversation)
-        history = self._cache._needs_history(conversation)
-        if not dialogs and not history:
+        history: HistoryLoad | None = None
+        if self._cache._needs_history(conversation):
+            history = self._begin_history(conversation, notify=False)
+        if not dialogs and history is None:
             self._after_steps(lambda: self._emit_conversation(conversation))
             return
 
         async def prepare_then_announce() -> None:
-            if dialogs:
-                await self._cache._subscribe_dialogs(dialogs)
-            if history:
-                await self._cache._load_history(conversation)
-            self._emit_conversation(conversation)
+            try:
+                if dialogs:
+                    await self._cache._subscribe_dialogs(dialogs)
+                if history is not None:
+                    await history.load()
+                self._emit_conversation(conversation)
+            finally:
+                # Live messages received meanwhile come out after the announcement, in order.
+                if history is not None:
+                    self._end_history(history)
 
         self._enqueue(prepare_then_announce)
+
+    def _begin_history(self, conversation: Conversation, *, notify: bool) -> HistoryLoad:
+        """Decide a history load now (its dialog holds ``message`` events from now on)."""
+        load = self._cache._history_load(conversation, notify=notify)
+        self._history_loads.add(load)
+        return load
+
+    def _end_history(self, load: HistoryLoad) -> None:
+        self._history_loads.discard(load)
+        load.release()
 
     def _emit_conversation(self, conversation: Conversation) -> None:
         if self._feed.get(conversation.conversation_id) is not conversation:
