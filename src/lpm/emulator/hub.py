@@ -92,6 +92,10 @@ class Hub:
         self._by_consumer: dict[tuple[str, str], set[Session]] = {}
         self._by_agent: dict[tuple[str, str], set[Session]] = {}
         self._by_account: dict[str, set[Session]] = {}
+        # Brand sessions only: a conversation change concerns every brand session of the account
+        # but only its own consumer's sessions, and walking every consumer socket of the account
+        # on each change made a busy account quadratic.
+        self._brand_by_account: dict[str, set[Session]] = {}
 
     # ---------------------------------------------------------------- registration
 
@@ -102,6 +106,8 @@ class Hub:
         index = self._by_consumer if actor.is_consumer else self._by_agent
         index.setdefault((actor.account_id, actor.id), set()).add(session)
         self._by_account.setdefault(actor.account_id, set()).add(session)
+        if not actor.is_consumer:
+            self._brand_by_account.setdefault(actor.account_id, set()).add(session)
 
     def detach(self, session: Session) -> None:
         actor = session.actor
@@ -118,6 +124,9 @@ class Hub:
         account_peers = self._by_account.get(actor.account_id)
         if account_peers is not None:
             account_peers.discard(session)
+        brand_peers = self._brand_by_account.get(actor.account_id)
+        if brand_peers is not None:
+            brand_peers.discard(session)
         if session.routing_subs:
             self.world.routing_subscription(actor.account_id, actor.id, -len(session.routing_subs))
             session.routing_subs.clear()
@@ -205,12 +214,21 @@ class Hub:
 
     # ---------------------------------------------------------------- WorldSink
 
+    def _conversation_audience(self, conv: Conversation) -> list[Session]:
+        """The sessions a change of ``conv`` may concern: the account's brand sessions, the
+        consumer's, and after a step-up those of the identity it stepped up from (which must
+        forget the conversation)."""
+        sessions = list(self._brand_by_account.get(conv.account_id, ()))
+        sessions.extend(self._by_consumer.get((conv.account_id, conv.consumer_id), ()))
+        consumer = self.world.accounts[conv.account_id].consumers.get(conv.consumer_id)
+        previous = consumer.stepped_up_from if consumer is not None else None
+        if previous is not None:
+            sessions.extend(self._by_consumer.get((conv.account_id, previous), ()))
+        return sessions
+
     def conversation_changed(self, conv: Conversation) -> None:
-        sessions = self._by_account.get(conv.account_id)
-        if not sessions:
-            return
         rendered: dict[bool, dict[str, Any]] = {}
-        for session in list(sessions):
+        for session in self._conversation_audience(conv):
             if not session.conv_subs:
                 continue
             actor = session.actor
