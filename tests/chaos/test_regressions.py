@@ -10,6 +10,7 @@ import aiohttp
 import lpm
 from lpm.client import cache as cache_module
 from lpm.client.subscriptions import ConversationSubscription
+from lpm.client.websocket import MAX_RETIRED, WebsocketConnection
 from lpm.emulator.app import Emulator
 from lpm.errors import ConnectFailedError, RequestError, RequestTimeoutError
 from tests.helpers import RawSocket, signup
@@ -281,3 +282,20 @@ async def test_a_catch_up_reaching_before_the_join_does_not_emit_out_of_order(em
     finally:
         await cons.close()
         await bot.close()
+
+
+def test_dead_subscription_ids_are_remembered_within_a_bound() -> None:
+    """Every reconnect retires the ids of the subscriptions it replaces (their late notifications
+    are no errors); the record of them grew for the connection's whole life."""
+    conn = lpm.create_connection(
+        account_id="12345678",
+        user_type=lpm.UserType.CONSUMER,
+        csds_domain="127.0.0.1:1",
+        unauth_connector_id="1",
+    )
+    assert isinstance(conn, WebsocketConnection)
+    for i in range(MAX_RETIRED + 500):
+        conn.unregister_conversation_subscription(f"sub-{i}")
+    retired = conn._retired_subscriptions
+    assert len(retired) == MAX_RETIRED
+    assert f"sub-{MAX_RETIRED + 499}" in retired and "sub-0" not in retired

@@ -241,7 +241,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         """UMS has no request to end a routing-task subscription: stop routing its notifications
         (the server's subscription ends with the socket)."""
         self._routing_subs.pop(subscription_id, None)
-        self._retired_subscriptions.add(subscription_id)
+        self._retire(subscription_id)
 
     async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
         await self.request(Req.UPDATE_RING_STATE, {"ringId": ring_id, "ringState": ring_state})

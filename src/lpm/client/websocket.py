@@ -95,6 +95,8 @@ ORPHAN_GRACE = 5.0
 RESTORE_RETRY = (0.2, 0.4, 0.8, 1.6, 3.2)
 #: How many sequences of this connection's own publishes are remembered (see _claim).
 MAX_CLAIMS = 4096
+#: How many dead subscription ids are remembered (see _retire).
+MAX_RETIRED = 1024
 #: Sort key of held events without a sequence (chat states): after their dialog's others.
 _NO_SEQUENCE = 1 << 62
 
@@ -271,7 +273,8 @@ class WebsocketConnection(Connection):
         #: Tasks closing lost sockets (owned; awaited by close()).
         self._closers: set[asyncio.Task[None]] = set()
         #: Subscriptions replaced or unsubscribed: their late notifications are expected, not errors.
-        self._retired_subscriptions: set[str] = set()
+        #: Insertion-ordered and capped (see _retire): every reconnect retires ids.
+        self._retired_subscriptions: dict[str, None] = {}
         #: Notifications that arrived before their subscription was registered (see _hold_orphan).
         self._orphans: dict[str, list[Any]] = {}
         self._orphan_timers: dict[str, asyncio.TimerHandle] = {}
@@ -1209,22 +1212,31 @@ class WebsocketConnection(Connection):
 
     # ---------------------------------------------------------------- ConnectionActions (shared)
 
+    def _retire(self, subscription_id: str) -> None:
+        """Remember a dead subscription id (its late notifications are no errors); only the most
+        recent :data:`MAX_RETIRED` are kept -- a late notification comes right after its
+        subscription died, and a long-lived connection must not grow with every reconnect."""
+        retired = self._retired_subscriptions
+        retired[subscription_id] = None
+        while len(retired) > MAX_RETIRED:
+            del retired[next(iter(retired))]
+
     def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
         """Route notifications of ``subscription.subscription_id`` to it (re-keyed on resubscribe)."""
         if old_id is not None:
             self._conversation_subs.pop(old_id, None)
-            self._retired_subscriptions.add(old_id)
+            self._retire(old_id)
         self._conversation_subs[subscription.subscription_id] = subscription
         self._deliver_orphans(subscription.subscription_id, subscription)
 
     def unregister_conversation_subscription(self, subscription_id: str) -> None:
-        self._retired_subscriptions.add(subscription_id)
+        self._retire(subscription_id)
         self._conversation_subs.pop(subscription_id, None)
 
     def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None:
         if old_id is not None:
             self._routing_subs.pop(old_id, None)
-            self._retired_subscriptions.add(old_id)
+            self._retire(old_id)
         self._routing_subs[subscription.subscription_id] = subscription
         self._deliver_orphans(subscription.subscription_id, subscription)
 
