@@ -12,14 +12,16 @@ At the end: every message was delivered exactly once and in order on both sides;
 conversation is in the same final state (stage, MAIN state, participants, messages) for the
 consumer, the bot and the emulator's world; nothing the SDK reported on ``error`` is outside
 the expected transport / auth / request errors; after closing, no SDK task and no socket is
-left.  The long run (``make chaos``: ``LPM_CHAOS=long``) also samples the memory held by the
-SDK (tracemalloc, allocations made in ``lpm/client``) and checks it stays flat after warm-up.
+left.  The long run (``make chaos``: ``LPM_CHAOS=long``) also samples what the SDK holds and
+checks it stays flat after warm-up: no conversation outlives the caches, and the SDK's other
+objects do not grow (see :func:`check_memory` for what is measured and why not bytes).
 
 Bugs it found (fixed, with deterministic regressions in test_regressions.py): the emulator
 processed a request held by a delay fault after it had closed the session (4407), so a message the
 client had re-sent was stored twice; a consumer whose conversation closed while it was offline
 missed the messages sent before the close; a close the brand socket missed never reached the
-bot's view.
+bot's view; the bot's ``message`` events came out of order (2, 0, 1) when it joined a
+conversation it had announced and a reconnect's catch-up overtook the join's history load.
 
 Short by default (part of ``make test``); the seed is printed and attached to any failure;
 ``LPM_CHAOS_SEED=<n>`` replays a schedule (timings still vary with the machine).
@@ -258,12 +260,15 @@ class Recorder:
     """Errors and connection events of one connection, traced."""
 
     def __init__(self, conn: lpm.Connection, who: str) -> None:
-        self.errors: list[BaseException] = []
+        #: (type, repr) of every error reported: not the exceptions themselves, whose tracebacks
+        #: hold the frames that raised them -- and with them the conversations those frames
+        #: worked on (a long run would keep every conversation the bot was refused history of).
+        self.errors: list[tuple[type[BaseException], str]] = []
         self.counts: Counter[str] = Counter()
         self.who = who
 
         def error(exc: BaseException) -> None:
-            self.errors.append(exc)
+            self.errors.append((type(exc), repr(exc)))
             trace(who, f"error {exc!r}")
 
         conn.on("error", error)
@@ -461,6 +466,8 @@ class Consumer:
         assert isinstance(self.conn, lpm.ConsumerWebsocketConnection)
         self.events = Recorder(self.conn, f"consumer{index}")
         self.cycles = 0
+        #: The conversation of the cycle under way (held by the run: not a leak).
+        self.current: lpm.Conversation | None = None
 
     async def open_conversation(self) -> lpm.Conversation:
         conn = self.conn
@@ -486,6 +493,19 @@ class Consumer:
         found: lpm.Conversation = conn.get_conversation_by_id(conv_id)
         return found
 
+    def describe(self, conversation: lpm.Conversation) -> str:
+        """The consumer's side of a conversation (for failure messages)."""
+        feed = self.conn.default_subscription
+        conv_id = conversation.conversation_id
+        world = self.chaos.emu.world.accounts[ACC].conversations.get(conv_id)
+        return (
+            f"world stage {world.stage if world else None}, consumer state {self.conn.state}, "
+            f"view {final_of(conversation)}, cached {conv_id in self.conn.conversations}, feed {feed!r} "
+            f"holds it {feed.get(conv_id) is not None if feed else None}, departed "
+            f"{sorted(feed._departed) if feed else None}, reconnects {self.events.counts}, "
+            f"errors {[text for _, text in self.events.errors[-5:]]}"
+        )
+
     async def run(self) -> None:
         await self.conn.open()
         while not self.chaos.stopping.is_set():
@@ -494,7 +514,7 @@ class Consumer:
 
     async def cycle(self) -> None:
         chaos, rng, count, bot = self.chaos, self.rng, PROFILE.messages, self.chaos.bot
-        conversation = await self.open_conversation()
+        conversation = self.current = await self.open_conversation()
         conv_id = conversation.conversation_id
         received: list[str] = []
         conversation.on("message", lambda m: received.append(m.body) if str(m.body).startswith("b") else None)
@@ -515,7 +535,10 @@ class Consumer:
         )
         if not bot_closes:
             await close(conversation)
-        await until(lambda: conversation.stage == lpm.ConversationState.CLOSE, f"{conv_id} closed (consumer)")
+        await until(
+            lambda: conversation.stage == lpm.ConversationState.CLOSE,
+            lambda: f"{conv_id} closed (consumer): {self.describe(conversation)}",
+        )
         await until(lambda: len(bot.received.get(conv_id, ())) >= count, f"{conv_id} messages at the bot")
         bot_view = bot.views[conv_id]
         await until(
@@ -526,10 +549,22 @@ class Consumer:
             ),
         )
         # The bot learns of the close from its feed; give it a moment (it may be reconnecting).
-        with contextlib.suppress(Failure):
+        note = ""
+        try:
             await until(lambda: bot_view.stage == lpm.ConversationState.CLOSE, "bot view closed", timeout=10)
+        except Failure:
+            feed = bot.conn.default_subscription
+            note = (
+                f"bot view not closed after 10 s: {chaos.describe(conv_id)}; bot feed steps "
+                f"{len(feed._steps)}, worker {feed._worker}, departed {sorted(feed._departed)}, "
+                f"cached {conv_id in bot.conn.conversations}, bot view is cached "
+                f"{bot.conn.get_conversation_by_id(conv_id) is bot_view}"
+            )
+            trace(f"consumer{self.index}", note)
         chaos.record(conv_id, sent, expected_replies, received, final_of(conversation), final_of(bot_view))
+        chaos.outcomes[conv_id].note = note
         del bot.views[conv_id]
+        self.current = None
 
 
 # ---------------------------------------------------------------- the run
@@ -545,6 +580,32 @@ class Outcome:
     bot_view: Final
     #: sequences of the consumer's messages as the bot's ``message`` events came
     bot_events: list[int] = field(default_factory=list)
+    #: what was seen when the bot's view did not close in time
+    note: str = ""
+
+
+#: Conversations a sample may find in flight outside the caches (see check_memory).
+LOOSE_SLACK = 10
+#: Modules of the conversation model: their objects (dialogs, messages, participants, delivery
+#: states) all keep their conversation alive, so counting loose conversations covers them.
+CONVERSATION_MODEL = frozenset(
+    {"lpm.client.conversation", "lpm.client.dialog", "lpm.client.message", "lpm.client.participant"}
+)
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    time: float
+    #: Bytes allocated in lpm/client and still live (tracemalloc; see check_memory).
+    traced: int
+    rss: int
+    #: Conversations cached by all the parties' connections.
+    cached: int
+    #: Live objects of SDK classes outside the conversation model (connections, subscriptions,
+    #: requests, rings, token maintainers...).
+    objects: int
+    #: Conversations alive though no connection caches them and the run holds none of them.
+    loose: int
 
 
 @dataclass
@@ -555,7 +616,7 @@ class Chaos:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     faults: Counter[str] = field(default_factory=Counter)
-    memory: list[tuple[float, int, int]] = field(default_factory=list)
+    memory: list[MemorySample] = field(default_factory=list)
     first_snapshot: tracemalloc.Snapshot | None = None
     #: Where the SDK's memory grew most between the first samples and the last.
     growth: list[str] = field(default_factory=list)
@@ -595,7 +656,8 @@ class Chaos:
         in_feed = feed.get(conv_id) is not None if feed is not None else None
         return (
             f"in bot feed {in_feed} (feed {feed!r}, loaded {feed.loaded if feed else None}), "
-            f"bot reconnects {self.bot.events.counts}, bot errors {self.bot.events.errors[-5:]!r}, "
+            f"bot reconnects {self.bot.events.counts}, "
+            f"bot errors {[text for _, text in self.bot.events.errors[-5:]]}, "
             f"world {world}, rings {rings}, bot state {self.bot.conn.state}, bot view "
             f"{final_of(view) if view is not None else None}, routing listeners {acc.routing_listeners}"
         )
@@ -691,6 +753,23 @@ class Chaos:
             raise AssertionError(kind)
         return False
 
+    def census(self) -> tuple[int, int]:
+        """(live objects of the SDK's classes other than the conversation model, conversations
+        alive though neither cached by a connection nor held by the run)."""
+        held = {id(c) for party in [self.bot, *self.consumers] for c in party.conn.conversations.all()}
+        held |= {id(c) for c in self.bot.views.values()}
+        held |= {id(c.current) for c in self.consumers if c.current is not None}
+        objects = loose = 0
+        for obj in gc.get_objects():
+            module = type(obj).__dict__.get("__module__")  # (classes' __module__ is a descriptor)
+            if not isinstance(module, str) or not module.startswith("lpm.client."):
+                continue
+            if module not in CONVERSATION_MODEL:
+                objects += 1
+            elif isinstance(obj, lpm.Conversation) and id(obj) not in held:
+                loose += 1
+        return objects, loose
+
     async def sample_memory(self) -> None:
         process = psutil.Process()
         while True:
@@ -702,7 +781,11 @@ class Chaos:
                 [tracemalloc.Filter(True, "*/lpm/client/*")]
             )
             sdk = sum(stat.size for stat in snapshot.statistics("filename"))
-            self.memory.append((time.monotonic(), sdk, process.memory_info().rss))
+            cached = sum(len(party.conn.conversations) for party in [self.bot, *self.consumers])
+            objects, loose = self.census()
+            self.memory.append(
+                MemorySample(time.monotonic(), sdk, process.memory_info().rss, cached, objects, loose)
+            )
             if len(self.memory) == 2:
                 self.first_snapshot = snapshot
             elif self.first_snapshot is not None:
@@ -785,15 +868,25 @@ async def run(chaos: Chaos) -> None:
         for task in [*runners, *([sampler] if sampler else [])]:
             task.cancel()
         await asyncio.gather(*runners, *([sampler] if sampler else []), return_exceptions=True)
+    if sampler is not None and not sampler.cancelled() and sampler.exception() is not None:
+        raise AssertionError("the memory sampler failed") from sampler.exception()
+    assert not PROFILE.memory_interval or chaos.memory, "no memory sample was taken"
 
 
 def check(chaos: Chaos) -> None:
     emu = chaos.emu
-    for t, sdk, rss in chaos.memory:  # first: a long run's numbers are worth having even if it fails
-        print(f"memory t={t - chaos.memory[0][0]:6.0f}s sdk={sdk / 1e6:7.2f} MB rss={rss / 1e6:7.1f} MB")
+    for m in chaos.memory:  # first: a long run's numbers are worth having even if it fails
+        print(
+            f"memory t={m.time - chaos.memory[0].time:6.0f}s traced={m.traced / 1e6:7.2f} MB "
+            f"rss={m.rss / 1e6:7.1f} MB cached conversations={m.cached} sdk objects={m.objects} "
+            f"loose conversations={m.loose}"
+        )
     assert chaos.restarts == len(PROFILE.restarts)
     assert chaos.outcomes, "no conversation completed"
     assert all(c.cycles >= 1 for c in chaos.consumers)
+    for conv_id, outcome in chaos.outcomes.items():
+        if outcome.note:
+            print(f"{conv_id}: {outcome.note}")
     for conv_id, outcome in chaos.outcomes.items():
         world = final_in_world(emu, conv_id)
         # exactly once, in order, on both sides
@@ -804,7 +897,7 @@ def check(chaos: Chaos) -> None:
         # the same final state for the consumer, the bot and the emulator
         assert world.stage == world.state == "CLOSE", (conv_id, world)
         assert outcome.consumer_view == world, (conv_id, outcome.consumer_view, world)
-        assert outcome.bot_view == world, (conv_id, outcome.bot_view, world)
+        assert outcome.bot_view == world, (conv_id, outcome.bot_view, world, outcome.note)
         texts = [text for _, text in world.messages]
         assert sorted(texts) == sorted(outcome.sent + outcome.replies), (conv_id, texts)
         assert [s for s, _ in world.messages] == list(range(len(texts)))
@@ -812,10 +905,10 @@ def check(chaos: Chaos) -> None:
     conversations = emu.world.accounts[ACC].conversations
     assert set(conversations) == set(chaos.outcomes), set(conversations) ^ set(chaos.outcomes)
     unexpected = [
-        repr(e)
+        text
         for party in [chaos.bot.events, *(c.events for c in chaos.consumers)]
-        for e in party.errors
-        if not isinstance(e, EXPECTED_ERRORS)
+        for kind, text in party.errors
+        if not issubclass(kind, EXPECTED_ERRORS)
     ]
     assert unexpected == [], unexpected
     reconnects = sum(c.events.counts["reconnect"] for c in chaos.consumers)
@@ -825,13 +918,39 @@ def check(chaos: Chaos) -> None:
         check_memory(chaos.memory)
 
 
-def check_memory(samples: list[tuple[float, int, int]]) -> None:
-    """SDK memory after warm-up (the first third of the run) stays within a bound."""
+def check_memory(samples: list[MemorySample]) -> None:
+    """The SDK holds no more after warm-up (the first third of the run) than before.
+
+    What must be flat in the steady state -- the same number of consumers cycling through
+    conversations that open, close and leave the caches (``conversations_cache_duration`` 5 s
+    after the feeds drop them; the consumers' long-run feed shows open conversations only):
+
+    * no conversation outlives the caches: every live conversation object is cached by a
+      connection or held by the run (the bot's views, each consumer's current conversation),
+      give or take those briefly in flight (a closed-conversation lookup, a step still running);
+      dialogs, messages and participants keep their conversation alive, so this covers them;
+    * the SDK's other objects (connections, subscriptions, requests, rings...) do not grow.
+
+    The cached conversations themselves vary with the load (printed with the samples).
+
+    Not checked: bytes.  The first long runs measured allocations made in ``lpm/client``
+    (tracemalloc) and saw them grow 3.6 -> 16 MB.  Part of it was real: the run kept every
+    reported error, whose traceback held the frames, and so the conversations, of every history
+    load the bot was refused (see :class:`Recorder`).  The rest is an artefact of the
+    in-process emulator: CPython recycles freed dicts and tuples through free lists, and a block
+    first allocated by the SDK (a conversation's context dict, a log call's arguments) keeps its
+    SDK attribution when the emulator reuses it for its world -- which keeps every conversation
+    and event for good, by design (a persistent platform).  Short runs found ten times more
+    blocks attributed to ``conversation.py``'s context copy than conversations alive.  RSS, which
+    holds that world too, is printed for information only.
+    """
     steady = samples[len(samples) // 3 :]
     assert len(steady) >= 3, "the long run is too short to judge memory"
-    baseline = max(sdk for _, sdk, _ in steady[: len(steady) // 2])
-    peak_late = max(sdk for _, sdk, _ in steady[len(steady) // 2 :])
-    assert peak_late <= baseline * 1.3 + 1_000_000, (baseline, peak_late)
+    loose = [(round(m.time - samples[0].time), m.loose) for m in samples if m.loose > LOOSE_SLACK]
+    assert loose == [], f"conversations kept beyond the caches (time, count): {loose}"
+    baseline = max(m.objects for m in steady[: len(steady) // 2])
+    peak_late = max(m.objects for m in steady[len(steady) // 2 :])
+    assert peak_late <= baseline * 1.2 + 200, (baseline, peak_late)
 
 
 async def shut_down(chaos: Chaos, tasks_before: set[asyncio.Task[Any]]) -> None:
