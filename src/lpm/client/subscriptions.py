@@ -177,6 +177,7 @@ class ConversationSubscription(EventEmitter):
         "_feed",
         "_history_loads",
         "_host",
+        "_join_loads",
         "_last_page_before",
         "_load_cycle",
         "_loaded",
@@ -238,6 +239,8 @@ class ConversationSubscription(EventEmitter):
         self._departed: dict[str, Conversation] = {}
         #: History loads decided but not over (their dialogs hold ``message`` events until then).
         self._history_loads: set[HistoryLoad] = set()
+        #: Tasks loading the history of conversations joined after their announcement.
+        self._join_loads: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<ConversationSubscription {self.subscription_id} {self.state}>"
@@ -363,7 +366,7 @@ class ConversationSubscription(EventEmitter):
         for load in self._history_loads:
             load.release()  # it will not run now: its dialog must not hold its events for good
         self._history_loads.clear()
-        tasks = [t for t in (self._worker, *self._stopped) if t is not None]
+        tasks = [t for t in (self._worker, *self._stopped, *self._join_loads) if t is not None]
         self._worker = None
         for task in tasks:
             task.cancel()
@@ -447,7 +450,12 @@ class ConversationSubscription(EventEmitter):
                 finally:
                     self._end_history(load)
 
-            self._enqueue(load_history)
+            # Not a step of the ordered queue: it announces nothing, and a load that waits
+            # out a lost socket or dropped requests (with retries) would hold up every
+            # announcement and closed-conversation lookup queued behind it.
+            task = self._spawn(load_history())
+            self._join_loads.add(task)
+            task.add_done_callback(self._join_loads.discard)
 
     def _on_delete(self, info: ConversationInfo) -> None:
         cid = info.conversation_id
