@@ -548,14 +548,17 @@ class Consumer:
                 f", bot {final_of(bot_view)}, {chaos.describe(conv_id)}"
             ),
         )
-        # The bot learns of the close from its feed; give it a moment (it may be reconnecting).
+        # The bot learns of the close from its feed, or after a reconnect from the lookup of what
+        # left its feed meanwhile: its view is recorded once closed.  (10 s used to be the wait
+        # here, and the bot's view was recorded OPEN when the bot was still reconnecting -- a
+        # refused login with back-off, stalled upgrades -- and took longer.)
         note = ""
         try:
-            await until(lambda: bot_view.stage == lpm.ConversationState.CLOSE, "bot view closed", timeout=10)
+            await until(lambda: bot_view.stage == lpm.ConversationState.CLOSE, "bot view closed")
         except Failure:
             feed = bot.conn.default_subscription
             note = (
-                f"bot view not closed after 10 s: {chaos.describe(conv_id)}; bot feed steps "
+                f"bot view not closed after {OP_TIMEOUT} s: {chaos.describe(conv_id)}; bot feed steps "
                 f"{len(feed._steps)}, worker {feed._worker}, departed {sorted(feed._departed)}, "
                 f"cached {conv_id in bot.conn.conversations}, bot view is cached "
                 f"{bot.conn.get_conversation_by_id(conv_id) is bot_view}"
