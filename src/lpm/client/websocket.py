@@ -570,9 +570,13 @@ class WebsocketConnection(Connection):
                 await asyncio.wait({restore, lost}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 await _cancel_and_wait(lost, *([] if restore.done() else [restore]))
-            if restore.cancelled() or sock is not self._socket:
+            if restore.cancelled():
                 return  # lost: the attempt reports it
+            # Retrieved even when the socket is gone (the restore failed because it was lost):
+            # otherwise asyncio logs "Task exception was never retrieved".
             exc = restore.exception()
+            if sock is not self._socket:
+                return  # lost: the attempt reports it
             if exc is None:
                 return
             self.report_error(exc)
