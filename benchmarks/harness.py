@@ -59,7 +59,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "ingest": {"events": 100, "conversations": 10},
         "memory": {"conversations": 20, "messages": 3},
         "recovery": {"conversations": 3},
-        "capacity": {"steps": [5], "seconds": 0.5, "warmup": 0.3},
+        # At least one full send interval (1 s): every consumer then publishes inside the window.
+        "capacity": {"steps": [5], "seconds": 1.2, "warmup": 0.3},
     },
 }
 SCENARIOS = ("connect", "rtt", "pipeline", "ingest", "memory", "recovery", "capacity")
