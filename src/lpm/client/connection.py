@@ -103,7 +103,9 @@ class Connection(EventEmitter):
     def report_error(self, error: BaseException) -> None:
         """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
         if not self.emit("error", error):
-            log.warning("unhandled connection error: %s", error)
+            # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
+            # would keep the exception, its traceback's frames and the conversations they held.
+            log.warning("unhandled connection error: %s", str(error))
 
     # ---------------------------------------------------------------- conversations
 

@@ -649,7 +649,9 @@ class WebsocketConnection(Connection):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never let the reader die silently
-            log.debug("reader of socket %s failed: %s", sock.generation, exc)
+            # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
+            # would keep the exception, its traceback's frames and the conversations they held.
+            log.debug("reader of socket %s failed: %s", sock.generation, str(exc))
         self._lose_socket(sock, ws.close_code, "")
 
     def _on_text(self, data: str) -> None:
