@@ -44,10 +44,10 @@ from aiohttp import web
 
 import lpm
 import lpm.webhooks
-from lpm.client.conversation import Conversation
-from lpm.client.message import Message
-from lpm.client.null import NullConnection
-from lpm.client.rest import BrandRestConnection
+from lpm.client.model.conversation import Conversation
+from lpm.client.model.message import Message
+from lpm.client.transport.null import NullConnection
+from lpm.client.transport.rest import BrandRestConnection
 from lpm.stores import ConversationStore, store_from_url
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -16,21 +16,21 @@ from lpm import webhooks
 from lpm._version import __version__
 from lpm.client.auth.csds import CSDS, CSDSCache
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
-from lpm.client.brand import BrandWebsocketConnection
 from lpm.client.connection import Connection
-from lpm.client.consumer import ConsumerWebsocketConnection
-from lpm.client.conversation import Conversation
-from lpm.client.dialog import Dialog
 from lpm.client.factory import create_connection
-from lpm.client.message import Message
-from lpm.client.null import NullConnection
-from lpm.client.participant import Participant
-from lpm.client.rest import BrandRestConnection
-from lpm.client.routing import Ring, RoutingTaskSubscription
-from lpm.client.send_api import ConsumerSendApiConnection
-from lpm.client.skill import Skill
-from lpm.client.subscriptions import CLEAR_CONVERSATION_TIMEOUT, ConversationSubscription
-from lpm.client.websocket import WAIT_FOR_READY_DURATION, WebsocketConnection
+from lpm.client.model.conversation import Conversation
+from lpm.client.model.dialog import Dialog
+from lpm.client.model.message import Message
+from lpm.client.model.participant import Participant
+from lpm.client.model.skill import Skill
+from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT, ConversationSubscription
+from lpm.client.subscriptions.routing import Ring, RoutingTaskSubscription
+from lpm.client.transport.brand import BrandWebsocketConnection
+from lpm.client.transport.consumer import ConsumerWebsocketConnection
+from lpm.client.transport.null import NullConnection
+from lpm.client.transport.rest import BrandRestConnection
+from lpm.client.transport.send_api import ConsumerSendApiConnection
+from lpm.client.transport.websocket import WAIT_FOR_READY_DURATION, WebsocketConnection
 from lpm.enums import (
     OS,
     AgentState,

@@ -30,7 +30,7 @@ import jwt as pyjwt
 
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpSettings, SslOption
-from lpm.client.rest import MESSAGES, path_segment, request_error, rest_request, strip_bearer
+from lpm.client.transport.rest import MESSAGES, path_segment, request_error, rest_request, strip_bearer
 from lpm.enums import MessageAudience, ParticipantRole
 from lpm.errors import ConfigurationError
 

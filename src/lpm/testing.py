@@ -28,10 +28,10 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from lpm.client.brand import BrandWebsocketConnection
 from lpm.client.connection import Connection
-from lpm.client.consumer import ConsumerWebsocketConnection
 from lpm.client.factory import create_connection
+from lpm.client.transport.brand import BrandWebsocketConnection
+from lpm.client.transport.consumer import ConsumerWebsocketConnection
 from lpm.emulator.app import Emulator
 from lpm.emulator.config import Settings, WorldSpec
 from lpm.enums import UserType

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from lpm.client.webhooks import process_webhooks_notification
+from lpm.client.subscriptions.webhook_intake import process_webhooks_notification
 from lpm.errors import ConfigurationError
 from lpm.protocol.types import Notif
 

@@ -592,7 +592,12 @@ LOOSE_SLACK = 10
 #: Modules of the conversation model: their objects (dialogs, messages, participants, delivery
 #: states) all keep their conversation alive, so counting loose conversations covers them.
 CONVERSATION_MODEL = frozenset(
-    {"lpm.client.conversation", "lpm.client.dialog", "lpm.client.message", "lpm.client.participant"}
+    {
+        "lpm.client.model.conversation",
+        "lpm.client.model.dialog",
+        "lpm.client.model.message",
+        "lpm.client.model.participant",
+    }
 )
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import aiohttp
 
 import lpm
-from lpm.client import cache as cache_module
-from lpm.client.subscriptions import ConversationSubscription
-from lpm.client.websocket import MAX_RETIRED, WebsocketConnection
+from lpm.client.model import cache as cache_module
+from lpm.client.subscriptions.conversations import ConversationSubscription
+from lpm.client.transport.websocket import MAX_RETIRED, WebsocketConnection
 from lpm.emulator.app import Emulator
 from lpm.errors import ConnectFailedError, RequestError, RequestTimeoutError
 from tests.helpers import RawSocket, signup

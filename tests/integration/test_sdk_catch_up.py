@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 import lpm
-from lpm.client.brand import CATCH_UP_CONCURRENCY
+from lpm.client.transport.brand import CATCH_UP_CONCURRENCY
 from lpm.emulator.app import Emulator
 
 WAIT = 20.0

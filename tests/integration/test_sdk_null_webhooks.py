@@ -20,11 +20,11 @@ from aiohttp import web
 
 import lpm
 import lpm.webhooks
-from lpm.client import webhooks as intake_module
 from lpm.client.auth import idp
 from lpm.client.auth.http import HttpSettings
-from lpm.client.null import NullConnection
-from lpm.client.rest import BrandRestConnection
+from lpm.client.subscriptions import webhook_intake as intake_module
+from lpm.client.transport.null import NullConnection
+from lpm.client.transport.rest import BrandRestConnection
 from lpm.emulator.app import Emulator
 from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError, RequestError
 from lpm.publish import PublishResponse, is_server_jwt, publish_message

@@ -12,8 +12,13 @@ import aiohttp
 import pytest
 
 import lpm
-from lpm.client import rest as rest_module
-from lpm.client.rest import BrandRestConnection, event_from_rest_item, plan_fields, rest_message_body
+from lpm.client.transport import rest as rest_module
+from lpm.client.transport.rest import (
+    BrandRestConnection,
+    event_from_rest_item,
+    plan_fields,
+    rest_message_body,
+)
 from lpm.emulator.app import Emulator
 from lpm.errors import (
     AuthenticationError,

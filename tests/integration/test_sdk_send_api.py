@@ -14,7 +14,7 @@ from aiohttp import web
 
 import lpm
 import lpm.webhooks
-from lpm.client.send_api import ConsumerSendApiConnection
+from lpm.client.transport.send_api import ConsumerSendApiConnection
 from lpm.emulator.app import Emulator
 from lpm.errors import AuthenticationError, ConfigurationError, InvalidStateError, RequestError
 from tests.helpers import login

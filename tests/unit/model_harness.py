@@ -24,8 +24,8 @@ from typing import Any
 
 import msgspec
 
-from lpm.client.cache import ConversationCache
 from lpm.client.events import EventEmitter
+from lpm.client.model.cache import ConversationCache
 from lpm.emulator import render
 from lpm.emulator.model import AgentState, Consumer, Conversation, EventRecord, RoutingTask
 from lpm.emulator.world import Actor, World

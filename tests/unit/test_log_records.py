@@ -15,7 +15,7 @@ import weakref
 
 import pytest
 
-from lpm.client.cache import _retrying
+from lpm.client.model.cache import _retrying
 from lpm.errors import ConnectionClosedError
 
 
@@ -41,7 +41,7 @@ async def test_retried_failure_log_record_keeps_no_traceback(caplog: pytest.LogC
     del held
     gc.collect()
 
-    records = [r for r in caplog.records if r.name == "lpm.client.cache" and "transient" in r.msg]
+    records = [r for r in caplog.records if r.name == "lpm.client.model.cache" and "transient" in r.msg]
     assert len(records) == 1, caplog.records
     assert calls == 2
     assert "lost while loading" in records[0].getMessage()  # the text is still logged

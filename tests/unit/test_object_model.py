@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lpm.client.conversation import MAX_UPLOAD_SIZE, Conversation
-from lpm.client.subscriptions import ConversationSubscription
+from lpm.client.model.conversation import MAX_UPLOAD_SIZE, Conversation
+from lpm.client.subscriptions.conversations import ConversationSubscription
 from lpm.emulator.model import Conversation as WorldConversation
 from lpm.emulator.world import Actor, World
 from lpm.enums import ConversationState, DialogType, ParticipantRole, ParticipantState
@@ -816,7 +816,7 @@ async def test_agent_notes_are_a_json_array() -> None:
 
 
 def test_hashing_helpers_match_json_stringify() -> None:
-    from lpm.client.conversation import hash_body, sniff_file_type
+    from lpm.client.model.conversation import hash_body, sniff_file_type
 
     assert hash_body("héllo") == hashlib.sha256("héllo".encode()).hexdigest()
     assert (

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lpm.client.routing import Ring, RoutingTaskSubscription, routing_wire_query
+from lpm.client.subscriptions.routing import Ring, RoutingTaskSubscription, routing_wire_query
 from lpm.enums import RingState, RoutingSubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lpm.client.subscriptions import ConversationSubscription
+from lpm.client.subscriptions.conversations import ConversationSubscription
 from lpm.errors import ConfigurationError, InvalidStateError
 
 from .model_harness import (

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from lpm.client.cache import ConversationCache
-from lpm.client.subscriptions import ConversationSubscription, LimitBreak, wire_query
+from lpm.client.model.cache import ConversationCache
+from lpm.client.subscriptions.conversations import ConversationSubscription, LimitBreak, wire_query
 from lpm.enums import SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo

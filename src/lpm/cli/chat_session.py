@@ -31,8 +31,8 @@ from lpm.cli.console import (
 
 if TYPE_CHECKING:
     import lpm
-    from lpm.client.conversation import Conversation
-    from lpm.client.message import Message
+    from lpm.client.model.conversation import Conversation
+    from lpm.client.model.message import Message
     from lpm.protocol.notifications import MessagingEventInfo
 
 log = logging.getLogger("lpm.cli.chat")
@@ -519,7 +519,7 @@ _COMMANDS: dict[str, Handler] = {
 def _read_file(name: str) -> tuple[Path, bytes]:
     """The path and bytes of a file to upload (small: at most 3 MB are accepted, so reading it
     on the loop's thread is fine)."""
-    from lpm.client.conversation import MAX_UPLOAD_SIZE
+    from lpm.client.model.conversation import MAX_UPLOAD_SIZE
     from lpm.errors import ConfigurationError
 
     path = Path(name).expanduser()

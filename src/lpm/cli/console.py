@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lpm.client.message import Message
+    from lpm.client.model.message import Message
 
 __all__ = [
     "Command",

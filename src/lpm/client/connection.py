@@ -70,7 +70,7 @@ class Connection(EventEmitter):
         self._state = initial_state
         self._error_sink = self.report_error
         # Imported lazily: the object model imports the connection's interface, not the reverse.
-        from lpm.client.cache import ConversationCache
+        from lpm.client.model.cache import ConversationCache
 
         #: The conversations this connection knows (see :meth:`get_conversation_by_id`).
         self.conversations = ConversationCache(
@@ -124,8 +124,9 @@ class Connection(EventEmitter):
 
     async def process_webhooks_notification(self, notification: Any) -> None:
         """Apply one webhook payload (``{"wsNotificationMsg": {"type", "body"}}``, a dict or its JSON
-        text) to this connection's objects; see :mod:`lpm.client.webhooks` (NULL and REST connections)."""
-        from lpm.client.webhooks import process_webhooks_notification
+        text) to this connection's objects; see :mod:`lpm.client.subscriptions.webhook_intake`
+        (NULL and REST connections)."""
+        from lpm.client.subscriptions.webhook_intake import process_webhooks_notification
 
         await process_webhooks_notification(self, notification)
 

@@ -42,20 +42,20 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
     )
     if kind == "null":
         # Any user type: no transport, conversations are fed by webhooks.
-        from lpm.client.null import NullConnection
+        from lpm.client.transport.null import NullConnection
 
         return NullConnection(opts)
     if kind == "ws":
         if user == "brand":
-            from lpm.client.brand import BrandWebsocketConnection
+            from lpm.client.transport.brand import BrandWebsocketConnection
 
             return BrandWebsocketConnection(opts)
-        from lpm.client.consumer import ConsumerWebsocketConnection
+        from lpm.client.transport.consumer import ConsumerWebsocketConnection
 
         return ConsumerWebsocketConnection(opts)
     if kind == "rest":
         if user == "brand":
-            from lpm.client.rest import BrandRestConnection
+            from lpm.client.transport.rest import BrandRestConnection
 
             return BrandRestConnection(opts)
         raise ConfigurationError(
@@ -64,7 +64,7 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
         )
     # sendapi: the connector Send API acts for a consumer only.
     if user == "consumer":
-        from lpm.client.send_api import ConsumerSendApiConnection
+        from lpm.client.transport.send_api import ConsumerSendApiConnection
 
         return ConsumerSendApiConnection(opts)
     raise ConfigurationError(

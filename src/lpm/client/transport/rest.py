@@ -51,7 +51,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lpm.client import connection as cs
-from lpm.client import storage
+from lpm.client.auth.brand_identity import BrandIdentity
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.auth.tokens import (
@@ -60,10 +60,10 @@ from lpm.client.auth.tokens import (
     brand_token_maintainer,
     strip_bearer,
 )
-from lpm.client.brand_identity import BrandIdentity
 from lpm.client.connection import Connection
-from lpm.client.conversation import CLOSE_OK, Conversation
+from lpm.client.model.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
+from lpm.client.transport import file_storage as storage
 from lpm.enums import ParticipantRole
 from lpm.errors import (
     ConfigurationError,
@@ -87,7 +87,7 @@ __all__ = [
     "strip_bearer",
 ]
 
-log = logging.getLogger("lpm.client.rest")
+log = logging.getLogger("lpm.client.transport.rest")
 
 #: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
 _ANY_STATUS = frozenset(range(100, 600)) - {429}
@@ -410,7 +410,7 @@ class BrandRestConnection(BrandIdentity, Connection):
         was_open = self.state == cs.CONNECTED
         # The state moves first: an open() still waiting for its token sees it was closed.
         self._set_state(cs.CLOSING if was_open else cs.CLOSED)
-        from lpm.client.webhooks import close_webhooks_intake
+        from lpm.client.subscriptions.webhook_intake import close_webhooks_intake
 
         await close_webhooks_intake(self)
         await self.token_maintainer.stop()

@@ -34,8 +34,8 @@ from typing import Any
 from lpm.client.auth import idp
 from lpm.client.connection import CONNECTED
 from lpm.client.options import ConnectionOptions
-from lpm.client.tracking import tracking_query
-from lpm.client.websocket import AUTH_CLOSE_CODES, WebsocketConnection
+from lpm.client.transport.tracking import tracking_query
+from lpm.client.transport.websocket import AUTH_CLOSE_CODES, WebsocketConnection
 from lpm.enums import AuthType
 from lpm.errors import (
     ConfigurationError,

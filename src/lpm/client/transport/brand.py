@@ -23,17 +23,17 @@ from collections import deque
 from typing import Any
 from urllib.parse import quote
 
+from lpm.client.auth.brand_identity import BrandIdentity
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer, brand_token_maintainer
-from lpm.client.brand_identity import BrandIdentity
 from lpm.client.options import ConnectionOptions
-from lpm.client.tracking import tracking_query
-from lpm.client.websocket import WebsocketConnection
+from lpm.client.transport.tracking import tracking_query
+from lpm.client.transport.websocket import WebsocketConnection
 from lpm.enums import ParticipantState
 from lpm.errors import AuthenticationError, ConfigurationError, LpmError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
 from lpm.protocol.types import Dialect, Req
 
-log = logging.getLogger("lpm.client.brand")
+log = logging.getLogger("lpm.client.transport.brand")
 
 AGENT_STATES = ("ONLINE", "OCCUPIED", "AWAY", "BACK_SOON", "OFFLINE")
 #: Token maintainer events the connection re-emits under the same name (Node SDK §2.3).
@@ -225,7 +225,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
 
     async def create_routing_task_subscription(self, query: dict[str, Any] | None = None) -> Any:
         """Subscribe to this agent's rings; ``ring`` events then fire on it and the connection."""
-        from lpm.client.routing import RoutingTaskSubscription
+        from lpm.client.subscriptions.routing import RoutingTaskSubscription
 
         subscription = RoutingTaskSubscription(self, query or {})
         await subscription.init()

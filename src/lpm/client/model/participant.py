@@ -15,7 +15,7 @@ from lpm.client.events import EventEmitter
 from lpm.enums import ParticipantChatState, ParticipantRole, ParticipantState, coerce
 
 if TYPE_CHECKING:
-    from lpm.client.dialog import Dialog
+    from lpm.client.model.dialog import Dialog
 
 __all__ = ["Participant"]
 

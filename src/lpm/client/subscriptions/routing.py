@@ -30,7 +30,7 @@ from lpm.protocol.notifications import RingInfo, RoutingTaskInfo
 
 __all__ = ["Ring", "RoutingHost", "RoutingTaskSubscription", "routing_wire_query"]
 
-log = logging.getLogger("lpm.client.routing")
+log = logging.getLogger("lpm.client.subscriptions.routing")
 
 #: Ring state -> event emitted on the ring when it enters that state.
 RING_EVENTS: dict[str, str] = {

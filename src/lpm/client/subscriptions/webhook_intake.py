@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lpm.client.events import EventEmitter
-from lpm.client.subscriptions import CLEAR_CONVERSATION_TIMEOUT
+from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT
 from lpm.enums import ConversationState
 from lpm.errors import ConfigurationError, ProtocolError
 from lpm.protocol.notifications import (
@@ -48,7 +48,7 @@ from lpm.protocol.types import Notif
 
 if TYPE_CHECKING:
     from lpm.client.connection import Connection
-    from lpm.client.conversation import Conversation
+    from lpm.client.model.conversation import Conversation
     from lpm.protocol.notifications import ConversationChange, ConversationInfo
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "webhooks_intake",
 ]
 
-log = logging.getLogger("lpm.client.webhooks")
+log = logging.getLogger("lpm.client.subscriptions.webhook_intake")
 
 # The intake lives on the connection it feeds (created on first use), so any connection class can
 # take webhooks without knowing about them.
@@ -149,7 +149,7 @@ class WebhooksIntake(EventEmitter):
     async def _announce(self, conversation: Conversation) -> None:
         cache = self._connection.conversations
         # Only a connection that can read history loads it (get_all_messages); a NULL one cannot.
-        from lpm.client.null import NullConnection
+        from lpm.client.transport.null import NullConnection
 
         if not isinstance(self._connection, NullConnection) and cache._needs_history(conversation):
             await cache._load_history(conversation)

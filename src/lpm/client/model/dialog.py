@@ -35,8 +35,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lpm.client.events import EventEmitter
-from lpm.client.message import Message, MessageDeliveryStatus
-from lpm.client.participant import Participant
+from lpm.client.model.message import Message, MessageDeliveryStatus
+from lpm.client.model.participant import Participant
 from lpm.enums import (
     ChannelType,
     DeliveryStatus,
@@ -52,12 +52,12 @@ from lpm.enums import (
 from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError
 
 if TYPE_CHECKING:
-    from lpm.client.conversation import Conversation
+    from lpm.client.model.conversation import Conversation
     from lpm.protocol.notifications import DialogInfo, MessagingEventInfo, ParticipantInfo
 
 __all__ = ["Dialog"]
 
-log = logging.getLogger("lpm.client.dialog")
+log = logging.getLogger("lpm.client.model.dialog")
 
 CONTENT_EVENT = "ContentEvent"
 RICH_CONTENT_EVENT = "RichContentEvent"

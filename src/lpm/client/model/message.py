@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lpm.client.events import EventEmitter
-from lpm.client.participant import Participant
+from lpm.client.model.participant import Participant
 from lpm.enums import ContentType, DeliveryStatus, MessageAudience, ParticipantRole, ParticipantState, coerce
 
 if TYPE_CHECKING:
-    from lpm.client.conversation import Conversation
-    from lpm.client.dialog import Dialog
+    from lpm.client.model.conversation import Conversation
+    from lpm.client.model.dialog import Dialog
     from lpm.protocol.notifications import MessagingEventInfo
 
 __all__ = ["Message", "MessageDeliveryStatus"]

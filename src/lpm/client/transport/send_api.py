@@ -48,15 +48,15 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from lpm.client import connection as cs
-from lpm.client import storage
 from lpm.client.auth import idp
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
-from lpm.client.cache import ConversationCache
 from lpm.client.connection import Connection
-from lpm.client.conversation import Conversation
+from lpm.client.model.cache import ConversationCache
+from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.webhooks import _INTAKE_ATTRIBUTE, WebhooksIntake
+from lpm.client.subscriptions.webhook_intake import _INTAKE_ATTRIBUTE, WebhooksIntake
+from lpm.client.transport import file_storage as storage
 from lpm.enums import AuthType, ParticipantRole
 from lpm.errors import (
     AuthenticationError,
@@ -73,7 +73,7 @@ from lpm.protocol.types import Req
 
 __all__ = ["ConsumerSendApiConnection", "send_api_error"]
 
-log = logging.getLogger("lpm.client.send_api")
+log = logging.getLogger("lpm.client.transport.send_api")
 
 #: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
 _ANY_STATUS = frozenset(range(100, 600)) - {429}
@@ -253,7 +253,7 @@ class ConsumerSendApiConnection(Connection):
             return
         was_open = self.state == cs.CONNECTED
         self._set_state(cs.CLOSING if was_open else cs.CLOSED)
-        from lpm.client.webhooks import close_webhooks_intake
+        from lpm.client.subscriptions.webhook_intake import close_webhooks_intake
 
         await close_webhooks_intake(self)
         self.conversations.close()

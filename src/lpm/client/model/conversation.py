@@ -41,11 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from lpm.client.dialog import Dialog
 from lpm.client.events import EventEmitter
-from lpm.client.message import Message
-from lpm.client.participant import Participant
-from lpm.client.skill import Skill
+from lpm.client.model.dialog import Dialog
+from lpm.client.model.message import Message
+from lpm.client.model.participant import Participant
+from lpm.client.model.skill import Skill
 from lpm.enums import (
     ChannelType,
     ConversationState,
@@ -69,12 +69,12 @@ from lpm.protocol.types import Req
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
-    from lpm.client.cache import ConversationCache
+    from lpm.client.model.cache import ConversationCache
     from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
 
 __all__ = ["MAX_NOTE_LENGTH", "MAX_UPLOAD_SIZE", "Conversation", "hash_body", "sniff_file_type"]
 
-log = logging.getLogger("lpm.client.conversation")
+log = logging.getLogger("lpm.client.model.conversation")
 
 #: UMS answers a successful ConversationStateField CLOSE with exactly this text.
 CLOSE_OK = "OK Conversation resolved successfully"

@@ -44,11 +44,11 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 
 from lpm.client import connection as cs
-from lpm.client import storage
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.connection import Connection
 from lpm.client.options import ConnectionOptions
+from lpm.client.transport import file_storage as storage
 from lpm.errors import (
     ConfigurationError,
     ConnectFailedError,
@@ -81,9 +81,9 @@ from lpm.protocol.types import (
 )
 
 if TYPE_CHECKING:
-    from lpm.client.dialog import Dialog
+    from lpm.client.model.dialog import Dialog
 
-log = logging.getLogger("lpm.client.websocket")
+log = logging.getLogger("lpm.client.transport.websocket")
 
 #: Close codes meaning "the token is no good" (protocol 3.5).
 AUTH_CLOSE_CODES = frozenset({4401, 4407})
@@ -1161,7 +1161,7 @@ class WebsocketConnection(Connection):
         """Subscribe to conversations matching ``query`` (Python names: ``state``, ``stage``,
         ``agent_ids``, ``consumer_id``, ``conversation_id``, ``last_update_after``,
         ``last_update_before``); the subscription is recreated after every reconnect."""
-        from lpm.client.subscriptions import ConversationSubscription, SubscriptionHost
+        from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
 
         host = cast("SubscriptionHost", self)  # the dialect subclasses complete ConnectionActions
         subscription = ConversationSubscription(
@@ -1181,7 +1181,7 @@ class WebsocketConnection(Connection):
 
     async def _restore_subscriptions(self, first: bool) -> None:
         """Create the default subscription once; recreate every subscription the server forgot."""
-        from lpm.client.subscriptions import ConversationSubscription, SubscriptionHost
+        from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
 
         wait = self.options.wait_for_first_notification or self.options.wait_for_ready
         default = self.default_subscription

@@ -24,8 +24,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from lpm.client.conversation import Conversation
-from lpm.client.skill import Skill
+from lpm.client.model.conversation import Conversation
+from lpm.client.model.skill import Skill
 from lpm.enums import DialogState
 from lpm.errors import (
     InvalidStateError,
@@ -38,12 +38,12 @@ from lpm.errors import (
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
-    from lpm.client.dialog import Dialog
+    from lpm.client.model.dialog import Dialog
     from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
 
 __all__ = ["DEFAULT_CACHE_DURATION", "ConversationCache", "HistoryLoad"]
 
-log = logging.getLogger("lpm.client.cache")
+log = logging.getLogger("lpm.client.model.cache")
 
 #: Seconds an unreferenced conversation stays cached (the Node SDK's 10 minutes).
 DEFAULT_CACHE_DURATION = 600.0

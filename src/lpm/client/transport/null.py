@@ -64,7 +64,7 @@ class NullConnection(Connection):
         if self._closed:
             return
         self._closed = True
-        from lpm.client.webhooks import close_webhooks_intake
+        from lpm.client.subscriptions.webhook_intake import close_webhooks_intake
 
         await close_webhooks_intake(self)
         self.conversations.close()

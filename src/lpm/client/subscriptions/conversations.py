@@ -48,14 +48,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
-from lpm.client.cache import HistoryLoad, _retrying
 from lpm.client.events import EventEmitter
+from lpm.client.model.cache import HistoryLoad, _retrying
 from lpm.enums import ConversationState, ParticipantState, SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
 
 if TYPE_CHECKING:
-    from lpm.client.cache import ConversationCache
-    from lpm.client.conversation import Conversation
+    from lpm.client.model.cache import ConversationCache
+    from lpm.client.model.conversation import Conversation
     from lpm.protocol.notifications import ConversationChange, ConversationInfo
 
 __all__ = [
@@ -67,7 +67,7 @@ __all__ = [
     "wire_query",
 ]
 
-log = logging.getLogger("lpm.client.subscriptions")
+log = logging.getLogger("lpm.client.subscriptions.conversations")
 
 #: A snapshot this large may be truncated by UMS (its cap is 1001; 900 because of a UMS bug).
 CONVERSATION_LIMIT_THRESHOLD = 900
