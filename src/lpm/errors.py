@@ -5,7 +5,8 @@
     LpmError
     ├── ConfigurationError (also ValueError)     bad argument / option; raised before any I/O
     ├── InvalidStateError                        operation not allowed in the object's current state
-    │   └── NoOpenDialogError                    conversation has no open dialog
+    │   ├── NoOpenDialogError                    conversation has no open dialog
+    │   └── UnsupportedActionError               the connection's transport cannot do that (``action``)
     ├── LpmConnectionError                       transport-level problems
     │   ├── NotConnectedError                    request could not be sent or queued
     │   ├── ConnectionClosedError                socket closed while a request was pending
@@ -48,6 +49,21 @@ class NoOpenDialogError(InvalidStateError):
     def __init__(self, conversation_id: str | None) -> None:
         super().__init__(f"conversation {conversation_id} has no open dialog")
         self.conversation_id = conversation_id
+
+
+class UnsupportedActionError(InvalidStateError):
+    """The connection's transport cannot do this at all (a NULL connection publishing, a REST
+    connection subscribing, a consumer answering a ring...); raised before any I/O.
+
+    ``action`` says what was attempted (``"query messages"``), ``transport`` names the connection
+    (``"a REST connection (UMS REST v1)"``); the message adds why and what to use instead.
+    """
+
+    def __init__(self, action: str, transport: str, hint: str = "") -> None:
+        message = f"cannot {action} on {transport}"
+        super().__init__(f"{message}: {hint}" if hint else message)
+        self.action = action
+        self.transport = transport
 
 
 class LpmConnectionError(LpmError):

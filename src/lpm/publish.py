@@ -30,6 +30,7 @@ import jwt as pyjwt
 
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpSettings, SslOption
+from lpm.client.transport.base import sequence_of
 from lpm.client.transport.rest import MESSAGES, path_segment, request_error, rest_request, strip_bearer
 from lpm.enums import MessageAudience, ParticipantRole
 from lpm.errors import ConfigurationError
@@ -194,10 +195,9 @@ async def publish_message(
         )
     if response.status not in (200, 201):
         raise request_error(response.status, request_type, response.body, conversation_id, dialog_id)
-    sequence = response.body.get("sequence") if isinstance(response.body, Mapping) else None
     return PublishResponse(
         status=response.status,
         headers=dict(response.headers),
         body=response.body,
-        sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+        sequence=sequence_of(response.body),
     )

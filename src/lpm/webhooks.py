@@ -15,8 +15,8 @@ What the receiver does with each ``POST`` to ``path``:
 2. answers **400** to a body that is not a JSON object;
 3. otherwise answers **200 at once** — LivePerson retries webhooks that are slow to answer, so
    processing never delays the answer — and queues the notification;
-4. processes queued notifications with
-   :func:`lpm.client.webhooks.process_webhooks_notification`, **strictly in order per
+4. processes queued notifications as
+   :meth:`~lpm.Connection.process_webhooks_notification` does, **strictly in order per
    conversation**: each conversation id has its own queue and task; different conversations are
    processed concurrently.  Errors are reported on the connection's ``error`` event.
 
@@ -38,16 +38,14 @@ import json
 import logging
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from lpm.client.connection import Connection
 from lpm.client.subscriptions.webhook_intake import process_webhooks_notification
 from lpm.errors import ConfigurationError
 from lpm.protocol.types import Notif
-
-if TYPE_CHECKING:
-    from lpm.client.connection import Connection
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -216,8 +214,6 @@ def create_app(connection: Connection, *, client_secret: str, path: str = "/webh
     ``client_secret`` is the app install's secret (it signs every webhook).  Raises
     :class:`~lpm.errors.ConfigurationError` for a missing secret or a path not starting with ``/``.
     """
-    from lpm.client.connection import Connection
-
     if not isinstance(connection, Connection):
         raise ConfigurationError("connection must be an lpm connection")
     if not isinstance(client_secret, str) or not client_secret:

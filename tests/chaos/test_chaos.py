@@ -47,7 +47,7 @@ import aiohttp
 import psutil
 
 import lpm
-from lpm.emulator import model as em
+from lpm.emulator import entities as em
 from lpm.emulator.app import Emulator
 from lpm.errors import (
     AuthenticationError,

@@ -9,6 +9,7 @@ import aiohttp
 
 import lpm
 from lpm.client.model import cache as cache_module
+from lpm.client.retry import Backoff
 from lpm.client.subscriptions.conversations import ConversationSubscription
 from lpm.client.transport.websocket import MAX_RETIRED, WebsocketConnection
 from lpm.emulator.app import Emulator
@@ -111,7 +112,7 @@ async def test_history_of_a_new_conversation_survives_a_refused_query(monkeypatc
     """A brand connection with ``get_all_messages`` used to announce a conversation without its
     history when the history query failed transiently (a 503, a timeout): the messages sent
     before the bot joined were missing from its view.  The load is now retried."""
-    monkeypatch.setattr(cache_module, "PREPARE_RETRY", (0.01, 0.01))
+    monkeypatch.setattr(cache_module, "PREPARE_RETRY", Backoff((0.01, 0.01)))
     world, _ = harness.make_world()
     fake = harness.FakeConnection(
         brand=True, user_id=harness.pid(world, harness.AGENT), agent_id=harness.AGENT_OLD
@@ -296,6 +297,6 @@ def test_dead_subscription_ids_are_remembered_within_a_bound() -> None:
     assert isinstance(conn, WebsocketConnection)
     for i in range(MAX_RETIRED + 500):
         conn.unregister_conversation_subscription(f"sub-{i}")
-    retired = conn._retired_subscriptions
-    assert len(retired) == MAX_RETIRED
-    assert f"sub-{MAX_RETIRED + 499}" in retired and "sub-0" not in retired
+    router = conn.router
+    assert sum(router.is_retired(f"sub-{i}") for i in range(MAX_RETIRED + 500)) == MAX_RETIRED
+    assert router.is_retired(f"sub-{MAX_RETIRED + 499}") and not router.is_retired("sub-0")

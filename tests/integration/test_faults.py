@@ -12,7 +12,7 @@ import pytest
 
 from lpm.emulator import control
 from lpm.emulator.app import Emulator
-from lpm.emulator.errors import Unauthorized
+from lpm.emulator.world_errors import Unauthorized
 from tests.helpers import TIMEOUT, RawSocket, login, signup
 
 ACC = "12345678"

@@ -16,8 +16,8 @@ import pytest
 
 from lpm.emulator.app import Emulator
 from lpm.emulator.config import AccountSpec, WorldSpec
-from lpm.emulator.model import AppInstall, Connector
-from lpm.emulator.tokens import ANON_ISSUER, IDP_ISSUER, IDP_KID, generate_private_key_pem
+from lpm.emulator.entities import AppInstall, Connector
+from lpm.emulator.token_issuer import ANON_ISSUER, IDP_ISSUER, IDP_KID, generate_private_key_pem
 from tests.helpers import RawSocket, login, signup
 
 ACC = "12345678"

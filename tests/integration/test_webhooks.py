@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lpm.emulator import webhooks
+from lpm.emulator import webhook_delivery
 from lpm.emulator.app import Emulator
 from tests.helpers import RawSocket, login, signup
 
@@ -102,9 +102,9 @@ async def endpoint() -> AsyncIterator[Endpoint]:
     await runner.cleanup()
 
 
-def sink(emu: Emulator) -> webhooks.WebhookSink:
+def sink(emu: Emulator) -> webhook_delivery.WebhookSink:
     assert emu.ctx is not None
-    found = webhooks.sink_of(emu.ctx)
+    found = webhook_delivery.sink_of(emu.ctx)
     assert found is not None
     return found
 

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 
 from lpm.emulator.app import Emulator
-from lpm.emulator.tokens import generate_private_key_pem
+from lpm.emulator.token_issuer import generate_private_key_pem
 
 #: One RSA key that is not the emulator's (generating one costs ~0.1 s: do it once).
 _OTHER_KEY: list[str] = []

@@ -5,12 +5,12 @@ Registered from ``tests/conftest.py``.  From ``pytest_configure`` to ``pytest_un
 * a handler on the root logger records every log record of the process, with the ``lpm`` and
   ``aiohttp`` loggers lowered to DEBUG (when nobody configured them) so their debug lines are
   produced and checked too;
-* every :class:`lpm.errors.LpmError` and emulator :class:`~lpm.emulator.errors.WorldError` is
+* every :class:`lpm.errors.LpmError` and emulator :class:`~lpm.emulator.world_errors.WorldError` is
   checked when it is *constructed* (so errors a test catches count as well), and the SDK's,
   emulator's and aiohttp's exceptions a test raises are checked with their causes (a test's own
   assertion messages may quote tokens on purpose);
 * the emulator reports each secret it issues (signed JWTs, agent bearers, csrf values, session
-  ids) through :func:`lpm.emulator.tokens.observe_issued`.
+  ids) through :func:`lpm.emulator.token_issuer.observe_issued`.
 
 Each text is checked when it appears against the default world's static secrets (passwords, app
 key secrets, the app install's client secret), the issued secrets (found by their shapes: JWTs and
@@ -209,8 +209,8 @@ class LeakCheckPlugin:
     # ------------------------------------------------------------------ install / remove
 
     def install(self) -> None:
-        from lpm.emulator.errors import WorldError
-        from lpm.emulator.tokens import observe_issued
+        from lpm.emulator.token_issuer import observe_issued
+        from lpm.emulator.world_errors import WorldError
         from lpm.errors import LpmError
 
         self._undo.append(observe_issued(self.leakcheck.add_issued))

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from lpm.emulator.app import Emulator
-from lpm.emulator.errors import WorldError
+from lpm.emulator.world_errors import WorldError
 from lpm.errors import AuthenticationError
 from tests.helpers import login, signup
 from tests.security import leakcheck

@@ -27,8 +27,8 @@ import msgspec
 from lpm.client.events import EventEmitter
 from lpm.client.model.cache import ConversationCache
 from lpm.emulator import render
-from lpm.emulator.model import AgentState, Consumer, Conversation, EventRecord, RoutingTask
-from lpm.emulator.world import Actor, World
+from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, EventRecord, RoutingTask
+from lpm.emulator.world import World
 from lpm.protocol import models as pm
 from lpm.protocol.notifications import (
     MessagingEventInfo,

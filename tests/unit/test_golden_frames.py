@@ -594,8 +594,8 @@ def test_older_v3_participants_pid_map() -> None:
 
 def test_consumer_frames_do_not_show_suggested_agents() -> None:
     from lpm.emulator import render
-    from lpm.emulator.model import Participant
-    from lpm.emulator.world import Actor, World
+    from lpm.emulator.entities import Actor, Participant
+    from lpm.emulator.world import World
     from lpm.protocol import models as pm
 
     world = World(clock=lambda: 1_700_000_000.0)

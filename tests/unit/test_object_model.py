@@ -12,8 +12,9 @@ import pytest
 
 from lpm.client.model.conversation import MAX_UPLOAD_SIZE, Conversation
 from lpm.client.subscriptions.conversations import ConversationSubscription
-from lpm.emulator.model import Conversation as WorldConversation
-from lpm.emulator.world import Actor, World
+from lpm.emulator.entities import Actor
+from lpm.emulator.entities import Conversation as WorldConversation
+from lpm.emulator.world import World
 from lpm.enums import ConversationState, DialogType, ParticipantRole, ParticipantState
 from lpm.errors import (
     ConfigurationError,

@@ -43,6 +43,25 @@ def test_errors_share_one_root() -> None:
             assert issubclass(value, lpm.errors.LpmError), name
 
 
+def test_every_error_is_exported_at_top_level() -> None:
+    errors = {
+        name: value
+        for name, value in vars(lpm.errors).items()
+        if isinstance(value, type) and issubclass(value, lpm.errors.LpmError)
+    }
+    assert "LpmError" in errors and "ConnectionClosedError" in errors and "UnsupportedActionError" in errors
+    for name, error in errors.items():
+        assert name in lpm.__all__, name
+        assert getattr(lpm, name) is error, name
+
+
+def test_unsupported_actions_are_invalid_state_errors() -> None:
+    error = lpm.UnsupportedActionError("query messages", "a NULL connection", "it has no transport")
+    assert isinstance(error, lpm.InvalidStateError)
+    assert str(error) == "cannot query messages on a NULL connection: it has no transport"
+    assert error.action == "query messages" and error.transport == "a NULL connection"
+
+
 def test_seed_constants() -> None:
     assert lpm.CLEAR_CONVERSATION_TIMEOUT == 5.0
     assert lpm.WAIT_FOR_READY_DURATION > 0

@@ -39,7 +39,6 @@ T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 #: Most specific first: the first class an error is an instance of decides its exit code.

@@ -166,7 +166,7 @@ def emulator(
         _fail(str(exc), EXIT_CONFIG)
     if spec.settings.log_frames:
         # Frames are logged at debug level; show them without turning on every debug log.
-        logging.getLogger("lpm.emulator.ws").setLevel(logging.DEBUG)
+        logging.getLogger("lpm.emulator.ws_session").setLevel(logging.DEBUG)
     try:
         asyncio.run(_serve(spec, db, as_json))
     except _StartError as exc:
@@ -200,7 +200,7 @@ async def _serve(spec: WorldSpec, db: Path | None, as_json: bool) -> None:
 async def _start(spec: WorldSpec, db: Path | None) -> Emulator:
     from lpm.emulator.app import Emulator
     from lpm.emulator.config import ConfigError
-    from lpm.emulator.store import StoreError
+    from lpm.emulator.persistence import StoreError
 
     settings = spec.settings
     emu = Emulator(spec, settings=settings, db=db)

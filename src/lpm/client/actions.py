@@ -3,7 +3,9 @@
 Conversations, dialogs, messages, subscriptions and rings never build frames or touch a socket:
 they call these methods on their connection, which implements them over its transport
 (WebSocket v2.1 for brands, v3 for consumers, UMS REST v1, Send API, or none for NULL).  Every
-method raises :class:`lpm.errors.RequestError` (or another :class:`lpm.errors.LpmError`) on failure.
+method raises :class:`lpm.errors.RequestError` (or another :class:`lpm.errors.LpmError`) on failure,
+and :class:`lpm.errors.UnsupportedActionError` before any I/O when the transport cannot do it at
+all (see :class:`lpm.client.transport.base.TransportConnection`).
 Bodies are the public wire shapes (``conversationField`` objects, publish ``event`` objects,
 ``SubscribeExConversations`` queries); the connection translates names into its own dialect.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from lpm.client.subscriptions.conversations import ConversationSubscription
+    from lpm.client.subscriptions.routing import RoutingTaskSubscription
     from lpm.protocol.notifications import MessagingEventInfo
 
 
@@ -96,14 +100,21 @@ class ConnectionActions(Protocol):
         """Stop a routing-task subscription (the server stops ringing through it)."""
         ...
 
-    def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
+    def register_conversation_subscription(
+        self, subscription: ConversationSubscription, old_id: str | None = None
+    ) -> None:
         """Route notifications of ``subscription.subscription_id`` to the subscription (and stop
         routing ``old_id``, its previous id)."""
         ...
 
     def unregister_conversation_subscription(self, subscription_id: str) -> None: ...
 
-    def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None: ...
+    def register_routing_subscription(
+        self, subscription: RoutingTaskSubscription, old_id: str | None = None
+    ) -> None:
+        """Route ring notifications of ``subscription.subscription_id`` to the subscription (and
+        stop routing ``old_id``)."""
+        ...
 
     async def update_ring_state(self, ring_id: str, ring_state: str) -> None: ...
 

@@ -25,12 +25,18 @@ from __future__ import annotations
 import logging
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from lpm.client.events import EventEmitter
+from lpm.client.model.cache import ConversationCache
 from lpm.client.options import ConnectionOptions
+from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
 from lpm.enums import ConnectionState
 from lpm.errors import InvalidStateError
+
+if TYPE_CHECKING:
+    from lpm.client.actions import ConnectionActions
+    from lpm.client.model.conversation import Conversation
 
 log = logging.getLogger("lpm.client.connection")
 
@@ -57,7 +63,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class Connection(EventEmitter):
-    """Base of every connection type (WebSocket, REST, Send API, NULL)."""
+    """Base of every connection type (WebSocket, REST, Send API, NULL).
+
+    Owns the conversation cache and the webhooks intake; the object model's interface
+    (:class:`~lpm.client.actions.ConnectionActions`) is implemented by
+    :class:`~lpm.client.transport.base.TransportConnection` and the transports.
+    """
 
     def __init__(self, options: ConnectionOptions, *, initial_state: str = INITIAL) -> None:
         super().__init__()
@@ -69,14 +80,17 @@ class Connection(EventEmitter):
         self.connection_id = str(uuid.uuid4())
         self._state = initial_state
         self._error_sink = self.report_error
-        # Imported lazily: the object model imports the connection's interface, not the reverse.
-        from lpm.client.model.cache import ConversationCache
-
         #: The conversations this connection knows (see :meth:`get_conversation_by_id`).
-        self.conversations = ConversationCache(
-            self,  # type: ignore[arg-type]  # subclasses implement ConnectionActions
-            cache_duration=options.conversations_cache_duration,
-            get_all_messages=options.get_all_messages,
+        self.conversations: ConversationCache = self._new_conversation_cache()
+        self._webhooks_intake: WebhooksIntake | None = None
+
+    def _new_conversation_cache(self) -> ConversationCache:
+        """The cache :attr:`conversations` starts with (a subclass may filter what it keeps)."""
+        return ConversationCache(
+            # Every concrete connection implements the object model's interface.
+            cast("ConnectionActions", self),
+            cache_duration=self.options.conversations_cache_duration,
+            get_all_messages=self.options.get_all_messages,
         )
 
     def __repr__(self) -> str:
@@ -109,26 +123,44 @@ class Connection(EventEmitter):
 
     # ---------------------------------------------------------------- conversations
 
-    def load_conversation(self, serialized: str) -> Any:
+    def load_conversation(self, serialized: str) -> Conversation:
         """Rebuild a conversation from :meth:`Conversation.serialize` output and cache it
         (stateless bots); release it with ``conversation.unload()``."""
         return self.conversations.load_conversation(serialized)
 
-    def get_conversation_by_id(self, conversation_id: str) -> Any:
-        """The cached :class:`~lpm.client.conversation.Conversation`, or None."""
+    def get_conversation_by_id(self, conversation_id: str) -> Conversation | None:
+        """The cached :class:`~lpm.client.model.conversation.Conversation`, or None."""
         return self.conversations.get(conversation_id)
 
-    def get_all_known_conversations(self) -> list[Any]:
+    def get_all_known_conversations(self) -> list[Conversation]:
         """Every conversation this connection currently holds."""
         return list(self.conversations.all())
+
+    # ---------------------------------------------------------------- webhooks
+
+    @property
+    def webhooks_intake(self) -> WebhooksIntake:
+        """The feed of this connection's ``cqm.ExConversationChangeNotification`` webhooks
+        (created on first use; see :mod:`lpm.client.subscriptions.webhook_intake`)."""
+        if self._webhooks_intake is None:
+            self._webhooks_intake = self._new_webhooks_intake()
+        return self._webhooks_intake
+
+    def _new_webhooks_intake(self) -> WebhooksIntake:
+        """The intake :attr:`webhooks_intake` creates (a subclass may filter what it takes)."""
+        return WebhooksIntake(self)
 
     async def process_webhooks_notification(self, notification: Any) -> None:
         """Apply one webhook payload (``{"wsNotificationMsg": {"type", "body"}}``, a dict or its JSON
         text) to this connection's objects; see :mod:`lpm.client.subscriptions.webhook_intake`
-        (NULL and REST connections)."""
-        from lpm.client.subscriptions.webhook_intake import process_webhooks_notification
-
+        (NULL, REST and Send API connections)."""
         await process_webhooks_notification(self, notification)
+
+    async def _release_conversations(self) -> None:
+        """Close the webhooks intake (if it was created) and the cache's expiry timers."""
+        if self._webhooks_intake is not None:
+            await self._webhooks_intake.close()
+        self.conversations.close()
 
     # ---------------------------------------------------------------- lifecycle (subclasses)
 
@@ -140,7 +172,7 @@ class Connection(EventEmitter):
         """Close the connection for good (a no-op when it is already closed)."""
         raise NotImplementedError
 
-    async def __aenter__(self) -> Connection:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

@@ -6,6 +6,11 @@ from typing import Any
 
 from lpm.client.connection import Connection
 from lpm.client.options import OPTION_NAMES, ConnectionOptions, validate_options
+from lpm.client.transport.brand import BrandWebsocketConnection
+from lpm.client.transport.consumer import ConsumerWebsocketConnection
+from lpm.client.transport.null import NullConnection
+from lpm.client.transport.rest import BrandRestConnection
+from lpm.client.transport.send_api import ConsumerSendApiConnection
 from lpm.errors import ConfigurationError
 
 USER_TYPES = ("consumer", "brand")
@@ -42,21 +47,13 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
     )
     if kind == "null":
         # Any user type: no transport, conversations are fed by webhooks.
-        from lpm.client.transport.null import NullConnection
-
         return NullConnection(opts)
     if kind == "ws":
         if user == "brand":
-            from lpm.client.transport.brand import BrandWebsocketConnection
-
             return BrandWebsocketConnection(opts)
-        from lpm.client.transport.consumer import ConsumerWebsocketConnection
-
         return ConsumerWebsocketConnection(opts)
     if kind == "rest":
         if user == "brand":
-            from lpm.client.transport.rest import BrandRestConnection
-
             return BrandRestConnection(opts)
         raise ConfigurationError(
             "Unsupported connection_type 'rest' for user_type 'consumer': UMS REST v1 is a brand API; "
@@ -64,8 +61,6 @@ def create_connection(*, account_id: str, user_type: str, **options: Any) -> Con
         )
     # sendapi: the connector Send API acts for a consumer only.
     if user == "consumer":
-        from lpm.client.transport.send_api import ConsumerSendApiConnection
-
         return ConsumerSendApiConnection(opts)
     raise ConfigurationError(
         "Unsupported connection_type 'sendapi' for user_type 'brand': the Send API is a consumer API "

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lpm.client.retry import Backoff
 from lpm.errors import ConfigurationError
 
 #: Reconnect schedule (seconds) of the Node SDK; the last value repeats forever.
@@ -79,6 +80,10 @@ class ConnectionOptions:
     request_queue_timeout: float = 60.0
     wait_to_reconnect: float = 2.0
     conversations_cache_duration: float = 600.0
+    #: Accepted (and validated) for compatibility with the Node SDK's ``ringConversationTimeout``,
+    #: but unused: its meaning there is undocumented.  ``Ring.accept()`` returns once UMS has
+    #: accepted the ring; the conversation then arrives through the conversation subscription
+    #: (wait for it with ``conn.wait_for("conversation", ...)``).
     ring_conversation_timeout: float = 30.0
     agent_id: str | None = None
     csds_domain: str = "adminlogin.liveperson.net"
@@ -104,11 +109,16 @@ class ConnectionOptions:
         return f"ConnectionOptions({', '.join(parts)})"
 
     def schedule(self) -> tuple[float, ...]:
+        """Seconds between reconnect attempts, the last value repeating forever."""
         if self.reconnect_schedule is not None:
             return self.reconnect_schedule
         return (
             EXTENDED_RECONNECT_SCHEDULE if self.use_extended_reconnect_schedule else SHORT_RECONNECT_SCHEDULE
         )
+
+    def reconnect_backoff(self) -> Backoff:
+        """:meth:`schedule` as the :class:`~lpm.client.retry.Backoff` of reconnect attempts."""
+        return Backoff(self.schedule())
 
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ConnectionOptions))

@@ -27,10 +27,11 @@ from lpm.emulator.context import Context
 from lpm.emulator.faults import Faults
 from lpm.emulator.hub import Hub
 from lpm.emulator.tls import EmulatorTLS
-from lpm.emulator.tokens import TokenService, generate_private_key_pem, public_key_pem
+from lpm.emulator.token_issuer import TokenService, generate_private_key_pem, public_key_pem
 from lpm.emulator.world import World
+from lpm.emulator.ws_session import Session
 
-log = logging.getLogger("lpm.emulator")
+log = logging.getLogger(__name__)
 
 RouteHandler = Callable[[Context, web.Request], Awaitable[web.StreamResponse]]
 #: Paths whose HTTP faults are armed under a target name (see lpm.emulator.faults).
@@ -177,7 +178,7 @@ class Emulator:
         """Build the world (or load it from ``db``), listen, and return self (``async with`` calls it)."""
         signing_key: str | None = None
         if self.db_path is not None:
-            from lpm.emulator.store import SqliteStore
+            from lpm.emulator.persistence import SqliteStore
 
             self._store = SqliteStore(self.db_path)
             signing_key = self._store.get_meta("idp-signing-key")
@@ -189,7 +190,7 @@ class Emulator:
             self._store.load_into(self.world)
             self.world.store = self._store
             self._reroute_waiting()
-        hub = Hub(self.world)
+        hub: Hub[Session] = Hub(self.world)
         self.world.sinks.append(hub)
         faults = Faults(enabled=self.settings.faults)
         self.ctx = Context(settings=self.settings, world=self.world, hub=hub, tokens=tokens, faults=faults)

@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from lpm.emulator.entities import Actor
 from lpm.emulator.http_common import json_response
-from lpm.emulator.world import Actor
 from lpm.protocol import models as pm
 from lpm.protocol.frames import FrameError, decode_json
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
-    from lpm.emulator.model import User
+    from lpm.emulator.entities import User
 
 PREFIX = "/_emulator/bench"
 #: Upper bounds that keep a typo from exhausting memory.

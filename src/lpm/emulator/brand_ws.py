@@ -12,7 +12,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from lpm.emulator.context import Context
-from lpm.emulator.world import Actor
+from lpm.emulator.entities import Actor
 from lpm.emulator.ws_handlers import HANDLERS
 from lpm.emulator.ws_session import Session
 from lpm.protocol.types import BRAND_REQUESTS, Dialect

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from lpm.emulator.model import AppInstall, Connector, Skill, User
+from lpm.emulator.entities import AppInstall, Connector, Skill, User
 
 if TYPE_CHECKING:
     from lpm.emulator.world import World

@@ -18,8 +18,8 @@ from aiohttp import web
 
 from lpm.emulator import control
 from lpm.emulator.context import Context
-from lpm.emulator.errors import Unauthorized, WorldError
-from lpm.emulator.world import Actor
+from lpm.emulator.entities import Actor
+from lpm.emulator.world_errors import Unauthorized, WorldError
 from lpm.emulator.ws_handlers import HANDLERS
 from lpm.emulator.ws_session import CLOSE_AUTH, Handler, Session
 from lpm.protocol import frames

@@ -7,18 +7,19 @@ from typing import TYPE_CHECKING
 
 from lpm.emulator.config import Settings
 from lpm.emulator.hub import Hub
-from lpm.emulator.tokens import TokenService
+from lpm.emulator.token_issuer import TokenService
 from lpm.emulator.world import World
 
 if TYPE_CHECKING:
     from lpm.emulator.faults import Faults
+    from lpm.emulator.ws_session import Session
 
 
 @dataclass(slots=True)
 class Context:
     settings: Settings
     world: World
-    hub: Hub
+    hub: Hub[Session]
     tokens: TokenService
     faults: Faults
     #: ``host:port`` clients use to reach this emulator (what CSDS answers).

@@ -81,11 +81,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from lpm.emulator import model as m
-from lpm.emulator.errors import Unauthorized
+from lpm.emulator import entities as m
 from lpm.emulator.faults import RequestFault
 from lpm.emulator.http_common import json_response
-from lpm.emulator.routing import WAITING
+from lpm.emulator.ring_routing import WAITING
+from lpm.emulator.world_errors import Unauthorized
 from lpm.protocol.frames import FrameError, decode_json
 
 if TYPE_CHECKING:

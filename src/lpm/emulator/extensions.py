@@ -23,9 +23,9 @@ Route = tuple[str, str, Callable[["Context", web.Request], Awaitable[web.StreamR
 
 FACE_MODULES: list[str] = [
     "lpm.emulator.http_idp",
-    "lpm.emulator.send_api",
+    "lpm.emulator.http_send_api",
     "lpm.emulator.rest_v1",
-    "lpm.emulator.webhooks",
+    "lpm.emulator.webhook_delivery",
     "lpm.emulator.control",
     "lpm.emulator.bench_api",
 ]

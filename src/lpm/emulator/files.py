@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from lpm.emulator.errors import BadRequest, Forbidden, PayloadTooLarge
+from lpm.emulator.world_errors import BadRequest, Forbidden, PayloadTooLarge
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
-    from lpm.emulator.world import Actor
+    from lpm.emulator.entities import Actor
 
 UPLOAD_TYPES = frozenset({"JPG", "JPEG", "PNG", "GIF"})
 PATH_PREFIX = "/v1/AUTH_async-images"

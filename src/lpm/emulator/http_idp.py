@@ -75,13 +75,12 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from lpm.emulator import tokens as tk
+from lpm.emulator import token_issuer as tk
 from lpm.emulator.context import Context
-from lpm.emulator.errors import Unauthorized, WorldError
+from lpm.emulator.entities import Account, Connector
 from lpm.emulator.extensions import Route
 from lpm.emulator.http_common import json_response
-from lpm.emulator.model import Connector
-from lpm.emulator.world import Account
+from lpm.emulator.world_errors import Unauthorized, WorldError
 from lpm.protocol.frames import FrameError, decode_json, encode
 from lpm.protocol.models import as_list
 
@@ -187,7 +186,7 @@ def _string(body: dict[str, Any], name: str, *, required: bool = True) -> str | 
 
 
 def _token_error(exc: Unauthorized, what: str) -> IdpError:
-    # tokens.py words expiry as "... expired"; everything else is an invalid token.
+    # token_issuer.py words expiry as "... expired"; everything else is an invalid token.
     if "expired" in exc.message:
         return IdpError(401, TOKEN_EXPIRED, f"{what} expired")
     return IdpError(401, INVALID_TOKEN, f"{what} is invalid ({exc.message})")

@@ -17,10 +17,9 @@ import hmac
 from aiohttp import web
 
 from lpm.emulator.context import Context
+from lpm.emulator.entities import Account, AgentSession, User
 from lpm.emulator.http_common import agentvep_error, json_response, read_json
 from lpm.emulator.http_csds import SERVICES
-from lpm.emulator.model import AgentSession, User
-from lpm.emulator.world import Account
 
 COOKIE = "Session_id"
 _KEY_FIELDS = ("appKey", "secret", "accessToken", "accessTokenSecret")

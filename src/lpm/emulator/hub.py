@@ -1,6 +1,6 @@
 """Fan-out of world changes to live WebSocket sessions, with each session's subscriptions.
 
-The hub is a :class:`~lpm.emulator.world.WorldSink`.  It indexes sessions by consumer and by
+The hub is a :class:`~lpm.emulator.sinks.WorldSink`.  It indexes sessions by consumer and by
 agent so a change reaches only the sockets that may see it:
 
 * ExConversation subscriptions get an UPSERT (complete state) when a conversation matches their
@@ -10,24 +10,26 @@ agent so a change reaches only the sockets that may see it:
   to every brand socket of an agent taking part in the conversation, without a subscription.
 * Routing-task changes go to the rung agents' routing subscriptions; agent-state changes to
   agent-state subscriptions.
+
+The hub needs little of a socket session: :class:`SocketSession` says what (its identity, its
+subscriptions, queueing a notification, closing).  :class:`~lpm.emulator.ws_session.Session`
+provides it; tests may pass anything else that does.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from lpm.emulator import model as m
+from lpm.emulator import entities as m
 from lpm.emulator import render
-from lpm.emulator.model import AgentState, Consumer, Conversation, EventRecord, RoutingTask
+from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, EventRecord, RoutingTask
+from lpm.emulator.ring_routing import WAITING
 from lpm.emulator.world import World
 from lpm.protocol import models as pm
 from lpm.protocol.types import Notif
-
-if TYPE_CHECKING:
-    from lpm.emulator.ws_session import Session
 
 
 @dataclass(slots=True)
@@ -83,23 +85,64 @@ class AgentStateSubscription:
     availability: str | None = None
 
 
-class Hub:
+class SocketSession(Protocol):
+    """What the hub needs of one socket session."""
+
+    #: Who is on the socket (None: not authenticated yet).
+    @property
+    def actor(self) -> Actor | None: ...
+
+    #: Brand dialect (v2.1 raw shapes) rather than consumer (v3).
+    @property
+    def brand(self) -> bool: ...
+
+    #: The session's subscriptions by id; the hub adds to and reads them.
+    @property
+    def conv_subs(self) -> dict[str, ConversationSubscription]: ...
+
+    @property
+    def dialog_subs(self) -> set[str]: ...
+
+    @property
+    def routing_subs(self) -> dict[str, RoutingSubscription]: ...
+
+    @property
+    def agent_state_subs(self) -> dict[str, AgentStateSubscription]: ...
+
+    #: Epoch seconds when the identity expires (None: never), read when it is needed.
+    @property
+    def expires_at(self) -> Callable[[], float | None]: ...
+
+    def notify(self, notif: Notif, body: Any) -> None:
+        """Queue a notification (never blocks)."""
+
+    def close_with(self, code: int, reason: str = "") -> None:
+        """Close the socket with ``code`` once what is queued has been written."""
+
+    def auth_close_code(self) -> int:
+        """The close code of an expired identity (4401 or 4407)."""
+
+
+S = TypeVar("S", bound=SocketSession)
+
+
+class Hub(Generic[S]):
     """Routes committed world changes to sessions."""
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.sessions: set[Session] = set()
-        self._by_consumer: dict[tuple[str, str], set[Session]] = {}
-        self._by_agent: dict[tuple[str, str], set[Session]] = {}
-        self._by_account: dict[str, set[Session]] = {}
+        self.sessions: set[S] = set()
+        self._by_consumer: dict[tuple[str, str], set[S]] = {}
+        self._by_agent: dict[tuple[str, str], set[S]] = {}
+        self._by_account: dict[str, set[S]] = {}
         # Brand sessions only: a conversation change concerns every brand session of the account
         # but only its own consumer's sessions, and walking every consumer socket of the account
         # on each change made a busy account quadratic.
-        self._brand_by_account: dict[str, set[Session]] = {}
+        self._brand_by_account: dict[str, set[S]] = {}
 
     # ---------------------------------------------------------------- registration
 
-    def attach(self, session: Session) -> None:
+    def attach(self, session: S) -> None:
         actor = session.actor
         assert actor is not None
         self.sessions.add(session)
@@ -109,7 +152,7 @@ class Hub:
         if not actor.is_consumer:
             self._brand_by_account.setdefault(actor.account_id, set()).add(session)
 
-    def detach(self, session: Session) -> None:
+    def detach(self, session: S) -> None:
         actor = session.actor
         self.sessions.discard(session)
         if actor is None:
@@ -131,22 +174,13 @@ class Hub:
             self.world.routing_subscription(actor.account_id, actor.id, -len(session.routing_subs))
             session.routing_subs.clear()
 
-    def rekey_consumer(self, account_id: str, old_id: str, new_id: str) -> None:
-        """Step-up: sockets of the old consumer identity now belong to the new one."""
-        peers = self._by_consumer.pop((account_id, old_id), set())
-        if peers:
-            self._by_consumer.setdefault((account_id, new_id), set()).update(peers)
-
-    def sessions_of_account(self, account_id: str) -> Iterable[Session]:
+    def sessions_of_account(self, account_id: str) -> Iterable[S]:
         return list(self._by_account.get(account_id, ()))
-
-    def agent_sessions(self, account_id: str, user_id: str) -> Iterable[Session]:
-        return self._by_agent.get((account_id, user_id), ())
 
     # ---------------------------------------------------------------- subscriptions
 
     def subscribe_conversations(
-        self, session: Session, body: pm.SubscribeExConversationsBody
+        self, session: S, body: pm.SubscribeExConversationsBody
     ) -> ConversationSubscription:
         actor = session.actor
         assert actor is not None
@@ -174,7 +208,7 @@ class Hub:
         session.conv_subs[sub.subscription_id] = sub
         return sub
 
-    def snapshot(self, session: Session, sub: ConversationSubscription, limit: int) -> None:
+    def snapshot(self, session: S, sub: ConversationSubscription, limit: int) -> None:
         """Send the subscription's first notification: the matching conversations, most recent
         ``limit`` of them in ascending update order (``changes`` may be empty)."""
         actor = session.actor
@@ -198,7 +232,7 @@ class Hub:
             Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": changes}
         )
 
-    def _readable(self, session: Session, conv: Conversation, result: dict[str, Any]) -> dict[str, Any]:
+    def _readable(self, session: S, conv: Conversation, result: dict[str, Any]) -> dict[str, Any]:
         """``result`` as ``session`` may see it: an agent who is neither a manager nor a
         participant sees the conversation's metadata but not its last message (non-participants
         may not read a conversation; docs/emulator.md "Roles")."""
@@ -214,7 +248,7 @@ class Hub:
 
     # ---------------------------------------------------------------- WorldSink
 
-    def _conversation_audience(self, conv: Conversation) -> list[Session]:
+    def _conversation_audience(self, conv: Conversation) -> list[S]:
         """The sessions a change of ``conv`` may concern: the account's brand sessions, the
         consumer's, and after a step-up those of the identity it stepped up from (which must
         forget the conversation)."""
@@ -257,7 +291,7 @@ class Hub:
                     Notif.EX_CONVERSATION_CHANGE, {"subscriptionId": sub.subscription_id, "changes": [change]}
                 )
 
-    def _drop_from_subscriptions(self, session: Session, conv: Conversation) -> None:
+    def _drop_from_subscriptions(self, session: S, conv: Conversation) -> None:
         for sub in session.conv_subs.values():
             if conv.conv_id in sub.known:
                 sub.known.discard(conv.conv_id)
@@ -313,13 +347,13 @@ class Hub:
                             },
                         )
 
-    def send_routing_snapshot(self, session: Session, sub: RoutingSubscription) -> None:
+    def send_routing_snapshot(self, session: S, sub: RoutingSubscription) -> None:
         actor = session.actor
         assert actor is not None
         acc = self.world.account(actor.account_id)
         changes = []
         for task in acc.tasks.values():
-            if sub.matches(task) and any(r.user_id == actor.id and r.state == "WAITING" for r in task.rings):
+            if sub.matches(task) and any(r.user_id == actor.id and r.state == WAITING for r in task.rings):
                 changes.append({"type": "UPSERT", "result": render.routing_task_result(acc, task, actor.id)})
         session.notify(Notif.ROUTING_TASK, {"subscriptionId": sub.subscription_id, "changes": changes})
 
@@ -333,7 +367,7 @@ class Hub:
                     continue
                 self._send_agent_state(session, sub, acc, user_id, state)
 
-    def send_agent_state(self, session: Session, sub: AgentStateSubscription) -> None:
+    def send_agent_state(self, session: S, sub: AgentStateSubscription) -> None:
         actor = session.actor
         assert actor is not None
         acc = self.world.account(actor.account_id)
@@ -344,7 +378,7 @@ class Hub:
             )
 
     def _send_agent_state(
-        self, session: Session, sub: AgentStateSubscription, acc: Any, user_id: str, state: AgentState
+        self, session: S, sub: AgentStateSubscription, acc: Any, user_id: str, state: AgentState
     ) -> None:
         result = render.agent_state_result(acc, user_id, state)
         session.notify(

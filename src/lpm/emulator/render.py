@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lpm.emulator import model as m
-from lpm.emulator.model import Conversation, Dialog, EventRecord, RoutingTask
-from lpm.emulator.world import Account, World
+from lpm.emulator import entities as m
+from lpm.emulator.entities import Account, Conversation, Dialog, EventRecord, RoutingTask
+from lpm.emulator.world import World
 
 
 def _agent_ids(acc: Account, participant_id: str, role: str) -> tuple[str, str]:

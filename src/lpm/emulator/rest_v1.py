@@ -91,6 +91,10 @@ Errors are JSON ``{"code": <HTTP status>, "message": "<why>"}``: 400 malformed J
 query, Brand-ID problems, refused operations (e.g. a closed dialog); 401 authentication; 403 not a
 participant / not allowed; 404 unknown conversation, dialog or participant; 412/428 as above; 413
 file too large.
+
+The module is one piece (over 600 lines, a sixth of them this reference): it is one face whose
+handlers share the authentication, Brand-ID, ETag and error helpers, and each handler is a thin
+mapping onto one world operation.
 """
 
 from __future__ import annotations
@@ -104,12 +108,11 @@ import jwt
 import msgspec
 from aiohttp import web
 
+from lpm.emulator import entities as m
 from lpm.emulator import files, render
-from lpm.emulator import model as m
-from lpm.emulator.errors import BadRequest, NotFound, Unauthorized, WorldError
+from lpm.emulator.entities import Account, Actor, Conversation, Dialog, EventRecord, Participant
 from lpm.emulator.http_common import json_response
-from lpm.emulator.model import Conversation, Dialog, EventRecord, Participant
-from lpm.emulator.world import Account, Actor
+from lpm.emulator.world_errors import BadRequest, NotFound, Unauthorized, WorldError
 from lpm.protocol import models as pm
 from lpm.protocol.frames import FrameError, decode_json, encode
 

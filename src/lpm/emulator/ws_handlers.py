@@ -1,7 +1,7 @@
 """Request handlers shared by both WebSocket dialects.
 
 Each handler takes the session and the request frame and returns the response body; errors are
-raised (:class:`~lpm.emulator.errors.WorldError`, :class:`~lpm.protocol.models.BodyError`) and
+raised (:class:`~lpm.emulator.world_errors.WorldError`, :class:`~lpm.protocol.models.BodyError`) and
 turned into error responses by the session.  Where the dialects differ (QueryMessages arrays,
 raw brand shapes) the handler asks ``session.brand``.
 """
@@ -12,8 +12,8 @@ import uuid
 from typing import Any
 
 from lpm.emulator import files, render
-from lpm.emulator.errors import BadRequest, Forbidden, NotFound
 from lpm.emulator.hub import AgentStateSubscription, RoutingSubscription
+from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
 from lpm.emulator.ws_session import Handler, Session
 from lpm.protocol import frames
 from lpm.protocol import models as pm

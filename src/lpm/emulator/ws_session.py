@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from lpm.emulator.errors import WorldError
-from lpm.emulator.world import Actor
+from lpm.emulator.entities import Actor
+from lpm.emulator.world_errors import WorldError
 from lpm.protocol import frames
 from lpm.protocol.models import BodyError
 from lpm.protocol.types import (
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from lpm.emulator.context import Context
     from lpm.emulator.hub import AgentStateSubscription, ConversationSubscription, RoutingSubscription
 
-log = logging.getLogger("lpm.emulator.ws")
+log = logging.getLogger(__name__)
 
 #: Close codes (protocol 3.5).
 CLOSE_AUTH = 4401

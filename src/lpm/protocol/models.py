@@ -64,7 +64,6 @@ class AcceptStatusEvent(_Body, tag="AcceptStatusEvent", tag_field="type"):
 MessagingEvent = ContentEvent | RichContentEvent | ChatStateEvent | AcceptStatusEvent
 
 CHAT_STATES = frozenset({"ACTIVE", "INACTIVE", "GONE", "COMPOSING", "PAUSE", "BACKGROUND"})
-ACCEPT_STATUSES = frozenset({"ACCEPT", "READ", "ACCESS", "NACK", "ACTION", "VIEWED"})
 MESSAGE_AUDIENCES = frozenset({"ALL", "AGENTS_AND_MANAGERS"})
 
 

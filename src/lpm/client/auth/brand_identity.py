@@ -9,7 +9,14 @@ from typing import Any
 class BrandIdentity:
     """Mixin for brand connections; the class sets ``token_maintainer``."""
 
+    #: The agent's login and token keeper (a :class:`~lpm.client.auth.tokens.TokenMaintainer`, a
+    #: :class:`~lpm.client.auth.tokens.StaticTokenMaintainer`, or the ``token_maintainer`` option).
     token_maintainer: Any
+
+    @property
+    def is_brand(self) -> bool:
+        """Always True: an agent, bot or manager."""
+        return True
 
     @property
     def agent_id(self) -> str | None:

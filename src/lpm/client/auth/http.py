@@ -14,9 +14,10 @@ chained with ``raise ... from`` and never an aiohttp exception.  Messages name t
 URL *without* its query string, plus the server's own error text, with secrets redacted.
 
 Retry policy (LivePerson's recommendation): a 429 is retried after at least one second, honouring
-``Retry-After``, and a login after at least five; retries are bounded by :class:`RetryPolicy`,
-which tests shrink.  Nothing else is retried here: the calls are POSTs that are not idempotent,
-and the token maintainer has its own (long) schedule for logins.
+``Retry-After``, and a login after at least five; the retries run through
+:func:`lpm.client.retry.retry`, bounded by :class:`RetryPolicy` (which tests shrink).  Nothing
+else is retried here: the calls are POSTs that are not idempotent, and the token maintainer has its own (long)
+schedule for logins.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, TypeAlias
 import aiohttp
 from yarl import URL
 
+from lpm.client.retry import Backoff, retry
 from lpm.errors import AuthenticationError, ConfigurationError, HttpError
 
 log = logging.getLogger("lpm.client.auth.http")
@@ -99,8 +101,24 @@ class RetryPolicy:
 
     def wait(self, retry_after: float | None, *, login: bool) -> float:
         """Seconds to wait before retrying a 429 that announced ``retry_after`` (or None)."""
-        floor = self.login_min_wait if login else self.min_wait
+        floor = self.backoff(login=login).delay(0)
         return min(max(retry_after or 0.0, floor), self.max_wait)
+
+    def backoff(self, *, login: bool) -> Backoff:
+        """The least wait before a 429 is retried (``Retry-After`` may ask for more)."""
+        return Backoff((self.login_min_wait if login else self.min_wait,))
+
+
+class _Throttled(Exception):
+    """A 429 answer, raised inside :meth:`HttpSettings.request` to have it retried."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__("HTTP 429")
+        self.response = response
+
+
+def _throttled(exc: BaseException) -> bool:
+    return isinstance(exc, _Throttled)
 
 
 @dataclass(slots=True)
@@ -214,7 +232,6 @@ class HttpSettings:
         self._csds_host: str | None = None
         if csds_domain:
             self.tls, self._csds_host = _parse_csds_domain(csds_domain)
-        self._ssl_option = ssl
         self.ssl: ssllib.SSLContext | bool = _ssl_param(ssl)
         self._shared_session = session
         self._own_session: aiohttp.ClientSession | None = None
@@ -308,8 +325,8 @@ class HttpSettings:
         if headers:
             send_headers.update(headers)
         session = await self.client_session()
-        retries = 0
-        while True:
+
+        async def send_once() -> HttpResponse:
             response = await self._send(
                 session,
                 method,
@@ -323,13 +340,34 @@ class HttpSettings:
                 label=label,
                 secrets=secret_values,
             )
-            if response.status == 429 and 429 not in expected and retries < self.retry.max_retries:
-                retries += 1
-                wait = self.retry.wait(_retry_after(response.headers.get("Retry-After")), login=login)
-                log.info("%s: HTTP 429, retry %d in %.3g s", label, retries, wait)
-                await asyncio.sleep(wait)
-                continue
-            break
+            if response.status == 429 and 429 not in expected:
+                raise _Throttled(response)
+            return response
+
+        policy = self.retry
+        pause = 0.0
+
+        def throttled(exc: BaseException, attempt: int, floor: float) -> None:
+            nonlocal pause
+            headers = exc.response.headers if isinstance(exc, _Throttled) else {}
+            # At least the back-off's floor; more when ``Retry-After`` asks for it (capped).
+            pause = policy.wait(_retry_after(headers.get("Retry-After")), login=login)
+            log.info("%s: HTTP 429, retry %d in %.3g s", label, attempt, pause)
+
+        async def wait_out(_floor: float) -> None:
+            await asyncio.sleep(pause)
+
+        try:
+            response = await retry(
+                send_once,
+                backoff=policy.backoff(login=login),
+                is_retryable=_throttled,
+                on_retry=throttled,
+                max_attempts=policy.max_retries + 1,
+                sleep=wait_out,
+            )
+        except _Throttled as exc:  # still throttled after the last retry
+            response = exc.response
         if response.status in expected:
             return response
         detail = server_message(response.body)

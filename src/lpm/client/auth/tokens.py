@@ -17,10 +17,24 @@
 * :meth:`~TokenMaintainer.stop` cancels every task it owns, removes all listeners (as the Node SDK
   does) and, on request, logs the session out.
 
-Events (payloads are dicts; times are epoch seconds): ``error`` (the exception),
-``refresh-token`` ``{agent_id}``, ``token-invalid`` ``{source}``, ``token-regenerated``
+Events (:class:`TokenEvent`; payloads are dicts; times are epoch seconds): ``error`` (the
+exception), ``refresh-token`` ``{agent_id}``, ``token-invalid`` ``{source}``, ``token-regenerated``
 ``{agent_id}``, ``generate-token-wait`` ``{seconds}``, ``getAgentToken#request`` ``{start}`` and
 ``getAgentToken#response`` ``{start, end}``.
+
+The maintainer's life cycle is one table, :data:`TOKEN_MAINTAINER` (the public ``state`` is
+INITIAL, STARTED -- any of LOGGING_IN, VALID, REGENERATING, FAILED -- or STOPPED)::
+
+    INITIAL | STOPPED        --start-->               LOGGING_IN
+    LOGGING_IN               --logged in-->           VALID
+    LOGGING_IN | VALID       --start aborted-->       INITIAL    (start() raised or was cancelled)
+    VALID | FAILED           --token invalid-->       REGENERATING
+    LOGGING_IN               --token invalid-->       REGENERATING  (reported as the start failed)
+    REGENERATING             --regenerated-->         VALID
+    REGENERATING             --regeneration failed--> FAILED     (get_token() raises the error)
+    any                      --stop-->                STOPPED
+
+A refresh that succeeds or fails transiently keeps VALID; one answered 401 is ``token invalid``.
 
 :class:`StaticTokenMaintainer` serves a caller-supplied bearer (the ``token`` option of a brand
 REST connection): no login and no refresh.  :class:`TokenMaintainerProtocol` is the contract a
@@ -43,6 +57,8 @@ from lpm.client.auth.csds import CSDS, CSDSCache, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.events import EventEmitter
 from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE, ConnectionOptions
+from lpm.client.retry import Backoff, retry
+from lpm.client.state_table import StateTable
 from lpm.errors import AuthenticationError, ConfigurationError, InvalidStateError, LpmError
 
 log = logging.getLogger("lpm.client.auth.tokens")
@@ -62,6 +78,90 @@ class MaintainerState(enum.StrEnum):
     INITIAL = "INITIAL"
     STARTED = "STARTED"
     STOPPED = "STOPPED"
+
+
+class TokenState(enum.StrEnum):
+    """What a :class:`TokenMaintainer` is doing (finer than :class:`MaintainerState`)."""
+
+    #: Never started, or the last start failed.
+    INITIAL = "initial"
+    #: start(): the first login (or the refresh of a given session) is under way.
+    LOGGING_IN = "logging in"
+    #: A session; refreshed every ``refresh_interval``.
+    VALID = "valid"
+    #: The bearer was refused: logging in again (retried on the schedule).
+    REGENERATING = "regenerating"
+    #: A regeneration could not succeed (no credentials...): ``get_token()`` raises its error
+    #: until the next ``on_token_invalid()``.
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class TokenTrigger(enum.StrEnum):
+    """What moves a token maintainer from one state to another."""
+
+    START = "start"
+    LOGGED_IN = "logged in"
+    START_ABORTED = "start aborted"
+    TOKEN_INVALID = "token invalid"
+    REGENERATED = "regenerated"
+    REGENERATION_FAILED = "regeneration failed"
+    STOP = "stop"
+
+
+class TokenEvent(enum.StrEnum):
+    """The events of the token maintainers (the Node SDK's names)."""
+
+    ERROR = "error"
+    REFRESH_TOKEN = "refresh-token"
+    TOKEN_INVALID = "token-invalid"
+    TOKEN_REGENERATED = "token-regenerated"
+    GENERATE_TOKEN_WAIT = "generate-token-wait"
+    GET_AGENT_TOKEN_REQUEST = "getAgentToken#request"
+    GET_AGENT_TOKEN_RESPONSE = "getAgentToken#response"
+
+
+_TS = TokenState
+_TT = TokenTrigger
+
+#: The life cycle of a :class:`TokenMaintainer` (see the module docstring).
+TOKEN_MAINTAINER: StateTable[TokenState, TokenTrigger] = StateTable(
+    "token maintainer",
+    {
+        (_TS.INITIAL, _TT.START): _TS.LOGGING_IN,
+        (_TS.STOPPED, _TT.START): _TS.LOGGING_IN,
+        (_TS.LOGGING_IN, _TT.LOGGED_IN): _TS.VALID,
+        (_TS.LOGGING_IN, _TT.START_ABORTED): _TS.INITIAL,
+        # start()'s caller was cancelled just after the login succeeded.
+        (_TS.VALID, _TT.START_ABORTED): _TS.INITIAL,
+        (_TS.VALID, _TT.TOKEN_INVALID): _TS.REGENERATING,
+        (_TS.FAILED, _TT.TOKEN_INVALID): _TS.REGENERATING,
+        # The first login failed and the token was reported invalid before start() raised.
+        (_TS.LOGGING_IN, _TT.TOKEN_INVALID): _TS.REGENERATING,
+        (_TS.REGENERATING, _TT.REGENERATED): _TS.VALID,
+        (_TS.REGENERATING, _TT.REGENERATION_FAILED): _TS.FAILED,
+        **{(state, _TT.STOP): _TS.STOPPED for state in TokenState},
+    },
+)
+
+#: What the public :attr:`TokenMaintainer.state` says of each :class:`TokenState`.
+_PUBLIC_STATE = {
+    _TS.INITIAL: MaintainerState.INITIAL,
+    _TS.STOPPED: MaintainerState.STOPPED,
+    _TS.LOGGING_IN: MaintainerState.STARTED,
+    _TS.VALID: MaintainerState.STARTED,
+    _TS.REGENERATING: MaintainerState.STARTED,
+    _TS.FAILED: MaintainerState.STARTED,
+}
+
+#: The life cycle of a :class:`StaticTokenMaintainer` (start and stop are idempotent).
+STATIC_TOKEN_MAINTAINER: StateTable[MaintainerState, TokenTrigger] = StateTable(
+    "static token maintainer",
+    {
+        **{(state, _TT.START): MaintainerState.STARTED for state in MaintainerState},
+        **{(state, _TT.STOP): MaintainerState.STOPPED for state in MaintainerState},
+    },
+)
 
 
 @runtime_checkable
@@ -173,7 +273,7 @@ class TokenMaintainer(EventEmitter):
         self._agentvep_host = agentvep_host
         self.refresh_interval = float(refresh_interval)
         self.retry_schedule = tuple(float(s) for s in retry_schedule)
-        self._state = MaintainerState.INITIAL
+        self._phase = TokenState.INITIAL
         self._session: AgentSession | None = None
         #: The task producing the current session: the start job, then each regeneration.
         self._generation: asyncio.Task[AgentSession] | None = None
@@ -184,7 +284,13 @@ class TokenMaintainer(EventEmitter):
     @property
     def state(self) -> MaintainerState:
         """INITIAL, STARTED or STOPPED."""
-        return self._state
+        return _PUBLIC_STATE[self._phase]
+
+    def _move(self, trigger: TokenTrigger) -> None:
+        new = TOKEN_MAINTAINER.next(self._phase, trigger)
+        if new is not self._phase:
+            log.debug("token maintainer %s: %s --%s--> %s", self.account_id, self._phase, trigger, new)
+            self._phase = new
 
     @property
     def token(self) -> str | None:
@@ -220,25 +326,25 @@ class TokenMaintainer(EventEmitter):
         Raises :class:`AuthenticationError` when the credentials are refused; transient failures
         are retried on the schedule while started.  Cancelling the (only) caller aborts the start.
         """
-        if self._state is MaintainerState.STARTED:
+        if self.state is MaintainerState.STARTED:
             gen = self._generation
             if gen is not None and not gen.done():
                 await self._join(gen)
             return
-        self._state = MaintainerState.STARTED
+        self._move(TokenTrigger.START)
         # No done callback here: start()'s own await retrieves (and raises) the outcome.
         gen = self._generation = asyncio.create_task(self._start_job(), name="lpm-token-start")
         try:
             await self._join(gen)
         except BaseException:
-            if self._generation is gen and self._state is MaintainerState.STARTED:
+            if self._generation is gen and TOKEN_MAINTAINER.allows(self._phase, TokenTrigger.START_ABORTED):
                 # Not started after all: leave things as they were so start() can be tried again.
                 gen.cancel()
                 with contextlib.suppress(BaseException):
                     await gen
                 await self._cancel_refresh()
                 self._generation = None
-                self._state = MaintainerState.INITIAL
+                self._move(TokenTrigger.START_ABORTED)
             raise
 
     async def stop(self, *, logout: bool = False) -> None:
@@ -247,8 +353,8 @@ class TokenMaintainer(EventEmitter):
         With ``logout=True`` the session is also ended at agentVep (best effort; failures are
         logged).  Idempotent; :meth:`start` may be called again afterwards.
         """
-        was_started = self._state is MaintainerState.STARTED
-        self._state = MaintainerState.STOPPED
+        was_started = self.state is MaintainerState.STARTED
+        self._move(TokenTrigger.STOP)
         gen, self._generation = self._generation, None
         tasks = [t for t in (gen, self._refresh_task) if t is not None and t is not asyncio.current_task()]
         self._refresh_task = None
@@ -278,7 +384,7 @@ class TokenMaintainer(EventEmitter):
 
     async def get_auth_session_info(self) -> AgentSession:
         """The current session; waits like :meth:`get_token`."""
-        if self._state is not MaintainerState.STARTED:
+        if self.state is not MaintainerState.STARTED:
             raise InvalidStateError(_NOT_STARTED)
         gen = self._generation
         if gen is not None:
@@ -295,17 +401,17 @@ class TokenMaintainer(EventEmitter):
         given and is no longer the current token, the report is stale (that token was already
         replaced) and the current token is returned without a new login.
         """
-        if self._state is not MaintainerState.STARTED:
+        if self.state is not MaintainerState.STARTED:
             raise InvalidStateError(_NOT_STARTED)
         gen = self._generation
         if gen is not None and not gen.done():
-            self.emit("token-invalid", {"source": source})
+            self.emit(TokenEvent.TOKEN_INVALID, {"source": source})
             return (await self._join(gen)).token
         current = self._session
         if token is not None and current is not None and token != current.token:
             log.debug("stale token-invalid report from %s ignored", source)
             return current.token
-        self.emit("token-invalid", {"source": source})
+        self.emit(TokenEvent.TOKEN_INVALID, {"source": source})
         return (await self._join(self._begin_regeneration())).token
 
     # ---------------------------------------------------------------- tasks
@@ -329,13 +435,14 @@ class TokenMaintainer(EventEmitter):
         exc = task.exception()
         if exc is not None:
             log.error("token regeneration failed: %s", exc)
-            self.emit("error", exc)
+            self.emit(TokenEvent.ERROR, exc)
 
     def _begin_regeneration(self) -> asyncio.Task[AgentSession]:
         refresh = self._refresh_task
         if refresh is not None and refresh is not asyncio.current_task():
             refresh.cancel()
         self._refresh_task = None
+        self._move(TokenTrigger.TOKEN_INVALID)
         gen = self._generation = asyncio.create_task(self._regeneration_job(), name="lpm-token-regenerate")
         gen.add_done_callback(self._regeneration_done)
         return gen
@@ -349,7 +456,7 @@ class TokenMaintainer(EventEmitter):
 
     def _start_refresh_loop(self) -> None:
         session = self._session
-        if session is None or not session.refreshable or self._state is not MaintainerState.STARTED:
+        if session is None or not session.refreshable or self._phase is not TokenState.VALID:
             return
         self._refresh_task = asyncio.create_task(self._refresh_loop(), name="lpm-token-refresh")
 
@@ -372,49 +479,61 @@ class TokenMaintainer(EventEmitter):
             except LpmError as exc:
                 # The session may well still be valid: keep it; the refresh loop tries again.
                 log.warning("could not refresh the existing agent session: %s", exc)
-                self.emit("error", exc)
+                self.emit(TokenEvent.ERROR, exc)
         elif session is None:
             session = await self._generate(fail_fast=True)
         self._session = session
+        self._move(TokenTrigger.LOGGED_IN)
         self._start_refresh_loop()
         return session
 
     async def _regeneration_job(self) -> AgentSession:
-        session = await self._generate(fail_fast=False)
+        try:
+            session = await self._generate(fail_fast=False)
+        except Exception:
+            self._move(TokenTrigger.REGENERATION_FAILED)
+            raise
         self._session = session
-        self.emit("token-regenerated", {"agent_id": session.agent_id})
+        self._move(TokenTrigger.REGENERATED)
+        self.emit(TokenEvent.TOKEN_REGENERATED, {"agent_id": session.agent_id})
         self._start_refresh_loop()
         return session
 
     async def _generate(self, *, fail_fast: bool) -> AgentSession:
-        """Log in, retrying on the schedule for as long as the maintainer is started."""
-        if self._auth_data is None:
+        """Log in, retrying on the schedule for as long as the maintainer is started (the task
+        running this is cancelled by :meth:`stop`)."""
+        auth_data = self._auth_data
+        if auth_data is None:
             raise AuthenticationError(
                 "the agent session is no longer valid and no auth_data was given to log in again",
                 status=401,
             )
-        attempt = 0
-        while True:
-            try:
-                return await self._login_once(self._auth_data)
-            except LpmError as exc:
-                if isinstance(exc, ConfigurationError) or (fail_fast and _refused(exc)):
-                    raise
-                wait = self.retry_schedule[min(attempt, len(self.retry_schedule) - 1)]
-                attempt += 1
-                log.warning("agent login failed (%s); retry %d in %g s", exc, attempt, wait)
-                self.emit("error", exc)
-                self.emit("generate-token-wait", {"seconds": wait})
-                await asyncio.sleep(wait)
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, LpmError) or isinstance(exc, ConfigurationError):
+                return False
+            return not (fail_fast and _refused(exc))
+
+        def waiting(exc: BaseException, attempt: int, wait: float) -> None:
+            log.warning("agent login failed (%s); retry %d in %g s", exc, attempt, wait)
+            self.emit(TokenEvent.ERROR, exc)
+            self.emit(TokenEvent.GENERATE_TOKEN_WAIT, {"seconds": wait})
+
+        return await retry(
+            lambda: self._login_once(auth_data),
+            backoff=Backoff(self.retry_schedule),
+            is_retryable=retryable,
+            on_retry=waiting,
+        )
 
     async def _login_once(self, auth_data: Mapping[str, Any]) -> AgentSession:
         host = await self._agentvep()
         start = time.time()
-        self.emit("getAgentToken#request", {"start": start})
+        self.emit(TokenEvent.GET_AGENT_TOKEN_REQUEST, {"start": start})
         try:
             return await agent_login.login(self._http, host, self.account_id, auth_data)
         finally:
-            self.emit("getAgentToken#response", {"start": start, "end": time.time()})
+            self.emit(TokenEvent.GET_AGENT_TOKEN_RESPONSE, {"start": start, "end": time.time()})
 
     async def _agentvep(self) -> str:
         if self._agentvep_host:
@@ -436,19 +555,19 @@ class TokenMaintainer(EventEmitter):
                 await self._refresh(session)
             except AuthenticationError as exc:
                 if exc.status != 401:
-                    self.emit("error", exc)
+                    self.emit(TokenEvent.ERROR, exc)
                     continue
                 log.info("agent session expired (refresh answered 401); logging in again")
                 # This task ends here; the regeneration starts a new loop when it succeeds.
                 self._refresh_task = None
-                self.emit("token-invalid", {"source": "refresh"})
+                self.emit(TokenEvent.TOKEN_INVALID, {"source": "refresh"})
                 self._begin_regeneration()
                 return
             except LpmError as exc:
                 log.warning("agent session refresh failed: %s", exc)
-                self.emit("error", exc)
+                self.emit(TokenEvent.ERROR, exc)
             else:
-                self.emit("refresh-token", {"agent_id": session.agent_id})
+                self.emit(TokenEvent.REFRESH_TOKEN, {"agent_id": session.agent_id})
 
 
 def _refused(exc: LpmError) -> bool:
@@ -512,11 +631,11 @@ class StaticTokenMaintainer(EventEmitter):
 
     async def start(self) -> None:
         """Mark started (nothing to fetch)."""
-        self._state = MaintainerState.STARTED
+        self._state = STATIC_TOKEN_MAINTAINER.next(self._state, TokenTrigger.START)
 
     async def stop(self, *, logout: bool = False) -> None:
         """Mark stopped and remove every listener (``logout`` is ignored: no session to end)."""
-        self._state = MaintainerState.STOPPED
+        self._state = STATIC_TOKEN_MAINTAINER.next(self._state, TokenTrigger.STOP)
         await _close_emitter(self)
 
     async def get_token(self) -> str:
@@ -536,7 +655,7 @@ class StaticTokenMaintainer(EventEmitter):
         regenerated."""
         if self._state is not MaintainerState.STARTED:
             raise InvalidStateError(_NOT_STARTED)
-        self.emit("token-invalid", {"source": source})
+        self.emit(TokenEvent.TOKEN_INVALID, {"source": source})
         raise AuthenticationError(
             "the bearer given with the token option was refused and cannot be regenerated "
             "(no credentials); use auth_data to have it renewed",

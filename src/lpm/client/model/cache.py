@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lpm.client.model.conversation import Conversation
 from lpm.client.model.skill import Skill
+from lpm.client.retry import Backoff, retry
 from lpm.enums import DialogState
 from lpm.errors import (
     InvalidStateError,
@@ -49,8 +50,8 @@ log = logging.getLogger("lpm.client.model.cache")
 DEFAULT_CACHE_DURATION = 600.0
 #: Waits (seconds) before retrying a history load or messaging subscription that failed
 #: transiently: the conversation is announced after it, and without it the messages sent before
-#: this user joined would be missing until some later reconnect.
-PREPARE_RETRY = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: this user joined would be missing until some later reconnect.  One try more than waits.
+PREPARE_RETRY = Backoff((0.2, 0.5, 1.0, 2.0, 4.0))
 #: Event types that are harmless to drop for conversations this connection does not know.
 _IGNORABLE_FOR_UNKNOWN = frozenset({"AcceptStatusEvent", "ChatStateEvent"})
 
@@ -373,22 +374,23 @@ class HistoryLoad:
             self.release()
 
 
-def _transient(exc: LpmError) -> bool:
+def _transient(exc: BaseException) -> bool:
     """A failure worth retrying: no answer, no connection, or a 5xx / 429 from UMS."""
     if isinstance(exc, RequestTimeoutError | LpmConnectionError):
         return True
     return isinstance(exc, RequestError) and (exc.code >= 500 or exc.code == 429)
 
 
+def _log_retry(exc: BaseException, attempt: int, wait: float) -> None:
+    log.debug("retrying in %g s after a transient failure: %s", wait, str(exc))  # (str: see above)
+
+
 async def _retrying(call: Callable[[], Awaitable[Any]]) -> None:
-    """``call()``, retried on transient failures after each of :data:`PREPARE_RETRY`."""
-    for wait in PREPARE_RETRY:
-        try:
-            await call()
-            return
-        except LpmError as exc:
-            if not _transient(exc):
-                raise
-            log.debug("retrying in %g s after a transient failure: %s", wait, str(exc))  # (str: see above)
-        await asyncio.sleep(wait)
-    await call()
+    """``call()``, retried on transient failures after each wait of :data:`PREPARE_RETRY`."""
+    await retry(
+        call,
+        backoff=PREPARE_RETRY,
+        is_retryable=_transient,
+        on_retry=_log_retry,
+        max_attempts=len(PREPARE_RETRY.schedule) + 1,
+    )

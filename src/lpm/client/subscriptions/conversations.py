@@ -50,6 +50,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lpm.client.actions import ConnectionActions
 from lpm.client.events import EventEmitter
 from lpm.client.model.cache import HistoryLoad, _retrying
+from lpm.client.subscriptions.lifecycle import (
+    CONVERSATION_SUBSCRIPTION,
+    ONE_OFF_SUBSCRIPTION,
+    SubscriptionLifecycle,
+    SubscriptionTrigger,
+)
 from lpm.enums import ConversationState, ParticipantState, SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
 
@@ -165,9 +171,15 @@ def _min_update(changes: list[ConversationChange]) -> int | None:
 # ---------------------------------------------------------------- the subscription
 
 
-class ConversationSubscription(EventEmitter):
+class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionState]):
     """One ``SubscribeExConversations`` of a connection: a feed of conversations matching
-    ``query`` (Python names, see :func:`wire_query`).  See the module docstring."""
+    ``query`` (Python names, see :func:`wire_query`).  See the module docstring.
+
+    ``state`` is a :class:`lpm.SubscriptionState`; it changes only as
+    :data:`~lpm.client.subscriptions.lifecycle.CONVERSATION_SUBSCRIPTION` allows.
+    """
+
+    _lifecycle = CONVERSATION_SUBSCRIPTION
 
     __slots__ = (
         "_awaiting_snapshot",
@@ -183,6 +195,7 @@ class ConversationSubscription(EventEmitter):
         "_loaded",
         "_page_ids",
         "_paging",
+        "_state",
         "_steps",
         "_stopped",
         "_worker",
@@ -190,7 +203,6 @@ class ConversationSubscription(EventEmitter):
         "first_notification_timeout",
         "limit_break_enabled",
         "query",
-        "state",
         "subscription_id",
         "wire_query",
     )
@@ -217,8 +229,7 @@ class ConversationSubscription(EventEmitter):
         self.first_notification_timeout = first_notification_timeout
         #: None until subscribed; changes after every resubscribe.
         self.subscription_id: str | None = None
-        #: :class:`lpm.SubscriptionState`.
-        self.state: str = SubscriptionState.INITIAL
+        self._state = SubscriptionState.INITIAL
         self._feed: dict[str, Conversation] = {}
         self._awaiting_snapshot = False
         # Set once the current snapshot is processed.  One Event for the subscription's whole
@@ -293,13 +304,15 @@ class ConversationSubscription(EventEmitter):
         try:
             subscription_id = await self._host.subscribe_conversations(self.wire_query)
         except BaseException:
-            self.state = SubscriptionState.FAILED_TO_SUBSCRIBE
+            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
             raise
+        if self._move(SubscriptionTrigger.SUBSCRIBED) != SubscriptionState.SUBSCRIBED:
+            log.debug("subscription %s arrived after unsubscribe(); ignored", subscription_id)
+            return
         self.subscription_id = subscription_id
         self._awaiting_snapshot = True
         self._load_cycle += 1
         self._loaded.clear()
-        self.state = SubscriptionState.SUBSCRIBED
         self._host.register_conversation_subscription(self, old_id)
 
     async def wait_loaded(self) -> None:
@@ -316,8 +329,7 @@ class ConversationSubscription(EventEmitter):
 
     def mark_disconnected(self) -> None:
         """The socket is gone and the server forgot the subscription."""
-        if self.state in (SubscriptionState.SUBSCRIBED, SubscriptionState.RESUBSCRIBING):
-            self.state = SubscriptionState.DISCONNECTED
+        self._move(SubscriptionTrigger.SOCKET_LOST)
         self._awaiting_snapshot = False
         self._stop_paging()  # its child subscriptions died with the socket
 
@@ -326,7 +338,7 @@ class ConversationSubscription(EventEmitter):
         a snapshot that reconciles the feed (see the module docstring)."""
         if not self.needs_resubscribe:
             raise InvalidStateError(f"subscription does not need resubscribing (state {self.state})")
-        self.state = SubscriptionState.RESUBSCRIBING
+        self._move(SubscriptionTrigger.RESUBSCRIBE)
         await self._subscribe(self.subscription_id)
         if wait_for_first_notification:
             await self._wait_first()
@@ -334,21 +346,22 @@ class ConversationSubscription(EventEmitter):
     async def unsubscribe(self) -> None:
         """Stop the subscription and release its conversations.  While disconnected there is
         nothing to tell the server: the subscription just ends."""
-        if self.state in (SubscriptionState.DISCONNECTED, SubscriptionState.FAILED_TO_SUBSCRIBE):
+        if self.needs_resubscribe:
             if self.subscription_id is not None:
                 self._host.unregister_conversation_subscription(self.subscription_id)
+            self._move(SubscriptionTrigger.FORGET)
         elif self.state == SubscriptionState.SUBSCRIBED and self.subscription_id is not None:
-            self.state = SubscriptionState.UNSUBSCRIBING
+            self._move(SubscriptionTrigger.UNSUBSCRIBE)
             try:
                 await self._host.unsubscribe_conversations(self.subscription_id)
             except BaseException:
-                self.state = SubscriptionState.SUBSCRIBED
+                self._move(SubscriptionTrigger.UNSUBSCRIBE_FAILED)
                 raise
+            self._move(SubscriptionTrigger.UNSUBSCRIBED)
         else:
             raise InvalidStateError(
                 f"cannot unsubscribe from subscription that is not subscribed ({self.state})"
             )
-        self.state = SubscriptionState.UNSUBSCRIBED
         await self._shutdown()
 
     async def close(self) -> None:
@@ -677,18 +690,23 @@ class ConversationSubscription(EventEmitter):
             self._worker = None
 
 
-class ChildConversationSubscription(EventEmitter):
+class ChildConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionState]):
     """A short-lived subscription fetching one limit-break page for its parent: its first
-    notification is handed to the parent as ordinary updates, then it unsubscribes."""
+    notification is handed to the parent as ordinary updates, then it unsubscribes.
+
+    ``state`` changes as :data:`~lpm.client.subscriptions.lifecycle.ONE_OFF_SUBSCRIPTION` allows.
+    """
+
+    _lifecycle = ONE_OFF_SUBSCRIPTION
 
     __slots__ = (
         "_first",
         "_host",
+        "_state",
         "page_count",
         "page_oldest",
         "parent",
         "query",
-        "state",
         "subscription_id",
     )
 
@@ -699,7 +717,7 @@ class ChildConversationSubscription(EventEmitter):
         self.parent = parent
         self.query = {**parent.query, "last_update_before": last_update_before, "last_update_after": 0}
         self.subscription_id: str | None = None
-        self.state: str = SubscriptionState.INITIAL
+        self._state = SubscriptionState.INITIAL
         #: Size and oldest update (epoch ms) of the page, once it arrived.
         self.page_count = 0
         self.page_oldest: int | None = None
@@ -719,9 +737,9 @@ class ChildConversationSubscription(EventEmitter):
         try:
             self.subscription_id = await self._host.subscribe_conversations(wire_query(self.query))
         except BaseException:
-            self.state = SubscriptionState.FAILED_TO_SUBSCRIBE
+            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
             raise
-        self.state = SubscriptionState.SUBSCRIBED
+        self._move(SubscriptionTrigger.SUBSCRIBED)
         self._host.register_conversation_subscription(self, None)
         try:
             async with asyncio.timeout(timeout):
@@ -743,7 +761,7 @@ class ChildConversationSubscription(EventEmitter):
         """The page died with the socket."""
         if self.state == SubscriptionState.SUBSCRIBED and self.subscription_id is not None:
             self._host.unregister_conversation_subscription(self.subscription_id)
-        self.state = SubscriptionState.DISCONNECTED
+        self._move(SubscriptionTrigger.SOCKET_LOST)
 
     async def resubscribe(self) -> None:
         raise InvalidStateError("limit-break pages are not resubscribed")
@@ -752,18 +770,18 @@ class ChildConversationSubscription(EventEmitter):
         """Stop routing the page without a request (the socket is gone or the parent stops)."""
         if self.state == SubscriptionState.SUBSCRIBED and self.subscription_id is not None:
             self._host.unregister_conversation_subscription(self.subscription_id)
-        self.state = SubscriptionState.UNSUBSCRIBED
+        self._move(SubscriptionTrigger.FORGET)
 
     async def end(self) -> None:
         """Unsubscribe (errors are reported, not raised: the page is done either way)."""
         if self.state != SubscriptionState.SUBSCRIBED or self.subscription_id is None:
             return
-        self.state = SubscriptionState.UNSUBSCRIBING
+        self._move(SubscriptionTrigger.UNSUBSCRIBE)
         try:
             await self._host.unsubscribe_conversations(self.subscription_id)
         except LpmError as exc:
             self._host.report_error(exc)
-        self.state = SubscriptionState.UNSUBSCRIBED
+        self._move(SubscriptionTrigger.UNSUBSCRIBED)
 
 
 def _takes_part(conversation: Conversation) -> bool:
@@ -773,17 +791,19 @@ def _takes_part(conversation: Conversation) -> bool:
     return me is not None and me.state == ParticipantState.ACTIVE
 
 
-class _ClosedLookup:
+class _ClosedLookup(SubscriptionLifecycle[SubscriptionState]):
     """A one-off ``SubscribeExConversations`` whose snapshot settles ``wanted`` conversations
     (see :meth:`ConversationSubscription._settle_departed`); it unsubscribes once it arrived."""
 
-    __slots__ = ("_first", "_host", "state", "subscription_id", "wanted")
+    _lifecycle = ONE_OFF_SUBSCRIPTION
+
+    __slots__ = ("_first", "_host", "_state", "subscription_id", "wanted")
 
     def __init__(self, host: SubscriptionHost, wanted: dict[str, Conversation]) -> None:
         self._host = host
         self.wanted = wanted
         self.subscription_id: str | None = None
-        self.state: str = SubscriptionState.INITIAL
+        self._state = SubscriptionState.INITIAL
         self._first = asyncio.Event()
 
     @property
@@ -791,8 +811,12 @@ class _ClosedLookup:
         return False
 
     async def run(self, query: dict[str, Any], timeout: float) -> None:
-        self.subscription_id = await self._host.subscribe_conversations(query)
-        self.state = SubscriptionState.SUBSCRIBED
+        try:
+            self.subscription_id = await self._host.subscribe_conversations(query)
+        except BaseException:
+            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
+            raise
+        self._move(SubscriptionTrigger.SUBSCRIBED)
         self._host.register_conversation_subscription(self, None)
         try:
             async with asyncio.timeout(timeout):
@@ -821,7 +845,7 @@ class _ClosedLookup:
         self._first.set()
 
     def mark_disconnected(self) -> None:
-        self.state = SubscriptionState.DISCONNECTED
+        self._move(SubscriptionTrigger.SOCKET_LOST)
         self._first.set()
 
     async def resubscribe(self) -> None:

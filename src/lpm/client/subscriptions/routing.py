@@ -24,6 +24,11 @@ from typing import Any, Protocol
 
 from lpm.client.actions import ConnectionActions
 from lpm.client.events import EventEmitter
+from lpm.client.subscriptions.lifecycle import (
+    ROUTING_SUBSCRIPTION,
+    SubscriptionLifecycle,
+    SubscriptionTrigger,
+)
 from lpm.enums import RingState, RoutingSubscriptionState, coerce
 from lpm.errors import ConfigurationError, InvalidStateError
 from lpm.protocol.notifications import RingInfo, RoutingTaskInfo
@@ -139,14 +144,17 @@ class Ring(EventEmitter):
                 self.emit(event, self)
 
 
-class RoutingTaskSubscription(EventEmitter):
+class RoutingTaskSubscription(EventEmitter, SubscriptionLifecycle[RoutingSubscriptionState]):
     """``SubscribeRoutingTasks`` for this agent; see the module docstring.
 
     Events: ``ring`` ``(ring)`` (also on the connection), ``upsert`` ``(routing_task_info)``,
-    ``notification`` ``(changes)``.
+    ``notification`` ``(changes)``.  ``state`` is a :class:`lpm.RoutingSubscriptionState`; it
+    changes only as :data:`~lpm.client.subscriptions.lifecycle.ROUTING_SUBSCRIPTION` allows.
     """
 
-    __slots__ = ("_finished", "_host", "query", "rings", "state", "subscription_id", "wire_query")
+    _lifecycle = ROUTING_SUBSCRIPTION
+
+    __slots__ = ("_finished", "_host", "_state", "query", "rings", "subscription_id", "wire_query")
 
     def __init__(self, connection: RoutingHost, query: Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -156,8 +164,7 @@ class RoutingTaskSubscription(EventEmitter):
         self.query: dict[str, Any] = dict(query or {})
         self.wire_query = routing_wire_query(self.query)
         self.subscription_id: str | None = None
-        #: :class:`lpm.RoutingSubscriptionState`.
-        self.state: str = RoutingSubscriptionState.INITIAL
+        self._state = RoutingSubscriptionState.INITIAL
         #: Rings still in play, by ring id.
         self.rings: dict[str, Ring] = {}
         self._finished: dict[str, None] = {}
@@ -180,10 +187,12 @@ class RoutingTaskSubscription(EventEmitter):
         try:
             subscription_id = await self._host.subscribe_routing_tasks(self.wire_query)
         except BaseException:
-            self.state = RoutingSubscriptionState.FAILED_TO_SUBSCRIBE
+            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
             raise
+        if self._move(SubscriptionTrigger.SUBSCRIBED) != RoutingSubscriptionState.SUBSCRIBED:
+            log.debug("routing subscription %s arrived after unsubscribe(); ignored", subscription_id)
+            return
         self.subscription_id = subscription_id
-        self.state = RoutingSubscriptionState.SUBSCRIBED
         self._host.register_routing_subscription(self, old_id)
 
     async def init(self) -> None:
@@ -194,15 +203,14 @@ class RoutingTaskSubscription(EventEmitter):
 
     def mark_disconnected(self) -> None:
         """The socket is gone and the server forgot the subscription."""
-        if self.state in (RoutingSubscriptionState.SUBSCRIBED, RoutingSubscriptionState.RESUBSCRIBING):
-            self.state = RoutingSubscriptionState.DISCONNECTED
+        self._move(SubscriptionTrigger.SOCKET_LOST)
 
     async def resubscribe(self) -> None:
         """Subscribe again (new subscription id); rings still offered arrive again and update
         the known :class:`Ring` objects."""
         if not self.needs_resubscribe:
             raise InvalidStateError(f"routing subscription does not need resubscribing (state {self.state})")
-        self.state = RoutingSubscriptionState.RESUBSCRIBING
+        self._move(SubscriptionTrigger.RESUBSCRIBE)
         await self._subscribe(self.subscription_id)
 
     async def unsubscribe(self) -> None:
@@ -211,9 +219,9 @@ class RoutingTaskSubscription(EventEmitter):
         UMS's routing API has no unsubscribe request the connection offers, so the server keeps
         the subscription until the socket closes; its notifications are ignored from now on.
         """
-        if self.state in (RoutingSubscriptionState.UNSUBSCRIBED, RoutingSubscriptionState.INITIAL):
+        if not self._lifecycle.allows(self._state, SubscriptionTrigger.FORGET):
             raise InvalidStateError(f"cannot unsubscribe from routing subscription in state {self.state}")
-        self.state = RoutingSubscriptionState.UNSUBSCRIBED
+        self._move(SubscriptionTrigger.FORGET)
         self.rings.clear()
 
     def handle_notification(self, changes: list[tuple[str, RoutingTaskInfo]]) -> None:

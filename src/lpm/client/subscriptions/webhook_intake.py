@@ -33,7 +33,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.events import EventEmitter
 from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT
@@ -47,22 +47,40 @@ from lpm.protocol.notifications import (
 from lpm.protocol.types import Notif
 
 if TYPE_CHECKING:
-    from lpm.client.connection import Connection
+    from lpm.client.model.cache import ConversationCache
     from lpm.client.model.conversation import Conversation
     from lpm.protocol.notifications import ConversationChange, ConversationInfo
 
 __all__ = [
+    "IntakeHost",
     "WebhooksIntake",
-    "close_webhooks_intake",
     "process_webhooks_notification",
     "webhooks_intake",
 ]
 
 log = logging.getLogger("lpm.client.subscriptions.webhook_intake")
 
-# The intake lives on the connection it feeds (created on first use), so any connection class can
-# take webhooks without knowing about them.
-_INTAKE_ATTRIBUTE = "_lpm_webhooks_intake"
+
+class IntakeHost(Protocol):
+    """What the intake needs of the connection it feeds (:class:`lpm.Connection` is one).
+
+    The connection owns its intake (:attr:`webhooks_intake`, created on first use); this layer
+    never imports the connection classes.
+    """
+
+    @property
+    def conversations(self) -> ConversationCache:
+        """The connection's conversation cache (a NULL connection's never loads history)."""
+        ...
+
+    @property
+    def webhooks_intake(self) -> WebhooksIntake:
+        """The connection's intake."""
+        ...
+
+    def emit(self, name: str, *args: Any) -> bool: ...
+
+    def report_error(self, error: BaseException) -> None: ...
 
 
 class WebhooksIntake(EventEmitter):
@@ -73,7 +91,7 @@ class WebhooksIntake(EventEmitter):
     """
 
     def __init__(
-        self, connection: Connection, *, clear_conversation_timeout: float = CLEAR_CONVERSATION_TIMEOUT
+        self, connection: IntakeHost, *, clear_conversation_timeout: float = CLEAR_CONVERSATION_TIMEOUT
     ) -> None:
         super().__init__()
         self._connection = connection
@@ -148,10 +166,9 @@ class WebhooksIntake(EventEmitter):
 
     async def _announce(self, conversation: Conversation) -> None:
         cache = self._connection.conversations
-        # Only a connection that can read history loads it (get_all_messages); a NULL one cannot.
-        from lpm.client.transport.null import NullConnection
-
-        if not isinstance(self._connection, NullConnection) and cache._needs_history(conversation):
+        # Only a connection that can read history loads it (get_all_messages): a NULL connection's
+        # cache never asks for it.
+        if cache._needs_history(conversation):
             await cache._load_history(conversation)
         if self._feed.get(conversation.conversation_id) is not conversation:
             return  # released while its history loaded
@@ -184,20 +201,9 @@ class WebhooksIntake(EventEmitter):
         await self.close_events()
 
 
-def webhooks_intake(connection: Connection) -> WebhooksIntake:
+def webhooks_intake(connection: IntakeHost) -> WebhooksIntake:
     """The connection's :class:`WebhooksIntake` (created on first use)."""
-    intake = getattr(connection, _INTAKE_ATTRIBUTE, None)
-    if not isinstance(intake, WebhooksIntake):
-        intake = WebhooksIntake(connection)
-        setattr(connection, _INTAKE_ATTRIBUTE, intake)
-    return intake
-
-
-async def close_webhooks_intake(connection: Connection) -> None:
-    """Close the connection's intake, if it has one (connections call this when closing)."""
-    intake = getattr(connection, _INTAKE_ATTRIBUTE, None)
-    if isinstance(intake, WebhooksIntake):
-        await intake.close()
+    return connection.webhooks_intake
 
 
 def _payload_object(payload: Any) -> Mapping[str, Any]:
@@ -211,7 +217,7 @@ def _payload_object(payload: Any) -> Mapping[str, Any]:
     return payload
 
 
-async def process_webhooks_notification(connection: Connection, payload: Any) -> None:
+async def process_webhooks_notification(connection: IntakeHost, payload: Any) -> None:
     """Apply one webhook payload (a dict, or its JSON text) to ``connection`` (module docstring).
 
     Await each call before the next one of the same conversation: notifications of one
@@ -239,6 +245,6 @@ async def process_webhooks_notification(connection: Connection, payload: Any) ->
             raise ProtocolError(f"invalid webhook notification: {exc}", frame=body) from None
         connection.emit("notification", kind, body)
         connection.emit("conversationNotification", body)
-        await webhooks_intake(connection).handle(changes)
+        await connection.webhooks_intake.handle(changes)
     else:
         raise ConfigurationError(f"invalid notification type {kind}")

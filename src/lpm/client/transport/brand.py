@@ -20,18 +20,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from lpm.client.auth.brand_identity import BrandIdentity
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer, brand_token_maintainer
 from lpm.client.options import ConnectionOptions
+from lpm.client.subscriptions.routing import RoutingTaskSubscription
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import WebsocketConnection
 from lpm.enums import ParticipantState
 from lpm.errors import AuthenticationError, ConfigurationError, LpmError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
 from lpm.protocol.types import Dialect, Req
+
+if TYPE_CHECKING:
+    from lpm.client.model.dialog import Dialog
 
 log = logging.getLogger("lpm.client.transport.brand")
 
@@ -80,7 +85,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         self._last_maintainer_error = error
         self.report_error(error)
 
-    def _forwarder(self, name: str) -> Any:
+    def _forwarder(self, name: str) -> Callable[..., None]:
         def forward(*args: Any) -> None:
             self.emit(name, *args)
 
@@ -148,7 +153,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         (``message``, ``message-delivery-event``) once the session is restored, in sequence
         order; the dialogs drop what they have already seen.
         """
-        todo: deque[tuple[str, Any]] = deque()
+        todo: deque[tuple[str, Dialog]] = deque()
         for conversation in self.conversations.all():
             for dialog in conversation.dialogs:
                 if not dialog.is_open:
@@ -172,7 +177,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _catch_up_dialog(self, conversation_id: str, dialog: Any) -> None:
+    async def _catch_up_dialog(self, conversation_id: str, dialog: Dialog) -> None:
         cursor: int = dialog.last_contiguous_sequence  # newerThanSequence is exclusive
         for _ in range(MAX_CATCH_UP_PAGES):
             try:
@@ -223,10 +228,10 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
             body["description"] = description
         await self.request(Req.SET_AGENT_STATE, body)
 
-    async def create_routing_task_subscription(self, query: dict[str, Any] | None = None) -> Any:
+    async def create_routing_task_subscription(
+        self, query: dict[str, Any] | None = None
+    ) -> RoutingTaskSubscription:
         """Subscribe to this agent's rings; ``ring`` events then fire on it and the connection."""
-        from lpm.client.subscriptions.routing import RoutingTaskSubscription
-
         subscription = RoutingTaskSubscription(self, query or {})
         await subscription.init()
         return subscription
@@ -242,8 +247,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
     async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
         """UMS has no request to end a routing-task subscription: stop routing its notifications
         (the server's subscription ends with the socket)."""
-        self._routing_subs.pop(subscription_id, None)
-        self._retire(subscription_id)
+        self.router.unregister_routing_subscription(subscription_id)
 
     async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
         await self.request(Req.UPDATE_RING_STATE, {"ringId": ring_id, "ringState": ring_state})

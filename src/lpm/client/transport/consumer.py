@@ -33,7 +33,10 @@ from typing import Any
 
 from lpm.client.auth import idp
 from lpm.client.connection import CONNECTED
+from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
+from lpm.client.transport.base import TransportConnection
+from lpm.client.transport.bodies import PROFILE_OK, conversation_request_body, user_profile_body
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import AUTH_CLOSE_CODES, WebsocketConnection
 from lpm.enums import AuthType
@@ -45,24 +48,20 @@ from lpm.errors import (
     TokenExpiredError,
     UnexpectedResponseError,
 )
-from lpm.protocol.notifications import MessagingEventInfo
 from lpm.protocol.types import HEADER_CLIENT_PROPERTIES, HEADER_CONSUMER_AUTH, Dialect, Req
-
-ANONYMOUS = AuthType.CONSUMER_ANONYMOUS
-UNAUTHENTICATED = AuthType.CONSUMER_UNAUTHENTICATED
-AUTHENTICATED = AuthType.CONSUMER_AUTHENTICATED
-UNDETERMINED = AuthType.CONSUMER_UNDETERMINED
-MOCK_AUTHENTICATED = AuthType.CONSUMER_MOCK_AUTHENTICATED
-NONE = AuthType.NONE
 
 #: Lifetime given to claims signed by the SDK when the caller's claims set has no ``exp``.
 SIGNED_CLAIMS_TTL = 3600
 
 
-class ConsumerWebsocketConnection(WebsocketConnection):
+# TransportConnection refuses what a consumer cannot do (history, routing tasks, rings); listed
+# here until WebsocketConnection derives from it.
+class ConsumerWebsocketConnection(WebsocketConnection, TransportConnection):
     """A consumer's WebSocket connection (``user_type=UserType.CONSUMER``)."""
 
     dialect = Dialect.CONSUMER_V3
+    transport_name = "a consumer connection"
+    unsupported_hint = "only brand connections can"
 
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
@@ -79,7 +78,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             raise ConfigurationError("jwt_claims_set needs jwt_signing_key to be signed")
         self.token: str | None = options.token
         self._callers_token = options.token is not None
-        self.auth_type: AuthType = UNDETERMINED if self._callers_token else NONE
+        self.auth_type: AuthType = AuthType.CONSUMER_UNDETERMINED if self._callers_token else AuthType.NONE
         self._anonymous_token: str | None = None
         # The authenticated identity's credentials: from the options, replaced by a step-up, and
         # used again whenever the token must be renewed (so the identity is never downgraded).
@@ -91,11 +90,6 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         #: The raw GetUserProfile body read after each connect.
         self.user_profile: Any = None
         self._user_id: str | None = None
-
-    async def __aenter__(self) -> ConsumerWebsocketConnection:
-        """Open on entry; ``async with create_connection(...) as conn`` gives the consumer class."""
-        await self.open()
-        return self
 
     # ---------------------------------------------------------------- identity
 
@@ -118,13 +112,13 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             self.token = await idp.mock_authenticate(
                 self.http, host, self.account_id, str(self._customer_name)
             )
-            self.auth_type = MOCK_AUTHENTICATED
+            self.auth_type = AuthType.CONSUMER_MOCK_AUTHENTICATED
         elif self._auth_connector_id:
             id_token = self._signed_id_token()
             self.token = await idp.authenticate_with_id_token(
                 self.http, host, self.account_id, self._auth_connector_id, id_token
             )
-            self.auth_type = AUTHENTICATED
+            self.auth_type = AuthType.CONSUMER_AUTHENTICATED
         elif opts.unauth_connector_id:
             if self._anonymous_token is None:
                 self._anonymous_token = await idp.anonymous_authorize(self.http, host, self.account_id)
@@ -135,10 +129,10 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             self.token = await idp.authenticate_unauthenticated(
                 self.http, host, self.account_id, opts.unauth_connector_id, self._anonymous_token
             )
-            self.auth_type = UNAUTHENTICATED
+            self.auth_type = AuthType.CONSUMER_UNAUTHENTICATED
         else:
             self.token = await idp.signup(self.http, host, self.account_id)
-            self.auth_type = ANONYMOUS
+            self.auth_type = AuthType.CONSUMER_ANONYMOUS
 
     def _signed_id_token(self, claims: dict[str, Any] | None = None, key: str | Path | None = None) -> str:
         """The id_token for the authenticated connector: ``claims`` (default: the identity's
@@ -237,24 +231,17 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         campaign_info: dict[str, Any] | None = None,
         *,
         ttr_def_name: str = "NORMAL",
-    ) -> Any:
+    ) -> Conversation:
         """Open a conversation (one open conversation per consumer per brand) and subscribe to
-        its messages; returns the :class:`~lpm.client.conversation.Conversation`."""
-        conversation_context = dict(context or {})
-        conversation_context.setdefault("type", "CustomContext")
-        if conversation_context["type"] == "CustomContext":
-            conversation_context.setdefault("name", "lpm-python-sdk")
-        if self.client_properties:
-            conversation_context["clientProperties"] = {"type": ".ClientProperties", **self.client_properties}
-        body: dict[str, Any] = {
-            "ttrDefName": ttr_def_name,
-            "channelType": "MESSAGING",
-            "skillId": str(skill_id) if skill_id is not None else "-1",
-            "brandId": self.account_id,
-            "conversationContext": conversation_context,
-        }
-        if campaign_info:
-            body["campaignInfo"] = campaign_info
+        its messages; returns the :class:`~lpm.client.model.conversation.Conversation`."""
+        body = conversation_request_body(
+            self.account_id,
+            skill_id,
+            context,
+            campaign_info,
+            ttr_def_name=ttr_def_name,
+            client_properties=self.client_properties,
+        )
         result = await self.request(Req.CONSUMER_REQUEST_CONVERSATION, body)
         if not isinstance(result, dict) or "conversationId" not in result:
             raise UnexpectedResponseError(200, Req.CONSUMER_REQUEST_CONVERSATION.value, result)
@@ -264,10 +251,8 @@ class ConsumerWebsocketConnection(WebsocketConnection):
 
     async def set_user_profile(self, **profile: Any) -> None:
         """``userprofile.SetUserProfile`` (``first_name``, ``last_name``, ``nick_name``, or wire names)."""
-        names = {"first_name": "firstName", "last_name": "lastName", "nick_name": "nickName"}
-        body = {names.get(k, k): v for k, v in profile.items()}
-        result = await self.request(Req.SET_USER_PROFILE, body)
-        if result != "OK User Profile set successfully":
+        result = await self.request(Req.SET_USER_PROFILE, user_profile_body(profile))
+        if result != PROFILE_OK:
             raise UnexpectedResponseError(200, Req.SET_USER_PROFILE.value, result)
 
     async def get_user_profile(self, user_id: str | None = None) -> Any:
@@ -311,7 +296,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             token = await idp.mock_step_up(
                 self.http, host, self.account_id, auth_connector_id, self.token, customer_name
             )
-            auth_type = MOCK_AUTHENTICATED
+            auth_type = AuthType.CONSUMER_MOCK_AUTHENTICATED
             # Mock step-up and mock authentication of one name yield the same consumer.
             self._mock, self._customer_name = True, customer_name
         else:
@@ -321,7 +306,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             token = await idp.authenticate_with_id_token(
                 self.http, host, self.account_id, auth_connector_id, signed, lp_jwt=self.token
             )
-            auth_type = AUTHENTICATED
+            auth_type = AuthType.CONSUMER_AUTHENTICATED
             self._mock = False
             self._auth_connector_id = auth_connector_id
             self._jwt_claims_set = jwt_claims_set if id_token is None else None
@@ -339,20 +324,3 @@ class ConsumerWebsocketConnection(WebsocketConnection):
             Req.SUBSCRIBE_MESSAGING_EVENTS,
             {"conversationId": conversation_id, "dialogId": dialog_id, "fromSeq": from_seq},
         )
-
-    async def query_messages(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        *,
-        max_quantity: int | None = None,
-        newer_than: int | None = None,
-        older_than: int | None = None,
-    ) -> list[MessagingEventInfo]:
-        raise InvalidStateError("query_messages is only supported for brand connections")
-
-    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
-        raise InvalidStateError("routing tasks are only available to brand connections")
-
-    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
-        raise InvalidStateError("rings are only available to brand connections")

@@ -36,7 +36,8 @@ soon as :meth:`~lpm.client.conversation.Conversation.close` returns.
 
 Conversation fields REST has no endpoint for (note, CSAT, delay, a skill change without an
 assigned agent to transfer) and subscriptions, rings, agent state and user profiles raise
-:class:`~lpm.errors.InvalidStateError` before any I/O.  Failed requests raise
+:class:`~lpm.errors.UnsupportedActionError` (an :class:`~lpm.errors.InvalidStateError`) before
+any I/O.  Failed requests raise
 :class:`~lpm.errors.RequestError` with the HTTP status as ``code``, a ``request_type`` such as
 ``"REST POST /v1/conversations/{cid}/dialogs/{did}/messages"`` (the path template), the error body
 and the ``conversation_id`` / ``dialog_id`` concerned.
@@ -45,14 +46,13 @@ and the ``conversation_id`` / ``dialog_id`` concerned.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from lpm.client import connection as cs
 from lpm.client.auth.brand_identity import BrandIdentity
-from lpm.client.auth.csds import CSDS, ServiceName
+from lpm.client.auth.csds import ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.auth.tokens import (
     StaticTokenMaintainer,
@@ -60,18 +60,16 @@ from lpm.client.auth.tokens import (
     brand_token_maintainer,
     strip_bearer,
 )
-from lpm.client.connection import Connection
 from lpm.client.model.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.transport import file_storage as storage
+from lpm.client.transport.base import RequestConnection, call_any_status, sequence_of
 from lpm.enums import ParticipantRole
 from lpm.errors import (
     ConfigurationError,
-    HttpError,
     InvalidStateError,
-    NotConnectedError,
     ProtocolError,
     RequestError,
+    UnsupportedActionError,
 )
 from lpm.protocol.notifications import MessagingEventInfo, NotificationError, decode_conversation_changes
 
@@ -89,8 +87,12 @@ __all__ = [
 
 log = logging.getLogger("lpm.client.transport.rest")
 
-#: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
-_ANY_STATUS = frozenset(range(100, 600)) - {429}
+#: How error messages name a REST connection, and what to use for what it cannot do.
+TRANSPORT_NAME = "a REST connection (UMS REST v1)"
+UNSUPPORTED_HINT = (
+    "UMS REST v1 has no endpoint for it and pushes nothing (notifications come by webhooks: feed "
+    "them with lpm.webhooks.create_app or process_webhooks_notification); use a WebSocket connection"
+)
 #: Items asked for per ``GET .../messages`` page (the server's maximum).
 MAX_PAGE = 1000
 #: Safety stop for message paging.
@@ -141,21 +143,16 @@ async def rest_request(
     headers = {"Brand-ID": account_id, "Authorization": f"Bearer {token}"}
     if if_match is not None:
         headers["If-Match"] = if_match
-    try:
-        return await http.request(
-            method,
-            url,
-            json=json,
-            params=params,
-            headers=headers,
-            expected=_ANY_STATUS,
-            what=request_type,
-            secrets=(token,),
-        )
-    except HttpError as exc:
-        if exc.status is not None:  # 429 after the bounded retries: a refusal like any other
-            raise RequestError(exc.status, request_type, exc.body) from exc
-        raise
+    return await call_any_status(
+        http,
+        method,
+        url,
+        request_type=request_type,
+        headers=headers,
+        json=json,
+        params=params,
+        secrets=(token,),
+    )
 
 
 def rest_message_body(
@@ -277,10 +274,8 @@ class RestWrite:
     params: dict[str, str] = field(default_factory=dict)
 
 
-def _unsupported(what: str) -> InvalidStateError:
-    return InvalidStateError(
-        f"{what} cannot be changed over UMS REST v1 (it has no endpoint for it); use a WebSocket connection"
-    )
+def _unsupported(what: str) -> UnsupportedActionError:
+    return UnsupportedActionError(f"change {what}", TRANSPORT_NAME, UNSUPPORTED_HINT)
 
 
 def plan_fields(fields: list[dict[str, Any]]) -> list[RestWrite]:
@@ -358,68 +353,29 @@ def plan_fields(fields: list[dict[str, Any]]) -> list[RestWrite]:
 # ---------------------------------------------------------------- the connection
 
 
-class BrandRestConnection(BrandIdentity, Connection):
+class BrandRestConnection(BrandIdentity, RequestConnection):
     """A brand user's connection over UMS REST v1 (``connection_type=ConnectionType.REST``).
 
     ``open()`` obtains the token (CONNECTING → CONNECTED); ``close()`` stops the token
     maintainer (→ CLOSED).  See the module docstring for what each action sends.
     """
 
+    transport_name = TRANSPORT_NAME
+    unsupported_hint = UNSUPPORTED_HINT
+
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
-        self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
         self.token_maintainer: Any = options.token_maintainer or brand_token_maintainer(options, self.http)
-
-    # ---------------------------------------------------------------- identity
-
-    @property
-    def is_brand(self) -> bool:
-        return True
-
-    async def lookup_service(self, service: str) -> str:
-        """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
-        return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def open(self) -> None:
-        """Obtain the token: CONNECTING → CONNECTED (FAILED_TO_CONNECT and the error on failure)."""
-        if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
-            raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
-        self._set_state(cs.CONNECTING)
-        try:
-            await self.token_maintainer.start()
-            await self.token_maintainer.get_token()
-        except Exception as exc:
-            if self.state == cs.CLOSED:
-                raise NotConnectedError("connection was closed before it could connect") from exc
-            self._set_state(cs.FAILED_TO_CONNECT)
-            raise
-        except BaseException:  # cancelled: FAILED_TO_CONNECT, so open() may be called again
-            if self.state == cs.CONNECTING:
-                self._set_state(cs.FAILED_TO_CONNECT)
-            raise
-        if self.state == cs.CONNECTING:  # not closed meanwhile
-            self._set_state(cs.CONNECTED)
-            self.emit("connect")
+    async def _establish(self) -> Callable[[], None]:
+        await self.token_maintainer.start()
+        await self.token_maintainer.get_token()
+        return lambda: None
 
-    async def close(self) -> None:
-        """Stop the token maintainer and release everything (a closed connection stays closed)."""
-        if self.state == cs.CLOSED:
-            return
-        was_open = self.state == cs.CONNECTED
-        # The state moves first: an open() still waiting for its token sees it was closed.
-        self._set_state(cs.CLOSING if was_open else cs.CLOSED)
-        from lpm.client.subscriptions.webhook_intake import close_webhooks_intake
-
-        await close_webhooks_intake(self)
+    async def _shutdown(self) -> None:
         await self.token_maintainer.stop()
-        self.conversations.close()
-        await self.http.close()
-        if self.state != cs.CLOSED:
-            self._set_state(cs.CLOSED)
-        self.emit("close", {"code": 1000, "reason": "closed by the application"})
-        await self.close_events()
 
     # ---------------------------------------------------------------- HTTP
 
@@ -440,8 +396,7 @@ class BrandRestConnection(BrandIdentity, Connection):
         ``{accountId}`` placeholders).  A 401 regenerates the token and is retried once; any
         status outside ``expected`` raises :class:`RequestError`."""
         request_type = f"REST {method} {template}"
-        if self.state != cs.CONNECTED:
-            raise NotConnectedError(f"unable to send {request_type}: connection is {self.state}")
+        self._require_connected(request_type)
         path = template.format(
             cid=path_segment(conversation_id or ""),
             did=path_segment(dialog_id or ""),
@@ -560,7 +515,8 @@ class BrandRestConnection(BrandIdentity, Connection):
         except NotificationError as exc:
             self.report_error(ProtocolError(f"unexpected conversation body from UMS REST: {exc}", frame=body))
 
-    async def get_conversation_by_id(self, conversation_id: str) -> Conversation:
+    # A coroutine, unlike Connection's cache lookup: over REST the server is read (see below).
+    async def get_conversation_by_id(self, conversation_id: str) -> Conversation:  # type: ignore[override]
         """``GET /v1/conversations/{cid}``: the conversation's current state, cached (or the
         cached object updated) and returned — how a stateless bot acts on a conversation it only
         knows by id.
@@ -606,8 +562,7 @@ class BrandRestConnection(BrandIdentity, Connection):
             json=body,
             expected=(200, 201),
         )
-        sequence = response.body.get("sequence") if isinstance(response.body, Mapping) else None
-        return sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else 0
+        return sequence_of(response.body) or 0
 
     async def update_conversation_field(
         self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
@@ -693,36 +648,6 @@ class BrandRestConnection(BrandIdentity, Connection):
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
         """Brands need no messaging subscription (and REST has none): nothing to do."""
 
-    async def subscribe_conversations(self, query: dict[str, Any]) -> str:
-        raise InvalidStateError(
-            "REST connections cannot subscribe to conversations: register webhooks and feed them with "
-            "lpm.webhooks.create_app (or process_webhooks_notification)"
-        )
-
-    async def unsubscribe_conversations(self, subscription_id: str) -> None:
-        raise InvalidStateError("REST connections have no conversation subscriptions")
-
-    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
-        raise InvalidStateError("REST connections cannot subscribe to routing tasks (rings need a WebSocket)")
-
-    async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
-        raise InvalidStateError("REST connections have no routing-task subscriptions")
-
-    def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        raise InvalidStateError("REST connections have no conversation subscriptions")
-
-    def unregister_conversation_subscription(self, subscription_id: str) -> None:
-        raise InvalidStateError("REST connections have no conversation subscriptions")
-
-    def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        raise InvalidStateError("REST connections have no routing-task subscriptions")
-
-    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
-        raise InvalidStateError("REST connections cannot answer rings (rings need a WebSocket)")
-
-    async def get_user_profile(self, user_id: str | None) -> Any:
-        raise InvalidStateError("UMS REST v1 has no user profile endpoint; use a WebSocket connection")
-
     async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
         """``POST /v1/brands/{acc}/file-upload-path`` → ``{relativePath, queryParams}``."""
         response = await self._request(
@@ -738,15 +663,3 @@ class BrandRestConnection(BrandIdentity, Connection):
         if not isinstance(response.body, Mapping):
             raise ProtocolError("REST file-download-path answered without an object", frame=response.body)
         return dict(response.body)
-
-    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
-        """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
-        await storage.upload(
-            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query, data
-        )
-
-    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
-        """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
-        return await storage.download(
-            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query
-        )

@@ -26,7 +26,8 @@ The Send API pushes nothing: agent replies and conversation changes arrive by we
 (:mod:`lpm.webhooks`, or ``await conn.process_webhooks_notification(payload)``).  An app
 install's webhooks carry every conversation of the account: this connection keeps only its own
 consumer's conversations and their events and drops the rest silently.  History queries, subscriptions
-and rings raise :class:`~lpm.errors.InvalidStateError` before any I/O.
+and rings raise :class:`~lpm.errors.UnsupportedActionError` (an
+:class:`~lpm.errors.InvalidStateError`) before any I/O.
 
 Errors: the request-level envelope ``{"kind": "resp", "code", "type": ".ReqBody$ErrorResp",
 "body": {"title", "details", "errorCode"}}`` with HTTP 401 raises
@@ -44,25 +45,22 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from lpm.client import connection as cs
 from lpm.client.auth import idp
-from lpm.client.auth.csds import CSDS, ServiceName
-from lpm.client.auth.http import HttpResponse, HttpSettings
-from lpm.client.connection import Connection
+from lpm.client.auth.csds import ServiceName
+from lpm.client.auth.http import HttpResponse
 from lpm.client.model.cache import ConversationCache
 from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.subscriptions.webhook_intake import _INTAKE_ATTRIBUTE, WebhooksIntake
-from lpm.client.transport import file_storage as storage
+from lpm.client.subscriptions.webhook_intake import WebhooksIntake
+from lpm.client.transport.base import RequestConnection, call_any_status, sequence_of
+from lpm.client.transport.bodies import PROFILE_OK, conversation_request_body, user_profile_body
 from lpm.enums import AuthType, ParticipantRole
 from lpm.errors import (
     AuthenticationError,
     ConfigurationError,
-    HttpError,
-    InvalidStateError,
     NotConnectedError,
     ProtocolError,
     RequestError,
@@ -75,15 +73,12 @@ __all__ = ["ConsumerSendApiConnection", "send_api_error"]
 
 log = logging.getLogger("lpm.client.transport.send_api")
 
-#: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
-_ANY_STATUS = frozenset(range(100, 600)) - {429}
 #: The ``auth_data`` keys a Send API connection needs.
 AUTH_DATA_KEYS = ("client_id", "client_secret", "ext_consumer_id")
 #: ``errorCode`` of an invalid (e.g. expired) AppJWT: regenerate it and retry once.
 INVALID_APP_JWT = 40102
 CONVERSATION_PATH = "/api/account/{accountId}/messaging/consumer/conversation"
 SEND_PATH = CONVERSATION_PATH + "/send"
-PROFILE_OK = "OK User Profile set successfully"
 
 
 def _credentials(auth_data: Mapping[str, Any] | None) -> tuple[str, str, str]:
@@ -114,13 +109,6 @@ def send_api_error(status: int, request_type: str, body: Any) -> AuthenticationE
     # The envelope's ``body`` ({"title", "details", "errorCode"}), or a refused frame's message.
     return RequestError(
         status, request_type, body.get("body") if isinstance(body, Mapping) and "body" in body else body
-    )
-
-
-def _no_send_api(what: str) -> NoReturn:
-    raise InvalidStateError(
-        f"{what} is not available over the Send API (it pushes nothing: notifications come by webhooks); "
-        "use a consumer WebSocket connection"
     )
 
 
@@ -158,25 +146,22 @@ class _OwnConversationsIntake(WebhooksIntake):
             await super().handle(kept)
 
 
-class ConsumerSendApiConnection(Connection):
+class ConsumerSendApiConnection(RequestConnection):
     """A connector's consumer over the Send API (``connection_type=ConnectionType.SEND_API``).
 
     ``open()`` obtains the AppJWT and ConsumerJWS (CONNECTING → CONNECTED); ``close()`` releases
     the webhook feed and the HTTP session (→ CLOSED).  See the module docstring.
     """
 
+    transport_name = "a Send API connection"
+    unsupported_hint = (
+        "the Send API has no request for it and pushes nothing (notifications come by webhooks); "
+        "use a consumer WebSocket connection"
+    )
+
     def __init__(self, options: ConnectionOptions) -> None:
         self._client_id, self._client_secret, self.ext_consumer_id = _credentials(options.auth_data)
         super().__init__(options)
-        # Webhooks of an app install carry every conversation of the account: this consumer's
-        # cache and webhook feed keep only its own (whichever way the payloads are fed).
-        self.conversations = _OwnConversationsCache(
-            self,
-            cache_duration=options.conversations_cache_duration,
-            get_all_messages=options.get_all_messages,
-        )
-        setattr(self, _INTAKE_ATTRIBUTE, _OwnConversationsIntake(self))
-        self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
         #: :class:`lpm.AuthType`: NONE until opened, then CONSUMER_UNDETERMINED (a connector's consumer).
         self.auth_type: AuthType = AuthType.NONE
         self.client_properties: dict[str, Any] = dict(options.client_properties or {})
@@ -186,24 +171,25 @@ class ConsumerSendApiConnection(Connection):
         self._ids = itertools.count(1)
         self._app_jwt_lock = asyncio.Lock()
 
+    # Webhooks of an app install carry every conversation of the account: this consumer's cache
+    # and webhook feed keep only its own (whichever way the payloads are fed).
+
+    def _new_conversation_cache(self) -> ConversationCache:
+        return _OwnConversationsCache(
+            self,
+            cache_duration=self.options.conversations_cache_duration,
+            get_all_messages=self.options.get_all_messages,
+        )
+
+    def _new_webhooks_intake(self) -> WebhooksIntake:
+        return _OwnConversationsIntake(self)
+
     # ---------------------------------------------------------------- identity
-
-    @property
-    def is_brand(self) -> bool:
-        return False
-
-    @property
-    def agent_id(self) -> str | None:
-        return None
 
     @property
     def user_id(self) -> str | None:
         """The consumer id (the ConsumerJWS ``sub``) once opened."""
         return self._user_id
-
-    async def lookup_service(self, service: str) -> str:
-        """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
-        return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)
 
     async def _new_app_jwt(self) -> str:
         host = await self.lookup_service(ServiceName.SENTINEL)
@@ -219,50 +205,22 @@ class ConsumerSendApiConnection(Connection):
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def open(self) -> None:
-        """Obtain the AppJWT and the ConsumerJWS: CONNECTING → CONNECTED (FAILED_TO_CONNECT and
-        the error — :class:`AuthenticationError` for refused credentials — on failure)."""
-        if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
-            raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
-        self._set_state(cs.CONNECTING)
-        try:
-            app_jwt = await self._new_app_jwt()
-            idp_host = await self.lookup_service(ServiceName.IDP)
-            jws = await idp.connector_consumer_jws(
-                self.http, idp_host, self.account_id, app_jwt, self.ext_consumer_id
-            )
-            user_id = idp.decode_consumer_id(jws)
-        except Exception as exc:
-            if self.state == cs.CLOSED:
-                raise NotConnectedError("connection was closed before it could connect") from exc
-            self._set_state(cs.FAILED_TO_CONNECT)
-            raise
-        except BaseException:  # cancelled: FAILED_TO_CONNECT, so open() may be called again
-            if self.state == cs.CONNECTING:
-                self._set_state(cs.FAILED_TO_CONNECT)
-            raise
-        if self.state == cs.CONNECTING:  # not closed meanwhile
+    async def _establish(self) -> Callable[[], None]:
+        app_jwt = await self._new_app_jwt()
+        idp_host = await self.lookup_service(ServiceName.IDP)
+        jws = await idp.connector_consumer_jws(
+            self.http, idp_host, self.account_id, app_jwt, self.ext_consumer_id
+        )
+        user_id = idp.decode_consumer_id(jws)
+
+        def commit() -> None:
             self._app_jwt, self._consumer_jws, self._user_id = app_jwt, jws, user_id
             self.auth_type = AuthType.CONSUMER_UNDETERMINED
-            self._set_state(cs.CONNECTED)
-            self.emit("connect")
 
-    async def close(self) -> None:
-        """Release the webhook feed, the cache and the HTTP session (a closed connection stays closed)."""
-        if self.state == cs.CLOSED:
-            return
-        was_open = self.state == cs.CONNECTED
-        self._set_state(cs.CLOSING if was_open else cs.CLOSED)
-        from lpm.client.subscriptions.webhook_intake import close_webhooks_intake
+        return commit
 
-        await close_webhooks_intake(self)
-        self.conversations.close()
-        await self.http.close()
+    async def _shutdown(self) -> None:
         self._app_jwt = self._consumer_jws = None
-        if self.state != cs.CLOSED:
-            self._set_state(cs.CLOSED)
-        self.emit("close", {"code": 1000, "reason": "closed by the application"})
-        await self.close_events()
 
     # ---------------------------------------------------------------- HTTP
 
@@ -275,7 +233,8 @@ class ConsumerSendApiConnection(Connection):
     async def _post(self, template: str, body: Any, request_type: str) -> HttpResponse:
         """One Send API POST; a refused AppJWT is regenerated and the request sent once more.
         Returns a 200 response; anything else raises (see :func:`send_api_error`)."""
-        if self.state != cs.CONNECTED or self._consumer_jws is None:
+        self._require_connected(request_type)
+        if self._consumer_jws is None:
             raise NotConnectedError(f"unable to send {request_type}: connection is {self.state}")
         host = await self.lookup_service(ServiceName.ASYNC_MESSAGING_ENT)
         url = self.http.base_url(host) + template.format(accountId=self.account_id)
@@ -286,21 +245,16 @@ class ConsumerSendApiConnection(Connection):
                 headers["Client-Properties"] = json.dumps(
                     {"type": ".ClientProperties", **self.client_properties}, separators=(",", ":")
                 )
-            try:
-                response = await self.http.request(
-                    "POST",
-                    url,
-                    json=body,
-                    params={"v": "3"},
-                    headers=headers,
-                    expected=_ANY_STATUS,
-                    what=request_type,
-                    secrets=(app_jwt, jws, self._client_secret),
-                )
-            except HttpError as exc:
-                if exc.status is not None:  # 429 after the bounded retries: a refusal like any other
-                    raise RequestError(exc.status, request_type, exc.body) from exc
-                raise
+            response = await call_any_status(
+                self.http,
+                "POST",
+                url,
+                request_type=request_type,
+                headers=headers,
+                json=body,
+                params={"v": "3"},
+                secrets=(app_jwt, jws, self._client_secret),
+            )
             if response.status == 401 and attempt == 0 and _error_code(response.body) == INVALID_APP_JWT:
                 log.info("%s: the AppJWT was refused; regenerating it", request_type)
                 await self._refresh_app_jwt(app_jwt)
@@ -334,19 +288,9 @@ class ConsumerSendApiConnection(Connection):
         """CONVERSATION: set the (empty) user profile and request a conversation; returns the
         cached :class:`~lpm.client.conversation.Conversation` (its messages and changes come by
         webhooks)."""
-        conversation_context = dict(context or {})
-        conversation_context.setdefault("type", "CustomContext")
-        if conversation_context["type"] == "CustomContext":
-            conversation_context.setdefault("name", "lpm-python-sdk")
-        request: dict[str, Any] = {
-            "ttrDefName": ttr_def_name,
-            "channelType": "MESSAGING",
-            "skillId": str(skill_id) if skill_id is not None else "-1",
-            "brandId": self.account_id,
-            "conversationContext": conversation_context,
-        }
-        if campaign_info:
-            request["campaignInfo"] = campaign_info
+        request = conversation_request_body(
+            self.account_id, skill_id, context, campaign_info, ttr_def_name=ttr_def_name
+        )
         frames = [
             self._frame(Req.SET_USER_PROFILE, {}),
             self._frame(Req.CONSUMER_REQUEST_CONVERSATION, request),
@@ -369,9 +313,7 @@ class ConsumerSendApiConnection(Connection):
 
     async def set_user_profile(self, **profile: Any) -> None:
         """``userprofile.SetUserProfile`` (``first_name``, ``last_name``, ``nick_name``, or wire names)."""
-        names = {"first_name": "firstName", "last_name": "lastName", "nick_name": "nickName"}
-        body = {names.get(k, k): v for k, v in profile.items()}
-        result = await self._send(Req.SET_USER_PROFILE, body)
+        result = await self._send(Req.SET_USER_PROFILE, user_profile_body(profile))
         if not isinstance(result, Mapping) or result.get("msg") != PROFILE_OK:
             raise UnexpectedResponseError(200, f"Send API {Req.SET_USER_PROFILE.value}", result)
 
@@ -406,8 +348,7 @@ class ConsumerSendApiConnection(Connection):
         except RequestError as exc:
             exc.conversation_id, exc.dialog_id = conversation_id, dialog_id
             raise
-        sequence = result.get("sequence") if isinstance(result, Mapping) else None
-        return sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else 0
+        return sequence_of(result) or 0
 
     async def update_conversation_field(
         self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
@@ -440,55 +381,8 @@ class ConsumerSendApiConnection(Connection):
             raise ProtocolError("GenerateURLForDownloadFile answered without an object", frame=result)
         return dict(result)
 
-    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
-        """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
-        await storage.upload(
-            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query, data
-        )
-
-    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
-        """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
-        return await storage.download(
-            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query
-        )
-
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
         """Nothing to subscribe to: the dialog's events come by webhooks."""
-
-    async def query_messages(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        *,
-        max_quantity: int | None = None,
-        newer_than: int | None = None,
-        older_than: int | None = None,
-    ) -> list[MessagingEventInfo]:
-        _no_send_api("querying messages")
-
-    async def subscribe_conversations(self, query: dict[str, Any]) -> str:
-        _no_send_api("a conversation subscription")
-
-    async def unsubscribe_conversations(self, subscription_id: str) -> None:
-        _no_send_api("a conversation subscription")
-
-    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
-        _no_send_api("a routing-task subscription (brand only)")
-
-    async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
-        _no_send_api("a routing-task subscription (brand only)")
-
-    def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        _no_send_api("a conversation subscription")
-
-    def unregister_conversation_subscription(self, subscription_id: str) -> None:
-        _no_send_api("a conversation subscription")
-
-    def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        _no_send_api("a routing-task subscription (brand only)")
-
-    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
-        _no_send_api("answering a ring (brand only)")
 
 
 def _error_code(body: Any) -> Any:

@@ -1,4 +1,10 @@
-"""WebSocket connections: request/response correlation, keep-alive and connection maintenance.
+"""WebSocket connections: the asyncio driver of the sans-I/O client session.
+
+The rules -- request ids, the in-flight table per socket generation, what becomes of each request
+when its socket is lost, the queue, reconciliation of published messages -- live in
+:class:`lpm.protocol.session.ClientSession` and are unit-tested there with frames.  This module
+does the I/O around it: one socket at a time, its reader and keep-alive, the callers' futures and
+deadlines, the maintainer that reconnects, and the restore of the session on every new socket.
 
 One :class:`WebsocketConnection` owns at most one live socket at a time.  Every socket gets a
 *generation* number; the reader, the keep-alive and every request carry the generation they were
@@ -6,7 +12,8 @@ started for, and nothing of an abandoned socket (a late frame, its close, a time
 new one (node-agent-sdk's worst bug, peer study §5.2).
 
 Maintenance (``maintain_connection=True``, the default) is done by one owned task at a time, the
-*maintainer*: it runs connect attempts on the reconnect schedule until the session is restored.
+*maintainer*: it runs connect attempts on the reconnect back-off (:mod:`lpm.client.retry`) until
+the session is restored.
 
 * An unexpected close moves the connection to DISCONNECTED and starts the maintainer after
   ``wait_to_reconnect`` seconds (4401/4407 first invalidate the token, see the subclasses).
@@ -15,16 +22,15 @@ Maintenance (``maintain_connection=True``, the default) is done by one owned tas
   order once the session is restored (subscriptions recreated, agent state and consumer
   messaging subscriptions re-issued).  Requests queued then, and those made while the queue is
   still being written, keep their order: nothing overtakes the queue.
-* Requests that were *in flight* when the socket was lost may or may not have been processed.
-  What becomes of them depends on the request (:func:`_policy`): requests that are harmless to
-  repeat (reads, subscriptions, agent state, chat states, read receipts) are sent again after the
-  reconnect; a published message is looked for in its dialog once the session is restored (the
-  brand catches up on the dialog's history, the consumer's messaging subscription replays from
-  the last sequence it saw) and is sent again only if it is not there, so it is delivered exactly
-  once and its caller gets its sequence either way; anything else (closing, transfers, joins...)
-  fails with :class:`~lpm.errors.ConnectionClosedError`, since repeating it is not safe.
+* Requests that were *in flight* when the socket was lost are settled by the session's replay
+  policy (:func:`lpm.protocol.session.replay_policy`): repeated, reconciled against the dialog's
+  history once the session is restored (a published message is delivered exactly once and its
+  caller gets its sequence either way), or failed with :class:`~lpm.errors.ConnectionClosedError`.
 * Messaging events that arrive while a session is being restored are held and applied once it
   is restored, after the history the restore fetched, so ``message`` events stay in sequence order.
+
+Notifications are decoded and routed by :mod:`lpm.client.dispatch`, the same router the webhooks
+intake uses.
 """
 
 from __future__ import annotations
@@ -32,12 +38,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import enum
-import itertools
 import logging
 import time
-import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -47,7 +49,10 @@ from lpm.client import connection as cs
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.connection import Connection
+from lpm.client.dispatch import MAX_RETIRED, ORPHAN_GRACE, SubscriptionRouter, dispatch_notification
 from lpm.client.options import ConnectionOptions
+from lpm.client.retry import Backoff, Fatal, retry
+from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
 from lpm.client.transport import file_storage as storage
 from lpm.errors import (
     ConfigurationError,
@@ -63,25 +68,41 @@ from lpm.errors import (
     TokenExpiredError,
 )
 from lpm.protocol import frames
-from lpm.protocol.notifications import (
-    MessagingEventInfo,
-    NotificationError,
-    decode_agent_states,
-    decode_conversation_changes,
-    decode_messaging_events,
-    decode_routing_tasks,
+from lpm.protocol.notifications import NotificationError
+from lpm.protocol.session import (
+    Answered,
+    ClientSession,
+    InvalidFrame,
+    LateResponse,
+    LossVerdict,
+    OutboundRequest,
+    Refused,
+    ReplayPolicy,
+    UnexpectedRequest,
+    UnreadableRefusal,
+    WaitVerdict,
+    landed_sequence,
+    replay_policy,
 )
-from lpm.protocol.types import (
-    Dialect,
-    Notif,
-    Req,
-    canonical_notification,
-    canonical_request,
-    request_wire_name,
-)
+from lpm.protocol.types import Dialect, Notif, Req, request_wire_name
 
 if TYPE_CHECKING:
     from lpm.client.model.dialog import Dialog
+    from lpm.protocol.notifications import (
+        AgentStateInfo,
+        ConversationChange,
+        MessagingEventInfo,
+        RoutingTaskInfo,
+    )
+
+__all__ = [
+    "AUTH_CLOSE_CODES",
+    "MAX_RETIRED",
+    "ORPHAN_GRACE",
+    "RESTORE_BACKOFF",
+    "WAIT_FOR_READY_DURATION",
+    "WebsocketConnection",
+]
 
 log = logging.getLogger("lpm.client.transport.websocket")
 
@@ -89,107 +110,28 @@ log = logging.getLogger("lpm.client.transport.websocket")
 AUTH_CLOSE_CODES = frozenset({4401, 4407})
 #: Seconds the ``ready`` event waits at most for the default subscription to load.
 WAIT_FOR_READY_DURATION = 600.0
-#: Seconds a notification for a not-yet-registered subscription is held.
-ORPHAN_GRACE = 5.0
 #: Retry delays (seconds) of the session-restore step after a reconnect.
-RESTORE_RETRY = (0.2, 0.4, 0.8, 1.6, 3.2)
-#: How many sequences of this connection's own publishes are remembered (see _claim).
-MAX_CLAIMS = 4096
-#: How many dead subscription ids are remembered (see _retire).
-MAX_RETIRED = 1024
+RESTORE_BACKOFF = Backoff((0.2, 0.4, 0.8, 1.6, 3.2))
 #: Sort key of held events without a sequence (chat states): after their dialog's others.
 _NO_SEQUENCE = 1 << 62
-
-_request_ids = itertools.count(1)
+#: The raw event the connection emits for each routed notification kind (Node SDK names).
+_RAW_EVENTS = {
+    Notif.EX_CONVERSATION_CHANGE: "conversationNotification",
+    Notif.MESSAGING_EVENT: "messageNotification",
+    Notif.ROUTING_TASK: "routingTaskNotification",
+}
 
 #: Set (to the socket generation) while a connect attempt verifies and restores the session:
 #: requests made in that context go straight to the new socket instead of the queue.
 _restoring: contextvars.ContextVar[int | None] = contextvars.ContextVar("lpm_restoring", default=None)
 
 
-def _new_request_id() -> str:
-    return f"{next(_request_ids)}-{uuid.uuid4().hex[:12]}"
-
-
-class _Policy(enum.Enum):
-    """What becomes of a request whose socket was lost after it was written."""
-
-    #: Harmless to repeat: written again once the session is restored.
-    REPLAY = "replay"
-    #: A published message: looked for in its dialog after the restore, written again if absent.
-    RECONCILE = "reconcile"
-    #: Not safe to repeat and its outcome is unknown: fails with ConnectionClosedError.
-    FAIL = "fail"
-
-
-#: Requests that change nothing when repeated (or whose repetition the server absorbs).
-_REPLAYABLE = frozenset(
-    {
-        Req.GET_CLOCK,
-        Req.KEEP_ALIVE,
-        Req.GET_USER_PROFILE,
-        Req.GET_BRAND_PROFILE,
-        Req.SET_USER_PROFILE,
-        Req.SET_AGENT_STATE,
-        Req.SUBSCRIBE_EX_CONVERSATIONS,
-        Req.SUBSCRIBE_ROUTING_TASKS,
-        Req.SUBSCRIBE_AGENTS_STATE,
-        Req.SUBSCRIBE_MESSAGING_EVENTS,
-        Req.QUERY_MESSAGES,
-        Req.GENERATE_UPLOAD_URL,
-        Req.GENERATE_DOWNLOAD_URL,
-        Req.GENERATE_DOWNLOAD_TOKEN,
-    }
-)
-#: Published events that take a sequence and show up in the dialog (reconciled, never repeated).
-_CONTENT_EVENTS = frozenset({"ContentEvent", "RichContentEvent"})
-#: Published events whose repetition is harmless (a typing state; a receipt the model de-duplicates).
-_REPEATABLE_EVENTS = frozenset({"ChatStateEvent", "AcceptStatusEvent"})
-
-
-def _publish_event(body: Any) -> dict[str, Any] | None:
-    event = body.get("event") if isinstance(body, dict) else None
-    return event if isinstance(event, dict) else None
-
-
-def _policy(type_: str, body: Any) -> _Policy:
-    req = canonical_request(type_)
-    if req is Req.PUBLISH_EVENT:
-        event = _publish_event(body) or {}
-        if event.get("type") in _CONTENT_EVENTS:
-            return _Policy.RECONCILE
-        return _Policy.REPLAY if event.get("type") in _REPEATABLE_EVENTS else _Policy.FAIL
-    return _Policy.REPLAY if req in _REPLAYABLE else _Policy.FAIL
-
-
 @dataclass(slots=True, eq=False)
-class _Request:
-    """One request from the moment it is made until its future is settled.
+class _Call(OutboundRequest):
+    """A request with its caller: the future it awaits and the deadline of the current stage
+    (the response timeout once written, the queue timeout while waiting for a session)."""
 
-    It may be queued, written, lost with its socket, reconciled and written again: the caller
-    awaits ``future`` throughout.  ``timer`` is the deadline of the current stage (the response
-    timeout once written, the queue timeout while waiting for a session).
-    """
-
-    type: str
-    body: Any
-    headers: Any
-    metadata: Any
-    future: asyncio.Future[Any]
-    policy: _Policy
-    #: Made by a connect attempt (verification, restore) or the keep-alive: tied to one socket,
-    #: never queued and never written again.
-    bound: bool = False
-    #: RECONCILE: where the message goes, and the highest sequence its dialog had seen when the
-    #: request was made (the message, if it landed, has a higher one).
-    conversation_id: str | None = None
-    dialog_id: str | None = None
-    floor: int = -1
-    #: The frame never left: whatever the policy, it was not processed.
-    unwritten: bool = False
-    req_id: str = ""
-    generation: int = 0
-    start: float = 0.0
+    future: asyncio.Future[Any] | None = None
     timer: asyncio.TimerHandle | None = None
 
     def cancel_timer(self) -> None:
@@ -200,12 +142,14 @@ class _Request:
     def settle(self, error: BaseException | None = None, result: Any = None) -> None:
         """Complete the caller's future (once) and drop the deadline."""
         self.cancel_timer()
-        if self.future.done():
+        self.settled = True
+        future = self.future
+        if future is None or future.done():
             return
         if error is not None:
-            self.future.set_exception(error)
+            future.set_exception(error)
         else:
-            self.future.set_result(result)
+            future.set_result(result)
 
 
 @dataclass(slots=True)
@@ -221,14 +165,30 @@ class _Socket:
     closer: asyncio.Task[None] | None = None
 
 
-def _same_content(message: Any, event: dict[str, Any], audience: str) -> bool:
-    """Whether a dialog message is the content ``event`` published with ``audience``."""
-    if str(message.audience) != audience:
-        return False
-    if event.get("type") == "RichContentEvent":
-        return bool(message.content_type == "RichContentEvent" and message.body == event.get("content"))
-    content_type = str(event.get("contentType") or "text/plain")
-    return bool(message.content_type == content_type and message.body == event.get("message"))
+class _SocketSink:
+    """Where the socket's decoded notifications go (see :func:`lpm.client.dispatch.dispatch_notification`)."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: WebsocketConnection) -> None:
+        self._connection = connection
+
+    def on_conversation_changes(self, subscription_id: str | None, changes: list[ConversationChange]) -> None:
+        self._connection.router.route_conversation_changes(subscription_id, changes)
+
+    def on_messaging_events(self, events: list[MessagingEventInfo]) -> None:
+        self._connection._hold_events(events)
+
+    def on_routing_tasks(self, subscription_id: str | None, tasks: list[tuple[str, RoutingTaskInfo]]) -> None:
+        self._connection.router.route_routing_tasks(subscription_id, tasks)
+
+    def on_agent_states(self, states: list[AgentStateInfo]) -> None:
+        for state in states:
+            self._connection.emit("agent-state", state)
+
+
+def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, callback, *args)
 
 
 class WebsocketConnection(Connection):
@@ -238,14 +198,12 @@ class WebsocketConnection(Connection):
 
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
-        self._generation = 0
+        #: The sans-I/O bookkeeping of this connection's requests (ids, in flight, queue, loss).
+        self.session = ClientSession()
+        #: Live subscriptions by id, orphans and retired ids.
+        self.router = SubscriptionRouter(call_later=_call_later, report_error=self.report_error)
+        self._sink = _SocketSink(self)
         self._socket: _Socket | None = None
-        #: Written requests awaiting their response, by request id (in write order).
-        self._pending: dict[str, _Request] = {}
-        #: Requests waiting for a restored session, in the order they were made.
-        self._queue: deque[_Request] = deque()
-        #: Requests in flight when their socket was lost, settled once the next session is restored.
-        self._in_doubt: list[_Request] = []
         #: The task writing the queue after a restore (requests made meanwhile queue behind it).
         self._flusher: asyncio.Task[None] | None = None
         self._ready = False  # session restored: requests go straight to the socket
@@ -266,24 +224,13 @@ class WebsocketConnection(Connection):
         self._close_done: asyncio.Future[None] | None = None
         self._close_emitted = False
         self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
-        self._conversation_subs: dict[str, Any] = {}
-        self._routing_subs: dict[str, Any] = {}
         self.default_subscription: Any = None
         self._default_announced = False
         #: Tasks closing lost sockets (owned; awaited by close()).
         self._closers: set[asyncio.Task[None]] = set()
-        #: Subscriptions replaced or unsubscribed: their late notifications are expected, not errors.
-        #: Insertion-ordered and capped (see _retire): every reconnect retires ids.
-        self._retired_subscriptions: dict[str, None] = {}
-        #: Notifications that arrived before their subscription was registered (see _hold_orphan).
-        self._orphans: dict[str, list[Any]] = {}
-        self._orphan_timers: dict[str, asyncio.TimerHandle] = {}
         self._ready_task: asyncio.Task[None] | None = None
         #: Messaging events received while a session is restored (None: apply at once).
         self._held_events: list[MessagingEventInfo] | None = None
-        #: Sequences returned to this connection's publishes, per dialog (see _claim).
-        self._claims: dict[str, set[int]] = {}
-        self._claim_order: deque[tuple[str, int]] = deque()
 
     # ---------------------------------------------------------------- identity hooks (subclasses)
 
@@ -389,11 +336,9 @@ class WebsocketConnection(Connection):
         if self.state == cs.CONNECTED:
             self._set_state(cs.CLOSING)
         self._fail_waiting(NotConnectedError("connection closed"))
-        self._fail_pending(None, ConnectionClosedError("connection closed by the application"))
-        for timer in self._orphan_timers.values():
-            timer.cancel()
-        self._orphan_timers.clear()
-        self._orphans.clear()
+        for call in self.session.drain_in_flight():
+            cast(_Call, call).settle(ConnectionClosedError("connection closed by the application"))
+        self.router.close()
         sock = self._socket
         if sock is not None:
             await self._drop_socket(sock, code=1000, reason="closed by the application")
@@ -415,13 +360,15 @@ class WebsocketConnection(Connection):
         """Stop everything the connection started: subscriptions' tasks, the handler tasks of the
         objects it created, the token maintainer, cache timers and the HTTP session."""
         self._released = True
-        subscriptions = {id(s): s for s in [*self._conversation_subs.values(), self.default_subscription]}
+        subscriptions = {
+            id(s): s for s in [*self.router.conversation_subscriptions(), self.default_subscription]
+        }
         for sub in subscriptions.values():
             close = getattr(sub, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
-        for routing in list(self._routing_subs.values()):
+        for routing in cast("list[Any]", self.router.routing_subscriptions()):
             for ring in list(routing.rings.values()):
                 await ring.close_events()
             await routing.close_events()
@@ -440,25 +387,24 @@ class WebsocketConnection(Connection):
     # ---------------------------------------------------------------- connecting
 
     async def _maintain(self, *, delay: float = 0.0, auth_code: int | None = None) -> None:
-        """Connect attempts on the schedule until the session is restored or the connection closes.
+        """Connect attempts on the back-off until the session is restored or the connection closes.
 
         ``auth_code``: the socket was closed with 4401/4407, so the token is invalidated first.
+        Only a failure that cannot fix itself (a refused token nothing can replace) ends it;
+        anything else -- whatever its type -- is reported and retried.
         """
         if auth_code is not None and not await self._on_auth_close(auth_code):
             await self._give_up()
             return
         if delay > 0:
             await asyncio.sleep(delay)
-        schedule = self.options.schedule()
-        for attempt in itertools.count():
+
+        async def attempt() -> None:
             if self._closing:
                 return
             self._set_state(cs.CONNECTING)
             try:
                 await self._attempt()
-                return
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 self.report_error(exc)
                 if self.state == cs.CONNECTING:
@@ -466,11 +412,21 @@ class WebsocketConnection(Connection):
                 if self._auth_failed_for_good or (
                     isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
                 ):
-                    await self._give_up()
-                    return
-            wait = schedule[min(attempt, len(schedule) - 1)]
-            self.emit("reconnect-wait", {"seconds": wait})
-            await asyncio.sleep(wait)
+                    raise Fatal from exc
+                raise
+
+        def announce_wait(_error: BaseException, _attempt: int, seconds: float) -> None:
+            self.emit("reconnect-wait", {"seconds": seconds})
+
+        try:
+            await retry(
+                attempt,
+                backoff=Backoff(self.options.schedule()),
+                is_retryable=lambda _error: True,
+                on_retry=announce_wait,
+            )
+        except Exception:  # only a Fatal's cause gets here: reported already
+            await self._give_up()
 
     async def _give_up(self) -> None:
         """Stop for good (e.g. a caller-supplied token was refused); ``close()`` still releases
@@ -498,7 +454,7 @@ class WebsocketConnection(Connection):
             token = _restoring.set(sock.generation)
             try:
                 await self._verify_and_restore(sock, start)
-                if self._in_doubt and sock is self._socket:
+                if self.session.in_doubt() and sock is self._socket:
                     # Every frame the server sent before this answer has been read: the
                     # replayed messages that reconciliation looks for are in (held).
                     await self.request(Req.GET_CLOCK, {})
@@ -519,7 +475,13 @@ class WebsocketConnection(Connection):
                 )
             # From here to the end nothing awaits: the session becomes ready atomically.
             self._release_held_events()
-            self._settle_in_doubt()
+            landed, requeued = self.session.restored(self._landed_sequence)
+            for request, sequence in landed:
+                cast(_Call, request).settle(result={"sequence": sequence})
+            for request in requeued:
+                call = cast(_Call, request)
+                call.cancel_timer()  # the in-doubt deadline: it waits again as a queued request
+                self._start_queue_deadline(call)
             self._ready = True
             self._disconnected_at = None
             first = not self._connected_once
@@ -559,7 +521,8 @@ class WebsocketConnection(Connection):
     async def _restore_with_retry(self, first: bool, sock: _Socket) -> None:
         """Run :meth:`_restore` until it succeeds; give up at once when the socket is lost (the
         attempt then fails and the maintainer tries again)."""
-        for attempt in itertools.count():
+
+        async def restore_once() -> None:
             if sock is not self._socket:
                 return
             # A restore can wait on the server (a snapshot, a replay): the loss of the socket
@@ -574,13 +537,15 @@ class WebsocketConnection(Connection):
                 return  # lost: the attempt reports it
             # Retrieved even when the socket is gone (the restore failed because it was lost):
             # otherwise asyncio logs "Task exception was never retrieved".
-            exc = restore.exception()
-            if sock is not self._socket:
-                return  # lost: the attempt reports it
-            if exc is None:
-                return
-            self.report_error(exc)
-            await asyncio.sleep(RESTORE_RETRY[min(attempt, len(RESTORE_RETRY) - 1)])
+            error = restore.exception()
+            if error is None or sock is not self._socket:
+                return  # done, or lost: the attempt reports it
+            raise error
+
+        def report(error: BaseException, _attempt: int, _seconds: float) -> None:
+            self.report_error(error)
+
+        await retry(restore_once, backoff=RESTORE_BACKOFF, is_retryable=lambda _error: True, on_retry=report)
 
     async def _open_socket(self, url: str, headers: dict[str, str]) -> _Socket:
         session = await self.http_session()
@@ -610,12 +575,11 @@ class WebsocketConnection(Connection):
             raise ConnectFailedError(
                 f"error opening the WebSocket connection: {type(exc).__name__}{detail}"
             ) from None
-        self._generation += 1
-        sock = _Socket(self._generation, ws)
+        sock = _Socket(self.session.socket_opened(), ws)
         self._socket = sock
         # Messaging events wait until the session is restored (and its history caught up).
         self._held_events = []
-        sock.tasks.append(asyncio.create_task(self._read(sock), name=f"lpm-reader-{self._generation}"))
+        sock.tasks.append(asyncio.create_task(self._read(sock), name=f"lpm-reader-{sock.generation}"))
         return sock
 
     async def _ws_connect(
@@ -655,92 +619,61 @@ class WebsocketConnection(Connection):
         self._lose_socket(sock, ws.close_code, "")
 
     def _on_text(self, data: str) -> None:
-        try:
-            frame = frames.decode_frame(data)
-        except frames.FrameError as exc:
-            self.report_error(ProtocolError(f"received invalid frame from UMS: {exc}", frame=data[:500]))
-            return
-        if isinstance(frame, frames.Response):
-            self._on_response(frame)
-        elif isinstance(frame, frames.Notification):
+        event = self.session.receive_text(data)
+        if type(event) is frames.Notification:  # the hot path first
             try:
-                self._on_notification(frame)
+                self._on_notification(event)
             except NotificationError as exc:
                 self.report_error(ProtocolError(str(exc), frame=data[:500]))
             except Exception as exc:  # a bug in a handler must not kill the reader
                 self.report_error(exc)
-        else:
+        elif isinstance(event, Answered):
+            call = cast(_Call, event.request)
+            call.cancel_timer()
+            self.emit(
+                f"{call.type}#response",
+                {
+                    "start": call.start,
+                    "end": time.time(),
+                    "request": {"id": call.req_id, "type": call.type, "body": call.body},
+                    "response": event.response.body,
+                },
+            )
+            call.settle(result=event.response.body)
+        elif isinstance(event, Refused):
+            response = event.response
+            call = cast(_Call, event.request)
+            call.settle(RequestError(response.code, call.type, response.body, response_type=response.type))
+        elif isinstance(event, LateResponse):
+            log.debug("late response to request %s dropped", event.req_id)
+        elif isinstance(event, UnreadableRefusal):
+            body = event.response.body
+            self.report_error(
+                ProtocolError(f"UMS refused an unreadable request: {body}", frame=event.response)
+            )
+        elif isinstance(event, InvalidFrame):
+            self.report_error(
+                ProtocolError(f"received invalid frame from UMS: {event.error}", frame=data[:500])
+            )
+        elif isinstance(event, UnexpectedRequest):
             self.report_error(ProtocolError("received a request frame from UMS", frame=data[:500]))
-
-    def _on_response(self, frame: frames.Response) -> None:
-        req_id = frame.reqId
-        req = self._pending.pop(req_id, None) if req_id is not None else None
-        if req is None:
-            if req_id is None:
-                self.report_error(
-                    ProtocolError(f"UMS refused an unreadable request: {frame.body}", frame=frame)
-                )
-            else:
-                # Requests are registered before they are written, so this answers one that
-                # timed out or whose caller gave up: nobody waits for it any more.
-                log.debug("late response to request %s dropped", req_id)
-            return
-        req.cancel_timer()
-        if req.future.done():
-            return
-        if frame.code > 399:
-            req.settle(RequestError(frame.code, req.type, frame.body, response_type=frame.type))
-            return
-        self.emit(
-            f"{req.type}#response",
-            {
-                "start": req.start,
-                "end": time.time(),
-                "request": {"id": req.req_id, "type": req.type, "body": req.body},
-                "response": frame.body,
-            },
-        )
-        if req.policy is _Policy.RECONCILE:
-            self._claim(req, frame.body)
-        req.settle(result=frame.body)
 
     def _on_notification(self, frame: frames.Notification) -> None:
         self.emit("notification", frame.type, frame.body)
-        kind = canonical_notification(frame.type)
-        brand = self.is_brand
-        if kind is Notif.EX_CONVERSATION_CHANGE:
-            sub_id, changes = decode_conversation_changes(frame.body, brand=brand)
-            self.emit("conversationNotification", frame.body)
-            sub = self._conversation_subs.get(sub_id or "")
-            if sub is not None:
-                sub.handle_notification(changes)
-            elif sub_id not in self._retired_subscriptions:
-                self._hold_orphan(sub_id or "", changes)
-        elif kind is Notif.MESSAGING_EVENT:
-            events = decode_messaging_events(frame.body, brand=brand)
-            self.emit("messageNotification", frame.body)
-            if self._held_events is not None:
-                self._held_events.extend(events)
-            else:
-                self.conversations.handle_messaging_events(events)
-        elif kind is Notif.ROUTING_TASK:
-            sub_id, tasks = decode_routing_tasks(frame.body)
-            self.emit("routingTaskNotification", frame.body)
-            routing = self._routing_subs.get(sub_id or "")
-            if routing is not None:
-                routing.handle_notification(tasks)
-            elif sub_id not in self._retired_subscriptions:
-                self._hold_orphan(sub_id or "", tasks)
-        elif kind is Notif.AGENT_STATE:
-            _, states = decode_agent_states(frame.body)
-            for state in states:
-                self.emit("agent-state", state)
+        dispatch_notification(
+            frame.type, frame.body, brand=self.is_brand, sink=self._sink, before_route=self._emit_raw
+        )
+
+    def _emit_raw(self, kind: Notif, body: Any) -> None:
+        name = _RAW_EVENTS.get(kind)
+        if name is not None:
+            self.emit(name, body)
 
     def _hold_events(self, events: list[MessagingEventInfo]) -> None:
-        """Messaging events fetched by a restore (history): applied with the held live events
-        once the session is restored -- outside the restore, so that requests the application
-        makes from its ``message`` handlers queue behind the requests that waited for the
-        connection."""
+        """Messaging events, live or fetched by a restore (history): while a session is being
+        restored they are held and applied with the others once it is -- outside the restore, so
+        that requests the application makes from its ``message`` handlers queue behind the
+        requests that waited for the connection."""
         if self._held_events is not None:
             self._held_events.extend(events)
         else:
@@ -753,34 +686,6 @@ class WebsocketConnection(Connection):
         if events:
             events.sort(key=lambda e: (e.dialog_id, e.sequence if e.sequence is not None else _NO_SEQUENCE))
             self.conversations.handle_messaging_events(events)
-
-    def _hold_orphan(self, sub_id: str, payload: Any) -> None:
-        """Keep a notification whose subscription is not registered yet.
-
-        UMS sends a subscription's snapshot right behind the subscribe response; the reader may
-        handle it before the subscriber has registered the new id.  Held notifications are
-        delivered on registration, or reported as errors after :data:`ORPHAN_GRACE` seconds.
-        """
-        held = self._orphans.get(sub_id)
-        if held is None:
-            held = self._orphans[sub_id] = []
-            loop = asyncio.get_running_loop()
-            self._orphan_timers[sub_id] = loop.call_later(ORPHAN_GRACE, self._drop_orphans, sub_id)
-        held.append(payload)
-
-    def _drop_orphans(self, sub_id: str) -> None:
-        self._orphan_timers.pop(sub_id, None)
-        if self._orphans.pop(sub_id, None) is not None and sub_id not in self._retired_subscriptions:
-            self.report_error(ProtocolError(f"notification for unknown subscription {sub_id}"))
-
-    def _deliver_orphans(self, sub_id: str | None, subscription: Any) -> None:
-        if sub_id is None:
-            return
-        timer = self._orphan_timers.pop(sub_id, None)
-        if timer is not None:
-            timer.cancel()
-        for payload in self._orphans.pop(sub_id, []):
-            subscription.handle_notification(payload)
 
     # ---------------------------------------------------------------- losing a socket
 
@@ -826,10 +731,10 @@ class WebsocketConnection(Connection):
             self._set_state(cs.DISCONNECTED)
         if self._disconnected_at is None:
             self._disconnected_at = time.monotonic()
-        for sub in list(self._conversation_subs.values()):
-            sub.mark_disconnected()
-        for routing in list(self._routing_subs.values()):
-            routing.mark_disconnected()
+        for sub in self.router.conversation_subscriptions():
+            cast(Any, sub).mark_disconnected()
+        for routing in self.router.routing_subscriptions():
+            cast(Any, routing).mark_disconnected()
         if not was_ready:
             return  # lost during a connect attempt: the attempt fails and reports it
         if not self.options.maintain_connection:
@@ -868,56 +773,25 @@ class WebsocketConnection(Connection):
         await _cancel_and_wait(*tasks)
 
     def _settle_in_flight(self, generation: int, code: int | None) -> None:
-        """Decide the fate of the requests written on a lost socket (see the module docstring)."""
+        """Carry out the session's verdict on the requests written on a lost socket."""
         recover = self.options.maintain_connection and not self._closing and self._open_called
-        for req in [r for r in self._pending.values() if r.generation == generation]:
-            del self._pending[req.req_id]
-            req.cancel_timer()
-            if req.future.done():
-                continue
-            if req.bound or not recover or (req.policy is _Policy.FAIL and not req.unwritten):
-                req.settle(ConnectionClosedError("connection closed while waiting for response", code=code))
-                continue
-            self._in_doubt.append(req)
-            req.timer = asyncio.get_running_loop().call_later(
-                self.options.request_queue_timeout, self._on_queue_timeout, req
-            )
-
-    def _settle_in_doubt(self) -> None:
-        """After a restore: complete the lost publishes that landed, queue the rest first."""
-        again: list[_Request] = []
-        for req in self._in_doubt:
-            if req.future.done():
-                req.cancel_timer()
-                continue
-            if req.policy is _Policy.RECONCILE:
-                sequence = self._landed_sequence(req)
-                if sequence is not None:
-                    self._claim(req, {"sequence": sequence})
-                    req.settle(result={"sequence": sequence})
-                    continue
-            again.append(req)
-        self._in_doubt = []
-        for req in reversed(again):  # they were made before anything queued since
-            req.cancel_timer()
-            self._enqueue(req, front=True)
-
-    def _fail_pending(self, generation: int | None, error: LpmError) -> None:
-        for req in list(self._pending.values()):
-            if generation is None or req.generation == generation:
-                del self._pending[req.req_id]
-                req.settle(error)
+        for request, verdict in self.session.connection_lost(generation, recover=recover):
+            call = cast(_Call, request)
+            call.cancel_timer()
+            if verdict is LossVerdict.FAIL:
+                call.settle(ConnectionClosedError("connection closed while waiting for response", code=code))
+            else:  # in doubt until the next session: it waits as long as a queued request
+                call.timer = _call_later(self.options.request_queue_timeout, self._on_queue_timeout, call)
 
     def _fail_waiting(self, error: LpmError) -> None:
         """Fail every queued and in-doubt request (the connection will not come back)."""
-        while self._queue:
-            self._queue.popleft().settle(error)
-        in_doubt, self._in_doubt = self._in_doubt, []
-        for req in in_doubt:
-            if req.policy is _Policy.REPLAY:
-                req.settle(error)
+        for request, verdict in self.session.drain_waiting():
+            if verdict is WaitVerdict.NOT_CONNECTED:
+                cast(_Call, request).settle(error)
             else:
-                req.settle(ConnectionClosedError("the connection was lost before the response arrived"))
+                cast(_Call, request).settle(
+                    ConnectionClosedError("the connection was lost before the response arrived")
+                )
 
     # ---------------------------------------------------------------- own publishes
 
@@ -929,38 +803,12 @@ class WebsocketConnection(Connection):
             return None
         return next((d for d in conversation.dialogs if d.dialog_id == dialog_id), None)
 
-    def _claim(self, req: _Request, body: Any) -> None:
-        """Remember that a sequence is this publish's, so reconciliation never hands the same
-        message to two requests (bounded: only recent publishes can be in doubt)."""
-        sequence = body.get("sequence") if isinstance(body, dict) else None
-        if req.dialog_id is None or not isinstance(sequence, int):
-            return
-        self._claims.setdefault(req.dialog_id, set()).add(sequence)
-        self._claim_order.append((req.dialog_id, sequence))
-        while len(self._claim_order) > MAX_CLAIMS:
-            old_dialog, old_sequence = self._claim_order.popleft()
-            claims = self._claims.get(old_dialog)
-            if claims is not None:
-                claims.discard(old_sequence)
-                if not claims:
-                    del self._claims[old_dialog]
-
-    def _landed_sequence(self, req: _Request) -> int | None:
-        """The sequence of the message a lost publish produced, if the dialog holds it: this
-        user's, newer than anything seen when it was sent, same content, not another request's."""
-        event = _publish_event(req.body)
-        dialog = self._dialog_of(req.conversation_id, req.dialog_id)
-        if event is None or dialog is None:
+    def _landed_sequence(self, request: OutboundRequest) -> int | None:
+        """The sequence of the message a lost publish produced, if its dialog holds it."""
+        dialog = self._dialog_of(request.conversation_id, request.dialog_id)
+        if dialog is None:
             return None
-        audience = str(req.body.get("messageAudience") or "ALL")
-        claimed = self._claims.get(dialog.dialog_id, set())
-        for message in dialog.messages:
-            sequence = message.sequence
-            if sequence is None or sequence <= req.floor or sequence in claimed:
-                continue
-            if message.sent_by_current_user() and _same_content(message, event, audience):
-                return int(sequence)
-        return None
+        return landed_sequence(request, dialog.messages, self.session.claimed(dialog.dialog_id))
 
     # ---------------------------------------------------------------- keep-alive
 
@@ -976,14 +824,14 @@ class WebsocketConnection(Connection):
             await asyncio.sleep(self.options.keep_alive_interval)
             if sock is not self._socket or not self._ready:
                 return
-            req = _Request(type_, {}, None, None, loop.create_future(), _Policy.FAIL, bound=True)
-            await self._write(req, sock)
+            call = _Call(type_, {}, bound=True, future=loop.create_future())
+            await self._write(call, sock)
             try:
-                await req.future
+                await cast("asyncio.Future[Any]", call.future)
             except LpmError:
                 pass  # a failed keep-alive is harmless: a dead socket is noticed by the reader
             except asyncio.CancelledError:
-                self._abandon(req)
+                self._abandon(call)
                 raise
 
     # ---------------------------------------------------------------- requests
@@ -1004,13 +852,13 @@ class WebsocketConnection(Connection):
         return await self._submit(request_wire_name(req, self.dialect), body, headers, metadata)
 
     async def _submit(self, type_: str, body: Any, headers: Any, metadata: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        req = _Request(type_, body, headers, metadata, loop.create_future(), _policy(type_, body))
-        if req.policy is _Policy.RECONCILE:
-            req.conversation_id = body.get("conversationId")
-            req.dialog_id = body.get("dialogId")
-            dialog = self._dialog_of(req.conversation_id, req.dialog_id)
-            req.floor = dialog.max_seen_sequence if dialog is not None else -1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        call = _Call(type_, body, headers, metadata, replay_policy(type_, body), future=future)
+        if call.policy is ReplayPolicy.RECONCILE:
+            call.conversation_id = body.get("conversationId")
+            call.dialog_id = body.get("dialogId")
+            dialog = self._dialog_of(call.conversation_id, call.dialog_id)
+            call.floor = dialog.max_seen_sequence if dialog is not None else -1
         sock = self._socket
         restoring = _restoring.get()
         if restoring is not None and restoring == self._restoring_generation:
@@ -1019,30 +867,27 @@ class WebsocketConnection(Connection):
                 raise ConnectionClosedError(
                     f"unable to send {type_}: the connection was lost while restoring"
                 )
-            req.bound = True
-            await self._write(req, sock)
-        elif self._ready and sock is not None and not self._queue and self._flusher is None:
-            await self._write(req, sock)
+            call.bound = True
+            await self._write(call, sock)
+        elif self._ready and sock is not None and not self.session.queued and self._flusher is None:
+            await self._write(call, sock)
         elif self._can_queue():
-            self._enqueue(req)
+            self.session.enqueue(call)
+            self._start_queue_deadline(call)
             self._kick_queue()
         else:
             raise NotConnectedError(f"unable to send {type_}: connection is {self.state}")
         try:
-            return await req.future
+            return await future
         except asyncio.CancelledError:
-            self._abandon(req)
+            self._abandon(call)
             raise
 
-    def _abandon(self, req: _Request) -> None:
+    def _abandon(self, call: _Call) -> None:
         """The caller stopped waiting: forget the request wherever it is."""
-        req.cancel_timer()
-        if self._pending.get(req.req_id) is req:
-            del self._pending[req.req_id]
-        with contextlib.suppress(ValueError):
-            self._queue.remove(req)
-        with contextlib.suppress(ValueError):
-            self._in_doubt.remove(req)
+        call.cancel_timer()
+        call.settled = True
+        self.session.forget(call)
 
     def _can_queue(self) -> bool:
         if not self._open_called or self._closing or not self.options.maintain_connection:
@@ -1053,51 +898,43 @@ class WebsocketConnection(Connection):
             return time.monotonic() - self._disconnected_at <= self.options.max_request_queue_time
         return True
 
-    def _enqueue(self, req: _Request, *, front: bool = False) -> None:
-        req.timer = asyncio.get_running_loop().call_later(
-            self.options.request_queue_timeout, self._on_queue_timeout, req
-        )
-        if front:
-            self._queue.appendleft(req)
-        else:
-            self._queue.append(req)
+    def _start_queue_deadline(self, call: _Call) -> None:
+        call.timer = _call_later(self.options.request_queue_timeout, self._on_queue_timeout, call)
 
-    def _on_queue_timeout(self, req: _Request) -> None:
-        req.timer = None
-        with contextlib.suppress(ValueError):
-            self._queue.remove(req)
-        in_doubt = req in self._in_doubt
-        if in_doubt:
-            self._in_doubt.remove(req)
+    def _on_queue_timeout(self, call: _Call) -> None:
+        call.timer = None
+        in_doubt = self.session.is_in_doubt(call)
+        self.session.forget(call)
         waited = f"{self.options.request_queue_timeout:g} s"
-        if in_doubt and req.policy is _Policy.RECONCILE:
-            req.settle(
+        if in_doubt and call.policy is ReplayPolicy.RECONCILE:
+            call.settle(
                 ConnectionClosedError(
-                    f"{req.type} was in flight when the connection was lost, and the connection did not "
+                    f"{call.type} was in flight when the connection was lost, and the connection did not "
                     f"come back within {waited} to tell whether it was processed"
                 )
             )
         else:
-            req.settle(QueueTimeoutError(f"{req.type} waited {waited} for the connection"))
+            call.settle(QueueTimeoutError(f"{call.type} waited {waited} for the connection"))
 
     def _kick_queue(self) -> None:
         """Start writing the queue if the session is ready (one writer at a time keeps the order)."""
         sock = self._socket
-        if self._queue and self._ready and sock is not None and self._flusher is None:
+        if self.session.queued and self._ready and sock is not None and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_queue(sock), name="lpm-queue")
 
     async def _flush_queue(self, sock: _Socket) -> None:
         """Write the queued requests in order; their callers await their own futures."""
         try:
-            while self._queue and self._ready and self._socket is sock:
-                req = self._queue.popleft()
-                req.cancel_timer()
-                if req.future.done():
-                    continue
+            while self._ready and self._socket is sock:
+                request = self.session.dequeue()
+                if request is None:
+                    break
+                call = cast(_Call, request)
+                call.cancel_timer()
                 try:
-                    await self._write(req, sock)
+                    await self._write(call, sock)
                 except Exception as exc:  # e.g. a body that cannot be encoded: its caller hears it
-                    req.settle(exc)
+                    call.settle(exc)
         finally:
             if self._flusher is asyncio.current_task():
                 self._flusher = None
@@ -1105,23 +942,14 @@ class WebsocketConnection(Connection):
         # meanwhile: then they wait for the next session).
         self._kick_queue()
 
-    async def _write(self, req: _Request, sock: _Socket) -> None:
-        """Register ``req`` as pending on ``sock`` and write its frame.  The outcome arrives in
-        ``req.future``: the response, a timeout, or what the loss of the socket decides."""
-        req.req_id = _new_request_id()
-        frame = frames.Request(
-            id=req.req_id, type=req.type, body=req.body, headers=req.headers, metadata=req.metadata
-        )
-        data = frames.encode(frame)  # before registering: a body that cannot be encoded just raises
-        req.generation = sock.generation
-        req.start = time.time()
-        self._pending[req.req_id] = req
-        req.timer = asyncio.get_running_loop().call_later(
-            self.options.response_timeout, self._on_response_timeout, req
-        )
+    async def _write(self, call: _Call, sock: _Socket) -> None:
+        """Register ``call`` in flight on ``sock`` and write its frame.  The outcome arrives in
+        its future: the response, a timeout, or what the loss of the socket decides."""
+        data = self.session.prepare(call, sock.generation, time.time())
+        call.timer = _call_later(self.options.response_timeout, self._on_response_timeout, call)
         self.emit(
-            f"{req.type}#request",
-            {"start": req.start, "request": {"id": req.req_id, "type": req.type, "body": req.body}},
+            f"{call.type}#request",
+            {"start": call.start, "request": {"id": call.req_id, "type": call.type, "body": call.body}},
         )
         try:
             send_frame = getattr(sock.ws, "send_frame", None)
@@ -1132,21 +960,20 @@ class WebsocketConnection(Connection):
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
             # The socket is unusable (the reader may not have noticed yet): treat it as lost, so
             # nothing else is written to it and this request is settled like any in flight.
-            log.debug("writing %s failed: %s", req.type, type(exc).__name__)
-            req.unwritten = True
+            log.debug("writing %s failed: %s", call.type, type(exc).__name__)
+            call.unwritten = True
             if sock is self._socket:
                 self._lose_socket(sock, 1006, "write failed")
             else:
                 self._settle_in_flight(sock.generation, 1006)
 
-    def _on_response_timeout(self, req: _Request) -> None:
-        req.timer = None
-        if self._pending.get(req.req_id) is not req:
+    def _on_response_timeout(self, call: _Call) -> None:
+        call.timer = None
+        if not self.session.expire(call):
             return
-        del self._pending[req.req_id]
-        error = RequestTimeoutError(req.type, self.options.response_timeout)
+        error = RequestTimeoutError(call.type, self.options.response_timeout)
         self.emit("timeout", error)
-        req.settle(error)
+        call.settle(error)
 
     # ---------------------------------------------------------------- subscriptions
 
@@ -1161,8 +988,6 @@ class WebsocketConnection(Connection):
         """Subscribe to conversations matching ``query`` (Python names: ``state``, ``stage``,
         ``agent_ids``, ``consumer_id``, ``conversation_id``, ``last_update_after``,
         ``last_update_before``); the subscription is recreated after every reconnect."""
-        from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
-
         host = cast("SubscriptionHost", self)  # the dialect subclasses complete ConnectionActions
         subscription = ConversationSubscription(
             host, query or {}, limit_break_enabled=self.options.limit_break_enabled
@@ -1181,8 +1006,6 @@ class WebsocketConnection(Connection):
 
     async def _restore_subscriptions(self, first: bool) -> None:
         """Create the default subscription once; recreate every subscription the server forgot."""
-        from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
-
         wait = self.options.wait_for_first_notification or self.options.wait_for_ready
         default = self.default_subscription
         if default is None and self.options.create_default_subscription:
@@ -1199,10 +1022,10 @@ class WebsocketConnection(Connection):
         elif default is not None and default.needs_resubscribe:
             await default.resubscribe(wait_for_first_notification=wait and not self._default_announced)
             self._announce_default(default, wait)
-        for sub in list(self._conversation_subs.values()):
+        for sub in cast("list[Any]", self.router.conversation_subscriptions()):
             if sub is not default and sub.needs_resubscribe:
                 await sub.resubscribe()
-        for routing in list(self._routing_subs.values()):
+        for routing in cast("list[Any]", self.router.routing_subscriptions()):
             if routing.needs_resubscribe:
                 await routing.resubscribe()
 
@@ -1218,33 +1041,15 @@ class WebsocketConnection(Connection):
 
     # ---------------------------------------------------------------- ConnectionActions (shared)
 
-    def _retire(self, subscription_id: str) -> None:
-        """Remember a dead subscription id (its late notifications are no errors); only the most
-        recent :data:`MAX_RETIRED` are kept -- a late notification comes right after its
-        subscription died, and a long-lived connection must not grow with every reconnect."""
-        retired = self._retired_subscriptions
-        retired[subscription_id] = None
-        while len(retired) > MAX_RETIRED:
-            del retired[next(iter(retired))]
-
     def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
         """Route notifications of ``subscription.subscription_id`` to it (re-keyed on resubscribe)."""
-        if old_id is not None:
-            self._conversation_subs.pop(old_id, None)
-            self._retire(old_id)
-        self._conversation_subs[subscription.subscription_id] = subscription
-        self._deliver_orphans(subscription.subscription_id, subscription)
+        self.router.register_conversation_subscription(subscription, old_id)
 
     def unregister_conversation_subscription(self, subscription_id: str) -> None:
-        self._retire(subscription_id)
-        self._conversation_subs.pop(subscription_id, None)
+        self.router.unregister_conversation_subscription(subscription_id)
 
     def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        if old_id is not None:
-            self._routing_subs.pop(old_id, None)
-            self._retire(old_id)
-        self._routing_subs[subscription.subscription_id] = subscription
-        self._deliver_orphans(subscription.subscription_id, subscription)
+        self.router.register_routing_subscription(subscription, old_id)
 
     async def publish_event(
         self,

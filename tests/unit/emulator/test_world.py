@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from lpm.emulator.errors import BadRequest, Forbidden, NotFound
-from lpm.emulator.model import AgentState, Consumer, Conversation, EventRecord, RoutingTask
-from lpm.emulator.world import Actor, World
+from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, EventRecord, RoutingTask
+from lpm.emulator.world import World
+from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
 from lpm.protocol import models as pm
 from tests.worldkit import FakeScheduler, make_world
 

@@ -13,13 +13,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from lpm.emulator import model as m
+from lpm.emulator import entities as m
 from lpm.emulator.config import DEFAULT_ACCOUNT, default_world
 from lpm.emulator.config import populate as populate_world
-from lpm.emulator.errors import BadRequest
-from lpm.emulator.model import AppInstall
-from lpm.emulator.store import SCHEMA_VERSION, SqliteStore, StoreError
-from lpm.emulator.world import Actor, World
+from lpm.emulator.entities import Actor, AppInstall
+from lpm.emulator.persistence import SCHEMA_VERSION, SqliteStore, StoreError
+from lpm.emulator.world import World
+from lpm.emulator.world_errors import BadRequest
 from lpm.protocol import models as pm
 from lpm.protocol.models import parse_body
 
@@ -146,7 +146,7 @@ def reopen(path: Path, clock: Clock | None = None) -> tuple[World, SqliteStore]:
 
 
 def test_world_survives_a_restart(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="lpm.emulator.store")
+    caplog.set_level(logging.DEBUG, logger="lpm.emulator.persistence")
     path = tmp_path / "w.sqlite"
     clock = Clock()
     before = build_world(clock)
@@ -293,7 +293,7 @@ def test_rows_of_unconfigured_accounts_are_ignored(tmp_path: Path, caplog: pytes
     store.close()
 
     other = build_world(spec_accounts=["999"])
-    with caplog.at_level(logging.WARNING, logger="lpm.emulator.store"), SqliteStore(path) as store2:
+    with caplog.at_level(logging.WARNING, logger="lpm.emulator.persistence"), SqliteStore(path) as store2:
         store2.load_into(other)
     acc = other.account("999")
     assert not acc.conversations and not acc.events and not acc.consumers and not other.sessions
@@ -360,7 +360,7 @@ def test_a_failed_flush_keeps_the_writes_for_retry(tmp_path: Path, caplog: pytes
         world.add_consumer(ACC, "anonymous")
         with raw(path) as conn:
             conn.execute("ALTER TABLE consumers RENAME TO consumers_away")
-        with caplog.at_level(logging.ERROR, logger="lpm.emulator.store"):
+        with caplog.at_level(logging.ERROR, logger="lpm.emulator.persistence"):
             assert store.flush() is False
         assert "store flush failed, 1 writes kept for retry" in caplog.text
         assert store.pending == 1

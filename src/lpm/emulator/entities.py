@@ -1,12 +1,19 @@
-"""Entities of the emulator's world, as msgspec Structs so the store can persist them as JSON.
+"""Entities of the emulator's world: plain records, no behaviour beyond lookups.
+
+What the store persists are msgspec Structs (encoded as JSON); :class:`Account` (one brand's
+indexes over them) and :class:`Actor` (who performs an operation) are plain dataclasses.
 
 Ids: agents are kept by their numeric ``user_id``; the wire shows them as the "old id"
 ``{account}.{user_id}`` on the brand dialect and as the PID (a UUID) on the consumer dialect.
-Consumers are kept by their id, which is the ``sub`` of their LP JWT.
+Consumers are kept by their id, which is the ``sub`` of their LP JWT.  Non-MAIN dialog ids come
+from :func:`new_dialog_id`.
 """
 
 from __future__ import annotations
 
+import base64
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -28,6 +35,9 @@ WRITER_ROLES = frozenset({CONSUMER, ASSIGNED_AGENT, AGENT, MANAGER, CONTROLLER})
 
 ACTIVE = "ACTIVE"
 SUGGESTED = "SUGGESTED"
+
+#: Time to respond (seconds) of each ttrType until a TTR field sets another value.
+TTR_DEFAULTS: dict[str, int] = {"NORMAL": 1200, "PRIORITIZED": 600, "URGENT": 300, "CUSTOM": 1200}
 
 
 class User(msgspec.Struct, kw_only=True):
@@ -253,3 +263,69 @@ class AgentSession(msgspec.Struct, kw_only=True):
     user_id: str
     expires_at: float
     ttl: float
+
+
+def new_dialog_id() -> str:
+    """Non-MAIN dialog ids are 22-char base64url strings, as on the platform."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs an operation.
+
+    ``kind`` is ``consumer`` (id = consumer id), ``agent`` (id = numeric user id) or ``app``
+    (a server-to-server caller with an AppJWT acting for ``id`` in ``role``).
+    """
+
+    account_id: str
+    kind: str
+    id: str
+    role: str | None = None
+    client_properties: dict[str, Any] | None = None
+
+    @property
+    def is_consumer(self) -> bool:
+        return self.kind == "consumer"
+
+
+@dataclass(slots=True)
+class Account:
+    """One brand: its configuration, its entities, and the indexes the world keeps over them."""
+
+    account_id: str
+    users: dict[str, User] = field(default_factory=dict)
+    skills: dict[str, Skill] = field(default_factory=dict)
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    app_installs: dict[str, AppInstall] = field(default_factory=dict)
+    consumers: dict[str, Consumer] = field(default_factory=dict)
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    events: dict[str, list[EventRecord]] = field(default_factory=dict)
+    dialog_index: dict[str, str] = field(default_factory=dict)
+    open_conversation: dict[str, str] = field(default_factory=dict)
+    agent_states: dict[str, AgentState] = field(default_factory=dict)
+    tasks: dict[str, RoutingTask] = field(default_factory=dict)
+    rings: dict[str, str] = field(default_factory=dict)  # ring id -> conv id
+    pid_index: dict[str, str] = field(default_factory=dict)  # pid -> user id
+    login_index: dict[str, str] = field(default_factory=dict)  # login name -> user id
+    routing_listeners: dict[str, int] = field(default_factory=dict)  # user id -> subscriptions
+
+    def add_user(self, user: User) -> None:
+        self.users[user.user_id] = user
+        self.pid_index[user.pid] = user.user_id
+        self.login_index[user.login_name] = user.user_id
+
+    def old_id(self, user_id: str) -> str:
+        return f"{self.account_id}.{user_id}"
+
+    def resolve_user(self, any_id: str | None) -> User | None:
+        """Find a user by numeric id, old id ``acc.id``, PID or login name."""
+        if not any_id:
+            return None
+        if any_id in self.users:
+            return self.users[any_id]
+        prefix = self.account_id + "."
+        if any_id.startswith(prefix) and any_id[len(prefix) :] in self.users:
+            return self.users[any_id[len(prefix) :]]
+        user_id = self.pid_index.get(any_id) or self.login_index.get(any_id)
+        return self.users.get(user_id) if user_id else None

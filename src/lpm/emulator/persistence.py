@@ -33,13 +33,22 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from lpm.emulator import model as m
-from lpm.emulator.model import AgentSession, AgentState, AppInstall, Consumer, Conversation, EventRecord
-from lpm.emulator.world import Account, NullStore, World
+from lpm.emulator import entities as m
+from lpm.emulator.entities import (
+    Account,
+    AgentSession,
+    AgentState,
+    AppInstall,
+    Consumer,
+    Conversation,
+    EventRecord,
+)
+from lpm.emulator.sinks import NullStore
+from lpm.emulator.world import World
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore", "StoreError"]
 
-log = logging.getLogger("lpm.emulator.store")
+log = logging.getLogger(__name__)
 
 #: Version of the table layout below; a file with another version is refused, not guessed at.
 SCHEMA_VERSION: Final = 1
@@ -62,9 +71,6 @@ _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS app_installs ("
     "account_id TEXT NOT NULL, client_id TEXT NOT NULL, json TEXT NOT NULL, "
     "PRIMARY KEY (account_id, client_id))",
-)
-_OWN_TABLES: Final = frozenset(
-    {"meta", "conversations", "events", "consumers", "agent_states", "sessions", "app_installs"}
 )
 
 _UPSERT_CONVERSATION: Final = (

@@ -53,17 +53,17 @@ from aiohttp import web
 
 from lpm.emulator import files
 from lpm.emulator.context import Context
-from lpm.emulator.errors import Unauthorized, WorldError
+from lpm.emulator.entities import Account, Actor
 from lpm.emulator.extensions import Route
 from lpm.emulator.http_common import json_response
 from lpm.emulator.http_idp import app_client, bearer_value
-from lpm.emulator.tokens import WrongIssuer
-from lpm.emulator.world import Account, Actor
+from lpm.emulator.token_issuer import WrongIssuer
+from lpm.emulator.world_errors import Unauthorized, WorldError
 from lpm.protocol import models as pm
 from lpm.protocol.frames import FrameError, decode_json
 from lpm.protocol.types import CLIENT_PROPERTIES_TYPE, CONSUMER_REQUESTS, Req, canonical_request
 
-log = logging.getLogger("lpm.emulator.send_api")
+log = logging.getLogger(__name__)
 
 ERROR_TYPE = ".ReqBody$ErrorResp"
 BAD_BODY = 40000

@@ -72,19 +72,27 @@ from aiohttp import web
 from yarl import URL
 
 from lpm.emulator import render
-from lpm.emulator.errors import BadRequest, Forbidden, NotFound, Unauthorized, WorldError
+from lpm.emulator.entities import (
+    AgentState,
+    AppInstall,
+    Consumer,
+    Conversation,
+    EventRecord,
+    RoutingTask,
+    User,
+)
+from lpm.emulator.entities import WebhookEndpoint as Endpoint
 from lpm.emulator.http_common import json_response
-from lpm.emulator.model import AgentState, AppInstall, Consumer, Conversation, EventRecord, RoutingTask, User
-from lpm.emulator.model import WebhookEndpoint as Endpoint
+from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound, Unauthorized, WorldError
 from lpm.protocol.frames import FrameError, decode_json, encode
 from lpm.protocol.types import Notif
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
+    from lpm.emulator.entities import Account
     from lpm.emulator.extensions import Route
-    from lpm.emulator.world import Account
 
-log = logging.getLogger("lpm.emulator.webhooks")
+log = logging.getLogger(__name__)
 
 CONVERSATION_KEY = "cqm.ExConversationChangeNotification"
 MESSAGING_PREFIX = "ms.MessagingEventNotification."
@@ -149,7 +157,7 @@ class _Queue:
 
 
 class WebhookSink:
-    """A :class:`~lpm.emulator.world.WorldSink` that delivers webhooks.
+    """A :class:`~lpm.emulator.sinks.WorldSink` that delivers webhooks.
 
     ``delivered``, ``retried`` (failed attempts that were retried) and ``dropped`` count what
     happened so far; :meth:`drain` waits until every queue is empty.

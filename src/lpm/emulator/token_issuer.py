@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.warnings import InsecureKeyLengthWarning
 
-from lpm.emulator.errors import Unauthorized
-from lpm.emulator.model import Connector
+from lpm.emulator.entities import Connector
+from lpm.emulator.world_errors import Unauthorized
 
 IDP_ISSUER = "https://idp.liveperson.net"
 ANON_ISSUER = "https://idp.liveperson.net/anonymous"

@@ -1,0 +1,288 @@
+"""The base of every transport: what a connection cannot do is said once.
+
+:class:`TransportConnection` implements every method of the object model's interface
+(:class:`~lpm.client.actions.ConnectionActions`) by raising
+:class:`~lpm.errors.UnsupportedActionError` (an :class:`~lpm.errors.InvalidStateError`) before any
+I/O, naming the action and the connection (:attr:`~TransportConnection.transport_name`) and
+saying what to use instead (:attr:`~TransportConnection.unsupported_hint`).  Each transport
+overrides only what it supports:
+
+============================  ===================================================================
+``NullConnection``            nothing (its conversations are fed by webhooks)
+``BrandRestConnection``       publish, conversation fields, query messages, messaging subscription
+                              (nothing to do), file URLs and files
+``ConsumerSendApiConnection`` publish, conversation fields, messaging subscription (nothing to do),
+                              user profiles, file URLs and files
+``WebsocketConnection``       everything but routing tasks, rings and history (dialects add them:
+                              brand routing tasks, rings and history; consumer messaging
+                              subscriptions)
+============================  ===================================================================
+
+:class:`HttpConnection` adds what every connection talking HTTP to the account's services shares
+(CSDS lookups, the ``swift`` file storage); :class:`RequestConnection` the ``open()`` /
+``close()`` life cycle of the transports without a socket (REST, Send API), where every action is
+one HTTP request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+
+from lpm.client import connection as cs
+from lpm.client.auth.csds import CSDS, ServiceName
+from lpm.client.auth.http import HttpResponse, HttpSettings
+from lpm.client.connection import Connection
+from lpm.client.options import ConnectionOptions
+from lpm.client.transport import file_storage
+from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError, UnsupportedActionError
+
+if TYPE_CHECKING:
+    from lpm.client.subscriptions.conversations import ConversationSubscription
+    from lpm.client.subscriptions.routing import RoutingTaskSubscription
+    from lpm.protocol.notifications import MessagingEventInfo
+
+__all__ = [
+    "ANY_STATUS",
+    "HttpConnection",
+    "RequestConnection",
+    "TransportConnection",
+    "call_any_status",
+    "sequence_of",
+]
+
+#: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
+ANY_STATUS = frozenset(range(100, 600)) - {429}
+
+
+class TransportConnection(Connection):
+    """A connection that implements :class:`~lpm.client.actions.ConnectionActions`: every action
+    raises :class:`~lpm.errors.UnsupportedActionError` unless the transport overrides it."""
+
+    #: How error messages name this kind of connection.
+    transport_name: ClassVar[str] = "this connection"
+    #: Why an action it lacks is missing and what to use instead (ends the error message).
+    unsupported_hint: ClassVar[str] = ""
+
+    def _unsupported(self, action: str) -> NoReturn:
+        """Refuse ``action`` (``"query messages"``): this transport cannot do it at all."""
+        raise UnsupportedActionError(action, self.transport_name, self.unsupported_hint)
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def is_brand(self) -> bool:
+        """True for brand (agent/bot/manager) connections, False for consumers."""
+        return self.options.user_type == "brand"
+
+    @property
+    def agent_id(self) -> str | None:
+        """Brand: the agent's old-style id ``{account}.{userId}`` (None when unknown)."""
+        return None
+
+    @property
+    def user_id(self) -> str | None:
+        """Brand: the agent's PID; consumer: the consumer id (None when unknown)."""
+        return None
+
+    # ---------------------------------------------------------------- ConnectionActions
+
+    async def publish_event(
+        self,
+        conversation_id: str,
+        dialog_id: str,
+        event: dict[str, Any],
+        *,
+        audience: str = "ALL",
+        metadata: list[Any] | None = None,
+    ) -> int:
+        self._unsupported(f"publish a {event.get('type', 'messaging event')}")
+
+    async def update_conversation_field(
+        self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
+    ) -> Any:
+        names = ", ".join(str(f.get("field")) for f in fields) or "nothing"
+        self._unsupported(f"update conversation fields ({names})")
+
+    async def query_messages(
+        self,
+        conversation_id: str,
+        dialog_id: str,
+        *,
+        max_quantity: int | None = None,
+        newer_than: int | None = None,
+        older_than: int | None = None,
+    ) -> list[MessagingEventInfo]:
+        self._unsupported("query messages")
+
+    async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
+        self._unsupported("subscribe to messaging events")
+
+    async def subscribe_conversations(self, query: dict[str, Any]) -> str:
+        self._unsupported("subscribe to conversations")
+
+    async def unsubscribe_conversations(self, subscription_id: str) -> None:
+        self._unsupported("unsubscribe from conversations")
+
+    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
+        self._unsupported("subscribe to routing tasks")
+
+    async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
+        self._unsupported("unsubscribe from routing tasks")
+
+    def register_conversation_subscription(
+        self, subscription: ConversationSubscription, old_id: str | None = None
+    ) -> None:
+        self._unsupported("register a conversation subscription")
+
+    def unregister_conversation_subscription(self, subscription_id: str) -> None:
+        self._unsupported("unregister a conversation subscription")
+
+    def register_routing_subscription(
+        self, subscription: RoutingTaskSubscription, old_id: str | None = None
+    ) -> None:
+        self._unsupported("register a routing-task subscription")
+
+    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        self._unsupported("answer a ring")
+
+    async def get_user_profile(self, user_id: str | None) -> Any:
+        self._unsupported("get a user profile")
+
+    async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
+        self._unsupported("upload a file")
+
+    async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
+        self._unsupported("download a file")
+
+    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
+        self._unsupported("upload a file")
+
+    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
+        self._unsupported("download a file")
+
+
+class HttpConnection(TransportConnection):
+    """A connection with an HTTP client for the account's services: CSDS lookups and the
+    ``swift`` file storage."""
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        super().__init__(options)
+        #: Where and how this connection makes its HTTP calls (one session, closed by close()).
+        self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
+
+    async def lookup_service(self, service: str) -> str:
+        """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
+        return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)
+
+    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
+        """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
+        host = await self.lookup_service(ServiceName.SWIFT)
+        await file_storage.upload(self.http, host, relative_path, query, data)
+
+    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
+        """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
+        host = await self.lookup_service(ServiceName.SWIFT)
+        return await file_storage.download(self.http, host, relative_path, query)
+
+
+class RequestConnection(HttpConnection):
+    """A connection without a socket, whose every action is one HTTP request (REST, Send API).
+
+    ``open()`` obtains the credentials (:meth:`_establish`): CONNECTING → CONNECTED, or
+    FAILED_TO_CONNECT and the error (``open()`` may then be called again).  ``close()`` releases
+    the webhook feed, the cache, the credentials (:meth:`_shutdown`) and the HTTP session:
+    → CLOSED, and a closed connection stays closed.
+    """
+
+    async def _establish(self) -> Callable[[], None]:
+        """The I/O of ``open()``; returns what to apply once it has succeeded and the connection
+        was not closed meanwhile."""
+        raise NotImplementedError
+
+    async def _shutdown(self) -> None:
+        """Release the credentials (``close()``, after the conversations, before the session)."""
+
+    def _require_connected(self, request_type: str) -> None:
+        if self.state != cs.CONNECTED:
+            raise NotConnectedError(f"unable to send {request_type}: connection is {self.state}")
+
+    async def open(self) -> None:
+        """Obtain the credentials: CONNECTING → CONNECTED (FAILED_TO_CONNECT and the error on
+        failure, e.g. :class:`~lpm.errors.AuthenticationError` for refused credentials)."""
+        if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
+            raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
+        self._set_state(cs.CONNECTING)
+        try:
+            commit = await self._establish()
+        except Exception as exc:
+            if self.state == cs.CLOSED:
+                raise NotConnectedError("connection was closed before it could connect") from exc
+            self._set_state(cs.FAILED_TO_CONNECT)
+            raise
+        except BaseException:  # cancelled: FAILED_TO_CONNECT, so open() may be called again
+            if self.state == cs.CONNECTING:
+                self._set_state(cs.FAILED_TO_CONNECT)
+            raise
+        if self.state == cs.CONNECTING:  # not closed meanwhile
+            commit()
+            self._set_state(cs.CONNECTED)
+            self.emit("connect")
+
+    async def close(self) -> None:
+        """Release the webhook feed, the cache, the credentials and the HTTP session (a closed
+        connection stays closed)."""
+        if self.state == cs.CLOSED:
+            return
+        was_open = self.state == cs.CONNECTED
+        # The state moves first: an open() still waiting for its credentials sees it was closed.
+        self._set_state(cs.CLOSING if was_open else cs.CLOSED)
+        await self._release_conversations()
+        await self._shutdown()
+        await self.http.close()
+        if self.state != cs.CLOSED:
+            self._set_state(cs.CLOSED)
+        self.emit("close", {"code": 1000, "reason": "closed by the application"})
+        await self.close_events()
+
+
+# ---------------------------------------------------------------- HTTP helpers (also lpm.publish)
+
+
+async def call_any_status(
+    http: HttpSettings,
+    method: str,
+    url: str,
+    *,
+    request_type: str,
+    headers: Mapping[str, str],
+    json: Any = None,
+    params: Mapping[str, str] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> HttpResponse:
+    """One HTTP request whose status the caller judges (a 429 is retried by
+    :class:`HttpSettings`; one still refused after the retries raises :class:`RequestError`).
+
+    Transport failures raise :class:`~lpm.errors.HttpError`; ``secrets`` never appear in messages.
+    """
+    try:
+        return await http.request(
+            method,
+            url,
+            json=json,
+            params=params,
+            headers=headers,
+            expected=ANY_STATUS,
+            what=request_type,
+            secrets=secrets,
+        )
+    except HttpError as exc:
+        if exc.status is not None:  # 429 after the bounded retries: a refusal like any other
+            raise RequestError(exc.status, request_type, exc.body) from exc
+        raise
+
+
+def sequence_of(body: Any) -> int | None:
+    """The ``sequence`` of a publish answer (None when it carries none)."""
+    value = body.get("sequence") if isinstance(body, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
