@@ -25,6 +25,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests examples benchmarks tools
 	$(VENV)/bin/ruff format --check src tests examples benchmarks tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The stateless-bot integration test runs a real redis-server (Debian's); installed only when missing.
 redis-server:

@@ -32,6 +32,7 @@ Times are epoch milliseconds as UMS sends them (``start_time``, ``update_time``,
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lpm.client.events import EventEmitter
-from lpm.client.model.dialog import Dialog
+from lpm.client.model.dialog import Dialog, DialogEvent
 from lpm.client.model.message import Message
 from lpm.client.model.participant import Participant
 from lpm.client.model.skill import Skill
@@ -72,7 +73,36 @@ if TYPE_CHECKING:
     from lpm.client.model.cache import ConversationCache
     from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
 
-__all__ = ["MAX_NOTE_LENGTH", "MAX_UPLOAD_SIZE", "Conversation", "hash_body", "sniff_file_type"]
+__all__ = [
+    "CONNECTION_EVENT_PREFIX",
+    "MAX_NOTE_LENGTH",
+    "MAX_UPLOAD_SIZE",
+    "Conversation",
+    "ConversationEvent",
+    "hash_body",
+    "sniff_file_type",
+]
+
+
+class ConversationEvent(enum.StrEnum):
+    """The events of a :class:`Conversation` (the Node SDK's names; see the module docstring)."""
+
+    GROUP_CHANGE = "group-change"
+    SKILL_CHANGE = "skill-change"
+    CLOSE = "close"
+    DIALOG = "dialog"
+    TTR_CHANGE = "ttr-change"
+    MANUAL_ETTR_CHANGE = "manual-ettr-change"
+    #: A dialog closed (bubbled from the dialog's ``close``).
+    DIALOG_CLOSE = "dialog:close"
+    NOTIFICATION = "notification"
+    NOTIFICATION_IGNORED = "notification-ignored"
+    NOTIFICATION_OUT_OF_ORDER = "notification-out-of-order"
+    MESSAGING_EVENT = "messaging-event"
+
+
+#: A bubbled event ``name`` is emitted on the connection as ``CONNECTION_EVENT_PREFIX + name``.
+CONNECTION_EVENT_PREFIX = "conversation:"
 
 log = logging.getLogger("lpm.client.model.conversation")
 
@@ -318,9 +348,11 @@ class Conversation(EventEmitter):
         self._dialogs[dialog.dialog_id] = dialog
         self._cache._index_dialog(dialog.dialog_id, self)
 
-    def _bubble(self, name: str, args: tuple[Any, ...], dialog: Dialog | None = None) -> None:
+    def _bubble(
+        self, name: ConversationEvent | DialogEvent, args: tuple[Any, ...], dialog: Dialog | None = None
+    ) -> None:
         """Deliver a whitelisted event to exactly one level (connection, conversation, dialog)."""
-        key = "conversation:" + name
+        key = CONNECTION_EVENT_PREFIX + name
         if self.actions.has_listeners(key):
             self.actions.emit(key, self, *args)
         elif self.has_listeners(name):
@@ -329,12 +361,13 @@ class Conversation(EventEmitter):
             dialog.emit(name, *args)
 
     def _bubble_dialog_close(self, dialog: Dialog) -> None:
-        if self.actions.has_listeners("conversation:dialog:close"):
-            self.actions.emit("conversation:dialog:close", self, dialog)
-        elif self.has_listeners("dialog:close"):
-            self.emit("dialog:close", dialog)
+        key = CONNECTION_EVENT_PREFIX + ConversationEvent.DIALOG_CLOSE
+        if self.actions.has_listeners(key):
+            self.actions.emit(key, self, dialog)
+        elif self.has_listeners(ConversationEvent.DIALOG_CLOSE):
+            self.emit(ConversationEvent.DIALOG_CLOSE, dialog)
         else:
-            dialog.emit("close", dialog)
+            dialog.emit(DialogEvent.CLOSE, dialog)
 
     # ---------------------------------------------------------------- state notifications
 
@@ -344,7 +377,7 @@ class Conversation(EventEmitter):
         digest = _digest(info)
         if digest == self._hash:
             self.notification_ignored_count += 1
-            self.emit("notification-ignored", info)
+            self.emit(ConversationEvent.NOTIFICATION_IGNORED, info)
             return False
         if (
             info.last_update_ts is not None
@@ -352,18 +385,18 @@ class Conversation(EventEmitter):
             and info.last_update_ts < self.update_time
         ):
             self.notification_out_of_order_count += 1
-            self.emit("notification-out-of-order", info)
+            self.emit(ConversationEvent.NOTIFICATION_OUT_OF_ORDER, info)
             return False
         self._hash = digest
         self.notification_count += 1
         silent = not self._initialized
         self._initialized = True
         self._apply_state(info, silent=silent)
-        self.emit("notification", info)
+        self.emit(ConversationEvent.NOTIFICATION, info)
         return True
 
     def _apply_state(self, info: ConversationInfo, *, silent: bool) -> None:
-        def bubble(name: str, args: tuple[Any, ...], dialog: Dialog | None = None) -> None:
+        def bubble(name: ConversationEvent, args: tuple[Any, ...], dialog: Dialog | None = None) -> None:
             if not silent:  # a conversation's first state initialises it without change events
                 self._bubble(name, args, dialog)
 
@@ -382,30 +415,30 @@ class Conversation(EventEmitter):
 
         if info.group_id != self.group_id:
             previous_group, self.group_id = self.group_id, info.group_id
-            bubble("group-change", (previous_group, info.group_id))
+            bubble(ConversationEvent.GROUP_CHANGE, (previous_group, info.group_id))
         skill_changed = False
         if info.skill_id is not None and info.skill_id != self.skill_id:
             previous_skill = self.skill_id
             self.skill = self._cache.skill(info.skill_id)
             skill_changed = previous_skill is not None
             if skill_changed:
-                bubble("skill-change", (previous_skill, info.skill_id))
+                bubble(ConversationEvent.SKILL_CHANGE, (previous_skill, info.skill_id))
         if info.state is not None:
             self.state = coerce(ConversationState, info.state)
         closed_now = self._apply_stage(info)
         self.close_time = info.end_ts
         self.close_reason = info.close_reason
         if closed_now:
-            bubble("close", ())
+            bubble(ConversationEvent.CLOSE, ())
         self.csat = info.csat_rate or None  # UMS sends 0 until the consumer rates
         self.note = info.note
         if (info.ttr_type, info.ttr_value) != (self.ttr_type, self.ttr_value):
             self.ttr_type = coerce(TTRType, info.ttr_type) if info.ttr_type is not None else None
             self.ttr_value = info.ttr_value
-            bubble("ttr-change", (self.ttr_type, self.ttr_value, self.ttr_effective))
+            bubble(ConversationEvent.TTR_CHANGE, (self.ttr_type, self.ttr_value, self.ttr_effective))
         if info.manual_ettr != self.ttr_effective_manual:
             self.ttr_effective_manual = info.manual_ettr
-            bubble("manual-ettr-change", (self.ttr_effective_manual, self.ttr_effective))
+            bubble(ConversationEvent.MANUAL_ETTR_CHANGE, (self.ttr_effective_manual, self.ttr_effective))
         self.delay = info.delay
         if info.campaign_info is not None:
             self.campaign_info = info.campaign_info
@@ -426,7 +459,7 @@ class Conversation(EventEmitter):
                 dialog.apply(dinfo, skill_changed=skill_changed, silent=silent)
         for dialog in new_dialogs:
             if dialog.dialog_type != DialogType.MAIN:
-                bubble("dialog", (dialog,), dialog)
+                bubble(ConversationEvent.DIALOG, (dialog,), dialog)
             self._replay_early_events(dialog)
 
         last = info.last_content_event
@@ -472,7 +505,7 @@ class Conversation(EventEmitter):
         An event of a dialog this conversation does not know yet (its state notification is
         still being processed) is kept and applied when the dialog appears, so it is not lost.
         """
-        self.emit("messaging-event", event)
+        self.emit(ConversationEvent.MESSAGING_EVENT, event)
         dialog = self._dialogs.get(event.dialog_id)
         if dialog is not None:
             dialog.apply_event(event)

@@ -30,6 +30,7 @@ Events (the whitelisted ones bubble one level, see :meth:`Conversation._bubble`)
 from __future__ import annotations
 
 import bisect
+import enum
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,24 @@ if TYPE_CHECKING:
     from lpm.client.model.conversation import Conversation
     from lpm.protocol.notifications import DialogInfo, MessagingEventInfo, ParticipantInfo
 
-__all__ = ["Dialog"]
+__all__ = ["Dialog", "DialogEvent"]
+
+
+class DialogEvent(enum.StrEnum):
+    """The events of a :class:`Dialog` (the Node SDK's names; see the module docstring)."""
+
+    PARTICIPANT_ADDED = "participant-added"
+    PARTICIPANT_SUGGESTED = "participant-suggested"
+    TRANSFER_AGENT = "transfer-agent"
+    PARTICIPANT_REMOVED = "participant-removed"
+    PARTICIPANT_SUGGESTED_REMOVED = "participant-suggested-removed"
+    BACK_TO_QUEUE = "back-to-queue"
+    TRANSFER_SKILL = "transfer-skill"
+    MESSAGE = "message"
+    MESSAGE_DELIVERY_EVENT = "message-delivery-event"
+    CLOSE = "close"
+    NOTIFICATION_OUT_OF_ORDER = "notification-out-of-order"
+
 
 log = logging.getLogger("lpm.client.model.dialog")
 
@@ -266,7 +284,7 @@ class Dialog(EventEmitter):
             and self.update_time is not None
             and info.last_update_ts < self.update_time
         ):
-            self.emit("notification-out-of-order", info)
+            self.emit(DialogEvent.NOTIFICATION_OUT_OF_ORDER, info)
             return
         self.dialog_type = coerce(DialogType, info.dialog_type)
         self.channel_type = coerce(ChannelType, info.channel_type)
@@ -375,20 +393,20 @@ class Dialog(EventEmitter):
             self.conversation._bubble_dialog_close(self)
         bubble = self.conversation._bubble
         for participant, previously_suggested in added:
-            bubble("participant-added", (participant, previously_suggested), self)
+            bubble(DialogEvent.PARTICIPANT_ADDED, (participant, previously_suggested), self)
         for participant in suggested:
-            bubble("participant-suggested", (participant,), self)
+            bubble(DialogEvent.PARTICIPANT_SUGGESTED, (participant,), self)
         for participant in suggested:
-            bubble("transfer-agent", (participant,), self)
+            bubble(DialogEvent.TRANSFER_AGENT, (participant,), self)
         for participant in removed:
-            bubble("participant-removed", (participant,), self)
+            bubble(DialogEvent.PARTICIPANT_REMOVED, (participant,), self)
         for participant in suggested_removed:
-            bubble("participant-suggested-removed", (participant,), self)
+            bubble(DialogEvent.PARTICIPANT_SUGGESTED_REMOVED, (participant,), self)
         pending_transfer = any(p.state == ParticipantState.SUGGESTED for p in self._participants.values())
         if assigned_left and self.assigned_agent is None and not pending_transfer and not skill_changed:
-            bubble("back-to-queue", (), self)
+            bubble(DialogEvent.BACK_TO_QUEUE, (), self)
         if skill_changed and self.is_open and self.assigned_agent is None:
-            bubble("transfer-skill", (self.conversation.skill_id,), self)
+            bubble(DialogEvent.TRANSFER_SKILL, (self.conversation.skill_id,), self)
 
     # ---------------------------------------------------------------- messaging events
 
@@ -419,7 +437,7 @@ class Dialog(EventEmitter):
         if etype == ACCEPT_STATUS_EVENT:
             changed = self._apply_delivery(event)
             if changed and notify:
-                self.conversation._bubble("message-delivery-event", (changed,), self)
+                self.conversation._bubble(DialogEvent.MESSAGE_DELIVERY_EVENT, (changed,), self)
         elif etype == CHAT_STATE_EVENT:
             self._apply_chat_state(event)
         return None
@@ -437,7 +455,7 @@ class Dialog(EventEmitter):
                 log.debug("message %s of dialog %s merged as history", seq, self.dialog_id)
                 return
             self._emitted_top = max(self._emitted_top, seq)
-        self.conversation._bubble("message", (message,), self)
+        self.conversation._bubble(DialogEvent.MESSAGE, (message,), self)
 
     def _hold_messages(self) -> None:
         """Hold ``message`` events until :meth:`_release_messages` (calls nest).

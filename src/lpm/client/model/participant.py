@@ -9,6 +9,7 @@ references held by messages and applications stay valid.
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 from lpm.client.events import EventEmitter
@@ -17,7 +18,15 @@ from lpm.enums import ParticipantChatState, ParticipantRole, ParticipantState, c
 if TYPE_CHECKING:
     from lpm.client.model.dialog import Dialog
 
-__all__ = ["Participant"]
+__all__ = ["Participant", "ParticipantEvent"]
+
+
+class ParticipantEvent(enum.StrEnum):
+    """The events of a :class:`Participant` (the Node SDK's names)."""
+
+    ROLE_CHANGE = "role-change"
+    STATE_CHANGE = "state-change"
+    CHAT_STATE_CHANGE = "chat-state-change"
 
 
 class Participant(EventEmitter):
@@ -73,17 +82,17 @@ class Participant(EventEmitter):
     def _set_role(self, role: str) -> None:
         if role != self.role:
             self.role = coerce(ParticipantRole, role)
-            self.emit("role-change", self.role)
+            self.emit(ParticipantEvent.ROLE_CHANGE, self.role)
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = coerce(ParticipantState, state)
-            self.emit("state-change", self.state)
+            self.emit(ParticipantEvent.STATE_CHANGE, self.state)
 
     def _set_chat_state(self, chat_state: str) -> None:
         if chat_state != self.chat_state:
             self.chat_state = coerce(ParticipantChatState, chat_state)
-            self.emit("chat-state-change", self.chat_state)
+            self.emit(ParticipantEvent.CHAT_STATE_CHANGE, self.chat_state)
 
     def _mark_removed(self) -> None:
         # Quietly: the dialog announces the removal with participant-removed.

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -69,6 +70,7 @@ __all__ = [
     "ChildConversationSubscription",
     "ConversationSubscription",
     "LimitBreak",
+    "SubscriptionEvent",
     "SubscriptionHost",
     "wire_query",
 ]
@@ -84,6 +86,18 @@ CLEAR_CONVERSATION_TIMEOUT = 5.0
 #: Seconds ``init`` waits for the first notification.
 FIRST_NOTIFICATION_TIMEOUT = 600.0
 SUBSCRIBE_REQUEST = "SubscribeExConversations"
+
+
+class SubscriptionEvent(enum.StrEnum):
+    """The events of a conversation subscription (``conversation`` and ``limit-break`` are also
+    emitted on the connection, under the same names)."""
+
+    CONVERSATION = "conversation"
+    UPSERT = "upsert"
+    DELETE = "delete"
+    CONVERSATION_DELETED = "conversation-deleted"
+    NOTIFICATION = "notification"
+    LIMIT_BREAK = "limit-break"
 
 
 class SubscriptionHost(ConnectionActions, Protocol):
@@ -422,7 +436,7 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
                 self._host.report_error(exc)
         if self._page_ids is not None:
             self._page_ids |= present
-        self.emit("notification", changes)
+        self.emit(SubscriptionEvent.NOTIFICATION, changes)
         if snapshot:
             self._after_snapshot(changes, present)
 
@@ -436,7 +450,7 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
                 conversation = self._cache.from_info(info)
                 self._cache.adopt(conversation)
                 self._feed[cid] = conversation
-                self.emit("upsert", conversation)
+                self.emit(SubscriptionEvent.UPSERT, conversation)
                 self._announce(conversation)
                 return
             self._cache.adopt(conversation)
@@ -446,7 +460,7 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
             timer = self._delete_timers.pop(cid, None)
             if timer is not None:
                 timer.cancel()  # it matches again (a stale or duplicate state would not count)
-        self.emit("upsert", conversation)
+        self.emit(SubscriptionEvent.UPSERT, conversation)
         dialogs = self._cache._reserve_messaging(conversation)
         if dialogs:
             self._enqueue(lambda: self._cache._subscribe_dialogs(dialogs))
@@ -478,7 +492,7 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
         if cid in self._delete_timers:
             raise ProtocolError(f"second DELETE notification received for conversation {cid}")
         conversation.apply(info)
-        self.emit("delete", conversation)
+        self.emit(SubscriptionEvent.DELETE, conversation)
         self._delete_timers[cid] = asyncio.get_running_loop().call_later(
             self.clear_conversation_timeout, self._drop, cid
         )
@@ -525,8 +539,8 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
     def _emit_conversation(self, conversation: Conversation) -> None:
         if self._feed.get(conversation.conversation_id) is not conversation:
             return  # dropped while it was being prepared
-        self.emit("conversation", conversation)
-        self._host.emit("conversation", conversation)
+        self.emit(SubscriptionEvent.CONVERSATION, conversation)
+        self._host.emit(SubscriptionEvent.CONVERSATION, conversation)
 
     # ---------------------------------------------------------------- snapshots and limit break
 
@@ -550,7 +564,7 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
             self._cache.release(conversation)
             if conversation.stage != ConversationState.CLOSE and self._hides_closed():
                 self._departed[cid] = conversation
-            self.emit("conversation-deleted", conversation)
+            self.emit(SubscriptionEvent.CONVERSATION_DELETED, conversation)
         if self._departed:
             self._enqueue(self._settle_departed)
         cycle = self._load_cycle
@@ -563,8 +577,8 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
 
     def _emit_limit_break(self, creating: bool, count: int, oldest: int | None) -> None:
         info = LimitBreak(creating, CONVERSATION_LIMIT_THRESHOLD, count, oldest)
-        self.emit("limit-break", info)
-        self._host.emit("limit-break", info)
+        self.emit(SubscriptionEvent.LIMIT_BREAK, info)
+        self._host.emit(SubscriptionEvent.LIMIT_BREAK, info)
 
     def _hides_closed(self) -> bool:
         """Whether this feed's query leaves closed conversations out (e.g. the brand's default
@@ -755,7 +769,7 @@ class ChildConversationSubscription(EventEmitter, SubscriptionLifecycle[Subscrip
         self.page_oldest = _min_update(changes)
         self.parent._process_page(changes)
         self._first.set()
-        self.emit("notification", changes)
+        self.emit(SubscriptionEvent.NOTIFICATION, changes)
 
     def mark_disconnected(self) -> None:
         """The page died with the socket."""

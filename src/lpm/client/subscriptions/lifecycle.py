@@ -39,9 +39,19 @@ has no routing unsubscribe request, so ``unsubscribe()`` is ``forget`` from SUBS
 RESUBSCRIBING, DISCONNECTED or FAILED_TO_SUBSCRIBE.
 
 One-off subscriptions (:data:`ONE_OFF_SUBSCRIPTION`: a limit-break page, a closed-conversation
-lookup) are never resubscribed: the socket lost makes them DISCONNECTED from any state but
-UNSUBSCRIBED, ``forget`` (abandon) ends them from any state, and an unsubscribe ends them
-whatever its answer (a failure is reported).
+lookup) are never resubscribed::
+
+    INITIAL              --subscribed-->          SUBSCRIBED
+                         --subscribe failed-->    FAILED_TO_SUBSCRIBE
+    SUBSCRIBED           --unsubscribe-->         UNSUBSCRIBING
+                         --socket lost-->         DISCONNECTED
+                         --forget-->              UNSUBSCRIBED   (abandoned: the parent stops)
+    UNSUBSCRIBING        --unsubscribed-->        UNSUBSCRIBED   (whatever the answer; a failure is reported)
+                         --socket lost-->         =
+    DISCONNECTED         --forget-->              UNSUBSCRIBED
+                         --socket lost-->         =
+    FAILED_TO_SUBSCRIBE  --forget-->              UNSUBSCRIBED
+    UNSUBSCRIBED         --socket lost-->         =
 """
 
 from __future__ import annotations
@@ -147,22 +157,23 @@ ROUTING_SUBSCRIPTION: StateTable[RoutingSubscriptionState, SubscriptionTrigger] 
     },
 )
 
-_ONE_OFF_MOVES: dict[tuple[SubscriptionState, SubscriptionTrigger], SubscriptionState] = {
-    (_S.INITIAL, _T.SUBSCRIBED): _S.SUBSCRIBED,
-    (_S.INITIAL, _T.SUBSCRIBE_FAILED): _S.FAILED_TO_SUBSCRIBE,
-    (_S.SUBSCRIBED, _T.UNSUBSCRIBE): _S.UNSUBSCRIBING,
-    (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.UNSUBSCRIBED,
-    (_S.UNSUBSCRIBED, _T.SOCKET_LOST): _S.UNSUBSCRIBED,
-}
-for _state in SubscriptionState:
-    _ONE_OFF_MOVES[(_state, _T.FORGET)] = _S.UNSUBSCRIBED
-    _ONE_OFF_MOVES.setdefault((_state, _T.SOCKET_LOST), _S.DISCONNECTED)
-
 #: The life cycle of a one-off subscription (limit-break page, closed-conversation lookup).
 ONE_OFF_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable(
-    "one-off subscription", _ONE_OFF_MOVES
+    "one-off subscription",
+    {
+        (_S.INITIAL, _T.SUBSCRIBED): _S.SUBSCRIBED,
+        (_S.INITIAL, _T.SUBSCRIBE_FAILED): _S.FAILED_TO_SUBSCRIBE,
+        (_S.SUBSCRIBED, _T.UNSUBSCRIBE): _S.UNSUBSCRIBING,
+        (_S.SUBSCRIBED, _T.SOCKET_LOST): _S.DISCONNECTED,
+        (_S.SUBSCRIBED, _T.FORGET): _S.UNSUBSCRIBED,
+        (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.UNSUBSCRIBED,
+        (_S.UNSUBSCRIBING, _T.SOCKET_LOST): _S.UNSUBSCRIBING,
+        (_S.DISCONNECTED, _T.SOCKET_LOST): _S.DISCONNECTED,
+        (_S.DISCONNECTED, _T.FORGET): _S.UNSUBSCRIBED,
+        (_S.FAILED_TO_SUBSCRIBE, _T.FORGET): _S.UNSUBSCRIBED,
+        (_S.UNSUBSCRIBED, _T.SOCKET_LOST): _S.UNSUBSCRIBED,
+    },
 )
-del _state
 
 
 class SubscriptionLifecycle(Generic[S]):

@@ -18,6 +18,7 @@ Processing is synchronous (nothing here needs I/O).
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -33,16 +34,42 @@ from lpm.enums import RingState, RoutingSubscriptionState, coerce
 from lpm.errors import ConfigurationError, InvalidStateError
 from lpm.protocol.notifications import RingInfo, RoutingTaskInfo
 
-__all__ = ["Ring", "RoutingHost", "RoutingTaskSubscription", "routing_wire_query"]
+__all__ = [
+    "Ring",
+    "RingEvent",
+    "RoutingEvent",
+    "RoutingHost",
+    "RoutingTaskSubscription",
+    "routing_wire_query",
+]
 
 log = logging.getLogger("lpm.client.subscriptions.routing")
 
+
+class RingEvent(enum.StrEnum):
+    """The events of a :class:`Ring`, each emitted with the ring."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class RoutingEvent(enum.StrEnum):
+    """The events of a :class:`RoutingTaskSubscription` (``ring`` is also emitted on the
+    connection, under the same name)."""
+
+    RING = "ring"
+    UPSERT = "upsert"
+    NOTIFICATION = "notification"
+
+
 #: Ring state -> event emitted on the ring when it enters that state.
-RING_EVENTS: dict[str, str] = {
-    RingState.ACCEPTED: "accepted",
-    RingState.REJECTED: "rejected",
-    RingState.CANCELLED: "cancelled",
-    RingState.EXPIRED: "expired",
+RING_EVENTS: dict[str, RingEvent] = {
+    RingState.ACCEPTED: RingEvent.ACCEPTED,
+    RingState.REJECTED: RingEvent.REJECTED,
+    RingState.CANCELLED: RingEvent.CANCELLED,
+    RingState.EXPIRED: RingEvent.EXPIRED,
 }
 #: How many finished ring ids are remembered (UMS repeats finished rings in later changes).
 FINISHED_RINGS_KEPT = 1024
@@ -230,13 +257,13 @@ class RoutingTaskSubscription(EventEmitter, SubscriptionLifecycle[RoutingSubscri
             log.debug("routing notification in state %s ignored", self.state)
             return
         for _change_type, task in changes:
-            self.emit("upsert", task)
+            self.emit(RoutingEvent.UPSERT, task)
             for info in task.rings:
                 try:
                     self._apply_ring(info, task)
                 except Exception as exc:  # one bad ring must not stop the others
                     self._host.report_error(exc)
-        self.emit("notification", changes)
+        self.emit(RoutingEvent.NOTIFICATION, changes)
 
     def _apply_ring(self, info: RingInfo, task: RoutingTaskInfo) -> None:
         if info.ring_id in self._finished:
@@ -248,8 +275,8 @@ class RoutingTaskSubscription(EventEmitter, SubscriptionLifecycle[RoutingSubscri
                 self._finish(ring)  # first seen already over: nothing to offer
                 return
             self.rings[ring.ring_id] = ring
-            self.emit("ring", ring)
-            self._host.emit("ring", ring)
+            self.emit(RoutingEvent.RING, ring)
+            self._host.emit(RoutingEvent.RING, ring)
             return
         ring._update(info, task)
         if ring.state in RING_EVENTS:

@@ -1,16 +1,27 @@
-"""Request bodies the consumer transports (WebSocket v3 and Send API) build the same way."""
+"""UMS request bodies that several transports (the WebSocket dialects, the Send API) build the
+same way; each transport sends them its own way."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PROFILE_OK", "conversation_request_body", "user_profile_body"]
+__all__ = ["PROFILE_OK", "conversation_request_body", "publish_body", "user_profile_body"]
 
 #: The answer to a successful ``userprofile.SetUserProfile``.
 PROFILE_OK = "OK User Profile set successfully"
 #: Python names of the profile fields and their wire names.
 _PROFILE_NAMES = {"first_name": "firstName", "last_name": "lastName", "nick_name": "nickName"}
+
+
+def publish_body(
+    conversation_id: str, dialog_id: str, event: Mapping[str, Any], audience: str = "ALL"
+) -> dict[str, Any]:
+    """The ``ms.PublishEvent`` body (``messageAudience`` only when it is not ``ALL``)."""
+    body: dict[str, Any] = {"dialogId": dialog_id, "conversationId": conversation_id, "event": event}
+    if audience != "ALL":
+        body["messageAudience"] = str(audience)
+    return body
 
 
 def conversation_request_body(

@@ -2,8 +2,8 @@
 
 :class:`BrandRestConnection` implements :class:`~lpm.client.actions.ConnectionActions` with plain
 HTTP calls to ``{scheme}://{asyncMessagingEnt}/v1/...``, so the same
-:class:`~lpm.client.conversation.Conversation` and :class:`~lpm.client.dialog.Dialog` objects work
-on it as on a WebSocket connection.  There is no push over REST: notifications arrive through
+:class:`~lpm.client.model.conversation.Conversation` and :class:`~lpm.client.model.dialog.Dialog`
+objects work on it as on a WebSocket connection.  There is no push over REST: notifications arrive through
 webhooks (:mod:`lpm.webhooks`), and :meth:`BrandRestConnection.get_conversation_by_id` reads a
 conversation's current state on demand.
 
@@ -32,7 +32,7 @@ PATCH and DELETE are conditional: the resource is read with a GET right before, 
 is sent in ``If-Match``.  When the resource changed in between (412) it is read and written once
 more; a second 412 is raised.  Conversation bodies the server returns anyway (those GETs and the
 PATCH answers) refresh the cached conversation, so e.g. ``conversation.stage`` is ``CLOSE`` as
-soon as :meth:`~lpm.client.conversation.Conversation.close` returns.
+soon as :meth:`~lpm.client.model.conversation.Conversation.close` returns.
 
 Conversation fields REST has no endpoint for (note, CSAT, delay, a skill change without an
 assigned agent to transfer) and subscriptions, rings, agent state and user profiles raise
@@ -71,11 +71,17 @@ from lpm.errors import (
     RequestError,
     UnsupportedActionError,
 )
-from lpm.protocol.notifications import MessagingEventInfo, NotificationError, decode_conversation_changes
+from lpm.protocol.notifications import (
+    ConversationInfo,
+    MessagingEventInfo,
+    NotificationError,
+    decode_conversation_changes,
+)
 
 __all__ = [
     "BrandRestConnection",
     "RestWrite",
+    "conversation_info",
     "event_from_rest_item",
     "path_segment",
     "plan_fields",
@@ -243,6 +249,18 @@ def event_from_rest_item(item: Mapping[str, Any]) -> MessagingEventInfo:
         audience=str(item.get("messageAudience") or "ALL"),
         metadata=list(metadata) if isinstance(metadata, list) else None,
     )
+
+
+def conversation_info(body: Any) -> ConversationInfo:
+    """The conversation of a ``GET/PATCH /v1/conversations/{cid}`` body (the ``result`` shape of
+    a conversation notification); :class:`ProtocolError` when it is not one."""
+    try:
+        _, changes = decode_conversation_changes(
+            {"changes": [{"type": "UPSERT", "result": body}]}, brand=False
+        )
+    except NotificationError as exc:
+        raise ProtocolError(f"unexpected conversation body from UMS REST: {exc}", frame=body) from None
+    return changes[0].conversation
 
 
 def _opt_str(value: Any) -> str | None:
@@ -481,13 +499,7 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
 
     def _ingest(self, body: Any) -> Conversation:
         """Cache (or update) the conversation of a ``GET/PATCH /v1/conversations/{cid}`` body."""
-        try:
-            _, changes = decode_conversation_changes(
-                {"changes": [{"type": "UPSERT", "result": body}]}, brand=False
-            )
-        except NotificationError as exc:
-            raise ProtocolError(f"unexpected conversation body from UMS REST: {exc}", frame=body) from None
-        info = changes[0].conversation
+        info = conversation_info(body)
         cache = self.conversations
         conversation = cache.get(info.conversation_id)
         if conversation is None:
@@ -508,12 +520,11 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
         if conversation is None:
             return
         try:
-            _, changes = decode_conversation_changes(
-                {"changes": [{"type": "UPSERT", "result": body}]}, brand=False
-            )
-            conversation.apply(changes[0].conversation)
-        except NotificationError as exc:
-            self.report_error(ProtocolError(f"unexpected conversation body from UMS REST: {exc}", frame=body))
+            info = conversation_info(body)
+        except ProtocolError as exc:
+            self.report_error(exc)
+            return
+        conversation.apply(info)
 
     # A coroutine, unlike Connection's cache lookup: over REST the server is read (see below).
     async def get_conversation_by_id(self, conversation_id: str) -> Conversation:  # type: ignore[override]

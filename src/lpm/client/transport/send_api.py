@@ -56,7 +56,12 @@ from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake
 from lpm.client.transport.base import RequestConnection, call_any_status, sequence_of
-from lpm.client.transport.bodies import PROFILE_OK, conversation_request_body, user_profile_body
+from lpm.client.transport.bodies import (
+    PROFILE_OK,
+    conversation_request_body,
+    publish_body,
+    user_profile_body,
+)
 from lpm.enums import AuthType, ParticipantRole
 from lpm.errors import (
     AuthenticationError,
@@ -286,7 +291,7 @@ class ConsumerSendApiConnection(RequestConnection):
         ttr_def_name: str = "NORMAL",
     ) -> Conversation:
         """CONVERSATION: set the (empty) user profile and request a conversation; returns the
-        cached :class:`~lpm.client.conversation.Conversation` (its messages and changes come by
+        cached :class:`~lpm.client.model.conversation.Conversation` (its messages and changes come by
         webhooks)."""
         request = conversation_request_body(
             self.account_id, skill_id, context, campaign_info, ttr_def_name=ttr_def_name
@@ -340,9 +345,7 @@ class ConsumerSendApiConnection(RequestConnection):
         metadata: list[Any] | None = None,
     ) -> int:
         """SEND ``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        body: dict[str, Any] = {"dialogId": dialog_id, "conversationId": conversation_id, "event": event}
-        if audience != "ALL":
-            body["messageAudience"] = str(audience)
+        body = publish_body(conversation_id, dialog_id, event, audience)
         try:
             result = await self._send(Req.PUBLISH_EVENT, body, metadata)
         except RequestError as exc:

@@ -40,7 +40,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -54,6 +54,7 @@ from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Backoff, Fatal, retry
 from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
 from lpm.client.transport import file_storage as storage
+from lpm.client.transport.ums_socket import UmsSocket, UpgradeRefusedError, cancel_and_wait, open_ums_socket
 from lpm.errors import (
     ConfigurationError,
     ConnectFailedError,
@@ -152,20 +153,7 @@ class _Call(OutboundRequest):
             future.set_result(result)
 
 
-@dataclass(slots=True)
-class _Socket:
-    generation: int
-    ws: aiohttp.ClientWebSocketResponse
-    #: Its reader and keep-alive.
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    close_code: int | None = None
-    #: Set once the socket is lost or dropped (a restore in progress stops at once).
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The task closing it and stopping its tasks, once lost.
-    closer: asyncio.Task[None] | None = None
-
-
-class _SocketSink:
+class UmsSocketSink:
     """Where the socket's decoded notifications go (see :func:`lpm.client.dispatch.dispatch_notification`)."""
 
     __slots__ = ("_connection",)
@@ -202,8 +190,8 @@ class WebsocketConnection(Connection):
         self.session = ClientSession()
         #: Live subscriptions by id, orphans and retired ids.
         self.router = SubscriptionRouter(call_later=_call_later, report_error=self.report_error)
-        self._sink = _SocketSink(self)
-        self._socket: _Socket | None = None
+        self._sink = UmsSocketSink(self)
+        self._socket: UmsSocket | None = None
         #: The task writing the queue after a restore (requests made meanwhile queue behind it).
         self._flusher: asyncio.Task[None] | None = None
         self._ready = False  # session restored: requests go straight to the socket
@@ -342,7 +330,7 @@ class WebsocketConnection(Connection):
         sock = self._socket
         if sock is not None:
             await self._drop_socket(sock, code=1000, reason="closed by the application")
-        await _cancel_and_wait(self._flusher, self._ready_task)
+        await cancel_and_wait(self._flusher, self._ready_task)
         self._flusher = self._ready_task = None
         for closer in list(self._closers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -493,7 +481,7 @@ class WebsocketConnection(Connection):
         finally:
             self._attempting = False
 
-    async def _verify_and_restore(self, sock: _Socket, start: float) -> None:
+    async def _verify_and_restore(self, sock: UmsSocket, start: float) -> None:
         try:
             await self._verify()
         except Exception as exc:
@@ -518,7 +506,7 @@ class WebsocketConnection(Connection):
         self.emit("connect#response", {"start": start, "end": time.time()})
         await self._restore_with_retry(not self._connected_once, sock)
 
-    async def _restore_with_retry(self, first: bool, sock: _Socket) -> None:
+    async def _restore_with_retry(self, first: bool, sock: UmsSocket) -> None:
         """Run :meth:`_restore` until it succeeds; give up at once when the socket is lost (the
         attempt then fails and the maintainer tries again)."""
 
@@ -532,7 +520,7 @@ class WebsocketConnection(Connection):
             try:
                 await asyncio.wait({restore, lost}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                await _cancel_and_wait(lost, *([] if restore.done() else [restore]))
+                await cancel_and_wait(lost, *([] if restore.done() else [restore]))
             if restore.cancelled():
                 return  # lost: the attempt reports it
             # Retrieved even when the socket is gone (the restore failed because it was lost):
@@ -547,76 +535,36 @@ class WebsocketConnection(Connection):
 
         await retry(restore_once, backoff=RESTORE_BACKOFF, is_retryable=lambda _error: True, on_retry=report)
 
-    async def _open_socket(self, url: str, headers: dict[str, str]) -> _Socket:
-        session = await self.http_session()
+    async def _open_socket(self, url: str, headers: dict[str, str]) -> UmsSocket:
         try:
-            # The handshake is bounded: a server that accepts TCP/TLS but never answers the
-            # upgrade must not leave the connection CONNECTING forever (peer study, issue #135).
-            async with asyncio.timeout(self.options.connect_timeout):
-                ws = await self._ws_connect(session, url, headers)
-        except TimeoutError:
+            sock = await open_ums_socket(
+                await self.http_session(),
+                url,
+                headers,
+                generation=self.session.socket_opened,
+                ssl=self.http.ssl,
+                timeout=self.options.connect_timeout,
+            )
+        except UpgradeRefusedError as exc:
+            if exc.status != 401:
+                raise
+            await self._on_upgrade_unauthorized()
+            if not await self._continue_after_auth_failure():
+                self._auth_failed_for_good = True  # e.g. a caller's token: nothing can replace it
             raise ConnectFailedError(
-                f"the WebSocket upgrade did not complete within {self.options.connect_timeout:g} s"
+                "the server refused the token at the WebSocket upgrade (401)", status=401
             ) from None
-        except aiohttp.WSServerHandshakeError as exc:
-            if exc.status == 401:
-                await self._on_upgrade_unauthorized()
-                if not await self._continue_after_auth_failure():
-                    self._auth_failed_for_good = True  # e.g. a caller's token: nothing can replace it
-                raise ConnectFailedError(
-                    "the server refused the token at the WebSocket upgrade (401)", status=401
-                ) from None
-            raise ConnectFailedError(
-                f"WebSocket upgrade failed with HTTP {exc.status}", status=exc.status
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            # Not str(exc): some aiohttp errors quote the URL, and the brand URL carries the bearer.
-            detail = f": {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else ""
-            raise ConnectFailedError(
-                f"error opening the WebSocket connection: {type(exc).__name__}{detail}"
-            ) from None
-        sock = _Socket(self.session.socket_opened(), ws)
         self._socket = sock
         # Messaging events wait until the session is restored (and its history caught up).
         self._held_events = []
         sock.tasks.append(asyncio.create_task(self._read(sock), name=f"lpm-reader-{sock.generation}"))
         return sock
 
-    async def _ws_connect(
-        self, session: aiohttp.ClientSession, url: str, headers: dict[str, str]
-    ) -> aiohttp.ClientWebSocketResponse:
-        return await session.ws_connect(
-            url,
-            headers=headers,
-            ssl=self.http.ssl,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            autoping=True,
-            heartbeat=None,
-            max_msg_size=64 * 1024 * 1024,
-            compress=0,
-        )
-
     # ---------------------------------------------------------------- reading
 
-    async def _read(self, sock: _Socket) -> None:
-        ws = sock.ws
-        try:
-            async for msg in ws:
-                if sock is not self._socket:
-                    return  # an abandoned socket: never act on its frames
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    self._on_text(msg.data)
-                elif msg.type is aiohttp.WSMsgType.BINARY:
-                    self.report_error(ProtocolError("binary frame received from UMS", frame=msg.data[:200]))
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    break
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # never let the reader die silently
-            # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
-            # would keep the exception, its traceback's frames and the conversations they held.
-            log.debug("reader of socket %s failed: %s", sock.generation, str(exc))
-        self._lose_socket(sock, ws.close_code, "")
+    async def _read(self, sock: UmsSocket) -> None:
+        code = await sock.read(self._on_text, self.report_error, lambda: sock is self._socket)
+        self._lose_socket(sock, code, "")
 
     def _on_text(self, data: str) -> None:
         event = self.session.receive_text(data)
@@ -704,7 +652,7 @@ class WebsocketConnection(Connection):
             raise NotConnectedError(f"reconnect ended with the connection {self.state}")
 
     def _lose_socket(
-        self, sock: _Socket, code: int | None, reason: str, *, wait: float | None = None
+        self, sock: UmsSocket, code: int | None, reason: str, *, wait: float | None = None
     ) -> None:
         """Bookkeeping of a lost (or dropped) socket, then maintenance.
 
@@ -721,7 +669,7 @@ class WebsocketConnection(Connection):
         self._held_events = None  # fetched again by the next restore (replay / catch-up)
         # Closing releases its HTTP connection and stops its reader and keep-alive; owned, so
         # close() can wait for it.
-        sock.closer = asyncio.create_task(self._close_socket(sock), name=f"lpm-close-{sock.generation}")
+        sock.closer = asyncio.create_task(sock.shut(), name=f"lpm-close-{sock.generation}")
         self._closers.add(sock.closer)
         sock.closer.add_done_callback(self._closers.discard)
         self._settle_in_flight(sock.generation, code)
@@ -754,23 +702,13 @@ class WebsocketConnection(Connection):
         )
 
     async def _drop_socket(
-        self, sock: _Socket, *, code: int, reason: str = "", wait: float | None = None
+        self, sock: UmsSocket, *, code: int, reason: str = "", wait: float | None = None
     ) -> None:
         """Abandon ``sock`` (as if lost) and wait until it is closed."""
         self._lose_socket(sock, code, reason, wait=wait)
         if sock.closer is not None and sock.closer is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.shield(sock.closer)
-
-    async def _close_socket(self, sock: _Socket) -> None:
-        """Stop a lost socket's tasks and close it (quick when the peer is already gone)."""
-        tasks = [t for t in sock.tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            # A code the server sent (4401...) is not ours to echo: close normally.
-            await asyncio.wait_for(sock.ws.close(code=1000), 5)
-        await _cancel_and_wait(*tasks)
 
     def _settle_in_flight(self, generation: int, code: int | None) -> None:
         """Carry out the session's verdict on the requests written on a lost socket."""
@@ -812,12 +750,12 @@ class WebsocketConnection(Connection):
 
     # ---------------------------------------------------------------- keep-alive
 
-    def _start_keep_alive(self, sock: _Socket) -> None:
+    def _start_keep_alive(self, sock: UmsSocket) -> None:
         sock.tasks.append(
             asyncio.create_task(self._keep_alive(sock), name=f"lpm-keepalive-{sock.generation}")
         )
 
-    async def _keep_alive(self, sock: _Socket) -> None:
+    async def _keep_alive(self, sock: UmsSocket) -> None:
         loop = asyncio.get_running_loop()
         type_ = request_wire_name(Req.GET_CLOCK, self.dialect)
         while True:
@@ -922,7 +860,7 @@ class WebsocketConnection(Connection):
         if self.session.queued and self._ready and sock is not None and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_queue(sock), name="lpm-queue")
 
-    async def _flush_queue(self, sock: _Socket) -> None:
+    async def _flush_queue(self, sock: UmsSocket) -> None:
         """Write the queued requests in order; their callers await their own futures."""
         try:
             while self._ready and self._socket is sock:
@@ -942,7 +880,7 @@ class WebsocketConnection(Connection):
         # meanwhile: then they wait for the next session).
         self._kick_queue()
 
-    async def _write(self, call: _Call, sock: _Socket) -> None:
+    async def _write(self, call: _Call, sock: UmsSocket) -> None:
         """Register ``call`` in flight on ``sock`` and write its frame.  The outcome arrives in
         its future: the response, a timeout, or what the loss of the socket decides."""
         data = self.session.prepare(call, sock.generation, time.time())
@@ -952,11 +890,7 @@ class WebsocketConnection(Connection):
             {"start": call.start, "request": {"id": call.req_id, "type": call.type, "body": call.body}},
         )
         try:
-            send_frame = getattr(sock.ws, "send_frame", None)
-            if send_frame is not None:
-                await send_frame(data, aiohttp.WSMsgType.TEXT)
-            else:
-                await sock.ws.send_str(data.decode())
+            await sock.send(data)
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
             # The socket is unusable (the reader may not have noticed yet): treat it as lost, so
             # nothing else is written to it and this request is settled like any in flight.
@@ -1120,13 +1054,3 @@ class WebsocketConnection(Connection):
     async def lookup_service(self, service: str) -> str:
         """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
         return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)
-
-
-async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
-    """Cancel tasks and wait until they have finished unwinding (their outcome no longer matters)."""
-    live = [t for t in tasks if t is not None and not t.done()]
-    for task in live:
-        task.cancel()
-    for task in live:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
