@@ -41,12 +41,19 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_RETIRED",
     "ORPHAN_GRACE",
+    "RAW_EVENT_NAMES",
     "NotificationSink",
     "Routed",
     "SubscriptionRouter",
     "dispatch_notification",
 ]
 
+#: The raw event a connection emits for each routed notification kind (Node SDK names).
+RAW_EVENT_NAMES = {
+    Notif.EX_CONVERSATION_CHANGE: "conversationNotification",
+    Notif.MESSAGING_EVENT: "messageNotification",
+    Notif.ROUTING_TASK: "routingTaskNotification",
+}
 #: Seconds a notification for a not-yet-registered subscription is held.
 ORPHAN_GRACE = 5.0
 #: How many dead subscription ids are remembered.

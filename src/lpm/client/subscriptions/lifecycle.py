@@ -101,59 +101,53 @@ _T = SubscriptionTrigger
 _S = SubscriptionState
 _R = RoutingSubscriptionState
 
-#: The life cycle of a :class:`~lpm.client.subscriptions.conversations.ConversationSubscription`.
+
+def _resubscribable(states: Any) -> dict[tuple[Any, SubscriptionTrigger], Any]:
+    """The moves conversation and routing subscriptions share (``states``: their enum)."""
+    return {
+        (states.INITIAL, _T.SUBSCRIBED): states.SUBSCRIBED,
+        (states.INITIAL, _T.SUBSCRIBE_FAILED): states.FAILED_TO_SUBSCRIBE,
+        (states.INITIAL, _T.SOCKET_LOST): states.INITIAL,
+        (states.SUBSCRIBED, _T.SOCKET_LOST): states.DISCONNECTED,
+        (states.RESUBSCRIBING, _T.SUBSCRIBED): states.SUBSCRIBED,
+        (states.RESUBSCRIBING, _T.SUBSCRIBE_FAILED): states.FAILED_TO_SUBSCRIBE,
+        (states.RESUBSCRIBING, _T.SOCKET_LOST): states.DISCONNECTED,
+        (states.DISCONNECTED, _T.SUBSCRIBED): states.SUBSCRIBED,
+        (states.DISCONNECTED, _T.SUBSCRIBE_FAILED): states.FAILED_TO_SUBSCRIBE,
+        (states.DISCONNECTED, _T.SOCKET_LOST): states.DISCONNECTED,
+        (states.DISCONNECTED, _T.RESUBSCRIBE): states.RESUBSCRIBING,
+        (states.DISCONNECTED, _T.FORGET): states.UNSUBSCRIBED,
+        (states.FAILED_TO_SUBSCRIBE, _T.SOCKET_LOST): states.FAILED_TO_SUBSCRIBE,
+        (states.FAILED_TO_SUBSCRIBE, _T.RESUBSCRIBE): states.RESUBSCRIBING,
+        (states.FAILED_TO_SUBSCRIBE, _T.FORGET): states.UNSUBSCRIBED,
+        (states.UNSUBSCRIBED, _T.SUBSCRIBED): states.UNSUBSCRIBED,
+        (states.UNSUBSCRIBED, _T.SUBSCRIBE_FAILED): states.UNSUBSCRIBED,
+        (states.UNSUBSCRIBED, _T.SOCKET_LOST): states.UNSUBSCRIBED,
+    }
+
+
+#: The life cycle of a :class:`~lpm.client.subscriptions.conversations.ConversationSubscription`:
+#: the shared moves, and an unsubscribe request while SUBSCRIBED.
 CONVERSATION_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable(
     "conversation subscription",
     {
-        (_S.INITIAL, _T.SUBSCRIBED): _S.SUBSCRIBED,
-        (_S.INITIAL, _T.SUBSCRIBE_FAILED): _S.FAILED_TO_SUBSCRIBE,
-        (_S.INITIAL, _T.SOCKET_LOST): _S.INITIAL,
-        (_S.SUBSCRIBED, _T.SOCKET_LOST): _S.DISCONNECTED,
+        **_resubscribable(_S),
         (_S.SUBSCRIBED, _T.UNSUBSCRIBE): _S.UNSUBSCRIBING,
         (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.UNSUBSCRIBED,
         (_S.UNSUBSCRIBING, _T.UNSUBSCRIBE_FAILED): _S.SUBSCRIBED,
         (_S.UNSUBSCRIBING, _T.SOCKET_LOST): _S.UNSUBSCRIBING,
-        (_S.RESUBSCRIBING, _T.SUBSCRIBED): _S.SUBSCRIBED,
-        (_S.RESUBSCRIBING, _T.SUBSCRIBE_FAILED): _S.FAILED_TO_SUBSCRIBE,
-        (_S.RESUBSCRIBING, _T.SOCKET_LOST): _S.DISCONNECTED,
-        (_S.DISCONNECTED, _T.SUBSCRIBED): _S.SUBSCRIBED,
-        (_S.DISCONNECTED, _T.SUBSCRIBE_FAILED): _S.FAILED_TO_SUBSCRIBE,
-        (_S.DISCONNECTED, _T.SOCKET_LOST): _S.DISCONNECTED,
-        (_S.DISCONNECTED, _T.RESUBSCRIBE): _S.RESUBSCRIBING,
-        (_S.DISCONNECTED, _T.FORGET): _S.UNSUBSCRIBED,
-        (_S.FAILED_TO_SUBSCRIBE, _T.SOCKET_LOST): _S.FAILED_TO_SUBSCRIBE,
-        (_S.FAILED_TO_SUBSCRIBE, _T.RESUBSCRIBE): _S.RESUBSCRIBING,
-        (_S.FAILED_TO_SUBSCRIBE, _T.FORGET): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBED, _T.SUBSCRIBED): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBED, _T.SUBSCRIBE_FAILED): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBED, _T.SOCKET_LOST): _S.UNSUBSCRIBED,
     },
 )
 
-#: The life cycle of a :class:`~lpm.client.subscriptions.routing.RoutingTaskSubscription`.
+#: The life cycle of a :class:`~lpm.client.subscriptions.routing.RoutingTaskSubscription`: the
+#: shared moves, and ``forget`` while SUBSCRIBED or RESUBSCRIBING too (UMS has no routing
+#: unsubscribe request).
 ROUTING_SUBSCRIPTION: StateTable[RoutingSubscriptionState, SubscriptionTrigger] = StateTable(
     "routing subscription",
     {
-        (_R.INITIAL, _T.SUBSCRIBED): _R.SUBSCRIBED,
-        (_R.INITIAL, _T.SUBSCRIBE_FAILED): _R.FAILED_TO_SUBSCRIBE,
-        (_R.INITIAL, _T.SOCKET_LOST): _R.INITIAL,
-        (_R.SUBSCRIBED, _T.SOCKET_LOST): _R.DISCONNECTED,
+        **_resubscribable(_R),
         (_R.SUBSCRIBED, _T.FORGET): _R.UNSUBSCRIBED,
-        (_R.RESUBSCRIBING, _T.SUBSCRIBED): _R.SUBSCRIBED,
-        (_R.RESUBSCRIBING, _T.SUBSCRIBE_FAILED): _R.FAILED_TO_SUBSCRIBE,
-        (_R.RESUBSCRIBING, _T.SOCKET_LOST): _R.DISCONNECTED,
         (_R.RESUBSCRIBING, _T.FORGET): _R.UNSUBSCRIBED,
-        (_R.DISCONNECTED, _T.SUBSCRIBED): _R.SUBSCRIBED,
-        (_R.DISCONNECTED, _T.SUBSCRIBE_FAILED): _R.FAILED_TO_SUBSCRIBE,
-        (_R.DISCONNECTED, _T.SOCKET_LOST): _R.DISCONNECTED,
-        (_R.DISCONNECTED, _T.RESUBSCRIBE): _R.RESUBSCRIBING,
-        (_R.DISCONNECTED, _T.FORGET): _R.UNSUBSCRIBED,
-        (_R.FAILED_TO_SUBSCRIBE, _T.SOCKET_LOST): _R.FAILED_TO_SUBSCRIBE,
-        (_R.FAILED_TO_SUBSCRIBE, _T.RESUBSCRIBE): _R.RESUBSCRIBING,
-        (_R.FAILED_TO_SUBSCRIBE, _T.FORGET): _R.UNSUBSCRIBED,
-        (_R.UNSUBSCRIBED, _T.SUBSCRIBED): _R.UNSUBSCRIBED,
-        (_R.UNSUBSCRIBED, _T.SUBSCRIBE_FAILED): _R.UNSUBSCRIBED,
-        (_R.UNSUBSCRIBED, _T.SOCKET_LOST): _R.UNSUBSCRIBED,
     },
 )
 

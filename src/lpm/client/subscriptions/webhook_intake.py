@@ -32,24 +32,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lpm.client.dispatch import RAW_EVENT_NAMES, dispatch_notification
 from lpm.client.events import EventEmitter
 from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT
 from lpm.enums import ConversationState
 from lpm.errors import ConfigurationError, ProtocolError
 from lpm.protocol.notifications import (
     NotificationError,
-    decode_conversation_changes,
-    decode_messaging_events,
 )
 from lpm.protocol.types import Notif
 
 if TYPE_CHECKING:
     from lpm.client.model.cache import ConversationCache
     from lpm.client.model.conversation import Conversation
-    from lpm.protocol.notifications import ConversationChange, ConversationInfo
+    from lpm.protocol.notifications import ConversationChange, ConversationInfo, MessagingEventInfo
 
 __all__ = [
     "IntakeHost",
@@ -217,11 +216,40 @@ def _payload_object(payload: Any) -> Mapping[str, Any]:
     return payload
 
 
+class _WebhookSink:
+    """Where a webhook's decoded notification goes: messaging events to the cache, conversation
+    changes to the connection's intake (webhooks carry no subscription id)."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: IntakeHost) -> None:
+        self._connection = connection
+
+    def on_conversation_changes(
+        self, subscription_id: str | None, changes: list[ConversationChange]
+    ) -> Awaitable[None]:
+        return self._connection.webhooks_intake.handle(changes)
+
+    def on_messaging_events(self, events: list[MessagingEventInfo]) -> None:
+        self._connection.conversations.handle_messaging_events(events)
+
+    def on_routing_tasks(self, subscription_id: str | None, tasks: list[Any]) -> None:
+        raise ConfigurationError(f"invalid notification type {Notif.ROUTING_TASK}")
+
+    def on_agent_states(self, states: list[Any]) -> None:
+        raise ConfigurationError(f"invalid notification type {Notif.AGENT_STATE}")
+
+
+#: The notification types webhooks deliver (consumer-v3 spellings, as LivePerson POSTs them).
+WEBHOOK_TYPES = frozenset({Notif.MESSAGING_EVENT.value, Notif.EX_CONVERSATION_CHANGE.value})
+
+
 async def process_webhooks_notification(connection: IntakeHost, payload: Any) -> None:
     """Apply one webhook payload (a dict, or its JSON text) to ``connection`` (module docstring).
 
-    Await each call before the next one of the same conversation: notifications of one
-    conversation must be applied in the order they were sent.
+    Decoded and routed by :func:`lpm.client.dispatch.dispatch_notification`, like a socket's
+    notifications.  Await each call before the next one of the same conversation: notifications
+    of one conversation must be applied in the order they were sent.
     """
     message = _payload_object(payload).get("wsNotificationMsg")
     if message is None:
@@ -230,21 +258,18 @@ async def process_webhooks_notification(connection: IntakeHost, payload: Any) ->
         raise ConfigurationError("wsNotificationMsg must be an object")
     kind = message.get("type")
     body = message.get("body")
-    if kind == Notif.MESSAGING_EVENT:
-        try:
-            events = decode_messaging_events(body, brand=False)
-        except NotificationError as exc:
-            raise ProtocolError(f"invalid webhook notification: {exc}", frame=body) from None
-        connection.emit("notification", kind, body)
-        connection.emit("messageNotification", body)
-        connection.conversations.handle_messaging_events(events)
-    elif kind == Notif.EX_CONVERSATION_CHANGE:
-        try:
-            _, changes = decode_conversation_changes(body, brand=False)
-        except NotificationError as exc:
-            raise ProtocolError(f"invalid webhook notification: {exc}", frame=body) from None
-        connection.emit("notification", kind, body)
-        connection.emit("conversationNotification", body)
-        await connection.webhooks_intake.handle(changes)
-    else:
+    if kind not in WEBHOOK_TYPES:
         raise ConfigurationError(f"invalid notification type {kind}")
+
+    def emit_raw(decoded: Notif, raw_body: Any) -> None:
+        connection.emit("notification", kind, raw_body)
+        connection.emit(RAW_EVENT_NAMES[decoded], raw_body)
+
+    try:
+        _, routed = dispatch_notification(
+            str(kind), body, brand=False, sink=_WebhookSink(connection), before_route=emit_raw
+        )
+    except NotificationError as exc:
+        raise ProtocolError(f"invalid webhook notification: {exc}", frame=body) from None
+    if routed is not None:
+        await routed

@@ -35,7 +35,6 @@ from lpm.client.auth import idp
 from lpm.client.connection import CONNECTED
 from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.transport.base import TransportConnection
 from lpm.client.transport.bodies import PROFILE_OK, conversation_request_body, user_profile_body
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import AUTH_CLOSE_CODES, WebsocketConnection
@@ -54,9 +53,7 @@ from lpm.protocol.types import HEADER_CLIENT_PROPERTIES, HEADER_CONSUMER_AUTH, D
 SIGNED_CLAIMS_TTL = 3600
 
 
-# TransportConnection refuses what a consumer cannot do (history, routing tasks, rings); listed
-# here until WebsocketConnection derives from it.
-class ConsumerWebsocketConnection(WebsocketConnection, TransportConnection):
+class ConsumerWebsocketConnection(WebsocketConnection):
     """A consumer's WebSocket connection (``user_type=UserType.CONSUMER``)."""
 
     dialect = Dialect.CONSUMER_V3

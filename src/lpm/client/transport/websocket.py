@@ -46,14 +46,18 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 
 from lpm.client import connection as cs
-from lpm.client.auth.csds import CSDS, ServiceName
-from lpm.client.auth.http import HttpSettings
-from lpm.client.connection import Connection
-from lpm.client.dispatch import MAX_RETIRED, ORPHAN_GRACE, SubscriptionRouter, dispatch_notification
+from lpm.client.dispatch import (
+    MAX_RETIRED,
+    ORPHAN_GRACE,
+    RAW_EVENT_NAMES,
+    SubscriptionRouter,
+    dispatch_notification,
+)
 from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Backoff, Fatal, retry
 from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
-from lpm.client.transport import file_storage as storage
+from lpm.client.transport.base import HttpConnection
+from lpm.client.transport.ums_actions import UmsActions
 from lpm.client.transport.ums_socket import UmsSocket, UpgradeRefusedError, cancel_and_wait, open_ums_socket
 from lpm.errors import (
     ConfigurationError,
@@ -115,13 +119,6 @@ WAIT_FOR_READY_DURATION = 600.0
 RESTORE_BACKOFF = Backoff((0.2, 0.4, 0.8, 1.6, 3.2))
 #: Sort key of held events without a sequence (chat states): after their dialog's others.
 _NO_SEQUENCE = 1 << 62
-#: The raw event the connection emits for each routed notification kind (Node SDK names).
-_RAW_EVENTS = {
-    Notif.EX_CONVERSATION_CHANGE: "conversationNotification",
-    Notif.MESSAGING_EVENT: "messageNotification",
-    Notif.ROUTING_TASK: "routingTaskNotification",
-}
-
 #: Set (to the socket generation) while a connect attempt verifies and restores the session:
 #: requests made in that context go straight to the new socket instead of the queue.
 _restoring: contextvars.ContextVar[int | None] = contextvars.ContextVar("lpm_restoring", default=None)
@@ -179,7 +176,7 @@ def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
     return asyncio.get_running_loop().call_later(delay, callback, *args)
 
 
-class WebsocketConnection(Connection):
+class WebsocketConnection(UmsActions, HttpConnection):
     """A connection over one UMS WebSocket (subclassed per dialect)."""
 
     dialect: Dialect = Dialect.CONSUMER_V3
@@ -211,7 +208,6 @@ class WebsocketConnection(Connection):
         self._released = False
         self._close_done: asyncio.Future[None] | None = None
         self._close_emitted = False
-        self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
         self.default_subscription: Any = None
         self._default_announced = False
         #: Tasks closing lost sockets (owned; awaited by close()).
@@ -225,14 +221,6 @@ class WebsocketConnection(Connection):
     @property
     def is_brand(self) -> bool:
         return self.dialect is Dialect.BRAND_V2
-
-    @property
-    def agent_id(self) -> str | None:
-        return None
-
-    @property
-    def user_id(self) -> str | None:
-        return None
 
     async def _prepare_identity(self) -> None:
         """Obtain or refresh the token before a connect attempt."""
@@ -369,7 +357,7 @@ class WebsocketConnection(Connection):
                 await dialog.close_events()
             await conversation.close_events()
         await self._shutdown_extras()
-        self.conversations.close()
+        await self._release_conversations()
         await self.http.close()
 
     # ---------------------------------------------------------------- connecting
@@ -613,7 +601,7 @@ class WebsocketConnection(Connection):
         )
 
     def _emit_raw(self, kind: Notif, body: Any) -> None:
-        name = _RAW_EVENTS.get(kind)
+        name = RAW_EVENT_NAMES.get(kind)
         if name is not None:
             self.emit(name, body)
 
@@ -972,85 +960,3 @@ class WebsocketConnection(Connection):
             self.emit("ready")
         else:
             self._ready_task = asyncio.create_task(self._announce_ready(subscription), name="lpm-ready")
-
-    # ---------------------------------------------------------------- ConnectionActions (shared)
-
-    def register_conversation_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        """Route notifications of ``subscription.subscription_id`` to it (re-keyed on resubscribe)."""
-        self.router.register_conversation_subscription(subscription, old_id)
-
-    def unregister_conversation_subscription(self, subscription_id: str) -> None:
-        self.router.unregister_conversation_subscription(subscription_id)
-
-    def register_routing_subscription(self, subscription: Any, old_id: str | None = None) -> None:
-        self.router.register_routing_subscription(subscription, old_id)
-
-    async def publish_event(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        event: dict[str, Any],
-        *,
-        audience: str = "ALL",
-        metadata: list[Any] | None = None,
-    ) -> int:
-        body: dict[str, Any] = {"dialogId": dialog_id, "conversationId": conversation_id, "event": event}
-        if audience != "ALL":
-            body["messageAudience"] = audience
-        result = await self.request(Req.PUBLISH_EVENT, body, metadata=metadata or None)
-        sequence = result.get("sequence") if isinstance(result, dict) else None
-        return int(sequence) if isinstance(sequence, int) else 0
-
-    async def update_conversation_field(
-        self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
-    ) -> Any:
-        return await self.request(
-            Req.UPDATE_CONVERSATION_FIELD,
-            {"conversationId": conversation_id, "conversationField": fields},
-            metadata=metadata or None,
-        )
-
-    async def subscribe_conversations(self, query: dict[str, Any]) -> str:
-        result = await self.request(Req.SUBSCRIBE_EX_CONVERSATIONS, query)
-        sub_id = result.get("subscriptionId") if isinstance(result, dict) else None
-        if not isinstance(sub_id, str):
-            raise ProtocolError("SubscribeExConversations response has no subscriptionId", frame=result)
-        return sub_id
-
-    async def unsubscribe_conversations(self, subscription_id: str) -> None:
-        self.unregister_conversation_subscription(subscription_id)
-        await self.request(Req.UNSUBSCRIBE_EX_CONVERSATIONS, {"subscriptionId": subscription_id})
-
-    async def get_user_profile(self, user_id: str | None) -> Any:
-        return await self.request(Req.GET_USER_PROFILE, {"userId": user_id} if user_id else {})
-
-    async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
-        result = await self.request(
-            Req.GENERATE_UPLOAD_URL, {"fileSize": str(file_size), "fileType": file_type}
-        )
-        return dict(result)
-
-    async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
-        result = await self.request(Req.GENERATE_DOWNLOAD_URL, {"relativePath": relative_path})
-        return dict(result)
-
-    async def get_clock(self) -> int:
-        """The server's clock (epoch ms)."""
-        result = await self.request(Req.GET_CLOCK, {})
-        return int(result["currentTime"])
-
-    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
-        """Upload bytes to the ``swift`` storage with the temp-URL query of the upload path."""
-        await storage.upload(
-            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query, data
-        )
-
-    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
-        """Download bytes from the ``swift`` storage with the temp-URL query of the download path."""
-        return await storage.download(
-            self.http, await self.lookup_service(ServiceName.SWIFT), relative_path, query
-        )
-
-    async def lookup_service(self, service: str) -> str:
-        """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""
-        return await CSDS.lookup(self.account_id, service, http=self.http, domains=self.options.domains)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,39 +25,12 @@ from lpm.client.subscriptions.lifecycle import (
 from lpm.client.subscriptions.routing import RoutingTaskSubscription
 from lpm.enums import RoutingSubscriptionState, SubscriptionState
 from lpm.errors import ConnectionClosedError, InvalidStateError, RequestError
+from tests.unit.client.state_walk import Move, moves, until
 from tests.unit.model_harness import AGENT, AGENT_OLD, FakeConnection
 
 S = SubscriptionState
 R = RoutingSubscriptionState
 T = SubscriptionTrigger
-
-Move = tuple[str, str]
-
-
-@pytest.fixture
-def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, set[Move]]]:
-    """Every (state, trigger) each table was asked about, by table name."""
-    seen: dict[str, set[Move]] = {}
-    original = StateTable.next
-
-    def spy(self: StateTable[Any, Any], state: Any, trigger: Any) -> Any:
-        seen.setdefault(self.name, set()).add((str(state), str(trigger)))
-        return original(self, state, trigger)
-
-    monkeypatch.setattr(StateTable, "next", spy)
-    yield seen
-
-
-def moves(table: StateTable[Any, Any]) -> set[Move]:
-    return {(str(s), str(t)) for s, t, _ in table}
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never met")
 
 
 class Gate:
@@ -357,6 +329,16 @@ async def test_routing_subscription_refuses_unsubscribe(state: RoutingSubscripti
 # ---------------------------------------------------------------- one-off subscriptions
 
 
+async def subscribing_child(
+    parent: ConversationSubscription,
+) -> tuple[ChildConversationSubscription, asyncio.Task[None]]:
+    """A limit-break page subscribed and waiting for its notification."""
+    child = ChildConversationSubscription(parent, 1_000)
+    task = asyncio.create_task(child.init())
+    await until(lambda: child.state == S.SUBSCRIBED)
+    return child, task
+
+
 async def test_one_off_subscription_walk(taken: dict[str, set[Move]]) -> None:
     fake = brand()
     parent = await subscribed(fake)
@@ -374,9 +356,7 @@ async def test_one_off_subscription_walk(taken: dict[str, set[Move]]) -> None:
 
     # INITIAL --subscribed--> SUBSCRIBED --unsubscribe--> UNSUBSCRIBING --socket lost--> =
     # --unsubscribed--> UNSUBSCRIBED --socket lost--> =
-    child = ChildConversationSubscription(parent, 1_000)
-    task = asyncio.create_task(child.init())
-    await until(lambda: child.state == S.SUBSCRIBED)
+    child, task = await subscribing_child(parent)
     child.handle_notification([])
     await task
     gate = Gate()
@@ -394,9 +374,7 @@ async def test_one_off_subscription_walk(taken: dict[str, set[Move]]) -> None:
     del fake.scripts["unsubscribe_conversations"]
 
     # SUBSCRIBED --socket lost--> DISCONNECTED --socket lost--> = --forget--> UNSUBSCRIBED
-    child = ChildConversationSubscription(parent, 1_000)
-    task = asyncio.create_task(child.init())
-    await until(lambda: child.state == S.SUBSCRIBED)
+    child, task = await subscribing_child(parent)
     child_id = child.subscription_id
     child.mark_disconnected()
     assert child.state == S.DISCONNECTED and child_id not in fake.subscriptions
@@ -408,9 +386,7 @@ async def test_one_off_subscription_walk(taken: dict[str, set[Move]]) -> None:
     assert child.state == S.UNSUBSCRIBED
 
     # SUBSCRIBED --forget--> UNSUBSCRIBED (the parent stops paging)
-    child = ChildConversationSubscription(parent, 1_000)
-    task = asyncio.create_task(child.init())
-    await until(lambda: child.state == S.SUBSCRIBED)
+    child, task = await subscribing_child(parent)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

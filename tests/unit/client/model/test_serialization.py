@@ -9,8 +9,7 @@ import pytest
 
 from lpm.client.subscriptions.conversations import ConversationSubscription
 from lpm.errors import ConfigurationError, InvalidStateError
-
-from .model_harness import (
+from tests.unit.model_harness import (
     AGENT,
     AGENT_OLD,
     BOT,

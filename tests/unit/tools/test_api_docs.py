@@ -11,7 +11,7 @@ from types import ModuleType
 
 import lpm
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 API_DIR = ROOT / "docs" / "api"
 
 

@@ -24,8 +24,7 @@ from lpm.errors import (
     UnexpectedResponseError,
 )
 from lpm.protocol.notifications import decode_conversation_changes
-
-from .model_harness import (
+from tests.unit.model_harness import (
     ACC,
     AGENT,
     AGENT_OLD,
