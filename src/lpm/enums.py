@@ -391,7 +391,7 @@ class RingState(enum.StrEnum):
 
 
 class SubscriptionState(enum.StrEnum):
-    """The state of a conversation subscription (SDK side)."""
+    """The state of a conversation or routing-task subscription (SDK side)."""
 
     #: Created; the subscribe request has not been processed by UMS yet.
     INITIAL = "initial"
@@ -409,23 +409,9 @@ class SubscriptionState(enum.StrEnum):
     FAILED_TO_SUBSCRIBE = "failed_to_subscribe"
 
 
-class RoutingSubscriptionState(enum.StrEnum):
-    """The state of a routing-task subscription (SDK side; same values as SubscriptionState)."""
-
-    #: Created; the subscribe request has not been processed by UMS yet.
-    INITIAL = "initial"
-    #: Active: UMS holds the subscription.
-    SUBSCRIBED = "subscribed"
-    #: An unsubscribe request was sent, no response yet.
-    UNSUBSCRIBING = "unsubscribing"
-    #: Unsubscribed: no more notifications will be emitted.
-    UNSUBSCRIBED = "unsubscribed"
-    #: SDK only: an unexpected disconnect dropped the subscription in UMS.
-    DISCONNECTED = "disconnected"
-    #: SDK only: subscribing again after a reconnect, not confirmed yet (Node's value).
-    RESUBSCRIBING = "subscribing"
-    #: The subscribe request failed.
-    FAILED_TO_SUBSCRIBE = "failed_to_subscribe"
+#: The state of a routing-task subscription (SDK side): the same states as a conversation
+#: subscription's, so the same enum.
+RoutingSubscriptionState = SubscriptionState
 
 
 class TTRType(enum.StrEnum):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,35 +194,8 @@ def create_customer_info_sde(
     Raises:
         ConfigurationError: an argument is invalid (the message names it).
     """
-    info: dict[str, Any] = {}
-    if cstatus is not None:
-        info["cstatus"] = _text("cstatus", cstatus)
-    if ctype is not None:
-        info["ctype"] = _text("ctype", ctype)
-    if balance is not None:
-        info["balance"] = _number("balance", balance)
-    if customer_id is not None:
-        info["customerId"] = _text("customer_id", customer_id)
-    if last_payment_date is not None:
-        info["lastPaymentDate"] = _date("last_payment_date", last_payment_date)
-    if registration_date is not None:
-        info["registrationDate"] = _date("registration_date", registration_date)
-    if login_status is not None:
-        info["loginStatus"] = _number("login_status", login_status)
-    if company_branch is not None:
-        info["companyBranch"] = _text("company_branch", company_branch)
-    if social_id is not None:
-        info["socialId"] = _text("social_id", social_id)
-    if imei is not None:
-        info["imei"] = _text("imei", imei)
-    if user_name is not None:
-        info["userName"] = _text("user_name", user_name)
-    if company_size is not None:
-        info["companySize"] = _int("company_size", company_size, 0)
-    if account_name is not None:
-        info["accountName"] = _text("account_name", account_name)
-    if role is not None:
-        info["role"] = _text("role", role)
+    # The arguments, in their order (nothing else is defined yet).
+    info = _wire_fields(locals())
     return {"type": "ctmrinfo", "info": info}
 
 
@@ -349,6 +322,64 @@ def _contact(index: int, value: Any) -> PersonalContact:
     raise _fail(f"contacts[{index}]", "must be a PersonalContact (or a mapping of its fields)", value)
 
 
+def _camel(name: str) -> str:
+    """The wire name of an argument (``customer_id`` -> ``customerId``)."""
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _contacts(name: str, value: Any) -> list[dict[str, Any]]:
+    if not _is_list(value):
+        raise _fail(name, "must be a list of PersonalContact", value)
+    return [_contact(i, c).to_wire() for i, c in enumerate(value)]
+
+
+def _gender(name: str, value: Any) -> str:
+    text = _text(name, value).strip().upper()
+    if text not in GENDERS:
+        raise _fail(name, f"must be one of {', '.join(GENDERS)}", value)
+    return text
+
+
+#: How each argument of :func:`create_customer_info_sde` and :func:`create_personal_info_sde`
+#: is checked and made wire-ready, in the order of the wire fields.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    # customer info
+    "cstatus": _text,
+    "ctype": _text,
+    "balance": _number,
+    "customer_id": _text,
+    "last_payment_date": _date,
+    "registration_date": _date,
+    "login_status": _number,
+    "company_branch": _text,
+    "social_id": _text,
+    "imei": _text,
+    "user_name": _text,
+    "company_size": lambda name, value: _int(name, value, 0),
+    "account_name": _text,
+    "role": _text,
+    # personal info
+    "firstname": _text,
+    "lastname": _text,
+    "age": lambda name, value: _age(value).to_wire(),
+    "contacts": _contacts,
+    "gender": _gender,
+    "language": _text,
+    "company": _text,
+}
+
+
+def _wire_fields(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments given (not None), each checked and made wire-ready, under their camelCase
+    wire names."""
+    return {
+        _camel(name): check(name, arguments[name])
+        for name, check in _CHECKS.items()
+        if arguments.get(name) is not None
+    }
+
+
 def create_personal_info_sde(
     *,
     firstname: str | None = None,
@@ -374,26 +405,8 @@ def create_personal_info_sde(
     Raises:
         ConfigurationError: an argument is invalid (the message names it).
     """  # noqa: E501
-    personal: dict[str, Any] = {}
-    if firstname is not None:
-        personal["firstname"] = _text("firstname", firstname)
-    if lastname is not None:
-        personal["lastname"] = _text("lastname", lastname)
-    if age is not None:
-        personal["age"] = _age(age).to_wire()
-    if contacts is not None:
-        if not _is_list(contacts):
-            raise _fail("contacts", "must be a list of PersonalContact", contacts)
-        personal["contacts"] = [_contact(i, c).to_wire() for i, c in enumerate(contacts)]
-    if gender is not None:
-        text = _text("gender", gender).strip().upper()
-        if text not in GENDERS:
-            raise _fail("gender", f"must be one of {', '.join(GENDERS)}", gender)
-        personal["gender"] = text
-    if language is not None:
-        personal["language"] = _text("language", language)
-    if company is not None:
-        personal["company"] = _text("company", company)
+    # The arguments (nothing else is defined yet).
+    personal = _wire_fields(locals())
     return {"type": "personal", "personal": personal}
 
 

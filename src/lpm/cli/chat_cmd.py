@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -54,18 +55,24 @@ ID_TOKEN_ENV = "LPM_ID_TOKEN"
 CLIENT_FEATURES = ("PHOTO_SHARING", "QUICK_REPLIES", "RICH_CONTENT", "MULTI_DIALOG", "AUTO_MESSAGES")
 
 
-def connection_options(
-    *,
-    auth: str,
-    connector_id: str | None,
-    customer_id: str | None,
-    issuer: str | None,
-    signing_key: str | None,
-    embedded: Any = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ConsumerIdentity:
+    """Who the chat connects as: ``--auth`` and the options that go with it."""
+
+    auth: str = "anonymous"
+    connector_id: str | None = None
+    customer_id: str | None = None
+    issuer: str | None = None
+    signing_key: str | None = None
+
+
+def connection_options(identity: ConsumerIdentity, embedded: Any = None) -> dict[str, Any]:
     """The SDK options of the chosen consumer identity (``embedded``: the emulator, whose world
     supplies connectors and keys that were not given)."""
     from lpm.errors import ConfigurationError
+
+    auth, connector_id, customer_id = identity.auth, identity.connector_id, identity.customer_id
+    issuer, signing_key = identity.issuer, identity.signing_key
 
     if auth == "anonymous":
         if connector_id is not None:
@@ -107,11 +114,7 @@ async def chat_main(
     ssl: Any,
     embedded_port: int = 0,
     skill: str | None,
-    auth: str,
-    connector_id: str | None,
-    customer_id: str | None,
-    issuer: str | None,
-    signing_key: str | None,
+    identity: ConsumerIdentity,
     connect_timeout: float,
     as_json: bool,
     stdin: int | None = None,
@@ -144,14 +147,7 @@ async def chat_main(
                 agent_command=hint,
             )
         assert account is not None
-        options = connection_options(
-            auth=auth,
-            connector_id=connector_id,
-            customer_id=customer_id,
-            issuer=issuer,
-            signing_key=signing_key,
-            embedded=emulator,
-        )
+        options = connection_options(identity, embedded=emulator)
         if csds_domain is not None:
             options["csds_domain"] = csds_domain
         if ssl is not None:
@@ -257,11 +253,7 @@ def chat(
             embedded_port=embedded_port,
             ssl=ssl,
             skill=skill,
-            auth=auth,
-            connector_id=connector_id,
-            customer_id=customer_id,
-            issuer=issuer,
-            signing_key=signing_key,
+            identity=ConsumerIdentity(auth, connector_id, customer_id, issuer, signing_key),
             connect_timeout=connect_timeout,
             as_json=as_json,
         )

@@ -53,27 +53,13 @@ def _password(emu: Emulator, username: str) -> str:
     raise click.ClickException(f"the emulator's world has no user {username!r}")
 
 
-async def _consume(
-    common_options: dict[str, Any],
-    names: dict[str, Who],
-    result: ConversationResult,
-    reporter: Reporter,
-    time_limit: float,
-) -> None:
-    try:
-        await run_consumer(common_options, names, result, reporter, time_limit)
-    except Exception as exc:  # counted and reported; the other consumers go on
-        result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    reporter.finished(result)
-
-
 async def _run_consumers(
     common_options: dict[str, Any], names: dict[str, Who], count: int, time_limit: float, reporter: Reporter
 ) -> list[ConversationResult]:
     results = [ConversationResult(i + 1) for i in range(count)]
     tasks = [
         asyncio.create_task(
-            _consume(common_options, names, r, reporter, time_limit), name=f"lpm-demo-consumer-{r.index}"
+            run_consumer(common_options, names, r, reporter, time_limit), name=f"lpm-demo-consumer-{r.index}"
         )
         for r in results
     ]

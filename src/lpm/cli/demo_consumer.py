@@ -159,7 +159,8 @@ async def run_consumer(
     reporter: Reporter,
     connect_timeout: float,
 ) -> None:
-    """Connect one consumer and go through its conversation; raises on failure."""
+    """Connect one consumer and go through its conversation, then report it finished; a failure
+    is counted in ``result.error`` (the other consumers go on)."""
     conn = lpm.create_connection(
         user_type=lpm.UserType.CONSUMER,
         # MULTI_DIALOG: the consumer takes part in the survey dialog once MAIN closes.
@@ -167,16 +168,20 @@ async def run_consumer(
         **options,
     )
     assert isinstance(conn, lpm.ConsumerWebsocketConnection)
-    await common.open_connection(conn, connect_timeout)
-    errors: list[BaseException] = []
-    conn.on("error", errors.append)
     try:
-        conversation = await conn.create_conversation(skill_id=BOT_SKILL)
-        result.conversation_id = conversation.conversation_id
-        opened = f"opened conversation {conversation.conversation_id[:8]}… on skill {BOT_SKILL} (sales)"
-        reporter.act("consumer", opened)
-        await _Consumer(conversation, conn.user_id or "", names, result, reporter).run()
-    finally:
-        await conn.close()
-    if errors:
-        raise errors[0]
+        await common.open_connection(conn, connect_timeout)
+        errors: list[BaseException] = []
+        conn.on("error", errors.append)
+        try:
+            conversation = await conn.create_conversation(skill_id=BOT_SKILL)
+            result.conversation_id = conversation.conversation_id
+            opened = f"opened conversation {conversation.conversation_id[:8]}… on skill {BOT_SKILL} (sales)"
+            reporter.act("consumer", opened)
+            await _Consumer(conversation, conn.user_id or "", names, result, reporter).run()
+        finally:
+            await conn.close()
+        if errors:
+            raise errors[0]
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    reporter.finished(result)

@@ -5,19 +5,38 @@ they call these methods on their connection, which implements them over its tran
 (WebSocket v2.1 for brands, v3 for consumers, UMS REST v1, Send API, or none for NULL).  Every
 method raises :class:`lpm.errors.RequestError` (or another :class:`lpm.errors.LpmError`) on failure,
 and :class:`lpm.errors.UnsupportedActionError` before any I/O when the transport cannot do it at
-all (see :class:`lpm.client.transport.base.TransportConnection`).
+all.
+
+The interface is written once, here: an action's default refuses (:func:`refuse`), so a
+connection that subclasses :class:`ConnectionActions` (every transport does, through
+:class:`lpm.client.transport.base.TransportConnection`) overrides only what it supports, and a
+stand-in that does not subclass it (a test double) is checked against it structurally.  The two
+actions with many arguments, :meth:`~ConnectionActions.publish_event` and
+:meth:`~ConnectionActions.query_messages`, are declared here and implemented once by the
+transports' base, which packs their arguments into one value for the transport.
 Bodies are the public wire shapes (``conversationField`` objects, publish ``event`` objects,
 ``SubscribeExConversations`` queries); the connection translates names into its own dialect.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+from lpm.errors import UnsupportedActionError
 
 if TYPE_CHECKING:
     from lpm.client.subscriptions.conversations import ConversationSubscription
     from lpm.client.subscriptions.routing import RoutingTaskSubscription
     from lpm.protocol.notifications import MessagingEventInfo
+
+
+def refuse(connection: object, action: str) -> NoReturn:
+    """Refuse ``action`` (``"query messages"``): ``connection`` cannot do it at all.
+
+    The error names the connection by its ``transport_name`` and ends with its
+    ``unsupported_hint`` (what to use instead), when it has them."""
+    transport = getattr(connection, "transport_name", "this connection")
+    raise UnsupportedActionError(action, transport, getattr(connection, "unsupported_hint", ""))
 
 
 class ConnectionActions(Protocol):
@@ -67,7 +86,8 @@ class ConnectionActions(Protocol):
         self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
     ) -> Any:
         """``cm.UpdateConversationField`` with one or more fields; returns the response body."""
-        ...
+        names = ", ".join(str(f.get("field")) for f in fields) or "nothing"
+        refuse(self, f"update conversation fields ({names})")
 
     async def query_messages(
         self,
@@ -83,49 +103,57 @@ class ConnectionActions(Protocol):
 
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
         """Consumer ``ms.SubscribeMessagingEvents`` (events then arrive as notifications)."""
-        ...
+        refuse(self, "subscribe to messaging events")
 
     async def subscribe_conversations(self, query: dict[str, Any]) -> str:
         """``SubscribeExConversations`` with a wire query body; returns the subscription id.
 
         The subscription's notifications are routed by the connection to the subscription object
         registered with :meth:`register_conversation_subscription`."""
-        ...
+        refuse(self, "subscribe to conversations")
 
-    async def unsubscribe_conversations(self, subscription_id: str) -> None: ...
+    async def unsubscribe_conversations(self, subscription_id: str) -> None:
+        refuse(self, "unsubscribe from conversations")
 
-    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str: ...
+    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
+        refuse(self, "subscribe to routing tasks")
 
     async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
         """Stop a routing-task subscription (the server stops ringing through it)."""
-        ...
+        refuse(self, "unsubscribe from routing tasks")
 
     def register_conversation_subscription(
         self, subscription: ConversationSubscription, old_id: str | None = None
     ) -> None:
         """Route notifications of ``subscription.subscription_id`` to the subscription (and stop
         routing ``old_id``, its previous id)."""
-        ...
+        refuse(self, "register a conversation subscription")
 
-    def unregister_conversation_subscription(self, subscription_id: str) -> None: ...
+    def unregister_conversation_subscription(self, subscription_id: str) -> None:
+        refuse(self, "unregister a conversation subscription")
 
     def register_routing_subscription(
         self, subscription: RoutingTaskSubscription, old_id: str | None = None
     ) -> None:
         """Route ring notifications of ``subscription.subscription_id`` to the subscription (and
         stop routing ``old_id``)."""
-        ...
+        refuse(self, "register a routing-task subscription")
 
-    async def update_ring_state(self, ring_id: str, ring_state: str) -> None: ...
+    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        refuse(self, "answer a ring")
 
-    async def get_user_profile(self, user_id: str | None) -> Any: ...
+    async def get_user_profile(self, user_id: str | None) -> Any:
+        refuse(self, "get a user profile")
 
-    async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]: ...
+    async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
+        refuse(self, "upload a file")
 
-    async def generate_download_url(self, relative_path: str) -> dict[str, Any]: ...
+    async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
+        refuse(self, "download a file")
 
     async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
         """Upload bytes to the ``swift`` storage with a temp URL."""
-        ...
+        refuse(self, "upload a file")
 
-    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes: ...
+    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
+        refuse(self, "download a file")

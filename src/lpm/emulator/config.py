@@ -104,38 +104,30 @@ class WorldSpec:
     settings: Settings = field(default_factory=Settings)
 
 
+def _default_user(user_id: str, login_name: str, nickname: str, full_name: str, **extra: Any) -> User:
+    """A user of the default world, whose credentials are all spelled after its login name
+    (``agent``: password ``agent-password``, app key ``agent-app-key``...)."""
+    return User(
+        user_id=user_id,
+        pid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"lpm-emulator/{login_name}")),
+        login_name=login_name,
+        password=f"{login_name}-password",
+        app_key=f"{login_name}-app-key",
+        secret=f"{login_name}-app-secret",
+        access_token=f"{login_name}-access-token",
+        access_token_secret=f"{login_name}-access-token-secret",
+        nickname=nickname,
+        full_name=full_name,
+        **extra,
+    )
+
+
 def default_world() -> WorldSpec:
     """Account 12345678: a human agent, a bot, skills ``sales`` and ``support`` (with a
     post-conversation survey), an unauthenticated and an authenticated connector (its RS256 key
     pair is generated when the emulator starts) and one app install for the Send API."""
-    agent = User(
-        user_id="1001",
-        pid=str(uuid.uuid5(uuid.NAMESPACE_URL, "lpm-emulator/agent")),
-        login_name="agent",
-        password="agent-password",
-        app_key="agent-app-key",
-        secret="agent-app-secret",
-        access_token="agent-access-token",
-        access_token_secret="agent-access-token-secret",
-        nickname="Alice",
-        full_name="Alice Agent",
-        skills=["11", "12"],
-        is_manager=True,
-    )
-    bot = User(
-        user_id="2001",
-        pid=str(uuid.uuid5(uuid.NAMESPACE_URL, "lpm-emulator/bot")),
-        login_name="bot",
-        password="bot-password",
-        app_key="bot-app-key",
-        secret="bot-app-secret",
-        access_token="bot-access-token",
-        access_token_secret="bot-access-token-secret",
-        nickname="Botty",
-        full_name="Botty Bot",
-        skills=["11"],
-        is_bot=True,
-    )
+    agent = _default_user("1001", "agent", "Alice", "Alice Agent", skills=["11", "12"], is_manager=True)
+    bot = _default_user("2001", "bot", "Botty", "Botty Bot", skills=["11"], is_bot=True)
     return WorldSpec(
         accounts=[
             AccountSpec(

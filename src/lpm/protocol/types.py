@@ -112,58 +112,54 @@ def request_wire_name(req: Req, dialect: Dialect) -> str:
     return _BRAND_NAME_OVERRIDES.get(req, ".ams." + req.value)
 
 
-# Response type names: (consumer v3, brand v2.1).
-_RESPONSE_NAMES: dict[Req, tuple[str, str]] = {
-    Req.INIT_CONNECTION: ("InitConnectionResponse", ".ReqBody$StringResp"),
-    Req.GET_CLOCK: ("GetClockResponse", ".GetClock$Response"),
-    Req.KEEP_ALIVE: ("StringResponse", ".ReqBody$StringResp"),
-    Req.CONSUMER_REQUEST_CONVERSATION: (
-        "cm.RequestConversationResponse",
-        ".ams.cm.RequestConversation$Response",
-    ),
-    Req.AGENT_REQUEST_CONVERSATION: (
-        "cm.RequestConversationResponse",
-        ".ams.cm.RequestConversation$Response",
-    ),
-    Req.UPDATE_CONVERSATION_FIELD: ("StringResponse", ".ReqBody$StringResp"),
-    Req.PUBLISH_EVENT: ("ms.PublishEventResponse", ".ams.ms.PublishEvent$Response"),
-    Req.SUBSCRIBE_MESSAGING_EVENTS: ("GenericSubscribeResponse", ".ams.GenericSubscribeResponse"),
-    Req.QUERY_MESSAGES: ("ms.QueryMessagesResponse", ".ams.ms.QueryMessages$Response"),
-    Req.GENERATE_UPLOAD_URL: ("ms.GenerateURLResponse", ".ams.ms.GenerateURLResponse"),
-    Req.GENERATE_DOWNLOAD_URL: ("ms.GenerateURLResponse", ".ams.ms.GenerateURLResponse"),
-    Req.GENERATE_DOWNLOAD_TOKEN: ("ms.DownloadToken", ".ams.ms.token.DownloadToken"),
-    Req.SUBSCRIBE_EX_CONVERSATIONS: (
-        "cqm.SubscribeExConversationsResponse",
-        ".ams.aam.SubscribeExConversations$Response",
-    ),
-    Req.UNSUBSCRIBE_EX_CONVERSATIONS: ("StringResponse", ".ReqBody$StringResp"),
-    Req.UPDATE_EX_CONVERSATION_SUBSCRIPTION: ("StringResponse", ".ReqBody$StringResp"),
-    Req.SET_USER_PROFILE: ("StringResponse", ".ReqBody$StringResp"),
-    Req.GET_USER_PROFILE: ("userprofile.GetUserProfileResponse", ".ams.userprofile.GetUserProfile$Response"),
-    Req.GET_BRAND_PROFILE: (
-        "brandprofile.GetBrandProfileResponse",
-        ".ams.brandprofile.GetBrandProfile$Response",
-    ),
-    Req.SET_AGENT_STATE: ("StringResponse", ".ReqBody$StringResp"),
-    Req.SUBSCRIBE_AGENTS_STATE: ("GenericSubscribeResponse", ".ams.GenericSubscribe$Response"),
-    Req.SUBSCRIBE_ROUTING_TASKS: ("GenericSubscribeResponse", ".ams.GenericSubscribe$Response"),
-    Req.UPDATE_ROUTING_TASK_SUBSCRIPTION: ("StringResponse", ".ReqBody$StringResp"),
-    Req.UPDATE_RING_STATE: ("StringResponse", ".ReqBody$StringResp"),
-}
-
 #: Type of a response whose body is a plain string (errors included).
 STRING_RESPONSE: dict[Dialect, str] = {
     Dialect.CONSUMER_V3: "StringResponse",
     Dialect.BRAND_V2: ".ReqBody$StringResp",
 }
 
+# Response type names.  A request answered with a body is answered with its own name plus
+# ``Response`` (consumer v3) or its brand wire name plus ``$Response`` (brand v2.1); these are
+# answered with a plain string, or (the table below) with a name of their own.
+_STRING_ANSWERED = frozenset(
+    {
+        Req.KEEP_ALIVE,
+        Req.UPDATE_CONVERSATION_FIELD,
+        Req.UNSUBSCRIBE_EX_CONVERSATIONS,
+        Req.UPDATE_EX_CONVERSATION_SUBSCRIPTION,
+        Req.SET_USER_PROFILE,
+        Req.SET_AGENT_STATE,
+        Req.UPDATE_ROUTING_TASK_SUBSCRIPTION,
+        Req.UPDATE_RING_STATE,
+    }
+)
+_REQUEST_CONVERSATION_RESPONSE = ("cm.RequestConversationResponse", ".ams.cm.RequestConversation$Response")
+_GENERATE_URL_RESPONSE = ("ms.GenerateURLResponse", ".ams.ms.GenerateURLResponse")
+_GENERIC_SUBSCRIBE_RESPONSE = ("GenericSubscribeResponse", ".ams.GenericSubscribe$Response")
+# (consumer v3, brand v2.1) where the rule does not hold.
+_RESPONSE_NAME_OVERRIDES: dict[Req, tuple[str, str]] = {
+    Req.INIT_CONNECTION: ("InitConnectionResponse", STRING_RESPONSE[Dialect.BRAND_V2]),
+    Req.CONSUMER_REQUEST_CONVERSATION: _REQUEST_CONVERSATION_RESPONSE,
+    Req.AGENT_REQUEST_CONVERSATION: _REQUEST_CONVERSATION_RESPONSE,
+    Req.SUBSCRIBE_MESSAGING_EVENTS: ("GenericSubscribeResponse", ".ams.GenericSubscribeResponse"),
+    Req.GENERATE_UPLOAD_URL: _GENERATE_URL_RESPONSE,
+    Req.GENERATE_DOWNLOAD_URL: _GENERATE_URL_RESPONSE,
+    Req.GENERATE_DOWNLOAD_TOKEN: ("ms.DownloadToken", ".ams.ms.token.DownloadToken"),
+    Req.SUBSCRIBE_AGENTS_STATE: _GENERIC_SUBSCRIBE_RESPONSE,
+    Req.SUBSCRIBE_ROUTING_TASKS: _GENERIC_SUBSCRIBE_RESPONSE,
+}
+
 
 def response_type(req: Req | None, dialect: Dialect) -> str:
     """The response type name for ``req`` in ``dialect`` (string response when unknown)."""
-    if req is None:
+    if req is None or req in _STRING_ANSWERED:
         return STRING_RESPONSE[dialect]
-    names = _RESPONSE_NAMES[req]
-    return names[0] if dialect is Dialect.CONSUMER_V3 else names[1]
+    names = _RESPONSE_NAME_OVERRIDES.get(req)
+    if names is not None:
+        return names[0] if dialect is Dialect.CONSUMER_V3 else names[1]
+    if dialect is Dialect.CONSUMER_V3:
+        return req.value + "Response"
+    return request_wire_name(req, dialect) + "$Response"
 
 
 _NOTIFICATION_NAMES: dict[Notif, tuple[str, str]] = {
@@ -196,13 +192,11 @@ def canonical_notification(wire_type: str) -> Notif | None:
     return _NOTIFICATION_BY_WIRE.get(wire_type)
 
 
-#: Requests a consumer may send on the v3 endpoint.
-CONSUMER_REQUESTS: frozenset[Req] = frozenset(
+# Requests both endpoints accept.
+_COMMON_REQUESTS = frozenset(
     {
-        Req.INIT_CONNECTION,
         Req.GET_CLOCK,
         Req.KEEP_ALIVE,
-        Req.CONSUMER_REQUEST_CONVERSATION,
         Req.UPDATE_CONVERSATION_FIELD,
         Req.PUBLISH_EVENT,
         Req.SUBSCRIBE_MESSAGING_EVENTS,
@@ -212,37 +206,28 @@ CONSUMER_REQUESTS: frozenset[Req] = frozenset(
         Req.SUBSCRIBE_EX_CONVERSATIONS,
         Req.UNSUBSCRIBE_EX_CONVERSATIONS,
         Req.UPDATE_EX_CONVERSATION_SUBSCRIPTION,
-        Req.SET_USER_PROFILE,
         Req.GET_USER_PROFILE,
         Req.GET_BRAND_PROFILE,
     }
 )
+
+#: Requests a consumer may send on the v3 endpoint.
+CONSUMER_REQUESTS: frozenset[Req] = _COMMON_REQUESTS | {
+    Req.INIT_CONNECTION,
+    Req.CONSUMER_REQUEST_CONVERSATION,
+    Req.SET_USER_PROFILE,
+}
 
 #: Requests a brand user may send on the v2.1 endpoint.
-BRAND_REQUESTS: frozenset[Req] = frozenset(
-    {
-        Req.GET_CLOCK,
-        Req.KEEP_ALIVE,
-        Req.AGENT_REQUEST_CONVERSATION,
-        Req.UPDATE_CONVERSATION_FIELD,
-        Req.PUBLISH_EVENT,
-        Req.QUERY_MESSAGES,
-        Req.SUBSCRIBE_MESSAGING_EVENTS,
-        Req.GENERATE_UPLOAD_URL,
-        Req.GENERATE_DOWNLOAD_URL,
-        Req.GENERATE_DOWNLOAD_TOKEN,
-        Req.SUBSCRIBE_EX_CONVERSATIONS,
-        Req.UNSUBSCRIBE_EX_CONVERSATIONS,
-        Req.UPDATE_EX_CONVERSATION_SUBSCRIPTION,
-        Req.GET_USER_PROFILE,
-        Req.GET_BRAND_PROFILE,
-        Req.SET_AGENT_STATE,
-        Req.SUBSCRIBE_AGENTS_STATE,
-        Req.SUBSCRIBE_ROUTING_TASKS,
-        Req.UPDATE_ROUTING_TASK_SUBSCRIPTION,
-        Req.UPDATE_RING_STATE,
-    }
-)
+BRAND_REQUESTS: frozenset[Req] = _COMMON_REQUESTS | {
+    Req.AGENT_REQUEST_CONVERSATION,
+    Req.QUERY_MESSAGES,
+    Req.SET_AGENT_STATE,
+    Req.SUBSCRIBE_AGENTS_STATE,
+    Req.SUBSCRIBE_ROUTING_TASKS,
+    Req.UPDATE_ROUTING_TASK_SUBSCRIPTION,
+    Req.UPDATE_RING_STATE,
+}
 
 #: Requests whose success code is 202 rather than 200.
 ACCEPTED_202: frozenset[Req] = frozenset({Req.SET_AGENT_STATE, Req.UPDATE_RING_STATE})

@@ -1,11 +1,12 @@
 """The base of every transport: what a connection cannot do is said once.
 
-:class:`TransportConnection` implements every method of the object model's interface
-(:class:`~lpm.client.actions.ConnectionActions`) by raising
-:class:`~lpm.errors.UnsupportedActionError` (an :class:`~lpm.errors.InvalidStateError`) before any
-I/O, naming the action and the connection (:attr:`~TransportConnection.transport_name`) and
-saying what to use instead (:attr:`~TransportConnection.unsupported_hint`).  Each transport
-overrides only what it supports:
+:class:`TransportConnection` is a :class:`~lpm.client.actions.ConnectionActions` (the object
+model's interface), whose every action raises :class:`~lpm.errors.UnsupportedActionError` (an
+:class:`~lpm.errors.InvalidStateError`) before any I/O, naming the action and the connection
+(:attr:`~TransportConnection.transport_name`) and saying what to use instead
+(:attr:`~TransportConnection.unsupported_hint`).  It packs the arguments of the two actions that
+take many (:class:`Publish`, :class:`MessagesQuery`) and hands them to :meth:`_publish` and
+:meth:`_query_messages`.  Each transport overrides only what it supports:
 
 ============================  ===================================================================
 ``NullConnection``            nothing (its conversations are fed by webhooks)
@@ -27,24 +28,26 @@ one HTTP request.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lpm.client import connection as cs
+from lpm.client.actions import ConnectionActions, refuse
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.connection import Connection
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport import file_storage
-from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError, UnsupportedActionError
+from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError
 
 if TYPE_CHECKING:
-    from lpm.client.subscriptions.conversations import ConversationSubscription
-    from lpm.client.subscriptions.routing import RoutingTaskSubscription
     from lpm.protocol.notifications import MessagingEventInfo
 
 __all__ = [
     "ANY_STATUS",
     "HttpConnection",
+    "MessagesQuery",
+    "Publish",
     "RequestConnection",
     "TransportConnection",
     "call_any_status",
@@ -55,18 +58,40 @@ __all__ = [
 ANY_STATUS = frozenset(range(100, 600)) - {429}
 
 
-class TransportConnection(Connection):
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """The arguments of :meth:`~TransportConnection.publish_event`, as one value."""
+
+    conversation_id: str
+    dialog_id: str
+    #: The publish ``event`` object (``{"type": "ContentEvent", ...}``).
+    event: dict[str, Any]
+    audience: str = "ALL"
+    metadata: list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesQuery:
+    """The arguments of :meth:`~TransportConnection.query_messages`, as one value: at most
+    ``max_quantity`` events with ``newer_than < sequence < older_than`` (None: no bound)."""
+
+    conversation_id: str
+    dialog_id: str
+    max_quantity: int | None = None
+    newer_than: int | None = None
+    older_than: int | None = None
+
+
+class TransportConnection(Connection, ConnectionActions):
     """A connection that implements :class:`~lpm.client.actions.ConnectionActions`: every action
-    raises :class:`~lpm.errors.UnsupportedActionError` unless the transport overrides it."""
+    raises :class:`~lpm.errors.UnsupportedActionError` unless the transport overrides it
+    (``publish_event`` and ``query_messages`` through :meth:`_publish` and
+    :meth:`_query_messages`, which receive their arguments as one value)."""
 
     #: How error messages name this kind of connection.
     transport_name: ClassVar[str] = "this connection"
     #: Why an action it lacks is missing and what to use instead (ends the error message).
     unsupported_hint: ClassVar[str] = ""
-
-    def _unsupported(self, action: str) -> NoReturn:
-        """Refuse ``action`` (``"query messages"``): this transport cannot do it at all."""
-        raise UnsupportedActionError(action, self.transport_name, self.unsupported_hint)
 
     # ---------------------------------------------------------------- identity
 
@@ -96,13 +121,12 @@ class TransportConnection(Connection):
         audience: str = "ALL",
         metadata: list[Any] | None = None,
     ) -> int:
-        self._unsupported(f"publish a {event.get('type', 'messaging event')}")
+        """``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
+        return await self._publish(Publish(conversation_id, dialog_id, event, audience, metadata))
 
-    async def update_conversation_field(
-        self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
-    ) -> Any:
-        names = ", ".join(str(f.get("field")) for f in fields) or "nothing"
-        self._unsupported(f"update conversation fields ({names})")
+    async def _publish(self, publish: Publish) -> int:
+        """The transport's :meth:`publish_event`."""
+        refuse(self, f"publish a {publish.event.get('type', 'messaging event')}")
 
     async def query_messages(
         self,
@@ -113,53 +137,13 @@ class TransportConnection(Connection):
         newer_than: int | None = None,
         older_than: int | None = None,
     ) -> list[MessagingEventInfo]:
-        self._unsupported("query messages")
+        """Stored events of a dialog, oldest first."""
+        query = MessagesQuery(conversation_id, dialog_id, max_quantity, newer_than, older_than)
+        return await self._query_messages(query)
 
-    async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
-        self._unsupported("subscribe to messaging events")
-
-    async def subscribe_conversations(self, query: dict[str, Any]) -> str:
-        self._unsupported("subscribe to conversations")
-
-    async def unsubscribe_conversations(self, subscription_id: str) -> None:
-        self._unsupported("unsubscribe from conversations")
-
-    async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
-        self._unsupported("subscribe to routing tasks")
-
-    async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
-        self._unsupported("unsubscribe from routing tasks")
-
-    def register_conversation_subscription(
-        self, subscription: ConversationSubscription, old_id: str | None = None
-    ) -> None:
-        self._unsupported("register a conversation subscription")
-
-    def unregister_conversation_subscription(self, subscription_id: str) -> None:
-        self._unsupported("unregister a conversation subscription")
-
-    def register_routing_subscription(
-        self, subscription: RoutingTaskSubscription, old_id: str | None = None
-    ) -> None:
-        self._unsupported("register a routing-task subscription")
-
-    async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
-        self._unsupported("answer a ring")
-
-    async def get_user_profile(self, user_id: str | None) -> Any:
-        self._unsupported("get a user profile")
-
-    async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
-        self._unsupported("upload a file")
-
-    async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
-        self._unsupported("download a file")
-
-    async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
-        self._unsupported("upload a file")
-
-    async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
-        self._unsupported("download a file")
+    async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
+        """The transport's :meth:`query_messages`."""
+        refuse(self, "query messages")
 
 
 class HttpConnection(TransportConnection):

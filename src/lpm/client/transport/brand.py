@@ -28,6 +28,7 @@ from lpm.client.auth.brand_identity import BrandIdentity
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer, brand_token_maintainer
 from lpm.client.options import ConnectionOptions
 from lpm.client.subscriptions.routing import RoutingTaskSubscription
+from lpm.client.transport.base import MessagesQuery
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import WebsocketConnection
 from lpm.enums import ParticipantState
@@ -254,22 +255,15 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
 
     # ---------------------------------------------------------------- messages
 
-    async def query_messages(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        *,
-        max_quantity: int | None = None,
-        newer_than: int | None = None,
-        older_than: int | None = None,
-    ) -> list[MessagingEventInfo]:
-        body: dict[str, Any] = {"dialogId": dialog_id, "conversationId": conversation_id}
-        if max_quantity is not None:
-            body["maxQuantity"] = max_quantity
-        if newer_than is not None:
-            body["newerThanSequence"] = newer_than
-        if older_than is not None:
-            body["olderThanSequence"] = older_than
+    async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
+        """``ms.QueryMessages``."""
+        body: dict[str, Any] = {"dialogId": query.dialog_id, "conversationId": query.conversation_id}
+        bounds = (
+            ("maxQuantity", query.max_quantity),
+            ("newerThanSequence", query.newer_than),
+            ("olderThanSequence", query.older_than),
+        )
+        body.update((name, value) for name, value in bounds if value is not None)
         result = await self.request(Req.QUERY_MESSAGES, body)
         return decode_messaging_events(result if isinstance(result, list) else [], brand=True)
 

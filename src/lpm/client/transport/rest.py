@@ -62,7 +62,13 @@ from lpm.client.auth.tokens import (
 )
 from lpm.client.model.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.transport.base import RequestConnection, call_any_status, sequence_of
+from lpm.client.transport.base import (
+    MessagesQuery,
+    Publish,
+    RequestConnection,
+    call_any_status,
+    sequence_of,
+)
 from lpm.enums import ParticipantRole
 from lpm.errors import (
     ConfigurationError,
@@ -554,22 +560,14 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
 
     # ---------------------------------------------------------------- ConnectionActions
 
-    async def publish_event(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        event: dict[str, Any],
-        *,
-        audience: str = "ALL",
-        metadata: list[Any] | None = None,
-    ) -> int:
+    async def _publish(self, publish: Publish) -> int:
         """``POST .../messages``; returns the event's sequence (0 for chat states)."""
-        body = rest_message_body(event, audience=audience, metadata=metadata)
+        body = rest_message_body(publish.event, audience=publish.audience, metadata=publish.metadata)
         response = await self._request(
             "POST",
             MESSAGES,
-            conversation_id=conversation_id,
-            dialog_id=dialog_id,
+            conversation_id=publish.conversation_id,
+            dialog_id=publish.dialog_id,
             json=body,
             expected=(200, 201),
         )
@@ -621,23 +619,15 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
         )
         return response.body
 
-    async def query_messages(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        *,
-        max_quantity: int | None = None,
-        newer_than: int | None = None,
-        older_than: int | None = None,
-    ) -> list[MessagingEventInfo]:
+    async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
         """``GET .../messages``: events with ``newer_than < sequence < older_than``, oldest first,
         at most ``max_quantity`` (all of them when None, page by page)."""
-        wanted = max_quantity if max_quantity is not None and max_quantity >= 0 else None
+        wanted = query.max_quantity if query.max_quantity is not None and query.max_quantity >= 0 else None
         params: dict[str, str] = {}
-        if newer_than is not None:
-            params["newerThanSequence"] = str(newer_than)
-        if older_than is not None:
-            params["olderThanSequence"] = str(older_than)
+        if query.newer_than is not None:
+            params["newerThanSequence"] = str(query.newer_than)
+        if query.older_than is not None:
+            params["olderThanSequence"] = str(query.older_than)
         items: list[Any] = []
         for _ in range(MAX_PAGES):
             limit = MAX_PAGE if wanted is None else min(MAX_PAGE, wanted - len(items))
@@ -645,7 +635,11 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
                 break
             page_params = {**params, "limit": str(limit), "offset": str(len(items))}
             response = await self._request(
-                "GET", MESSAGES, conversation_id=conversation_id, dialog_id=dialog_id, params=page_params
+                "GET",
+                MESSAGES,
+                conversation_id=query.conversation_id,
+                dialog_id=query.dialog_id,
+                params=page_params,
             )
             data = response.body.get("data") if isinstance(response.body, Mapping) else None
             if not isinstance(data, list):

@@ -55,7 +55,7 @@ from lpm.client.model.cache import ConversationCache
 from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake
-from lpm.client.transport.base import RequestConnection, call_any_status, sequence_of
+from lpm.client.transport.base import Publish, RequestConnection, call_any_status, sequence_of
 from lpm.client.transport.bodies import (
     PROFILE_OK,
     conversation_request_body,
@@ -335,21 +335,13 @@ class ConsumerSendApiConnection(RequestConnection):
 
     # ---------------------------------------------------------------- ConnectionActions
 
-    async def publish_event(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        event: dict[str, Any],
-        *,
-        audience: str = "ALL",
-        metadata: list[Any] | None = None,
-    ) -> int:
+    async def _publish(self, publish: Publish) -> int:
         """SEND ``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        body = publish_body(conversation_id, dialog_id, event, audience)
+        body = publish_body(publish.conversation_id, publish.dialog_id, publish.event, publish.audience)
         try:
-            result = await self._send(Req.PUBLISH_EVENT, body, metadata)
+            result = await self._send(Req.PUBLISH_EVENT, body, publish.metadata)
         except RequestError as exc:
-            exc.conversation_id, exc.dialog_id = conversation_id, dialog_id
+            exc.conversation_id, exc.dialog_id = publish.conversation_id, publish.dialog_id
             raise
         return sequence_of(result) or 0
 

@@ -40,7 +40,6 @@ import contextlib
 import contextvars
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -56,7 +55,9 @@ from lpm.client.dispatch import (
 from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Backoff, Fatal, retry
 from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
+from lpm.client.subscriptions.keeper import WAIT_FOR_READY_DURATION, SubscriptionKeeper
 from lpm.client.transport.base import HttpConnection
+from lpm.client.transport.request_pipeline import RequestPipeline
 from lpm.client.transport.ums_actions import UmsActions
 from lpm.client.transport.ums_socket import UmsSocket, UpgradeRefusedError, cancel_and_wait, open_ums_socket
 from lpm.errors import (
@@ -67,9 +68,6 @@ from lpm.errors import (
     LpmError,
     NotConnectedError,
     ProtocolError,
-    QueueTimeoutError,
-    RequestError,
-    RequestTimeoutError,
     TokenExpiredError,
 )
 from lpm.protocol import frames
@@ -79,20 +77,13 @@ from lpm.protocol.session import (
     ClientSession,
     InvalidFrame,
     LateResponse,
-    LossVerdict,
-    OutboundRequest,
     Refused,
-    ReplayPolicy,
     UnexpectedRequest,
     UnreadableRefusal,
-    WaitVerdict,
-    landed_sequence,
-    replay_policy,
 )
 from lpm.protocol.types import Dialect, Notif, Req, request_wire_name
 
 if TYPE_CHECKING:
-    from lpm.client.model.dialog import Dialog
     from lpm.protocol.notifications import (
         AgentStateInfo,
         ConversationChange,
@@ -113,8 +104,6 @@ log = logging.getLogger("lpm.client.transport.websocket")
 
 #: Close codes meaning "the token is no good" (protocol 3.5).
 AUTH_CLOSE_CODES = frozenset({4401, 4407})
-#: Seconds the ``ready`` event waits at most for the default subscription to load.
-WAIT_FOR_READY_DURATION = 600.0
 #: Retry delays (seconds) of the session-restore step after a reconnect.
 RESTORE_BACKOFF = Backoff((0.2, 0.4, 0.8, 1.6, 3.2))
 #: Sort key of held events without a sequence (chat states): after their dialog's others.
@@ -124,33 +113,7 @@ _NO_SEQUENCE = 1 << 62
 _restoring: contextvars.ContextVar[int | None] = contextvars.ContextVar("lpm_restoring", default=None)
 
 
-@dataclass(slots=True, eq=False)
-class _Call(OutboundRequest):
-    """A request with its caller: the future it awaits and the deadline of the current stage
-    (the response timeout once written, the queue timeout while waiting for a session)."""
-
-    future: asyncio.Future[Any] | None = None
-    timer: asyncio.TimerHandle | None = None
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def settle(self, error: BaseException | None = None, result: Any = None) -> None:
-        """Complete the caller's future (once) and drop the deadline."""
-        self.cancel_timer()
-        self.settled = True
-        future = self.future
-        if future is None or future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-
-class UmsSocketSink:
+class _SocketSink:
     """Where the socket's decoded notifications go (see :func:`lpm.client.dispatch.dispatch_notification`)."""
 
     __slots__ = ("_connection",)
@@ -187,11 +150,16 @@ class WebsocketConnection(UmsActions, HttpConnection):
         self.session = ClientSession()
         #: Live subscriptions by id, orphans and retired ids.
         self.router = SubscriptionRouter(call_later=_call_later, report_error=self.report_error)
-        self._sink = UmsSocketSink(self)
+        #: Writes requests, queues them while no session is ready, settles every outcome.
+        self.requests = RequestPipeline(
+            self.session,
+            options,
+            self.conversations,
+            emit=self.emit,
+            on_write_failed=self._on_write_failed,
+        )
+        self._sink = _SocketSink(self)
         self._socket: UmsSocket | None = None
-        #: The task writing the queue after a restore (requests made meanwhile queue behind it).
-        self._flusher: asyncio.Task[None] | None = None
-        self._ready = False  # session restored: requests go straight to the socket
         self._open_called = False
         self._disconnected_at: float | None = None
         #: The one task that (re)connects; owned, cancelled by close().
@@ -208,11 +176,16 @@ class WebsocketConnection(UmsActions, HttpConnection):
         self._released = False
         self._close_done: asyncio.Future[None] | None = None
         self._close_emitted = False
-        self.default_subscription: Any = None
-        self._default_announced = False
+        #: The default subscription and the recreation of every subscription after a reconnect.
+        self.subscriptions = SubscriptionKeeper(
+            cast("SubscriptionHost", self),  # the dialect subclasses complete ConnectionActions
+            options,
+            self.router,
+            emit=self.emit,
+            report_error=self.report_error,
+        )
         #: Tasks closing lost sockets (owned; awaited by close()).
         self._closers: set[asyncio.Task[None]] = set()
-        self._ready_task: asyncio.Task[None] | None = None
         #: Messaging events received while a session is restored (None: apply at once).
         self._held_events: list[MessagingEventInfo] | None = None
 
@@ -308,18 +281,15 @@ class WebsocketConnection(UmsActions, HttpConnection):
             maintainer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await maintainer
-        self._ready = False
         if self.state == cs.CONNECTED:
             self._set_state(cs.CLOSING)
-        self._fail_waiting(NotConnectedError("connection closed"))
-        for call in self.session.drain_in_flight():
-            cast(_Call, call).settle(ConnectionClosedError("connection closed by the application"))
+        self.requests.fail_waiting(NotConnectedError("connection closed"))
+        await self.requests.close()
         self.router.close()
         sock = self._socket
         if sock is not None:
             await self._drop_socket(sock, code=1000, reason="closed by the application")
-        await cancel_and_wait(self._flusher, self._ready_task)
-        self._flusher = self._ready_task = None
+        await self.subscriptions.close()
         for closer in list(self._closers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await closer
@@ -410,7 +380,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         self._closing = True
         if self._maintainer is asyncio.current_task():
             self._maintainer = None
-        self._fail_waiting(NotConnectedError("connection stopped: authentication failed"))
+        self.requests.fail_waiting(NotConnectedError("connection stopped: authentication failed"))
         if self.state != cs.CLOSED:
             self._set_state(cs.CLOSED)
         self._connect_event.set()
@@ -451,19 +421,11 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 )
             # From here to the end nothing awaits: the session becomes ready atomically.
             self._release_held_events()
-            landed, requeued = self.session.restored(self._landed_sequence)
-            for request, sequence in landed:
-                cast(_Call, request).settle(result={"sequence": sequence})
-            for request in requeued:
-                call = cast(_Call, request)
-                call.cancel_timer()  # the in-doubt deadline: it waits again as a queued request
-                self._start_queue_deadline(call)
-            self._ready = True
             self._disconnected_at = None
             first = not self._connected_once
             self._connected_once = True
             self._start_keep_alive(sock)
-            self._kick_queue()
+            self.requests.resume(sock)
             self._connect_event.set()
             self.emit("connect" if first else "reconnect")
         finally:
@@ -563,25 +525,10 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 self.report_error(ProtocolError(str(exc), frame=data[:500]))
             except Exception as exc:  # a bug in a handler must not kill the reader
                 self.report_error(exc)
-        elif isinstance(event, Answered):
-            call = cast(_Call, event.request)
-            call.cancel_timer()
-            self.emit(
-                f"{call.type}#response",
-                {
-                    "start": call.start,
-                    "end": time.time(),
-                    "request": {"id": call.req_id, "type": call.type, "body": call.body},
-                    "response": event.response.body,
-                },
-            )
-            call.settle(result=event.response.body)
-        elif isinstance(event, Refused):
-            response = event.response
-            call = cast(_Call, event.request)
-            call.settle(RequestError(response.code, call.type, response.body, response_type=response.type))
+        elif isinstance(event, Answered | Refused):
+            self.requests.answered(event)
         elif isinstance(event, LateResponse):
-            log.debug("late response to request %s dropped", event.req_id)
+            self.requests.late(event)
         elif isinstance(event, UnreadableRefusal):
             body = event.response.body
             self.report_error(
@@ -631,7 +578,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         Used after a step-up (the socket must speak for the new identity); requests made
         meanwhile are queued as during any reconnect."""
         sock = self._socket
-        if sock is None or not self._ready or self.state != cs.CONNECTED:
+        if sock is None or not self.requests.ready or self.state != cs.CONNECTED:
             raise InvalidStateError(f"cannot reconnect a connection that is {self.state}")
         self._connect_event.clear()
         await self._drop_socket(sock, code=1000, reason="reconnect requested", wait=0.0)
@@ -652,15 +599,15 @@ class WebsocketConnection(UmsActions, HttpConnection):
         sock.close_code = code
         sock.lost.set()
         self._socket = None
-        was_ready = self._ready
-        self._ready = False
+        was_ready = self.requests.ready
+        self.requests.pause()
         self._held_events = None  # fetched again by the next restore (replay / catch-up)
         # Closing releases its HTTP connection and stops its reader and keep-alive; owned, so
         # close() can wait for it.
         sock.closer = asyncio.create_task(sock.shut(), name=f"lpm-close-{sock.generation}")
         self._closers.add(sock.closer)
         sock.closer.add_done_callback(self._closers.discard)
-        self._settle_in_flight(sock.generation, code)
+        self.requests.socket_lost(sock.generation, code, recover=self._recovers())
         if self._closing or self.state in (cs.CLOSING, cs.CLOSED):
             return
         if self.state == cs.CONNECTED:
@@ -674,7 +621,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         if not was_ready:
             return  # lost during a connect attempt: the attempt fails and reports it
         if not self.options.maintain_connection:
-            self._fail_waiting(NotConnectedError("connection lost"))
+            self.requests.fail_waiting(NotConnectedError("connection lost"))
             self._close_emitted = True
             self.emit("close", {"code": code, "reason": reason})
             return
@@ -698,43 +645,15 @@ class WebsocketConnection(UmsActions, HttpConnection):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.shield(sock.closer)
 
-    def _settle_in_flight(self, generation: int, code: int | None) -> None:
-        """Carry out the session's verdict on the requests written on a lost socket."""
-        recover = self.options.maintain_connection and not self._closing and self._open_called
-        for request, verdict in self.session.connection_lost(generation, recover=recover):
-            call = cast(_Call, request)
-            call.cancel_timer()
-            if verdict is LossVerdict.FAIL:
-                call.settle(ConnectionClosedError("connection closed while waiting for response", code=code))
-            else:  # in doubt until the next session: it waits as long as a queued request
-                call.timer = _call_later(self.options.request_queue_timeout, self._on_queue_timeout, call)
+    def _recovers(self) -> bool:
+        """Whether requests in flight on a lost socket may be completed by a next session."""
+        return self.options.maintain_connection and not self._closing and self._open_called
 
-    def _fail_waiting(self, error: LpmError) -> None:
-        """Fail every queued and in-doubt request (the connection will not come back)."""
-        for request, verdict in self.session.drain_waiting():
-            if verdict is WaitVerdict.NOT_CONNECTED:
-                cast(_Call, request).settle(error)
-            else:
-                cast(_Call, request).settle(
-                    ConnectionClosedError("the connection was lost before the response arrived")
-                )
-
-    # ---------------------------------------------------------------- own publishes
-
-    def _dialog_of(self, conversation_id: str | None, dialog_id: str | None) -> Dialog | None:
-        conversation = self.conversations.get(conversation_id) or (
-            self.conversations.find_by_dialog(dialog_id) if dialog_id else None
-        )
-        if conversation is None:
-            return None
-        return next((d for d in conversation.dialogs if d.dialog_id == dialog_id), None)
-
-    def _landed_sequence(self, request: OutboundRequest) -> int | None:
-        """The sequence of the message a lost publish produced, if its dialog holds it."""
-        dialog = self._dialog_of(request.conversation_id, request.dialog_id)
-        if dialog is None:
-            return None
-        return landed_sequence(request, dialog.messages, self.session.claimed(dialog.dialog_id))
+    def _on_write_failed(self, sock: UmsSocket) -> None:
+        if sock is self._socket:
+            self._lose_socket(sock, 1006, "write failed")
+        else:
+            self.requests.socket_lost(sock.generation, 1006, recover=self._recovers())
 
     # ---------------------------------------------------------------- keep-alive
 
@@ -744,21 +663,14 @@ class WebsocketConnection(UmsActions, HttpConnection):
         )
 
     async def _keep_alive(self, sock: UmsSocket) -> None:
-        loop = asyncio.get_running_loop()
         type_ = request_wire_name(Req.GET_CLOCK, self.dialect)
         while True:
             await asyncio.sleep(self.options.keep_alive_interval)
-            if sock is not self._socket or not self._ready:
+            if sock is not self._socket or not self.requests.ready:
                 return
-            call = _Call(type_, {}, bound=True, future=loop.create_future())
-            await self._write(call, sock)
-            try:
-                await cast("asyncio.Future[Any]", call.future)
-            except LpmError:
-                pass  # a failed keep-alive is harmless: a dead socket is noticed by the reader
-            except asyncio.CancelledError:
-                self._abandon(call)
-                raise
+            # A failed keep-alive is harmless: a dead socket is noticed by the reader.
+            with contextlib.suppress(LpmError):
+                await self.requests.submit_bound(self.requests.new_call(type_, {}), sock)
 
     # ---------------------------------------------------------------- requests
 
@@ -778,42 +690,17 @@ class WebsocketConnection(UmsActions, HttpConnection):
         return await self._submit(request_wire_name(req, self.dialect), body, headers, metadata)
 
     async def _submit(self, type_: str, body: Any, headers: Any, metadata: Any) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        call = _Call(type_, body, headers, metadata, replay_policy(type_, body), future=future)
-        if call.policy is ReplayPolicy.RECONCILE:
-            call.conversation_id = body.get("conversationId")
-            call.dialog_id = body.get("dialogId")
-            dialog = self._dialog_of(call.conversation_id, call.dialog_id)
-            call.floor = dialog.max_seen_sequence if dialog is not None else -1
-        sock = self._socket
+        call = self.requests.new_call(type_, body, headers, metadata)
         restoring = _restoring.get()
         if restoring is not None and restoring == self._restoring_generation:
             # A request of the connect attempt itself: on its socket or nowhere.
+            sock = self._socket
             if sock is None or sock.generation != restoring:
                 raise ConnectionClosedError(
                     f"unable to send {type_}: the connection was lost while restoring"
                 )
-            call.bound = True
-            await self._write(call, sock)
-        elif self._ready and sock is not None and not self.session.queued and self._flusher is None:
-            await self._write(call, sock)
-        elif self._can_queue():
-            self.session.enqueue(call)
-            self._start_queue_deadline(call)
-            self._kick_queue()
-        else:
-            raise NotConnectedError(f"unable to send {type_}: connection is {self.state}")
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self._abandon(call)
-            raise
-
-    def _abandon(self, call: _Call) -> None:
-        """The caller stopped waiting: forget the request wherever it is."""
-        call.cancel_timer()
-        call.settled = True
-        self.session.forget(call)
+            return await self.requests.submit_bound(call, sock)
+        return await self.requests.submit(call, can_queue=self._can_queue(), state=self.state)
 
     def _can_queue(self) -> bool:
         if not self._open_called or self._closing or not self.options.maintain_connection:
@@ -824,139 +711,21 @@ class WebsocketConnection(UmsActions, HttpConnection):
             return time.monotonic() - self._disconnected_at <= self.options.max_request_queue_time
         return True
 
-    def _start_queue_deadline(self, call: _Call) -> None:
-        call.timer = _call_later(self.options.request_queue_timeout, self._on_queue_timeout, call)
-
-    def _on_queue_timeout(self, call: _Call) -> None:
-        call.timer = None
-        in_doubt = self.session.is_in_doubt(call)
-        self.session.forget(call)
-        waited = f"{self.options.request_queue_timeout:g} s"
-        if in_doubt and call.policy is ReplayPolicy.RECONCILE:
-            call.settle(
-                ConnectionClosedError(
-                    f"{call.type} was in flight when the connection was lost, and the connection did not "
-                    f"come back within {waited} to tell whether it was processed"
-                )
-            )
-        else:
-            call.settle(QueueTimeoutError(f"{call.type} waited {waited} for the connection"))
-
-    def _kick_queue(self) -> None:
-        """Start writing the queue if the session is ready (one writer at a time keeps the order)."""
-        sock = self._socket
-        if self.session.queued and self._ready and sock is not None and self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_queue(sock), name="lpm-queue")
-
-    async def _flush_queue(self, sock: UmsSocket) -> None:
-        """Write the queued requests in order; their callers await their own futures."""
-        try:
-            while self._ready and self._socket is sock:
-                request = self.session.dequeue()
-                if request is None:
-                    break
-                call = cast(_Call, request)
-                call.cancel_timer()
-                try:
-                    await self._write(call, sock)
-                except Exception as exc:  # e.g. a body that cannot be encoded: its caller hears it
-                    call.settle(exc)
-        finally:
-            if self._flusher is asyncio.current_task():
-                self._flusher = None
-        # Requests queued while the last one was being written (the socket may have been lost
-        # meanwhile: then they wait for the next session).
-        self._kick_queue()
-
-    async def _write(self, call: _Call, sock: UmsSocket) -> None:
-        """Register ``call`` in flight on ``sock`` and write its frame.  The outcome arrives in
-        its future: the response, a timeout, or what the loss of the socket decides."""
-        data = self.session.prepare(call, sock.generation, time.time())
-        call.timer = _call_later(self.options.response_timeout, self._on_response_timeout, call)
-        self.emit(
-            f"{call.type}#request",
-            {"start": call.start, "request": {"id": call.req_id, "type": call.type, "body": call.body}},
-        )
-        try:
-            await sock.send(data)
-        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            # The socket is unusable (the reader may not have noticed yet): treat it as lost, so
-            # nothing else is written to it and this request is settled like any in flight.
-            log.debug("writing %s failed: %s", call.type, type(exc).__name__)
-            call.unwritten = True
-            if sock is self._socket:
-                self._lose_socket(sock, 1006, "write failed")
-            else:
-                self._settle_in_flight(sock.generation, 1006)
-
-    def _on_response_timeout(self, call: _Call) -> None:
-        call.timer = None
-        if not self.session.expire(call):
-            return
-        error = RequestTimeoutError(call.type, self.options.response_timeout)
-        self.emit("timeout", error)
-        call.settle(error)
-
     # ---------------------------------------------------------------- subscriptions
 
-    def _default_query(self) -> dict[str, Any]:
-        if self.options.default_subscription_query is not None:
-            return dict(self.options.default_subscription_query)
-        return {"stage": ["OPEN"]} if self.is_brand else {"stage": ["OPEN", "CLOSE"]}
+    @property
+    def default_subscription(self) -> ConversationSubscription | None:
+        """The default conversation subscription (``create_default_subscription``), once created."""
+        return self.subscriptions.default
 
     async def create_conversation_subscription(
         self, query: dict[str, Any] | None = None, *, wait_for_first_notification: bool = False
-    ) -> Any:
+    ) -> ConversationSubscription:
         """Subscribe to conversations matching ``query`` (Python names: ``state``, ``stage``,
         ``agent_ids``, ``consumer_id``, ``conversation_id``, ``last_update_after``,
         ``last_update_before``); the subscription is recreated after every reconnect."""
-        host = cast("SubscriptionHost", self)  # the dialect subclasses complete ConnectionActions
-        subscription = ConversationSubscription(
-            host, query or {}, limit_break_enabled=self.options.limit_break_enabled
-        )
-        await subscription.init(wait_for_first_notification=wait_for_first_notification)
-        return subscription
-
-    async def _announce_ready(self, subscription: Any) -> None:
-        """Emit ``ready`` once the default subscription has loaded every existing conversation."""
-        try:
-            await asyncio.wait_for(subscription.wait_loaded(), WAIT_FOR_READY_DURATION)
-        except TimeoutError:
-            self.report_error(ProtocolError("the default subscription did not load within the ready timeout"))
-            return
-        self.emit("ready")
+        return await self.subscriptions.create(query, wait_for_first_notification=wait_for_first_notification)
 
     async def _restore_subscriptions(self, first: bool) -> None:
         """Create the default subscription once; recreate every subscription the server forgot."""
-        wait = self.options.wait_for_first_notification or self.options.wait_for_ready
-        default = self.default_subscription
-        if default is None and self.options.create_default_subscription:
-            default = ConversationSubscription(
-                cast("SubscriptionHost", self),
-                self._default_query(),
-                limit_break_enabled=self.options.limit_break_enabled,
-            )
-            # Kept before it is initialised: if the socket is lost meanwhile, the next restore
-            # resubscribes this one instead of creating a second.
-            self.default_subscription = default
-            await default.init(wait_for_first_notification=wait)
-            self._announce_default(default, wait)
-        elif default is not None and default.needs_resubscribe:
-            await default.resubscribe(wait_for_first_notification=wait and not self._default_announced)
-            self._announce_default(default, wait)
-        for sub in cast("list[Any]", self.router.conversation_subscriptions()):
-            if sub is not default and sub.needs_resubscribe:
-                await sub.resubscribe()
-        for routing in cast("list[Any]", self.router.routing_subscriptions()):
-            if routing.needs_resubscribe:
-                await routing.resubscribe()
-
-    def _announce_default(self, subscription: Any, waited: bool) -> None:
-        """``ready`` once per connection: now if the first snapshot was awaited, else when it loads."""
-        if self._default_announced:
-            return
-        self._default_announced = True
-        if waited:
-            self.emit("ready")
-        else:
-            self._ready_task = asyncio.create_task(self._announce_ready(subscription), name="lpm-ready")
+        await self.subscriptions.restore(first, brand=self.is_brand)

@@ -73,12 +73,22 @@ def test_the_interface_is_the_one_the_table_lists() -> None:
     assert set(ACTIONS) == set(CALLS) | (IDENTITY - {"account_id"})
 
 
-def test_every_action_is_implemented_once_in_the_base() -> None:
+#: The actions whose arguments the base packs into one value, and the hook a transport overrides.
+PACKED = {"publish_event": "_publish", "query_messages": "_query_messages"}
+
+
+def test_every_action_is_implemented_once() -> None:
+    """The interface's own default refuses; only the packed actions are implemented by the base
+    (with the interface's parameters), which hands them to a hook."""
     for name in CALLS:
-        assert name in vars(TransportConnection), name
-        base = inspect.signature(getattr(ConnectionActions, name))
-        mine = inspect.signature(getattr(TransportConnection, name))
-        assert list(base.parameters) == list(mine.parameters), name
+        if name in PACKED:
+            assert name in vars(TransportConnection) and PACKED[name] in vars(TransportConnection), name
+            base = inspect.signature(getattr(ConnectionActions, name))
+            mine = inspect.signature(getattr(TransportConnection, name))
+            assert list(base.parameters) == list(mine.parameters), name
+        else:
+            assert name not in vars(TransportConnection), name
+            assert not inspect.getsource(getattr(ConnectionActions, name)).rstrip().endswith("..."), name
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -127,7 +137,7 @@ def overridden(cls: type) -> set[str]:
         name
         for name in CALLS
         for klass in cls.__mro__[: cls.__mro__.index(TransportConnection)]
-        if name in vars(klass)
+        if name in vars(klass) or PACKED.get(name) in vars(klass)
     }
 
 

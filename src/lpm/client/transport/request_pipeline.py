@@ -1,0 +1,326 @@
+"""Requests over a UMS socket: the asyncio side of :class:`lpm.protocol.session.ClientSession`.
+
+The session decides (ids, in-flight table, replay policy, loss verdicts, queue order, claims);
+the :class:`RequestPipeline` carries its decisions out with asyncio: each request's future (what
+its caller awaits), the deadline of its current stage (``response_timeout`` once written,
+``request_queue_timeout`` while it waits for a session), writing frames, and the one task that
+writes the queue once a session is ready.  The connection tells the pipeline when a session is
+ready (:meth:`RequestPipeline.resume`) and when its socket is lost (:meth:`RequestPipeline.pause`,
+:meth:`RequestPipeline.socket_lost`); it never touches a request itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import aiohttp
+
+from lpm.client.options import ConnectionOptions
+from lpm.client.transport.ums_socket import UmsSocket, cancel_and_wait
+from lpm.errors import (
+    ConnectionClosedError,
+    LpmError,
+    NotConnectedError,
+    QueueTimeoutError,
+    RequestError,
+    RequestTimeoutError,
+)
+from lpm.protocol.session import (
+    Answered,
+    ClientSession,
+    LateResponse,
+    LossVerdict,
+    OutboundRequest,
+    Refused,
+    ReplayPolicy,
+    WaitVerdict,
+    landed_sequence,
+    replay_policy,
+)
+
+if TYPE_CHECKING:
+    from lpm.client.model.cache import ConversationCache
+    from lpm.client.model.dialog import Dialog
+
+__all__ = ["Call", "RequestPipeline"]
+
+log = logging.getLogger(__name__)
+
+
+def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+
+@dataclass(slots=True, eq=False)
+class Call(OutboundRequest):
+    """A request with its caller: the future it awaits and the deadline of the current stage."""
+
+    future: asyncio.Future[Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def settle(self, error: BaseException | None = None, result: Any = None) -> None:
+        """Complete the caller's future (once) and drop the deadline."""
+        self.cancel_timer()
+        self.settled = True
+        future = self.future
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class RequestPipeline:
+    """Writes requests, queues them while no session is ready, and settles every outcome.
+
+    ``emit`` is the connection's (``<type>#request``, ``<type>#response``, ``timeout``);
+    ``on_write_failed(sock)`` is called when a frame could not be written (the socket is dead
+    even if its reader has not noticed yet).
+    """
+
+    def __init__(
+        self,
+        session: ClientSession,
+        options: ConnectionOptions,
+        conversations: ConversationCache,
+        *,
+        emit: Callable[..., bool],
+        on_write_failed: Callable[[UmsSocket], None],
+    ) -> None:
+        self.session = session
+        self.options = options
+        self._conversations = conversations
+        self._emit = emit
+        self._on_write_failed = on_write_failed
+        #: The socket of the ready session (None: requests queue).
+        self._socket: UmsSocket | None = None
+        #: The task writing the queue (requests made meanwhile queue behind it).
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- session readiness
+
+    @property
+    def ready(self) -> bool:
+        """True while a restored session takes requests directly."""
+        return self._socket is not None
+
+    def resume(self, sock: UmsSocket) -> None:
+        """The session on ``sock`` is restored: settle what was in doubt (lost publishes that
+        landed complete; the rest go first in the queue) and start writing the queue.  Nothing
+        here awaits, so the session becomes ready atomically."""
+        landed, requeued = self.session.restored(self._landed_sequence)
+        for request, sequence in landed:
+            cast(Call, request).settle(result={"sequence": sequence})
+        for request in requeued:
+            call = cast(Call, request)
+            call.cancel_timer()  # the in-doubt deadline: it waits again as a queued request
+            self._start_queue_deadline(call)
+        self._socket = sock
+        self.kick()
+
+    def pause(self) -> None:
+        """No ready session (the socket was lost, or the connection is closing)."""
+        self._socket = None
+
+    # ---------------------------------------------------------------- making requests
+
+    def new_call(self, type_: str, body: Any, headers: Any = None, metadata: Any = None) -> Call:
+        """A request of wire type ``type_`` with its future and replay policy; a publish records
+        the highest sequence its dialog has seen (see :func:`~lpm.protocol.session.landed_sequence`)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        call = Call(type_, body, headers, metadata, replay_policy(type_, body), future=future)
+        if call.policy is ReplayPolicy.RECONCILE:
+            call.conversation_id = body.get("conversationId")
+            call.dialog_id = body.get("dialogId")
+            dialog = self._dialog_of(call.conversation_id, call.dialog_id)
+            call.floor = dialog.max_seen_sequence if dialog is not None else -1
+        return call
+
+    async def submit(self, call: Call, *, can_queue: bool, state: str) -> Any:
+        """Write ``call`` now if a session is ready and nothing waits before it, else queue it
+        (``can_queue``) or raise :class:`~lpm.errors.NotConnectedError`; returns the response body."""
+        sock = self._socket
+        if sock is not None and not self.session.queued and self._flusher is None:
+            await self.write(call, sock)
+        elif can_queue:
+            self.session.enqueue(call)
+            self._start_queue_deadline(call)
+            self.kick()
+        else:
+            raise NotConnectedError(f"unable to send {call.type}: connection is {state}")
+        return await self.wait(call)
+
+    async def submit_bound(self, call: Call, sock: UmsSocket) -> Any:
+        """Write a request tied to ``sock`` (a connect attempt's own, the keep-alive): never
+        queued, never written again."""
+        call.bound = True
+        await self.write(call, sock)
+        return await self.wait(call)
+
+    async def wait(self, call: Call) -> Any:
+        """Await the outcome of ``call``; a caller that gives up forgets it wherever it is."""
+        try:
+            return await cast("asyncio.Future[Any]", call.future)
+        except asyncio.CancelledError:
+            self.abandon(call)
+            raise
+
+    def abandon(self, call: Call) -> None:
+        """The caller stopped waiting: forget the request wherever it is."""
+        call.cancel_timer()
+        call.settled = True
+        self.session.forget(call)
+
+    async def write(self, call: Call, sock: UmsSocket) -> None:
+        """Register ``call`` in flight on ``sock`` and write its frame.  The outcome arrives in
+        its future: the response, a timeout, or what the loss of the socket decides."""
+        data = self.session.prepare(call, sock.generation, time.time())
+        call.timer = _call_later(self.options.response_timeout, self._on_response_timeout, call)
+        self._emit(
+            f"{call.type}#request",
+            {"start": call.start, "request": {"id": call.req_id, "type": call.type, "body": call.body}},
+        )
+        try:
+            await sock.send(data)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            # The socket is unusable (the reader may not have noticed yet): treat it as lost, so
+            # nothing else is written to it and this request is settled like any in flight.
+            log.debug("writing %s failed: %s", call.type, type(exc).__name__)
+            call.unwritten = True
+            self._on_write_failed(sock)
+
+    # ---------------------------------------------------------------- outcomes
+
+    def answered(self, event: Answered | Refused) -> None:
+        """A response matched to its request by the session."""
+        call = cast(Call, event.request)
+        response = event.response
+        if isinstance(event, Refused):
+            call.settle(RequestError(response.code, call.type, response.body, response_type=response.type))
+            return
+        call.cancel_timer()
+        self._emit(
+            f"{call.type}#response",
+            {
+                "start": call.start,
+                "end": time.time(),
+                "request": {"id": call.req_id, "type": call.type, "body": call.body},
+                "response": response.body,
+            },
+        )
+        call.settle(result=response.body)
+
+    @staticmethod
+    def late(event: LateResponse) -> None:
+        log.debug("late response to request %s dropped", event.req_id)
+
+    def _on_response_timeout(self, call: Call) -> None:
+        call.timer = None
+        if not self.session.expire(call):
+            return
+        error = RequestTimeoutError(call.type, self.options.response_timeout)
+        self._emit("timeout", error)
+        call.settle(error)
+
+    def socket_lost(self, generation: int, code: int | None, *, recover: bool) -> None:
+        """Carry out the session's verdict on the requests written on a lost socket."""
+        for request, verdict in self.session.connection_lost(generation, recover=recover):
+            call = cast(Call, request)
+            call.cancel_timer()
+            if verdict is LossVerdict.FAIL:
+                call.settle(ConnectionClosedError("connection closed while waiting for response", code=code))
+            else:  # in doubt until the next session: it waits as long as a queued request
+                self._start_queue_deadline(call)
+
+    def fail_waiting(self, error: LpmError) -> None:
+        """Fail every queued and in-doubt request (the connection will not come back)."""
+        for request, verdict in self.session.drain_waiting():
+            if verdict is WaitVerdict.NOT_CONNECTED:
+                cast(Call, request).settle(error)
+            else:
+                cast(Call, request).settle(
+                    ConnectionClosedError("the connection was lost before the response arrived")
+                )
+
+    async def close(self) -> None:
+        """The connection is closing: fail what is in flight and stop writing the queue."""
+        self._socket = None
+        for request in self.session.drain_in_flight():
+            cast(Call, request).settle(ConnectionClosedError("connection closed by the application"))
+        flusher, self._flusher = self._flusher, None
+        await cancel_and_wait(flusher)
+
+    # ---------------------------------------------------------------- the queue
+
+    def _start_queue_deadline(self, call: Call) -> None:
+        call.timer = _call_later(self.options.request_queue_timeout, self._on_queue_timeout, call)
+
+    def _on_queue_timeout(self, call: Call) -> None:
+        call.timer = None
+        in_doubt = self.session.is_in_doubt(call)
+        self.session.forget(call)
+        waited = f"{self.options.request_queue_timeout:g} s"
+        if in_doubt and call.policy is ReplayPolicy.RECONCILE:
+            call.settle(
+                ConnectionClosedError(
+                    f"{call.type} was in flight when the connection was lost, and the connection did not "
+                    f"come back within {waited} to tell whether it was processed"
+                )
+            )
+        else:
+            call.settle(QueueTimeoutError(f"{call.type} waited {waited} for the connection"))
+
+    def kick(self) -> None:
+        """Start writing the queue if a session is ready (one writer at a time keeps the order)."""
+        sock = self._socket
+        if self.session.queued and sock is not None and self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_queue(sock), name="lpm-queue")
+
+    async def _flush_queue(self, sock: UmsSocket) -> None:
+        """Write the queued requests in order; their callers await their own futures."""
+        try:
+            while self._socket is sock:
+                request = self.session.dequeue()
+                if request is None:
+                    break
+                call = cast(Call, request)
+                call.cancel_timer()
+                try:
+                    await self.write(call, sock)
+                except Exception as exc:  # e.g. a body that cannot be encoded: its caller hears it
+                    call.settle(exc)
+        finally:
+            if self._flusher is asyncio.current_task():
+                self._flusher = None
+        # Requests queued while the last one was being written (the socket may have been lost
+        # meanwhile: then they wait for the next session).
+        self.kick()
+
+    # ---------------------------------------------------------------- reconciliation
+
+    def _dialog_of(self, conversation_id: str | None, dialog_id: str | None) -> Dialog | None:
+        conversations = self._conversations
+        conversation = conversations.get(conversation_id) if conversation_id else None
+        if conversation is None and dialog_id:
+            conversation = conversations.find_by_dialog(dialog_id)
+        if conversation is None:
+            return None
+        return next((d for d in conversation.dialogs if d.dialog_id == dialog_id), None)
+
+    def _landed_sequence(self, request: OutboundRequest) -> int | None:
+        """The sequence of the message a lost publish produced, if its dialog holds it."""
+        dialog = self._dialog_of(request.conversation_id, request.dialog_id)
+        if dialog is None:
+            return None
+        return landed_sequence(request, dialog.messages, self.session.claimed(dialog.dialog_id))
