@@ -214,10 +214,10 @@ async def test_etag_is_read_again_once_when_the_conversation_changed(
         calls: list[tuple[str, str]] = []
         races = [1]  # how many times the conversation changes between a GET and its PATCH
 
-        async def racing(method: str, template: str, **kwargs: Any) -> Any:
-            calls.append((method, template))
-            response = await original(method, template, **kwargs)
-            if method == "GET" and template == rest_module.CONVERSATION and races[0] > 0:
+        async def racing(method: str, target: rest_module.RestTarget, **kwargs: Any) -> Any:
+            calls.append((method, target.template))
+            response = await original(method, target, **kwargs)
+            if method == "GET" and target.template == rest_module.CONVERSATION and races[0] > 0:
                 races[0] -= 1
                 await conversation.send_message("meanwhile")  # a new message: a new ETag
             return response

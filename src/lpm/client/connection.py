@@ -1,14 +1,14 @@
 """The connection base class: options, the state machine, events and the conversation cache.
 
-Every state change goes through :meth:`Connection._set_state`, which checks it against
-:data:`TRANSITIONS` — the one table of legal moves (reference §3.1)::
+Every state change goes through :meth:`Connection._move`, which looks the trigger up in
+:data:`CONNECTION_STATES` — the one table of legal moves and what triggers them (reference §3.1)::
 
-    INITIAL --open()--> CONNECTING --verified--> CONNECTED
-    CONNECTING --error--> FAILED_TO_CONNECT --retry--> CONNECTING
+    INITIAL --open--> CONNECTING --verified--> CONNECTED
+    CONNECTING --connect failed--> FAILED_TO_CONNECT --retry (or open)--> CONNECTING
     CONNECTED --socket lost--> DISCONNECTED --retry--> CONNECTING
-    CONNECTED --close()--> CLOSING --> CLOSED
-    CONNECTING | DISCONNECTED | FAILED_TO_CONNECT --close()--> CLOSED
-    DISCONNECTED | FAILED_TO_CONNECT --credentials refused for good--> CLOSED
+    CONNECTED --close--> CLOSING --closed--> CLOSED
+    INITIAL | CONNECTING | DISCONNECTED | FAILED_TO_CONNECT --close--> CLOSED
+    CONNECTING | DISCONNECTED | FAILED_TO_CONNECT --give up (credentials refused for good)--> CLOSED
     NULL (NullConnection) never changes
 
 CONNECTED starts once the new socket is verified and covers the restore of the session that
@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from lpm.client.events import EventEmitter
 from lpm.client.model.cache import ConversationCache
 from lpm.client.options import ConnectionOptions
+from lpm.client.state_table import StateTable
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
 from lpm.enums import ConnectionState
-from lpm.errors import InvalidStateError
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
@@ -49,16 +50,54 @@ CLOSING = ConnectionState.CLOSING
 CLOSED = ConnectionState.CLOSED
 NULL = ConnectionState.NULL
 
-#: Legal state moves; anything else is a bug and raises InvalidStateError.
+
+class ConnectionTrigger(StrEnum):
+    """What moves a connection from one :class:`~lpm.ConnectionState` to another."""
+
+    OPEN = "open"
+    #: A connect attempt starts (the maintainer's, or the first one of ``open()``).
+    RETRY = "retry"
+    #: The transport confirmed the session (a verified socket; REST/Send API credentials).
+    VERIFIED = "verified"
+    CONNECT_FAILED = "connect failed"
+    SOCKET_LOST = "socket lost"
+    CLOSE = "close"
+    #: ``close()`` finished releasing what the connection held.
+    CLOSED = "closed"
+    #: The credentials were refused and nothing can replace them: maintenance stops.
+    GIVE_UP = "give up"
+
+
+_T = ConnectionTrigger
+
+#: The connection's legal moves; anything else is a bug and raises InvalidStateError.
+CONNECTION_STATES: StateTable[str, ConnectionTrigger] = StateTable(
+    "connection",
+    {
+        (INITIAL, _T.OPEN): CONNECTING,
+        (INITIAL, _T.CLOSE): CLOSED,
+        (CONNECTING, _T.RETRY): CONNECTING,  # open()'s first attempt: already CONNECTING
+        (CONNECTING, _T.VERIFIED): CONNECTED,
+        (CONNECTING, _T.CONNECT_FAILED): FAILED_TO_CONNECT,
+        (CONNECTING, _T.CLOSE): CLOSED,
+        (CONNECTING, _T.GIVE_UP): CLOSED,
+        (CONNECTED, _T.SOCKET_LOST): DISCONNECTED,
+        (CONNECTED, _T.CLOSE): CLOSING,
+        (FAILED_TO_CONNECT, _T.OPEN): CONNECTING,  # REST / Send API: open() may be called again
+        (FAILED_TO_CONNECT, _T.RETRY): CONNECTING,
+        (FAILED_TO_CONNECT, _T.CLOSE): CLOSED,
+        (FAILED_TO_CONNECT, _T.GIVE_UP): CLOSED,
+        (DISCONNECTED, _T.RETRY): CONNECTING,
+        (DISCONNECTED, _T.CLOSE): CLOSED,
+        (DISCONNECTED, _T.GIVE_UP): CLOSED,
+        (CLOSING, _T.CLOSED): CLOSED,
+    },
+)
+
+#: The states each state may move to (derived from :data:`CONNECTION_STATES`).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    INITIAL: frozenset({CONNECTING, CLOSED}),
-    CONNECTING: frozenset({CONNECTED, FAILED_TO_CONNECT, CLOSED}),
-    CONNECTED: frozenset({DISCONNECTED, CLOSING}),
-    FAILED_TO_CONNECT: frozenset({CONNECTING, CLOSED}),
-    DISCONNECTED: frozenset({CONNECTING, CLOSED}),
-    CLOSING: frozenset({CLOSED}),
-    CLOSED: frozenset(),
-    NULL: frozenset(),
+    state: frozenset(n for s, _, n in CONNECTION_STATES if s == state and n != state)
+    for state in (INITIAL, CONNECTING, CONNECTED, FAILED_TO_CONNECT, DISCONNECTED, CLOSING, CLOSED, NULL)
 }
 
 
@@ -103,12 +142,13 @@ class Connection(EventEmitter):
         """The :class:`lpm.ConnectionState` value."""
         return self._state
 
-    def _set_state(self, new: str) -> None:
+    def _move(self, trigger: ConnectionTrigger) -> None:
+        """Take the move ``trigger`` makes from the current state (``state`` event when the state
+        changes); an illegal move raises :class:`~lpm.errors.InvalidStateError`."""
+        new = CONNECTION_STATES.next(self._state, trigger)
         if new == self._state:
             return
-        if new not in TRANSITIONS[self._state]:
-            raise InvalidStateError(f"connection cannot go from {self._state} to {new}")
-        log.debug("%s: %s -> %s", self.connection_id, self._state, new)
+        log.debug("%s: %s --%s--> %s", self.connection_id, self._state, trigger, new)
         self._state = new
         self.emit("state", new)
 

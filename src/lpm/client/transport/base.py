@@ -36,6 +36,7 @@ from lpm.client.actions import ConnectionActions, refuse
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.connection import Connection
+from lpm.client.connection import ConnectionTrigger as _T
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport import file_storage
 from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError
@@ -196,21 +197,21 @@ class RequestConnection(HttpConnection):
         failure, e.g. :class:`~lpm.errors.AuthenticationError` for refused credentials)."""
         if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
             raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
-        self._set_state(cs.CONNECTING)
+        self._move(_T.OPEN)
         try:
             commit = await self._establish()
         except Exception as exc:
             if self.state == cs.CLOSED:
                 raise NotConnectedError("connection was closed before it could connect") from exc
-            self._set_state(cs.FAILED_TO_CONNECT)
+            self._move(_T.CONNECT_FAILED)
             raise
         except BaseException:  # cancelled: FAILED_TO_CONNECT, so open() may be called again
             if self.state == cs.CONNECTING:
-                self._set_state(cs.FAILED_TO_CONNECT)
+                self._move(_T.CONNECT_FAILED)
             raise
         if self.state == cs.CONNECTING:  # not closed meanwhile
             commit()
-            self._set_state(cs.CONNECTED)
+            self._move(_T.VERIFIED)
             self.emit("connect")
 
     async def close(self) -> None:
@@ -218,14 +219,13 @@ class RequestConnection(HttpConnection):
         connection stays closed)."""
         if self.state == cs.CLOSED:
             return
-        was_open = self.state == cs.CONNECTED
         # The state moves first: an open() still waiting for its credentials sees it was closed.
-        self._set_state(cs.CLOSING if was_open else cs.CLOSED)
+        self._move(_T.CLOSE)
         await self._release_conversations()
         await self._shutdown()
         await self.http.close()
-        if self.state != cs.CLOSED:
-            self._set_state(cs.CLOSED)
+        if self.state == cs.CLOSING:
+            self._move(_T.CLOSED)
         self.emit("close", {"code": 1000, "reason": "closed by the application"})
         await self.close_events()
 

@@ -86,6 +86,7 @@ from lpm.protocol.notifications import (
 
 __all__ = [
     "BrandRestConnection",
+    "RestTarget",
     "RestWrite",
     "conversation_info",
     "event_from_rest_item",
@@ -283,6 +284,26 @@ def path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
+@dataclass(frozen=True, slots=True)
+class RestTarget:
+    """A REST resource: its path template (placeholders ``{cid}``, ``{did}``, ``{agentId}``,
+    ``{accountId}``) and the ids that fill it."""
+
+    template: str
+    conversation_id: str | None = None
+    dialog_id: str | None = None
+    agent_id: str | None = None
+
+    def path(self, account_id: str) -> str:
+        """The path of the resource in ``account_id``."""
+        return self.template.format(
+            cid=path_segment(self.conversation_id or ""),
+            did=path_segment(self.dialog_id or ""),
+            agentId=path_segment(self.agent_id or ""),
+            accountId=path_segment(account_id),
+        )
+
+
 # ---------------------------------------------------------------- conversation fields → REST
 
 
@@ -406,27 +427,18 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
     async def _request(
         self,
         method: str,
-        template: str,
+        target: RestTarget,
         *,
-        conversation_id: str | None = None,
-        dialog_id: str | None = None,
-        agent_id: str | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
         if_match: str | None = None,
         expected: tuple[int, ...] = (200,),
     ) -> HttpResponse:
-        """One REST call (``template`` is the path with ``{cid}``, ``{did}``, ``{agentId}``,
-        ``{accountId}`` placeholders).  A 401 regenerates the token and is retried once; any
-        status outside ``expected`` raises :class:`RequestError`."""
-        request_type = f"REST {method} {template}"
+        """One REST call.  A 401 regenerates the token and is retried once; any status outside
+        ``expected`` raises :class:`RequestError`."""
+        request_type = f"REST {method} {target.template}"
         self._require_connected(request_type)
-        path = template.format(
-            cid=path_segment(conversation_id or ""),
-            did=path_segment(dialog_id or ""),
-            agentId=path_segment(agent_id or ""),
-            accountId=path_segment(self.account_id),
-        )
+        path = target.path(self.account_id)
         host = await self.lookup_service(ServiceName.ASYNC_MESSAGING_ENT)
         url = self.http.base_url(host) + path
         for attempt in range(2):
@@ -448,7 +460,9 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
                 continue
             if response.status in expected:
                 return response
-            raise request_error(response.status, request_type, response.body, conversation_id, dialog_id)
+            raise request_error(
+                response.status, request_type, response.body, target.conversation_id, target.dialog_id
+            )
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def _token_invalid(self, token: str) -> None:
@@ -462,43 +476,31 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
     async def _conditional(
         self,
         method: str,
-        template: str,
-        resource: str,
+        target: RestTarget,
         *,
-        conversation_id: str,
-        dialog_id: str | None = None,
-        agent_id: str | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
         expected: tuple[int, ...] = (200,),
     ) -> HttpResponse:
-        """A PATCH/DELETE with the ETag of a GET of ``resource`` right before; on 412 (the
+        """A PATCH/DELETE with the ETag of a GET of the same resource right before; on 412 (the
         resource changed in between) read and write once more."""
         for attempt in range(2):
-            current = await self._request(
-                "GET", resource, conversation_id=conversation_id, dialog_id=dialog_id, agent_id=agent_id
-            )
-            if resource == CONVERSATION:
+            current = await self._request("GET", target)
+            if target.template == CONVERSATION:
                 self._refresh(current.body)
             etag = _header(current.headers, "ETag")
             if not etag:
-                raise ProtocolError(f"REST GET {resource} answered without an ETag", frame=current.body)
+                raise ProtocolError(
+                    f"REST GET {target.template} answered without an ETag", frame=current.body
+                )
             try:
                 return await self._request(
-                    method,
-                    template,
-                    conversation_id=conversation_id,
-                    dialog_id=dialog_id,
-                    agent_id=agent_id,
-                    json=json,
-                    params=params,
-                    if_match=etag,
-                    expected=expected,
+                    method, target, json=json, params=params, if_match=etag, expected=expected
                 )
             except RequestError as exc:
                 if exc.code != 412 or attempt:
                     raise
-                log.debug("%s %s: the resource changed since its GET; retrying once", method, template)
+                log.debug("%s %s: the resource changed since its GET; retrying once", method, target.template)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ---------------------------------------------------------------- conversations
@@ -545,7 +547,7 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
         """
         if not isinstance(conversation_id, str) or not conversation_id:
             raise ConfigurationError("conversation_id must be a non-empty string")
-        response = await self._request("GET", CONVERSATION, conversation_id=conversation_id)
+        response = await self._request("GET", RestTarget(CONVERSATION, conversation_id))
         return self._ingest(response.body)
 
     async def _participant_dialog(self, conversation_id: str) -> str:
@@ -563,14 +565,8 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
     async def _publish(self, publish: Publish) -> int:
         """``POST .../messages``; returns the event's sequence (0 for chat states)."""
         body = rest_message_body(publish.event, audience=publish.audience, metadata=publish.metadata)
-        response = await self._request(
-            "POST",
-            MESSAGES,
-            conversation_id=publish.conversation_id,
-            dialog_id=publish.dialog_id,
-            json=body,
-            expected=(200, 201),
-        )
+        target = RestTarget(MESSAGES, publish.conversation_id, publish.dialog_id)
+        response = await self._request("POST", target, json=body, expected=(200, 201))
         return sequence_of(response.body) or 0
 
     async def update_conversation_field(
@@ -590,33 +586,20 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
 
     async def _apply_op(self, cid: str, op: RestWrite) -> Any:
         if op.kind == "conversation":
-            response = await self._conditional(
-                "PATCH", CONVERSATION, CONVERSATION, conversation_id=cid, json=op.body
-            )
+            response = await self._conditional("PATCH", RestTarget(CONVERSATION, cid), json=op.body)
             self._refresh(response.body)
             return CLOSE_OK if op.body.get("stage") == "CLOSE" else response.body
         if op.kind == "dialog":
-            response = await self._conditional(
-                "PATCH", DIALOG, DIALOG, conversation_id=cid, dialog_id=op.dialog_id, json=op.body
-            )
+            response = await self._conditional("PATCH", RestTarget(DIALOG, cid, op.dialog_id), json=op.body)
             return response.body
         did = await self._participant_dialog(cid)
         if op.kind == "add":
-            response = await self._request(
-                "POST", PARTICIPANTS, conversation_id=cid, dialog_id=did, json=op.body, expected=(200, 201)
-            )
+            target = RestTarget(PARTICIPANTS, cid, did)
+            response = await self._request("POST", target, json=op.body, expected=(200, 201))
             return response.body
         # remove / transfer
-        response = await self._conditional(
-            "DELETE",
-            PARTICIPANT,
-            PARTICIPANT,
-            conversation_id=cid,
-            dialog_id=did,
-            agent_id=op.user_id,
-            params=op.params or None,
-            expected=(200, 204),
-        )
+        target = RestTarget(PARTICIPANT, cid, did, op.user_id)
+        response = await self._conditional("DELETE", target, params=op.params or None, expected=(200, 204))
         return response.body
 
     async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
@@ -628,19 +611,14 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
             params["newerThanSequence"] = str(query.newer_than)
         if query.older_than is not None:
             params["olderThanSequence"] = str(query.older_than)
+        messages = RestTarget(MESSAGES, query.conversation_id, query.dialog_id)
         items: list[Any] = []
         for _ in range(MAX_PAGES):
             limit = MAX_PAGE if wanted is None else min(MAX_PAGE, wanted - len(items))
             if limit <= 0:
                 break
             page_params = {**params, "limit": str(limit), "offset": str(len(items))}
-            response = await self._request(
-                "GET",
-                MESSAGES,
-                conversation_id=query.conversation_id,
-                dialog_id=query.dialog_id,
-                params=page_params,
-            )
+            response = await self._request("GET", messages, params=page_params)
             data = response.body.get("data") if isinstance(response.body, Mapping) else None
             if not isinstance(data, list):
                 raise ProtocolError("REST GET messages answered without a data list", frame=response.body)
@@ -656,7 +634,7 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
     async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
         """``POST /v1/brands/{acc}/file-upload-path`` → ``{relativePath, queryParams}``."""
         response = await self._request(
-            "POST", UPLOAD_PATH, json={"fileSize": file_size, "fileType": file_type}
+            "POST", RestTarget(UPLOAD_PATH), json={"fileSize": file_size, "fileType": file_type}
         )
         if not isinstance(response.body, Mapping):
             raise ProtocolError("REST file-upload-path answered without an object", frame=response.body)
@@ -664,7 +642,9 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
 
     async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
         """``POST /v1/brands/{acc}/file-download-path`` → ``{relativePath, queryParams}``."""
-        response = await self._request("POST", DOWNLOAD_PATH, json={"relativePath": relative_path})
+        response = await self._request(
+            "POST", RestTarget(DOWNLOAD_PATH), json={"relativePath": relative_path}
+        )
         if not isinstance(response.body, Mapping):
             raise ProtocolError("REST file-download-path answered without an object", frame=response.body)
         return dict(response.body)

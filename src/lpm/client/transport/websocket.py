@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 
 from lpm.client import connection as cs
+from lpm.client.connection import ConnectionTrigger as _T
 from lpm.client.dispatch import (
     MAX_RETIRED,
     ORPHAN_GRACE,
@@ -235,13 +236,13 @@ class WebsocketConnection(UmsActions, HttpConnection):
         if self._open_called:
             raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
         self._open_called = True
-        self._set_state(cs.CONNECTING)
+        self._move(_T.OPEN)
         if not self.options.maintain_connection:
             try:
                 await self._attempt()
             except Exception:
                 if self.state == cs.CONNECTING:
-                    self._set_state(cs.FAILED_TO_CONNECT)
+                    self._move(_T.CONNECT_FAILED)
                 raise
             return
         self._maintainer = asyncio.create_task(self._maintain(), name=f"lpm-connect-{self.connection_id}")
@@ -271,7 +272,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
 
     async def _close(self) -> None:
         if self.state == cs.INITIAL:
-            self._set_state(cs.CLOSED)
+            self._move(_T.CLOSE)
             self._released = True
             await self.http.close()
             return
@@ -282,7 +283,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await maintainer
         if self.state == cs.CONNECTED:
-            self._set_state(cs.CLOSING)
+            self._move(_T.CLOSE)
         self.requests.fail_waiting(NotConnectedError("connection closed"))
         await self.requests.close()
         self.router.close()
@@ -294,7 +295,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await closer
         if self.state != cs.CLOSED:
-            self._set_state(cs.CLOSED)
+            self._move(_T.CLOSED if self.state == cs.CLOSING else _T.CLOSE)
         self._connect_event.set()
         await self._release()
         if not self._close_emitted:
@@ -348,13 +349,13 @@ class WebsocketConnection(UmsActions, HttpConnection):
         async def attempt() -> None:
             if self._closing:
                 return
-            self._set_state(cs.CONNECTING)
+            self._move(_T.RETRY)
             try:
                 await self._attempt()
             except Exception as exc:
                 self.report_error(exc)
                 if self.state == cs.CONNECTING:
-                    self._set_state(cs.FAILED_TO_CONNECT)
+                    self._move(_T.CONNECT_FAILED)
                 if self._auth_failed_for_good or (
                     isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
                 ):
@@ -382,7 +383,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self._maintainer = None
         self.requests.fail_waiting(NotConnectedError("connection stopped: authentication failed"))
         if self.state != cs.CLOSED:
-            self._set_state(cs.CLOSED)
+            self._move(_T.GIVE_UP)
         self._connect_event.set()
         self._close_emitted = True
         self.emit("close", {"code": 4401, "reason": "authentication failed"})
@@ -452,7 +453,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             raise ConnectFailedError(f"error while validating the connection: {exc}") from exc
         if sock is not self._socket:
             return
-        self._set_state(cs.CONNECTED)
+        self._move(_T.VERIFIED)
         self.emit("connect#response", {"start": start, "end": time.time()})
         await self._restore_with_retry(not self._connected_once, sock)
 
@@ -611,7 +612,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         if self._closing or self.state in (cs.CLOSING, cs.CLOSED):
             return
         if self.state == cs.CONNECTED:
-            self._set_state(cs.DISCONNECTED)
+            self._move(_T.SOCKET_LOST)
         if self._disconnected_at is None:
             self._disconnected_at = time.monotonic()
         for sub in self.router.conversation_subscriptions():
