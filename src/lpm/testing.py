@@ -23,7 +23,6 @@ The fixture is async: run the tests with pytest-asyncio (``asyncio_mode = "auto"
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -33,7 +32,6 @@ from lpm.client.factory import create_connection
 from lpm.client.transport.brand import BrandWebsocketConnection
 from lpm.client.transport.consumer import ConsumerWebsocketConnection
 from lpm.emulator.app import Emulator
-from lpm.emulator.config import Settings, WorldSpec
 from lpm.enums import UserType
 from lpm.errors import ConfigurationError
 
@@ -63,6 +61,8 @@ TEST_CONNECTION_OPTIONS: dict[str, Any] = {
 class TestEmulator(Emulator):
     """An :class:`~lpm.emulator.Emulator` that opens SDK connections for tests and closes them at stop.
 
+    It takes the same arguments as :class:`~lpm.emulator.Emulator`.
+
     Every connection made by :meth:`consumer`, :meth:`agent` or :meth:`connection` is closed when
     the emulator stops (the ``lpm_emulator`` fixture stops it after the test), before the server
     goes away, so a test leaves no socket or task behind.
@@ -71,17 +71,8 @@ class TestEmulator(Emulator):
     # pytest would otherwise try to collect this class from a test module that imports it.
     __test__ = False
 
-    def __init__(
-        self,
-        spec: WorldSpec | None = None,
-        *,
-        settings: Settings | None = None,
-        db: str | Path | None = None,
-        state_dir: str | Path | None = None,
-        **overrides: Any,
-    ) -> None:
-        super().__init__(spec, settings=settings, db=db, state_dir=state_dir, **overrides)
-        self._clients: list[Connection] = []
+    #: The connections the helpers opened, oldest first (a tuple: rebound, never shared).
+    _clients: tuple[Connection, ...] = ()
 
     def connection_options(self, **options: Any) -> dict[str, Any]:
         """The :func:`lpm.create_connection` keywords that point a connection at this emulator.
@@ -104,7 +95,7 @@ class TestEmulator(Emulator):
         """
         conn = create_connection(user_type=user_type, **self.connection_options(**options))
         # Registered before open(): a half-opened connection still has a reconnect task to stop.
-        self._clients.append(conn)
+        self._clients = (*self._clients, conn)
         await conn.open()
         return conn
 
@@ -143,7 +134,7 @@ class TestEmulator(Emulator):
 
     async def close_clients(self) -> None:
         """Close every connection the helpers opened (most recent first)."""
-        clients, self._clients = self._clients, []
+        clients, self._clients = self._clients, ()
         for conn in reversed(clients):
             await conn.close()
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -43,6 +42,7 @@ from typing import Any
 from aiohttp import web
 
 from lpm.client.connection import Connection
+from lpm.client.events import cancel_and_wait
 from lpm.client.subscriptions.webhook_intake import process_webhooks_notification
 from lpm.errors import ConfigurationError
 from lpm.protocol.types import Notif
@@ -192,12 +192,7 @@ class WebhooksReceiver:
     async def close(self) -> None:
         """Stop: cancel the queue tasks (what they had not processed is dropped)."""
         self._closed = True
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks.values(), swallow_errors=False)
         self._tasks.clear()
         dropped = self.pending
         self._queues.clear()

@@ -210,19 +210,20 @@ async def test_etag_is_read_again_once_when_the_conversation_changed(
         conversation = await cons.create_conversation(skill_id="11")
         view = await agent.get_conversation_by_id(conversation.conversation_id)
         await view.join(lpm.ParticipantRole.ASSIGNED_AGENT)
-        original = agent._request
+        original = agent._authorized
         calls: list[tuple[str, str]] = []
         races = [1]  # how many times the conversation changes between a GET and its PATCH
 
-        async def racing(method: str, target: rest_module.RestTarget, **kwargs: Any) -> Any:
-            calls.append((method, target.template))
-            response = await original(method, target, **kwargs)
-            if method == "GET" and target.template == rest_module.CONVERSATION and races[0] > 0:
+        async def racing(method: str, url: str, request_type: str, *args: Any) -> Any:
+            template = request_type.split(" ", 2)[2]  # "REST {method} {template}"
+            calls.append((method, template))
+            response = await original(method, url, request_type, *args)
+            if method == "GET" and template == rest_module.CONVERSATION and races[0] > 0:
                 races[0] -= 1
                 await conversation.send_message("meanwhile")  # a new message: a new ETag
             return response
 
-        monkeypatch.setattr(agent, "_request", racing)
+        monkeypatch.setattr(agent, "_authorized", racing)
         await view.set_ttr(lpm.TTRType.PRIORITIZED)
         assert calls == [("GET", rest_module.CONVERSATION), ("PATCH", rest_module.CONVERSATION)] * 2
         assert view.ttr_type == lpm.TTRType.PRIORITIZED

@@ -218,6 +218,25 @@ async def test_metrics_events_for_every_request(emulator: Emulator) -> None:
         assert response["end"] >= response["start"] and response["response"]["currentTime"] > 0
 
 
+async def test_request_events_carry_bodies_as_dicts(emulator: Emulator) -> None:
+    """The SDK sends protocol structs; its ``#request`` / ``#response`` events show the dicts."""
+    async with consumer(emulator) as cons:
+        seen: list[dict[str, Any]] = []
+        cons.on("cm.ConsumerRequestConversation#request", seen.append)
+        cons.on("ms.PublishEvent#request", seen.append)
+        cons.on("ms.PublishEvent#response", seen.append)
+        conversation = await cons.create_conversation(skill_id="11")
+        sequence = await conversation.send_message("hello")
+        request, published, answered = (m["request"] for m in seen)
+        assert request["body"]["channelType"] == "MESSAGING" and request["body"]["skillId"] == "11"
+        assert published == answered and published["body"] == {
+            "dialogId": conversation.main_dialog.dialog_id,
+            "conversationId": conversation.conversation_id,
+            "event": {"type": "ContentEvent", "contentType": "text/plain", "message": "hello"},
+        }
+        assert seen[2]["response"]["sequence"] == sequence
+
+
 async def test_cancelling_open_closes_the_connection(emulator: Emulator) -> None:
     await fault(emulator, "upgrades/stall", {"count": 100})
     conn = consumer(emulator, connect_timeout=0.2)

@@ -29,7 +29,7 @@ from lpm.client.model.cache import ConversationCache
 from lpm.emulator import render
 from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, EventRecord, RoutingTask
 from lpm.emulator.world import World
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.notifications import (
     MessagingEventInfo,
     decode_conversation_changes,

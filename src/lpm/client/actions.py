@@ -12,14 +12,16 @@ connection that subclasses :class:`ConnectionActions` (every transport does, thr
 :class:`lpm.client.transport.base.TransportConnection`) overrides only what it supports, and a
 stand-in that does not subclass it (a test double) is checked against it structurally.  The two
 actions with many arguments, :meth:`~ConnectionActions.publish_event` and
-:meth:`~ConnectionActions.query_messages`, are declared here and implemented once by the
-transports' base, which packs their arguments into one value for the transport.
+:meth:`~ConnectionActions.query_messages`, pack their arguments into one value
+(:class:`Publish`, :class:`MessagesQuery`) and hand it to a hook a transport overrides
+(:meth:`~ConnectionActions._publish`, :meth:`~ConnectionActions._query_messages`).
 Bodies are the public wire shapes (``conversationField`` objects, publish ``event`` objects,
 ``SubscribeExConversations`` queries); the connection translates names into its own dialect.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from lpm.errors import UnsupportedActionError
@@ -37,6 +39,30 @@ def refuse(connection: object, action: str) -> NoReturn:
     ``unsupported_hint`` (what to use instead), when it has them."""
     transport = getattr(connection, "transport_name", "this connection")
     raise UnsupportedActionError(action, transport, getattr(connection, "unsupported_hint", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """The arguments of :meth:`~ConnectionActions.publish_event`, as one value."""
+
+    conversation_id: str
+    dialog_id: str
+    #: The publish ``event`` object (``{"type": "ContentEvent", ...}``).
+    event: dict[str, Any]
+    audience: str = "ALL"
+    metadata: list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesQuery:
+    """The arguments of :meth:`~ConnectionActions.query_messages`, as one value: at most
+    ``max_quantity`` events with ``newer_than < sequence < older_than`` (None: no bound)."""
+
+    conversation_id: str
+    dialog_id: str
+    max_quantity: int | None = None
+    newer_than: int | None = None
+    older_than: int | None = None
 
 
 class ConnectionActions(Protocol):
@@ -80,7 +106,11 @@ class ConnectionActions(Protocol):
         metadata: list[Any] | None = None,
     ) -> int:
         """``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        ...
+        return await self._publish(Publish(conversation_id, dialog_id, event, audience, metadata))
+
+    async def _publish(self, publish: Publish) -> int:
+        """The transport's :meth:`publish_event`."""
+        refuse(self, f"publish a {publish.event.get('type', 'messaging event')}")
 
     async def update_conversation_field(
         self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
@@ -98,8 +128,13 @@ class ConnectionActions(Protocol):
         newer_than: int | None = None,
         older_than: int | None = None,
     ) -> list[MessagingEventInfo]:
-        """Stored events of a dialog (brand ``QueryMessages`` / REST ``getMessages``)."""
-        ...
+        """Stored events of a dialog, oldest first (brand ``QueryMessages`` / REST ``getMessages``)."""
+        query = MessagesQuery(conversation_id, dialog_id, max_quantity, newer_than, older_than)
+        return await self._query_messages(query)
+
+    async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
+        """The transport's :meth:`query_messages`."""
+        refuse(self, "query messages")
 
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
         """Consumer ``ms.SubscribeMessagingEvents`` (events then arrive as notifications)."""

@@ -110,7 +110,7 @@ class Connection(EventEmitter):
     """
 
     def __init__(self, options: ConnectionOptions, *, initial_state: str = INITIAL) -> None:
-        super().__init__()
+        super().__init__(self.report_error)
         #: The validated options (see :func:`lpm.create_connection`).
         self.options = options
         #: The brand's account (site) id.
@@ -118,7 +118,6 @@ class Connection(EventEmitter):
         #: A random id of this connection object (in logs).
         self.connection_id = str(uuid.uuid4())
         self._state = initial_state
-        self._error_sink = self.report_error
         #: The conversations this connection knows (see :meth:`get_conversation_by_id`).
         self.conversations: ConversationCache = self._new_conversation_cache()
         self._webhooks_intake: WebhooksIntake | None = None

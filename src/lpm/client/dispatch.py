@@ -44,6 +44,7 @@ __all__ = [
     "RAW_EVENT_NAMES",
     "NotificationSink",
     "Routed",
+    "SocketSink",
     "SubscriptionRouter",
     "dispatch_notification",
 ]
@@ -118,6 +119,37 @@ def dispatch_notification(
             before_route(kind, body)
         return kind, sink.on_agent_states(states)
     return None, None
+
+
+class SocketSink:
+    """A socket connection's sink: subscription-bound notifications (conversation changes, routing
+    tasks) go to the :class:`SubscriptionRouter`; messaging events and agent states to callbacks."""
+
+    __slots__ = ("_on_agent_state", "_on_messaging_events", "_router")
+
+    def __init__(
+        self,
+        router: SubscriptionRouter,
+        *,
+        on_messaging_events: Callable[[list[MessagingEventInfo]], object],
+        on_agent_state: Callable[[AgentStateInfo], object],
+    ) -> None:
+        self._router = router
+        self._on_messaging_events = on_messaging_events
+        self._on_agent_state = on_agent_state
+
+    def on_conversation_changes(self, subscription_id: str | None, changes: list[ConversationChange]) -> None:
+        self._router.route_conversation_changes(subscription_id, changes)
+
+    def on_messaging_events(self, events: list[MessagingEventInfo]) -> None:
+        self._on_messaging_events(events)
+
+    def on_routing_tasks(self, subscription_id: str | None, tasks: list[tuple[str, RoutingTaskInfo]]) -> None:
+        self._router.route_routing_tasks(subscription_id, tasks)
+
+    def on_agent_states(self, states: list[AgentStateInfo]) -> None:
+        for state in states:
+            self._on_agent_state(state)
 
 
 class Routed(Protocol):

@@ -15,13 +15,27 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
 log = logging.getLogger("lpm.client.events")
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], *, swallow_errors: bool = True) -> None:
+    """Cancel ``tasks`` and wait until each has finished unwinding (how the emitter ends its
+    handlers' tasks, and any owner of background tasks its own).  Their outcome no longer
+    matters: cancellation is swallowed, and so are their errors unless ``swallow_errors`` is
+    false (an error worth telling was reported when it happened)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    swallowed = (asyncio.CancelledError, Exception) if swallow_errors else (asyncio.CancelledError,)
+    for task in tasks:
+        with contextlib.suppress(*swallowed):
+            await task
 
 
 def _payload(args: tuple[Any, ...]) -> Any:
@@ -39,38 +53,33 @@ class EventEmitter:
     # messages; see docs/performance.md).  Subclasses without __slots__ still get a __dict__.
     __slots__ = ("__weakref__", "_error_sink", "_handler_tasks", "_handlers")
 
-    def __init__(self) -> None:
+    def __init__(self, error_sink: Callable[[BaseException], None] | None = None) -> None:
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {}
         #: Tasks of async handlers still running; created on the first one (most emitters never
         #: run an async handler, and an empty set costs 216 bytes).
         self._handler_tasks: set[asyncio.Future[Any]] | None = None
         #: Receives exceptions raised by handlers (the connection emits them as "error").
-        self._error_sink: Callable[[BaseException], None] | None = None
+        self._error_sink = error_sink
 
     # ---------------------------------------------------------------- registration
 
     def on(self, name: str, handler: H | None = None) -> Any:
         """Register ``handler`` for ``name``; without a handler, return a decorator."""
-        if handler is None:
-
-            def decorator(fn: H) -> H:
-                self.on(name, fn)
-                return fn
-
-            return decorator
-        self._handlers.setdefault(name, []).append((handler, False))
-        return handler
+        return self._register(name, handler, once=False)
 
     def once(self, name: str, handler: H | None = None) -> Any:
         """Like :meth:`on`, but the handler runs at most once."""
+        return self._register(name, handler, once=True)
+
+    def _register(self, name: str, handler: H | None, *, once: bool) -> Any:
         if handler is None:
 
             def decorator(fn: H) -> H:
-                self.once(name, fn)
+                self._register(name, fn, once=once)
                 return fn
 
             return decorator
-        self._handlers.setdefault(name, []).append((handler, True))
+        self._handlers.setdefault(name, []).append((handler, once))
         return handler
 
     def off(self, name: str, handler: Handler | None = None) -> None:
@@ -192,10 +201,5 @@ class EventEmitter:
         """Cancel the tasks of async handlers still running (except the calling task: a handler
         may close the object it listens to)."""
         current = asyncio.current_task()
-        tasks = [t for t in self._handler_tasks or () if t is not current]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(t for t in self._handler_tasks or () if t is not current)
         self._handler_tasks = None

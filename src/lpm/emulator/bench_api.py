@@ -36,7 +36,7 @@ from aiohttp import web
 
 from lpm.emulator.entities import Actor
 from lpm.emulator.http_common import json_response
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.frames import FrameError, decode_json
 
 if TYPE_CHECKING:

@@ -83,10 +83,9 @@ from aiohttp import web
 
 from lpm.emulator import entities as m
 from lpm.emulator.faults import RequestFault
-from lpm.emulator.http_common import json_response
+from lpm.emulator.http_common import NotAJsonObject, json_response, read_json_object
 from lpm.emulator.ring_routing import WAITING
 from lpm.emulator.world_errors import Unauthorized
-from lpm.protocol.frames import FrameError, decode_json
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
@@ -234,16 +233,12 @@ class _Body:
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
     try:
-        value = decode_json(raw)
-    except FrameError as exc:
-        raise _BadInput(f"body is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise _BadInput("body must be a JSON object")
-    return value
+        return await read_json_object(request)
+    except NotAJsonObject as exc:
+        if exc.decode_error is not None:
+            raise _BadInput(f"body is not JSON: {exc.decode_error}") from None
+        raise _BadInput("body must be a JSON object") from None
 
 
 def _handler(action: _Action, allowed: Iterable[str] = ()) -> Handler:

@@ -25,7 +25,7 @@ from lpm.emulator.entities import (
     new_dialog_id,
 )
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 
 if TYPE_CHECKING:
     from lpm.emulator.world import World

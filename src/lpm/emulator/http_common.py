@@ -30,6 +30,29 @@ def agentvep_error(status: int, message: str, internal_code: int = 10) -> web.Re
     return json_response(body, status)
 
 
+class NotAJsonObject(ValueError):
+    """A request body that is not a JSON object (:attr:`decode_error`: it is not JSON at all)."""
+
+    def __init__(self, decode_error: FrameError | None) -> None:
+        super().__init__(str(decode_error) if decode_error else "not a JSON object")
+        self.decode_error = decode_error
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body (``{}`` when empty); :class:`NotAJsonObject` otherwise (each
+    face words its own 400)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        value = decode_json(raw)
+    except FrameError as exc:
+        raise NotAJsonObject(exc) from None
+    if not isinstance(value, dict):
+        raise NotAJsonObject(None)
+    return value
+
+
 async def read_json(request: web.Request, *, allow_empty: bool = True) -> Any:
     """The request's JSON body (``{}`` when empty and allowed); 400 on malformed JSON."""
     raw = await request.read()

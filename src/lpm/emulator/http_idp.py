@@ -79,10 +79,10 @@ from lpm.emulator import token_issuer as tk
 from lpm.emulator.context import Context
 from lpm.emulator.entities import Account, Connector
 from lpm.emulator.extensions import Route
-from lpm.emulator.http_common import json_response
+from lpm.emulator.http_common import NotAJsonObject, json_response, read_json_object
 from lpm.emulator.world_errors import Unauthorized, WorldError
-from lpm.protocol.frames import FrameError, decode_json, encode
-from lpm.protocol.models import as_list
+from lpm.protocol.frames import encode
+from lpm.protocol.requests import as_list
 
 #: An anonymous token may be refreshed for this long after it was issued (protocol §2.3).
 ANONYMOUS_REFRESH_WINDOW = 730 * 3600.0
@@ -164,16 +164,12 @@ def _account(ctx: Context, request: web.Request) -> Account:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     """The JSON object body (``{}`` when empty)."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
     try:
-        body = decode_json(raw)
-    except FrameError:
-        raise IdpError(400, BAD_REQUEST, "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise IdpError(400, BAD_REQUEST, "request body must be a JSON object")
-    return body
+        return await read_json_object(request)
+    except NotAJsonObject as exc:
+        if exc.decode_error is not None:
+            raise IdpError(400, BAD_REQUEST, "request body is not valid JSON") from None
+        raise IdpError(400, BAD_REQUEST, "request body must be a JSON object") from None
 
 
 def _string(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:

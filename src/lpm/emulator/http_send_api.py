@@ -59,7 +59,7 @@ from lpm.emulator.http_common import json_response
 from lpm.emulator.http_idp import app_client, bearer_value
 from lpm.emulator.token_issuer import WrongIssuer
 from lpm.emulator.world_errors import Unauthorized, WorldError
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.frames import FrameError, decode_json
 from lpm.protocol.types import CLIENT_PROPERTIES_TYPE, CONSUMER_REQUESTS, Req, canonical_request
 

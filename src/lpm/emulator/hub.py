@@ -28,7 +28,7 @@ from lpm.emulator import render
 from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, EventRecord, RoutingTask
 from lpm.emulator.ring_routing import WAITING
 from lpm.emulator.world import World
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.types import Notif
 
 

@@ -113,7 +113,7 @@ from lpm.emulator import files, render
 from lpm.emulator.entities import Account, Actor, Conversation, Dialog, EventRecord, Participant
 from lpm.emulator.http_common import json_response
 from lpm.emulator.world_errors import BadRequest, NotFound, Unauthorized, WorldError
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.frames import FrameError, decode_json, encode
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from lpm.emulator.scheduling import Scheduler
 from lpm.emulator.sinks import NullStore, WorldSink
 from lpm.emulator.token_issuer import record_issued
 from lpm.emulator.world_errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 
 SKILL_ANY = "-1"
 

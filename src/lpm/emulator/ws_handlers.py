@@ -1,7 +1,7 @@
 """Request handlers shared by both WebSocket dialects.
 
 Each handler takes the session and the request frame and returns the response body; errors are
-raised (:class:`~lpm.emulator.world_errors.WorldError`, :class:`~lpm.protocol.models.BodyError`) and
+raised (:class:`~lpm.emulator.world_errors.WorldError`, :class:`~lpm.protocol.requests.BodyError`) and
 turned into error responses by the session.  Where the dialects differ (QueryMessages arrays,
 raw brand shapes) the handler asks ``session.brand``.
 """
@@ -16,7 +16,7 @@ from lpm.emulator.hub import AgentStateSubscription, RoutingSubscription
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
 from lpm.emulator.ws_session import Handler, Session
 from lpm.protocol import frames
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.types import Notif, Req
 
 #: Events per notification when replaying history to a consumer subscription.

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 from lpm.emulator.entities import Actor
 from lpm.emulator.world_errors import WorldError
 from lpm.protocol import frames
-from lpm.protocol.models import BodyError
+from lpm.protocol.requests import BodyError
 from lpm.protocol.types import (
     ACCEPTED_202,
     STRING_RESPONSE,

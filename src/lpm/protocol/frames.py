@@ -1,7 +1,7 @@
 """Frame envelopes (``req`` / ``resp`` / ``notification``) and their JSON codec.
 
 Bodies stay untyped here (``Any``): a body is validated against its model only by the party
-that knows what the type means (see :mod:`lpm.protocol.models`).  ``encode`` writes compact
+that knows what the type means (see :mod:`lpm.protocol.requests`).  ``encode`` writes compact
 UTF-8 JSON with msgspec.
 """
 

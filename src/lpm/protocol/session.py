@@ -37,7 +37,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
+
 from lpm.protocol import frames
+from lpm.protocol.requests import PublishEventRequest
 from lpm.protocol.types import Req, canonical_request
 
 __all__ = [
@@ -54,7 +57,9 @@ __all__ = [
     "UnexpectedRequest",
     "UnreadableRefusal",
     "WaitVerdict",
+    "body_field",
     "landed_sequence",
+    "publish_target",
     "replay_policy",
 ]
 
@@ -98,10 +103,41 @@ CONTENT_EVENTS = frozenset({"ContentEvent", "RichContentEvent"})
 REPEATABLE_EVENTS = frozenset({"ChatStateEvent", "AcceptStatusEvent"})
 
 
+def body_field(body: Any, name: str) -> Any:
+    """The ``name`` field of a request body: a dict (``conn.send``) or a protocol struct
+    (:mod:`lpm.protocol.requests`); None when it has none."""
+    if isinstance(body, dict):
+        return body.get(name)
+    return getattr(body, name, None)
+
+
+# The two below run for every published message: the SDK's own struct is tried first (an exact
+# isinstance is the cheapest test), then the dict of ``conn.send``.
+
+
+def publish_target(body: Any) -> tuple[Any, Any]:
+    """``(conversationId, dialogId)`` of a ``PublishEvent`` body (a struct or a dict)."""
+    if isinstance(body, PublishEventRequest):
+        return body.conversationId, body.dialogId
+    if isinstance(body, dict):
+        return body.get("conversationId"), body.get("dialogId")
+    return None, None
+
+
 def published_event(body: Any) -> dict[str, Any] | None:
-    """The ``event`` object of a ``PublishEvent`` body, or None."""
-    event = body.get("event") if isinstance(body, dict) else None
-    return event if isinstance(event, dict) else None
+    """The ``event`` object of a ``PublishEvent`` body (a dict, or a struct's event as a dict), or None."""
+    if isinstance(body, PublishEventRequest):
+        event = body.event
+    elif isinstance(body, dict):
+        event = body.get("event")
+    else:
+        return None
+    if isinstance(event, dict):
+        return event
+    if isinstance(event, msgspec.Struct):
+        as_dict: dict[str, Any] = msgspec.to_builtins(event)
+        return as_dict
+    return None
 
 
 def replay_policy(type_: str, body: Any) -> ReplayPolicy:
@@ -265,7 +301,7 @@ def landed_sequence(
     event = published_event(request.body)
     if event is None:
         return None
-    audience = str(request.body.get("messageAudience") or "ALL")
+    audience = str(body_field(request.body, "messageAudience") or "ALL")
     for message in messages:
         sequence = message.sequence
         if sequence is None or sequence <= request.floor or sequence in claimed:

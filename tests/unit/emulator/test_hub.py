@@ -9,7 +9,7 @@ from typing import Any
 from lpm.emulator.entities import Actor
 from lpm.emulator.hub import AgentStateSubscription, ConversationSubscription, Hub, RoutingSubscription
 from lpm.emulator.world import World
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.types import Notif
 from tests.worldkit import make_world
 

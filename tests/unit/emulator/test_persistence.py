@@ -20,8 +20,8 @@ from lpm.emulator.entities import Actor, AppInstall
 from lpm.emulator.persistence import SCHEMA_VERSION, SqliteStore, StoreError
 from lpm.emulator.world import World
 from lpm.emulator.world_errors import BadRequest
-from lpm.protocol import models as pm
-from lpm.protocol.models import parse_body
+from lpm.protocol import requests as pm
+from lpm.protocol.requests import parse_body
 
 ACC = DEFAULT_ACCOUNT
 AGENT = Actor(ACC, "agent", "1001")

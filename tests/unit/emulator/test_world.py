@@ -10,7 +10,7 @@ import pytest
 from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, EventRecord, RoutingTask
 from lpm.emulator.world import World
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from tests.worldkit import FakeScheduler, make_world
 
 ACC = "12345678"

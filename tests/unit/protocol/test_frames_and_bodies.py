@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lpm.protocol import frames
-from lpm.protocol import models as pm
+from lpm.protocol import requests as pm
 from lpm.protocol.types import (
     BRAND_REQUESTS,
     CONSUMER_REQUESTS,

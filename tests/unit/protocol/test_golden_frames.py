@@ -596,7 +596,7 @@ def test_consumer_frames_do_not_show_suggested_agents() -> None:
     from lpm.emulator import render
     from lpm.emulator.entities import Actor, Participant
     from lpm.emulator.world import World
-    from lpm.protocol import models as pm
+    from lpm.protocol import requests as pm
 
     world = World(clock=lambda: 1_700_000_000.0)
     acc = world.add_account(ACCOUNT)

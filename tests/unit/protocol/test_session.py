@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lpm.protocol import frames
+from lpm.protocol import requests as pm
 from lpm.protocol.session import (
     MAX_CLAIMS,
     Answered,
@@ -26,7 +27,9 @@ from lpm.protocol.session import (
     UnexpectedRequest,
     UnreadableRefusal,
     WaitVerdict,
+    body_field,
     landed_sequence,
+    published_event,
     replay_policy,
 )
 from lpm.protocol.types import Dialect, Req, request_wire_name
@@ -58,13 +61,20 @@ def publish(
     return {"conversationId": "c1", "dialogId": dialog, "event": event, **extra}
 
 
+def struct_publish(text: str = "hi", *, event_type: str = "ContentEvent", **extra: Any) -> Any:
+    """:func:`publish` as the SDK sends it: a protocol struct around the event dict."""
+    body = publish(text, event_type=event_type, **extra)
+    audience = body.get("messageAudience", "ALL")
+    return pm.publish_event_request(body["conversationId"], body["dialogId"], body["event"], audience)
+
+
 def request(type_: str | Req, body: Any = None, **kwargs: Any) -> OutboundRequest:
     type_ = str(type_)
     body = {} if body is None else body
     req = OutboundRequest(type_, body, policy=replay_policy(type_, body), **kwargs)
     if req.policy is ReplayPolicy.RECONCILE:
-        req.conversation_id = body["conversationId"]
-        req.dialog_id = body["dialogId"]
+        req.conversation_id = body_field(body, "conversationId")
+        req.dialog_id = body_field(body, "dialogId")
     return req
 
 
@@ -140,6 +150,35 @@ def test_typing_and_receipts_are_replayed(event_type: str) -> None:
 @pytest.mark.parametrize("body", [{}, None, "text", {"event": "x"}, {"event": {"type": "SomethingNew"}}])
 def test_other_publishes_and_malformed_bodies_fail(body: Any) -> None:
     assert replay_policy("ms.PublishEvent", body) is ReplayPolicy.FAIL
+
+
+@pytest.mark.parametrize(
+    ("event_type", "policy"),
+    [
+        ("ContentEvent", ReplayPolicy.RECONCILE),
+        ("RichContentEvent", ReplayPolicy.RECONCILE),
+        ("ChatStateEvent", ReplayPolicy.REPLAY),
+        ("AcceptStatusEvent", ReplayPolicy.REPLAY),
+        ("SomethingNew", ReplayPolicy.FAIL),
+    ],
+)
+def test_struct_publish_bodies_follow_the_same_rows(event_type: str, policy: ReplayPolicy) -> None:
+    assert replay_policy("ms.PublishEvent", struct_publish(event_type=event_type)) is policy
+
+
+def test_a_struct_event_is_read_as_its_dict() -> None:
+    decoded = pm.PublishEventBody(dialogId="d1", event=pm.ChatStateEvent(chatState="COMPOSING"))
+    assert published_event(decoded) == {"type": "ChatStateEvent", "chatState": "COMPOSING"}
+    assert replay_policy("ms.PublishEvent", decoded) is ReplayPolicy.REPLAY
+    assert replay_policy("ms.PublishEvent", pm.GetUserProfileBody()) is ReplayPolicy.FAIL
+    assert body_field(pm.GetUserProfileBody(), "dialogId") is None and body_field("text", "dialogId") is None
+
+
+def test_a_struct_body_is_written_as_the_dict_it_replaces() -> None:
+    session = new_session()
+    session.socket_opened()
+    frame = written(session, request(Req.PUBLISH_EVENT, struct_publish("hello")))
+    assert frame["body"] == publish("hello")
 
 
 def test_unknown_request_types_fail() -> None:
@@ -467,6 +506,21 @@ def test_landed_sequence_matches_only_this_users_newer_identical_unclaimed_messa
     assert landed_sequence(pub, [Msg(6, "hello", audience="AGENTS_AND_MANAGERS")], frozenset()) is None
     assert landed_sequence(pub, [Msg(6, "hello")], frozenset({6})) is None  # another request's
     assert landed_sequence(pub, [Msg(None, "hello"), Msg(7, "hello")], frozenset()) == 7
+
+
+def test_landed_sequence_of_a_struct_publish() -> None:
+    pub = request(Req.PUBLISH_EVENT, struct_publish("hello"), floor=5)
+    assert (pub.conversation_id, pub.dialog_id) == ("c1", "d1")
+    assert landed_sequence(pub, [Msg(5, "hello")], frozenset()) is None  # not newer
+    assert landed_sequence(pub, [Msg(6, "hello", audience="AGENTS_AND_MANAGERS")], frozenset()) is None
+    assert landed_sequence(pub, [Msg(6, "hello")], frozenset({6})) is None  # another request's
+    assert landed_sequence(pub, [Msg(6, "other"), Msg(7, "hello")], frozenset()) == 7
+    private = request(Req.PUBLISH_EVENT, struct_publish("psst", messageAudience="AGENTS_AND_MANAGERS"))
+    assert landed_sequence(private, [Msg(1, "psst")], frozenset()) is None
+    assert landed_sequence(private, [Msg(1, "psst", audience="AGENTS_AND_MANAGERS")], frozenset()) == 1
+    rich = request(Req.PUBLISH_EVENT, struct_publish("card", event_type="RichContentEvent"))
+    content = rich.body.event["content"]
+    assert landed_sequence(rich, [Msg(1, content, content_type="RichContentEvent")], frozenset()) == 1
 
 
 def test_landed_sequence_reads_audience_and_rich_content() -> None:

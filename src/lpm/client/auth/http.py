@@ -380,29 +380,10 @@ class HttpSettings:
             raise AuthenticationError(message, status=response.status)
         raise HttpError(message, status=response.status, body=_redact_body(response.body, secret_values))
 
-    async def request_json(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        expected: Collection[int] = (200,),
-        timeout: float | None = None,
-        **options: Any,
-    ) -> Any:
-        """:meth:`request`, returning only the decoded body (None when the body is empty)."""
-        response = await self.request(
-            method,
-            url,
-            json=json,
-            data=data,
-            headers=headers,
-            expected=expected,
-            timeout=timeout,
-            **options,
-        )
+    async def request_json(self, method: str, url: str, **options: Any) -> Any:
+        """:meth:`request` (the same keywords), returning only the decoded body (None when the
+        body is empty)."""
+        response = await self.request(method, url, **options)
         return response.body
 
     async def _send(

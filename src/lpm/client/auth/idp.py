@@ -156,13 +156,21 @@ async def authenticate_unauthenticated(
     """The LP consumer JWT of an anonymous token on an unauthenticated (ACR-0) connector."""
     _require(connector_id, "connector_id")
     token = _require(anonymous_token, "anonymous_token")
+    body = {"id_token": token}
+    return await _connector_authenticate(http, idp_host, account_id, connector_id, "IdP authenticate", body)
+
+
+async def _connector_authenticate(
+    http: HttpSettings, idp_host: str, account_id: str, connector_id: str, what: str, body: dict[str, str]
+) -> str:
+    """``POST app/{connector_id}/authenticate`` (v3.0): the LP consumer JWT of ``body``'s tokens."""
     return await _post(
         http,
         _url(http, idp_host, account_id, f"app/{connector_id}/authenticate"),
-        f"IdP authenticate (connector {connector_id})",
-        body={"id_token": token},
+        f"{what} (connector {connector_id})",
+        body=body,
         params={"v": "3.0"},
-        secrets=(token,),
+        secrets=tuple(body.values()),
     )
 
 
@@ -185,14 +193,7 @@ async def authenticate_with_id_token(
     if lp_jwt is not None:
         body["lp_jwt"] = _require(lp_jwt, "lp_jwt")
     what = "IdP step-up" if lp_jwt else "IdP authenticate"
-    return await _post(
-        http,
-        _url(http, idp_host, account_id, f"app/{connector_id}/authenticate"),
-        f"{what} (connector {connector_id})",
-        body=body,
-        params={"v": "3.0"},
-        secrets=(id_token, lp_jwt),
-    )
+    return await _connector_authenticate(http, idp_host, account_id, connector_id, what, body)
 
 
 async def mock_authenticate(http: HttpSettings, idp_host: str, account_id: str, customer_name: str) -> str:
@@ -215,15 +216,8 @@ async def mock_step_up(
 ) -> str:
     """Test-only step-up of ``lp_jwt``'s consumer to the mock identity ``customer_name``."""
     _require(connector_id, "connector_id")
-    token = _require(lp_jwt, "lp_jwt")
-    return await _post(
-        http,
-        _url(http, idp_host, account_id, f"app/{connector_id}/authenticate"),
-        f"IdP mock step-up (connector {connector_id})",
-        body={"lp_jwt": token, "code": _require(customer_name, "customer_name")},
-        params={"v": "3.0"},
-        secrets=(token,),
-    )
+    body = {"lp_jwt": _require(lp_jwt, "lp_jwt"), "code": _require(customer_name, "customer_name")}
+    return await _connector_authenticate(http, idp_host, account_id, connector_id, "IdP mock step-up", body)
 
 
 async def sentinel_app_jwt(

@@ -55,7 +55,7 @@ from lpm.client.auth import agent_login
 from lpm.client.auth.agent_login import AgentSession
 from lpm.client.auth.csds import CSDS, CSDSCache, ServiceName
 from lpm.client.auth.http import HttpSettings
-from lpm.client.events import EventEmitter
+from lpm.client.events import EventEmitter, cancel_and_wait
 from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE, ConnectionOptions
 from lpm.client.retry import Backoff, retry
 from lpm.client.state_table import StateTable
@@ -358,12 +358,8 @@ class TokenMaintainer(EventEmitter):
         gen, self._generation = self._generation, None
         tasks = [t for t in (gen, self._refresh_task) if t is not None and t is not asyncio.current_task()]
         self._refresh_task = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            # Their outcome no longer matters; an error here was already reported on "error".
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Their outcome no longer matters; an error here was already reported on "error".
+        await cancel_and_wait(tasks)
         session = self._session
         if logout and was_started and session is not None and session.refreshable:
             try:

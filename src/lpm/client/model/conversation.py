@@ -199,11 +199,10 @@ class Conversation(EventEmitter):
         context: dict[str, Any] | None = None,
         campaign_info: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(cache.actions.report_error)
         self._cache = cache
         #: The connection (through the one interface the object model uses).
         self.actions: ConnectionActions = cache.actions
-        self._error_sink = self.actions.report_error
         #: The conversation id (also the MAIN dialog's id).
         self.conversation_id = conversation_id
         #: The brand's account id.

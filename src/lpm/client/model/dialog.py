@@ -133,8 +133,7 @@ class Dialog(EventEmitter):
         state: str = DialogState.OPEN,
         start_time: int | None = None,
     ) -> None:
-        super().__init__()
-        self._error_sink = conversation.actions.report_error
+        super().__init__(conversation.actions.report_error)
         #: The conversation this dialog belongs to.
         self.conversation = conversation
         #: The dialog id (the MAIN dialog's id is the conversation id).

@@ -102,8 +102,7 @@ class Message(EventEmitter):
         quick_replies: Any = None,
         client_properties: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self._error_sink = dialog.conversation.actions.report_error
+        super().__init__(dialog.conversation.actions.report_error)
         #: The dialog the message belongs to.
         self.dialog = dialog
         #: The message's sequence in its dialog (None only for malformed events).

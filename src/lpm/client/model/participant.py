@@ -50,8 +50,7 @@ class Participant(EventEmitter):
         agent_id: str | None = None,
         state: str = ParticipantState.ACTIVE,
     ) -> None:
-        super().__init__()
-        self._error_sink = dialog.conversation.actions.report_error
+        super().__init__(dialog.conversation.actions.report_error)
         #: The dialog this participant belongs to.
         self.dialog = dialog
         #: PID (brand users) or consumer id.

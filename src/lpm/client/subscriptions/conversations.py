@@ -39,7 +39,6 @@ connection).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import enum
 import logging
@@ -49,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
-from lpm.client.events import EventEmitter
+from lpm.client.events import EventEmitter, cancel_and_wait
 from lpm.client.model.cache import HistoryLoad, _retrying
 from lpm.client.subscriptions.lifecycle import (
     CONVERSATION_SUBSCRIPTION,
@@ -68,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONVERSATION_LIMIT_THRESHOLD",
     "ChildConversationSubscription",
+    "ConversationFeed",
     "ConversationSubscription",
     "LimitBreak",
     "SubscriptionEvent",
@@ -185,7 +185,23 @@ def _min_update(changes: list[ConversationChange]) -> int | None:
 # ---------------------------------------------------------------- the subscription
 
 
-class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionState]):
+class ConversationFeed:
+    """Mixin: reading the conversations a feed (a subscription, the webhooks intake) holds."""
+
+    __slots__ = ()
+
+    _feed: dict[str, Conversation]
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """The conversations this feed currently holds."""
+        return list(self._feed.values())
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        return self._feed.get(conversation_id)
+
+
+class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifecycle[SubscriptionState]):
     """One ``SubscribeExConversations`` of a connection: a feed of conversations matching
     ``query`` (Python names, see :func:`wire_query`).  See the module docstring.
 
@@ -230,9 +246,8 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
         clear_conversation_timeout: float = CLEAR_CONVERSATION_TIMEOUT,
         first_notification_timeout: float = FIRST_NOTIFICATION_TIMEOUT,
     ) -> None:
-        super().__init__()
+        super().__init__(connection.report_error)
         self._host = connection
-        self._error_sink = connection.report_error
         #: The query in Python names, as given.
         self.query: dict[str, Any] = dict(query or {})
         #: The wire body (validated at construction: a bad key fails before any I/O).
@@ -273,14 +288,6 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
     # ---------------------------------------------------------------- reading
 
     @property
-    def conversations(self) -> list[Conversation]:
-        """The conversations this feed currently holds."""
-        return list(self._feed.values())
-
-    def get(self, conversation_id: str) -> Conversation | None:
-        return self._feed.get(conversation_id)
-
-    @property
     def needs_resubscribe(self) -> bool:
         """True when the server no longer holds this subscription (socket lost, or a
         resubscribe failed): the connection should call :meth:`resubscribe` after reconnecting."""
@@ -315,13 +322,8 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
         # Background work of this subscription runs in the context of the code that subscribed
         # (a connection restoring its session sends those requests on the new socket at once).
         self._context = contextvars.copy_context()
-        try:
-            subscription_id = await self._host.subscribe_conversations(self.wire_query)
-        except BaseException:
-            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
-            raise
-        if self._move(SubscriptionTrigger.SUBSCRIBED) != SubscriptionState.SUBSCRIBED:
-            log.debug("subscription %s arrived after unsubscribe(); ignored", subscription_id)
+        subscription_id = await self._subscribed(self._host.subscribe_conversations(self.wire_query))
+        if subscription_id is None:
             return
         self.subscription_id = subscription_id
         self._awaiting_snapshot = True
@@ -395,11 +397,7 @@ class ConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionS
         self._history_loads.clear()
         tasks = [t for t in (self._worker, *self._stopped, *self._join_loads) if t is not None]
         self._worker = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
         for conversation in self._feed.values():
             self._cache.release(conversation)
         self._feed.clear()
@@ -725,9 +723,8 @@ class ChildConversationSubscription(EventEmitter, SubscriptionLifecycle[Subscrip
     )
 
     def __init__(self, parent: ConversationSubscription, last_update_before: int) -> None:
-        super().__init__()
+        super().__init__(parent._host.report_error)
         self._host = parent._host
-        self._error_sink = self._host.report_error
         self.parent = parent
         self.query = {**parent.query, "last_update_before": last_update_before, "last_update_after": 0}
         self.subscription_id: str | None = None
@@ -748,12 +745,9 @@ class ChildConversationSubscription(EventEmitter, SubscriptionLifecycle[Subscrip
     async def init(self) -> None:
         """Subscribe and wait for the page (as long as the parent waits for a snapshot)."""
         timeout = self.parent.first_notification_timeout
-        try:
-            self.subscription_id = await self._host.subscribe_conversations(wire_query(self.query))
-        except BaseException:
-            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
-            raise
-        self._move(SubscriptionTrigger.SUBSCRIBED)
+        self.subscription_id = await self._subscribed(
+            self._host.subscribe_conversations(wire_query(self.query))
+        )
         self._host.register_conversation_subscription(self, None)
         try:
             async with asyncio.timeout(timeout):
@@ -825,12 +819,7 @@ class _ClosedLookup(SubscriptionLifecycle[SubscriptionState]):
         return False
 
     async def run(self, query: dict[str, Any], timeout: float) -> None:
-        try:
-            self.subscription_id = await self._host.subscribe_conversations(query)
-        except BaseException:
-            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
-            raise
-        self._move(SubscriptionTrigger.SUBSCRIBED)
+        self.subscription_id = await self._subscribed(self._host.subscribe_conversations(query))
         self._host.register_conversation_subscription(self, None)
         try:
             async with asyncio.timeout(timeout):
@@ -841,6 +830,8 @@ class _ClosedLookup(SubscriptionLifecycle[SubscriptionState]):
         if self.state == SubscriptionState.DISCONNECTED:
             raise LpmError("the connection was lost before the closed conversations arrived")
         self._unregister()
+        if self.subscription_id is None:  # never: a one-off has no unsubscribe() to race with
+            return
         try:
             await self._host.unsubscribe_conversations(self.subscription_id)
         except LpmError as exc:

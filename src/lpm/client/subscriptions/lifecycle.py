@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Awaitable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from lpm.client.state_table import StateTable
@@ -193,3 +194,17 @@ class SubscriptionLifecycle(Generic[S]):
             # not be combined with EventEmitter's).
             self._state = new  # type: ignore[misc]
         return new
+
+    async def _subscribed(self, request: Awaitable[str]) -> str | None:
+        """Await a subscribe ``request`` and take its answer: ``subscribed`` (returns the id, or
+        None when the answer came after ``unsubscribe()``: the subscription stays UNSUBSCRIBED)
+        or ``subscribe failed`` (the error is raised)."""
+        try:
+            subscription_id = await request
+        except BaseException:
+            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
+            raise
+        if self._move(SubscriptionTrigger.SUBSCRIBED) != SubscriptionState.SUBSCRIBED:
+            log.debug("%r: subscription %s arrived after unsubscribe(); ignored", self, subscription_id)
+            return None
+        return subscription_id

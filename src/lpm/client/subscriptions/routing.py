@@ -124,8 +124,7 @@ class Ring(EventEmitter):
     )
 
     def __init__(self, subscription: RoutingTaskSubscription, info: RingInfo, task: RoutingTaskInfo) -> None:
-        super().__init__()
-        self._error_sink = subscription._host.report_error
+        super().__init__(subscription._host.report_error)
         #: The subscription that received the ring.
         self.subscription = subscription
         self.ring_id = info.ring_id
@@ -184,9 +183,8 @@ class RoutingTaskSubscription(EventEmitter, SubscriptionLifecycle[RoutingSubscri
     __slots__ = ("_finished", "_host", "_state", "query", "rings", "subscription_id", "wire_query")
 
     def __init__(self, connection: RoutingHost, query: Mapping[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__(connection.report_error)
         self._host = connection
-        self._error_sink = connection.report_error
         #: The query in Python names, as given.
         self.query: dict[str, Any] = dict(query or {})
         self.wire_query = routing_wire_query(self.query)
@@ -211,13 +209,8 @@ class RoutingTaskSubscription(EventEmitter, SubscriptionLifecycle[RoutingSubscri
         return self.rings.get(ring_id)
 
     async def _subscribe(self, old_id: str | None) -> None:
-        try:
-            subscription_id = await self._host.subscribe_routing_tasks(self.wire_query)
-        except BaseException:
-            self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
-            raise
-        if self._move(SubscriptionTrigger.SUBSCRIBED) != RoutingSubscriptionState.SUBSCRIBED:
-            log.debug("routing subscription %s arrived after unsubscribe(); ignored", subscription_id)
+        subscription_id = await self._subscribed(self._host.subscribe_routing_tasks(self.wire_query))
+        if subscription_id is None:
             return
         self.subscription_id = subscription_id
         self._host.register_routing_subscription(self, old_id)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.dispatch import RAW_EVENT_NAMES, dispatch_notification
 from lpm.client.events import EventEmitter
-from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT
+from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT, ConversationFeed
 from lpm.enums import ConversationState
 from lpm.errors import ConfigurationError, ProtocolError
 from lpm.protocol.notifications import (
@@ -82,7 +82,7 @@ class IntakeHost(Protocol):
     def report_error(self, error: BaseException) -> None: ...
 
 
-class WebhooksIntake(EventEmitter):
+class WebhooksIntake(ConversationFeed, EventEmitter):
     """The conversation feed of a connection's ``cqm.ExConversationChangeNotification`` webhooks.
 
     Holds a reference (in the connection's cache) on every conversation it has seen and not yet
@@ -92,9 +92,8 @@ class WebhooksIntake(EventEmitter):
     def __init__(
         self, connection: IntakeHost, *, clear_conversation_timeout: float = CLEAR_CONVERSATION_TIMEOUT
     ) -> None:
-        super().__init__()
+        super().__init__(connection.report_error)
         self._connection = connection
-        self._error_sink = connection.report_error
         #: Seconds a DELETEd or closed conversation stays in the feed.
         self.clear_conversation_timeout = clear_conversation_timeout
         self._feed: dict[str, Conversation] = {}
@@ -103,14 +102,6 @@ class WebhooksIntake(EventEmitter):
 
     def __repr__(self) -> str:
         return f"<WebhooksIntake {len(self._feed)} conversations>"
-
-    @property
-    def conversations(self) -> list[Conversation]:
-        """The conversations this feed currently holds."""
-        return list(self._feed.values())
-
-    def get(self, conversation_id: str) -> Conversation | None:
-        return self._feed.get(conversation_id)
 
     # ---------------------------------------------------------------- processing
 

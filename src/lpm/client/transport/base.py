@@ -4,9 +4,10 @@
 model's interface), whose every action raises :class:`~lpm.errors.UnsupportedActionError` (an
 :class:`~lpm.errors.InvalidStateError`) before any I/O, naming the action and the connection
 (:attr:`~TransportConnection.transport_name`) and saying what to use instead
-(:attr:`~TransportConnection.unsupported_hint`).  It packs the arguments of the two actions that
-take many (:class:`Publish`, :class:`MessagesQuery`) and hands them to :meth:`_publish` and
-:meth:`_query_messages`.  Each transport overrides only what it supports:
+(:attr:`~TransportConnection.unsupported_hint`).  The two actions that take many arguments hand
+them, packed into one value (:class:`Publish`, :class:`MessagesQuery`, re-exported here for the
+transports), to the hooks ``_publish`` and ``_query_messages``.  Each transport overrides only
+what it supports:
 
 ============================  ===================================================================
 ``NullConnection``            nothing (its conversations are fed by webhooks)
@@ -28,11 +29,10 @@ one HTTP request.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from lpm.client import connection as cs
-from lpm.client.actions import ConnectionActions, refuse
+from lpm.client.actions import ConnectionActions, MessagesQuery, Publish
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.connection import Connection
@@ -40,9 +40,6 @@ from lpm.client.connection import ConnectionTrigger as _T
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport import file_storage
 from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError
-
-if TYPE_CHECKING:
-    from lpm.protocol.notifications import MessagingEventInfo
 
 __all__ = [
     "ANY_STATUS",
@@ -57,30 +54,6 @@ __all__ = [
 
 #: Every status is handed back to the caller except 429, which :class:`HttpSettings` retries.
 ANY_STATUS = frozenset(range(100, 600)) - {429}
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """The arguments of :meth:`~TransportConnection.publish_event`, as one value."""
-
-    conversation_id: str
-    dialog_id: str
-    #: The publish ``event`` object (``{"type": "ContentEvent", ...}``).
-    event: dict[str, Any]
-    audience: str = "ALL"
-    metadata: list[Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessagesQuery:
-    """The arguments of :meth:`~TransportConnection.query_messages`, as one value: at most
-    ``max_quantity`` events with ``newer_than < sequence < older_than`` (None: no bound)."""
-
-    conversation_id: str
-    dialog_id: str
-    max_quantity: int | None = None
-    newer_than: int | None = None
-    older_than: int | None = None
 
 
 class TransportConnection(Connection, ConnectionActions):
@@ -110,41 +83,6 @@ class TransportConnection(Connection, ConnectionActions):
     def user_id(self) -> str | None:
         """Brand: the agent's PID; consumer: the consumer id (None when unknown)."""
         return None
-
-    # ---------------------------------------------------------------- ConnectionActions
-
-    async def publish_event(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        event: dict[str, Any],
-        *,
-        audience: str = "ALL",
-        metadata: list[Any] | None = None,
-    ) -> int:
-        """``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        return await self._publish(Publish(conversation_id, dialog_id, event, audience, metadata))
-
-    async def _publish(self, publish: Publish) -> int:
-        """The transport's :meth:`publish_event`."""
-        refuse(self, f"publish a {publish.event.get('type', 'messaging event')}")
-
-    async def query_messages(
-        self,
-        conversation_id: str,
-        dialog_id: str,
-        *,
-        max_quantity: int | None = None,
-        newer_than: int | None = None,
-        older_than: int | None = None,
-    ) -> list[MessagingEventInfo]:
-        """Stored events of a dialog, oldest first."""
-        query = MessagesQuery(conversation_id, dialog_id, max_quantity, newer_than, older_than)
-        return await self._query_messages(query)
-
-    async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
-        """The transport's :meth:`query_messages`."""
-        refuse(self, "query messages")
 
 
 class HttpConnection(TransportConnection):

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from lpm.client.auth.brand_identity import BrandIdentity
@@ -34,6 +34,13 @@ from lpm.client.transport.websocket import WebsocketConnection
 from lpm.enums import ParticipantState
 from lpm.errors import AuthenticationError, ConfigurationError, LpmError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
+from lpm.protocol.requests import (
+    GetUserProfileBody,
+    RingAnswer,
+    SetAgentStateBody,
+    SubscribeRoutingTasksBody,
+    UpdateRingStateBody,
+)
 from lpm.protocol.types import Dialect, Req
 
 if TYPE_CHECKING:
@@ -108,7 +115,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         return url, {}
 
     async def _verify(self) -> None:
-        await self.request(Req.GET_USER_PROFILE, {"userId": self.user_id} if self.user_id else {})
+        await self.request(Req.GET_USER_PROFILE, GetUserProfileBody(userId=self.user_id or None))
 
     async def _on_upgrade_unauthorized(self) -> None:
         if not await self._invalidate("Websocket-open"):
@@ -211,22 +218,25 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         if state not in AGENT_STATES:
             raise ConfigurationError(f"agent_state must be one of {', '.join(AGENT_STATES)}, got {state!r}")
         if agent_id is not None and agent_id != self.agent_id:
-            await self.request(
-                Req.SET_AGENT_STATE,
-                {"availability": state, "agentUserId": agent_id, "channels": ["MESSAGING"]}
-                | ({"description": description} if description else {}),
+            body = SetAgentStateBody(
+                availability=state,
+                agentUserId=agent_id,
+                channels=["MESSAGING"],
+                description=description or None,
             )
+            await self.request(Req.SET_AGENT_STATE, body)
             return
         self.agent_state = state
         self._agent_state_description = description
         await self._send_agent_state(state, description)
 
     async def _send_agent_state(self, state: str, description: str | None) -> None:
-        body: dict[str, Any] = {"availability": state, "channels": ["MESSAGING"]}
-        if self.agent_id:
-            body["agentUserId"] = self.agent_id
-        if description:
-            body["description"] = description
+        body = SetAgentStateBody(
+            availability=state,
+            agentUserId=self.agent_id or None,
+            channels=["MESSAGING"],
+            description=description or None,
+        )
         await self.request(Req.SET_AGENT_STATE, body)
 
     async def create_routing_task_subscription(
@@ -238,11 +248,13 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         return subscription
 
     async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
-        body = {"channelType": "MESSAGING", "brandId": self.account_id}
+        """``SubscribeRoutingTasks`` of a wire query (this agent's MESSAGING tasks unless it says
+        otherwise); returns the subscription id."""
+        fields: dict[str, Any] = {"channelType": "MESSAGING", "brandId": self.account_id}
         if self.agent_id:
-            body["agentId"] = self.agent_id
-        body.update(query)
-        result = await self.request(Req.SUBSCRIBE_ROUTING_TASKS, body)
+            fields["agentId"] = self.agent_id
+        fields.update(query)
+        result = await self.request(Req.SUBSCRIBE_ROUTING_TASKS, SubscribeRoutingTasksBody(**fields))
         return str(result["subscriptionId"])
 
     async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
@@ -251,12 +263,15 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         self.router.unregister_routing_subscription(subscription_id)
 
     async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
-        await self.request(Req.UPDATE_RING_STATE, {"ringId": ring_id, "ringState": ring_state})
+        # The server refuses any other answer than ACCEPTED / REJECTED.
+        body = UpdateRingStateBody(ringId=ring_id, ringState=cast(RingAnswer, str(ring_state)))
+        await self.request(Req.UPDATE_RING_STATE, body)
 
     # ---------------------------------------------------------------- messages
 
     async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:
-        """``ms.QueryMessages``."""
+        """``ms.QueryMessages``.  A dict: QueryMessagesBody's decode default (``maxQuantity`` 100)
+        would drop an explicit 100 from the wire, and UMS's own default is not known to be 100."""
         body: dict[str, Any] = {"dialogId": query.dialog_id, "conversationId": query.conversation_id}
         bounds = (
             ("maxQuantity", query.max_quantity),

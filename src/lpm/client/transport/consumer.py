@@ -35,7 +35,7 @@ from lpm.client.auth import idp
 from lpm.client.connection import CONNECTED
 from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.transport.bodies import PROFILE_OK, conversation_request_body, user_profile_body
+from lpm.client.transport.bodies import PROFILE_OK, conversation_request, user_profile_body
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import AUTH_CLOSE_CODES, WebsocketConnection
 from lpm.enums import AuthType
@@ -47,6 +47,7 @@ from lpm.errors import (
     TokenExpiredError,
     UnexpectedResponseError,
 )
+from lpm.protocol.requests import GetUserProfileBody, SubscribeMessagingEventsBody
 from lpm.protocol.types import HEADER_CLIENT_PROPERTIES, HEADER_CONSUMER_AUTH, Dialect, Req
 
 #: Lifetime given to claims signed by the SDK when the caller's claims set has no ``exp``.
@@ -210,7 +211,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         return not self._callers_token
 
     async def _restore(self, first: bool) -> None:
-        self.user_profile = await self.request(Req.GET_USER_PROFILE, {})
+        self.user_profile = await self.request(Req.GET_USER_PROFILE, GetUserProfileBody())
         if isinstance(self.user_profile, dict) and self.user_profile.get("userId"):
             self._user_id = str(self.user_profile["userId"])
         else:
@@ -231,7 +232,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
     ) -> Conversation:
         """Open a conversation (one open conversation per consumer per brand) and subscribe to
         its messages; returns the :class:`~lpm.client.model.conversation.Conversation`."""
-        body = conversation_request_body(
+        body = conversation_request(
             self.account_id,
             skill_id,
             context,
@@ -254,7 +255,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
 
     async def get_user_profile(self, user_id: str | None = None) -> Any:
         """The raw profile of ``user_id`` (default: this consumer)."""
-        return await self.request(Req.GET_USER_PROFILE, {"userId": user_id} if user_id else {})
+        return await self.request(Req.GET_USER_PROFILE, GetUserProfileBody(userId=user_id or None))
 
     async def step_up(
         self,
@@ -317,7 +318,7 @@ class ConsumerWebsocketConnection(WebsocketConnection):
         return str(self.user_id)
 
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
-        await self.request(
-            Req.SUBSCRIBE_MESSAGING_EVENTS,
-            {"conversationId": conversation_id, "dialogId": dialog_id, "fromSeq": from_seq},
+        body = SubscribeMessagingEventsBody(
+            dialogId=dialog_id, conversationId=conversation_id, fromSeq=from_seq
         )
+        await self.request(Req.SUBSCRIBE_MESSAGING_EVENTS, body)

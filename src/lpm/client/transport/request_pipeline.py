@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
+import msgspec
 
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport.ums_socket import UmsSocket, cancel_and_wait
@@ -40,6 +41,7 @@ from lpm.protocol.session import (
     ReplayPolicy,
     WaitVerdict,
     landed_sequence,
+    publish_target,
     replay_policy,
 )
 
@@ -54,6 +56,15 @@ log = logging.getLogger(__name__)
 
 def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
     return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+
+def _public_request(call: Call) -> dict[str, Any]:
+    """The ``request`` of a ``#request`` / ``#response`` event: its body as a dict, whether it was
+    sent as one (``conn.send``) or as a protocol struct."""
+    body = call.body
+    if isinstance(body, msgspec.Struct):
+        body = msgspec.to_builtins(body)
+    return {"id": call.req_id, "type": call.type, "body": body}
 
 
 @dataclass(slots=True, eq=False)
@@ -85,6 +96,8 @@ class RequestPipeline:
     """Writes requests, queues them while no session is ready, and settles every outcome.
 
     ``emit`` is the connection's (``<type>#request``, ``<type>#response``, ``timeout``);
+    ``has_listeners(name)`` tells whether an event has listeners (default: ``emit``'s emitter's),
+    so the payloads of ``#request`` / ``#response`` are built only for someone;
     ``on_write_failed(sock)`` is called when a frame could not be written (the socket is dead
     even if its reader has not noticed yet).
     """
@@ -97,11 +110,16 @@ class RequestPipeline:
         *,
         emit: Callable[..., bool],
         on_write_failed: Callable[[UmsSocket], None],
+        has_listeners: Callable[[str], bool] | None = None,
     ) -> None:
         self.session = session
         self.options = options
         self._conversations = conversations
         self._emit = emit
+        emitter = getattr(emit, "__self__", None)
+        self._has_listeners: Callable[[str], bool] = (
+            has_listeners or getattr(emitter, "has_listeners", None) or (lambda name: True)
+        )
         self._on_write_failed = on_write_failed
         #: The socket of the ready session (None: requests queue).
         self._socket: UmsSocket | None = None
@@ -141,8 +159,7 @@ class RequestPipeline:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         call = Call(type_, body, headers, metadata, replay_policy(type_, body), future=future)
         if call.policy is ReplayPolicy.RECONCILE:
-            call.conversation_id = body.get("conversationId")
-            call.dialog_id = body.get("dialogId")
+            call.conversation_id, call.dialog_id = publish_target(body)
             dialog = self._dialog_of(call.conversation_id, call.dialog_id)
             call.floor = dialog.max_seen_sequence if dialog is not None else -1
         return call
@@ -187,10 +204,9 @@ class RequestPipeline:
         its future: the response, a timeout, or what the loss of the socket decides."""
         data = self.session.prepare(call, sock.generation, time.time())
         call.timer = _call_later(self.options.response_timeout, self._on_response_timeout, call)
-        self._emit(
-            f"{call.type}#request",
-            {"start": call.start, "request": {"id": call.req_id, "type": call.type, "body": call.body}},
-        )
+        name = f"{call.type}#request"
+        if self._has_listeners(name):
+            self._emit(name, {"start": call.start, "request": _public_request(call)})
         try:
             await sock.send(data)
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
@@ -210,15 +226,17 @@ class RequestPipeline:
             call.settle(RequestError(response.code, call.type, response.body, response_type=response.type))
             return
         call.cancel_timer()
-        self._emit(
-            f"{call.type}#response",
-            {
-                "start": call.start,
-                "end": time.time(),
-                "request": {"id": call.req_id, "type": call.type, "body": call.body},
-                "response": response.body,
-            },
-        )
+        name = f"{call.type}#response"
+        if self._has_listeners(name):
+            self._emit(
+                name,
+                {
+                    "start": call.start,
+                    "end": time.time(),
+                    "request": _public_request(call),
+                    "response": response.body,
+                },
+            )
         call.settle(result=response.body)
 
     @staticmethod

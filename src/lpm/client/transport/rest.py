@@ -431,16 +431,36 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
         *,
         json: Any = None,
         params: Mapping[str, str] | None = None,
-        if_match: str | None = None,
         expected: tuple[int, ...] = (200,),
+        conditional: bool = False,
     ) -> HttpResponse:
-        """One REST call.  A 401 regenerates the token and is retried once; any status outside
-        ``expected`` raises :class:`RequestError`."""
+        """One REST call; any status outside ``expected`` raises :class:`RequestError`.
+
+        ``conditional`` (PATCH, DELETE): sent with the ETag of a GET of the same resource right
+        before; on 412 (the resource changed in between) read and write once more."""
         request_type = f"REST {method} {target.template}"
         self._require_connected(request_type)
         path = target.path(self.account_id)
         host = await self.lookup_service(ServiceName.ASYNC_MESSAGING_ENT)
         url = self.http.base_url(host) + path
+        for attempt in range(2):
+            if_match = await self._etag(target) if conditional else None
+            response = await self._authorized(method, url, request_type, json, params, if_match)
+            if response.status in expected:
+                return response
+            if response.status == 412 and conditional and not attempt:
+                log.debug("%s %s: the resource changed since its GET; retrying once", method, target.template)
+                continue
+            raise request_error(
+                response.status, request_type, response.body, target.conversation_id, target.dialog_id
+            )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _authorized(
+        self, method: str, url: str, request_type: str, json: Any, params: Any, if_match: str | None
+    ) -> HttpResponse:
+        """:func:`rest_request` with the current token; a 401 regenerates the token and is sent
+        once more (the answer is returned whatever its status)."""
         for attempt in range(2):
             token = await self.get_token()
             response = await rest_request(
@@ -454,16 +474,11 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
                 params=params,
                 if_match=if_match,
             )
-            if response.status == 401 and attempt == 0:
-                log.info("%s answered 401: regenerating the token", request_type)
-                await self._token_invalid(token)
-                continue
-            if response.status in expected:
+            if response.status != 401 or attempt:
                 return response
-            raise request_error(
-                response.status, request_type, response.body, target.conversation_id, target.dialog_id
-            )
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+            log.info("%s answered 401: regenerating the token", request_type)
+            await self._token_invalid(token)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns
 
     async def _token_invalid(self, token: str) -> None:
         maintainer = self.token_maintainer
@@ -473,35 +488,15 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
         else:
             await maintainer.on_token_invalid("rest-401")
 
-    async def _conditional(
-        self,
-        method: str,
-        target: RestTarget,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        expected: tuple[int, ...] = (200,),
-    ) -> HttpResponse:
-        """A PATCH/DELETE with the ETag of a GET of the same resource right before; on 412 (the
-        resource changed in between) read and write once more."""
-        for attempt in range(2):
-            current = await self._request("GET", target)
-            if target.template == CONVERSATION:
-                self._refresh(current.body)
-            etag = _header(current.headers, "ETag")
-            if not etag:
-                raise ProtocolError(
-                    f"REST GET {target.template} answered without an ETag", frame=current.body
-                )
-            try:
-                return await self._request(
-                    method, target, json=json, params=params, if_match=etag, expected=expected
-                )
-            except RequestError as exc:
-                if exc.code != 412 or attempt:
-                    raise
-                log.debug("%s %s: the resource changed since its GET; retrying once", method, target.template)
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _etag(self, target: RestTarget) -> str:
+        """The ETag of a GET of ``target`` (a conversation's body also refreshes its cache entry)."""
+        current = await self._request("GET", target)
+        if target.template == CONVERSATION:
+            self._refresh(current.body)
+        etag = _header(current.headers, "ETag")
+        if not etag:
+            raise ProtocolError(f"REST GET {target.template} answered without an ETag", frame=current.body)
+        return etag
 
     # ---------------------------------------------------------------- conversations
 
@@ -586,11 +581,15 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
 
     async def _apply_op(self, cid: str, op: RestWrite) -> Any:
         if op.kind == "conversation":
-            response = await self._conditional("PATCH", RestTarget(CONVERSATION, cid), json=op.body)
+            response = await self._request(
+                "PATCH", RestTarget(CONVERSATION, cid), json=op.body, conditional=True
+            )
             self._refresh(response.body)
             return CLOSE_OK if op.body.get("stage") == "CLOSE" else response.body
         if op.kind == "dialog":
-            response = await self._conditional("PATCH", RestTarget(DIALOG, cid, op.dialog_id), json=op.body)
+            response = await self._request(
+                "PATCH", RestTarget(DIALOG, cid, op.dialog_id), json=op.body, conditional=True
+            )
             return response.body
         did = await self._participant_dialog(cid)
         if op.kind == "add":
@@ -599,7 +598,9 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
             return response.body
         # remove / transfer
         target = RestTarget(PARTICIPANT, cid, did, op.user_id)
-        response = await self._conditional("DELETE", target, params=op.params or None, expected=(200, 204))
+        response = await self._request(
+            "DELETE", target, params=op.params or None, expected=(200, 204), conditional=True
+        )
         return response.body
 
     async def _query_messages(self, query: MessagesQuery) -> list[MessagingEventInfo]:

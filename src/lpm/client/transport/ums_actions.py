@@ -10,8 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.transport.base import sequence_of
-from lpm.client.transport.bodies import publish_body
+from lpm.client.transport.bodies import publish_request
 from lpm.errors import ProtocolError
+from lpm.protocol.requests import (
+    GenerateDownloadURLBody,
+    GetUserProfileBody,
+    SubscribeExConversationsBody,
+    UnsubscribeBody,
+    UpdateConversationFieldRequest,
+)
 from lpm.protocol.types import Req
 
 if TYPE_CHECKING:
@@ -60,7 +67,7 @@ class UmsActions:
         metadata: list[Any] | None = None,
     ) -> int:
         """``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        body = publish_body(conversation_id, dialog_id, event, audience)
+        body = publish_request(conversation_id, dialog_id, event, audience)
         result = await self.request(Req.PUBLISH_EVENT, body, metadata=metadata or None)
         return sequence_of(result) or 0
 
@@ -72,12 +79,13 @@ class UmsActions:
         metadata: list[Any] | None = None,
     ) -> Any:
         """``cm.UpdateConversationField``; returns the response body."""
-        body = {"conversationId": conversation_id, "conversationField": fields}
+        # The fields stay the object model's dicts (UpdateConversationFieldRequest is generic over them).
+        body = UpdateConversationFieldRequest(conversationId=conversation_id, conversationField=fields)
         return await self.request(Req.UPDATE_CONVERSATION_FIELD, body, metadata=metadata or None)
 
     async def subscribe_conversations(self: _Requester, query: dict[str, Any]) -> str:
-        """``cqm.SubscribeExConversations``; returns the subscription id."""
-        result = await self.request(Req.SUBSCRIBE_EX_CONVERSATIONS, query)
+        """``cqm.SubscribeExConversations`` of a wire query; returns the subscription id."""
+        result = await self.request(Req.SUBSCRIBE_EX_CONVERSATIONS, SubscribeExConversationsBody(**query))
         sub_id = result.get("subscriptionId") if isinstance(result, dict) else None
         if not isinstance(sub_id, str):
             raise ProtocolError("SubscribeExConversations response has no subscriptionId", frame=result)
@@ -86,20 +94,22 @@ class UmsActions:
     async def unsubscribe_conversations(self: _Requester, subscription_id: str) -> None:
         """``cqm.UnsubscribeExConversations`` (its late notifications are then expected)."""
         self.router.unregister_conversation_subscription(subscription_id)
-        await self.request(Req.UNSUBSCRIBE_EX_CONVERSATIONS, {"subscriptionId": subscription_id})
+        await self.request(Req.UNSUBSCRIBE_EX_CONVERSATIONS, UnsubscribeBody(subscriptionId=subscription_id))
 
     async def get_user_profile(self: _Requester, user_id: str | None) -> Any:
         """``userprofile.GetUserProfile`` (this user's when ``user_id`` is None)."""
-        return await self.request(Req.GET_USER_PROFILE, {"userId": user_id} if user_id else {})
+        return await self.request(Req.GET_USER_PROFILE, GetUserProfileBody(userId=user_id or None))
 
     async def generate_upload_url(self: _Requester, file_size: int, file_type: str) -> dict[str, Any]:
         """``ms.GenerateURLForUploadFile``: ``relativePath`` and ``queryParams``."""
+        # A dict: the schema's fileSize is a string, which GenerateUploadURLBody decodes as an int.
         body = {"fileSize": str(file_size), "fileType": file_type}
         return dict(await self.request(Req.GENERATE_UPLOAD_URL, body))
 
     async def generate_download_url(self: _Requester, relative_path: str) -> dict[str, Any]:
         """``ms.GenerateURLForDownloadFile``: ``relativePath`` and ``queryParams``."""
-        return dict(await self.request(Req.GENERATE_DOWNLOAD_URL, {"relativePath": relative_path}))
+        body = GenerateDownloadURLBody(relativePath=relative_path)
+        return dict(await self.request(Req.GENERATE_DOWNLOAD_URL, body))
 
     async def get_clock(self: _Requester) -> int:
         """The server's clock (epoch ms)."""

@@ -1,10 +1,17 @@
-"""WebSocket connections: the asyncio driver of the sans-I/O client session.
+"""WebSocket connections: the life of a connection over one UMS socket at a time.
 
 The rules -- request ids, the in-flight table per socket generation, what becomes of each request
 when its socket is lost, the queue, reconciliation of published messages -- live in
-:class:`lpm.protocol.session.ClientSession` and are unit-tested there with frames.  This module
-does the I/O around it: one socket at a time, its reader and keep-alive, the callers' futures and
-deadlines, the maintainer that reconnects, and the restore of the session on every new socket.
+:class:`lpm.protocol.session.ClientSession` and are unit-tested there with frames.  The I/O
+around them is split by job: :mod:`~lpm.client.transport.ums_socket` (one socket),
+:mod:`~lpm.client.transport.request_pipeline` (requests: futures, deadlines, the queue writer),
+:mod:`~lpm.client.transport.ums_actions` (the object model's actions as requests) and
+:mod:`~lpm.client.subscriptions.keeper` (subscriptions across sockets).  This module is the
+connection's life: open, connect attempts and their verification, the restore of the session on
+every new socket, the loss of a socket, keep-alive and close.  It stays one piece (a little over
+600 lines) because those steps share one state -- the current socket, whether a session is being
+restored, whether the connection is closing -- and splitting them would spread it over classes
+that each need all of it.
 
 One :class:`WebsocketConnection` owns at most one live socket at a time.  Every socket gets a
 *generation* number; the reader, the keep-alive and every request carry the generation they were
@@ -50,6 +57,7 @@ from lpm.client.dispatch import (
     MAX_RETIRED,
     ORPHAN_GRACE,
     RAW_EVENT_NAMES,
+    SocketSink,
     SubscriptionRouter,
     dispatch_notification,
 )
@@ -85,12 +93,7 @@ from lpm.protocol.session import (
 from lpm.protocol.types import Dialect, Notif, Req, request_wire_name
 
 if TYPE_CHECKING:
-    from lpm.protocol.notifications import (
-        AgentStateInfo,
-        ConversationChange,
-        MessagingEventInfo,
-        RoutingTaskInfo,
-    )
+    from lpm.protocol.notifications import MessagingEventInfo
 
 __all__ = [
     "AUTH_CLOSE_CODES",
@@ -112,28 +115,6 @@ _NO_SEQUENCE = 1 << 62
 #: Set (to the socket generation) while a connect attempt verifies and restores the session:
 #: requests made in that context go straight to the new socket instead of the queue.
 _restoring: contextvars.ContextVar[int | None] = contextvars.ContextVar("lpm_restoring", default=None)
-
-
-class _SocketSink:
-    """Where the socket's decoded notifications go (see :func:`lpm.client.dispatch.dispatch_notification`)."""
-
-    __slots__ = ("_connection",)
-
-    def __init__(self, connection: WebsocketConnection) -> None:
-        self._connection = connection
-
-    def on_conversation_changes(self, subscription_id: str | None, changes: list[ConversationChange]) -> None:
-        self._connection.router.route_conversation_changes(subscription_id, changes)
-
-    def on_messaging_events(self, events: list[MessagingEventInfo]) -> None:
-        self._connection._hold_events(events)
-
-    def on_routing_tasks(self, subscription_id: str | None, tasks: list[tuple[str, RoutingTaskInfo]]) -> None:
-        self._connection.router.route_routing_tasks(subscription_id, tasks)
-
-    def on_agent_states(self, states: list[AgentStateInfo]) -> None:
-        for state in states:
-            self._connection.emit("agent-state", state)
 
 
 def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
@@ -159,7 +140,11 @@ class WebsocketConnection(UmsActions, HttpConnection):
             emit=self.emit,
             on_write_failed=self._on_write_failed,
         )
-        self._sink = _SocketSink(self)
+        self._sink = SocketSink(
+            self.router,
+            on_messaging_events=self._hold_events,
+            on_agent_state=lambda state: self.emit("agent-state", state),
+        )
         self._socket: UmsSocket | None = None
         self._open_called = False
         self._disconnected_at: float | None = None

@@ -73,22 +73,18 @@ def test_the_interface_is_the_one_the_table_lists() -> None:
     assert set(ACTIONS) == set(CALLS) | (IDENTITY - {"account_id"})
 
 
-#: The actions whose arguments the base packs into one value, and the hook a transport overrides.
+#: The actions whose arguments the interface packs into one value, and the hook a transport overrides.
 PACKED = {"publish_event": "_publish", "query_messages": "_query_messages"}
 
 
 def test_every_action_is_implemented_once() -> None:
-    """The interface's own default refuses; only the packed actions are implemented by the base
-    (with the interface's parameters), which hands them to a hook."""
+    """The interface's own default refuses (the packed actions through their hook, which refuses);
+    the base implements none of them."""
     for name in CALLS:
-        if name in PACKED:
-            assert name in vars(TransportConnection) and PACKED[name] in vars(TransportConnection), name
-            base = inspect.signature(getattr(ConnectionActions, name))
-            mine = inspect.signature(getattr(TransportConnection, name))
-            assert list(base.parameters) == list(mine.parameters), name
-        else:
-            assert name not in vars(TransportConnection), name
-            assert not inspect.getsource(getattr(ConnectionActions, name)).rstrip().endswith("..."), name
+        assert name not in vars(TransportConnection), name
+        assert not inspect.getsource(getattr(ConnectionActions, name)).rstrip().endswith("..."), name
+    for hook in PACKED.values():
+        assert hook in vars(ConnectionActions) and hook not in vars(TransportConnection), hook
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))

@@ -1,4 +1,16 @@
-"""Typed request bodies of both dialects (msgspec Structs).
+"""Typed request bodies of both dialects (msgspec Structs), spelled once for both sides.
+
+The emulator validates what clients send with them; the SDK builds its requests as the same
+structs, which the frame encoder writes directly (:func:`lpm.protocol.frames.encode`).
+``omit_defaults`` leaves a field at its default off the wire, so a field the SDK always sends
+but a client may omit has a ``default_factory`` default (:func:`_sent_default`): absent on
+decode it takes the default, and it is always encoded.
+
+Two bodies are generic over their open part: :class:`PublishEventRequest` (the ``event``) and
+:class:`UpdateConversationFieldRequest` (the fields).  The emulator decodes their concrete
+subclasses (:class:`PublishEventBody`, :class:`UpdateConversationFieldBody`), whose open part is
+the tagged union of the known events / fields; the SDK sends the dicts its object model builds
+there (a struct would drop keys it does not know).
 
 ``parse_body(model, raw)`` validates a decoded JSON body and raises :class:`BodyError` with a
 message that names the offending field.  Unknown fields are ignored (clients must be free to
@@ -8,11 +20,15 @@ add values, and rejected only where the value drives behaviour.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+#: The ``event`` of a :class:`PublishEventRequest`.
+E = TypeVar("E")
+#: One ``conversationField`` of an :class:`UpdateConversationFieldRequest`.
+F = TypeVar("F")
 
 
 class BodyError(ValueError):
@@ -36,6 +52,13 @@ def as_list(value: Any) -> list[Any]:
 
 class _Body(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     pass
+
+
+def _sent_default(value: T) -> T:
+    """A default a decoded body takes when the field is absent, which the encoder still writes
+    (``omit_defaults`` drops only defaults given by value, compared by identity, and empty
+    collections: a ``default_factory`` of a scalar never matches)."""
+    return msgspec.field(default_factory=lambda: value)
 
 
 # ---------------------------------------------------------------- messaging events
@@ -67,17 +90,34 @@ CHAT_STATES = frozenset({"ACTIVE", "INACTIVE", "GONE", "COMPOSING", "PAUSE", "BA
 MESSAGE_AUDIENCES = frozenset({"ALL", "AGENTS_AND_MANAGERS"})
 
 
-class PublishEventBody(_Body):
+class PublishEventRequest(_Body, Generic[E], kw_only=True):
+    """``ms.PublishEvent``; ``messageAudience`` is on the wire only when it is not ``ALL``."""
+
     dialogId: str
-    event: MessagingEvent
     conversationId: str | None = None
+    event: E
     messageAudience: str = "ALL"
+
+
+class PublishEventBody(PublishEventRequest[MessagingEvent]):
+    """A ``PublishEvent`` as the emulator validates it: the event is one of :data:`MessagingEvent`."""
+
+
+def publish_event_request(
+    conversation_id: str, dialog_id: str, event: E, audience: str = "ALL"
+) -> PublishEventRequest[E]:
+    """The ``ms.PublishEvent`` body of ``event`` (the SDK passes its event dict)."""
+    if audience == "ALL":
+        return PublishEventRequest(dialogId=dialog_id, conversationId=conversation_id, event=event)
+    return PublishEventRequest(
+        dialogId=dialog_id, conversationId=conversation_id, event=event, messageAudience=str(audience)
+    )
 
 
 class SubscribeMessagingEventsBody(_Body):
     dialogId: str
     conversationId: str | None = None
-    fromSeq: int = 0
+    fromSeq: int = _sent_default(0)
 
 
 class QueryMessagesBody(_Body):
@@ -99,7 +139,7 @@ class CampaignInfo(_Body):
 class ConsumerRequestConversationBody(_Body):
     brandId: str | None = None
     skillId: str | int | None = None
-    channelType: str = "MESSAGING"
+    channelType: str = _sent_default("MESSAGING")
     ttrDefName: str | None = None
     campaignInfo: CampaignInfo | None = None
     conversationContext: dict[str, Any] | None = None
@@ -198,9 +238,16 @@ ConversationField = (
 )
 
 
-class UpdateConversationFieldBody(_Body):
+class UpdateConversationFieldRequest(_Body, Generic[F]):
+    """``cm.UpdateConversationField``: one or more fields of one conversation."""
+
     conversationId: str
-    conversationField: list[ConversationField]
+    conversationField: list[F]
+
+
+class UpdateConversationFieldBody(UpdateConversationFieldRequest[ConversationField]):
+    """An ``UpdateConversationField`` as the emulator validates it: each field is one of
+    :data:`ConversationField`."""
 
 
 def parse_update_conversation_field(raw: Any) -> UpdateConversationFieldBody:
@@ -217,6 +264,9 @@ class SubscribeExConversationsBody(_Body):
     convState: list[str] | None = None
     stage: list[str] | None = None
     agentIds: list[str] | None = None
+    #: Filters the emulator does not apply (they are accepted, as UMS accepts them).
+    dialogTypes: Any = None
+    conversationId: Any = None
     consumerId: str | None = None
     brandId: str | None = None
     minLastUpdatedTime: int | None = None
@@ -262,9 +312,13 @@ class UpdateRoutingTaskSubscriptionBody(_Body):
     conversationId: str | None = None
 
 
+#: The answers to a ring.
+RingAnswer = Literal["ACCEPTED", "REJECTED"]
+
+
 class UpdateRingStateBody(_Body):
     ringId: str
-    ringState: Literal["ACCEPTED", "REJECTED"]
+    ringState: RingAnswer
 
 
 AGENT_STATES = frozenset({"ONLINE", "OCCUPIED", "AWAY", "BACK_SOON", "OFFLINE"})
@@ -284,6 +338,13 @@ class SetUserProfileBody(_Body):
     description: str | None = None
     authenticatedData: dict[str, Any] | None = None
     privateData: dict[str, Any] | None = None
+
+
+class GetUserProfileBody(_Body):
+    """``userprofile.GetUserProfile`` as the SDK sends it (``{}``: the caller's own); the emulator
+    reads every form clients send with :func:`parse_user_profile_target`."""
+
+    userId: str | None = None
 
 
 class GenerateUploadURLBody(_Body):
