@@ -71,26 +71,23 @@ class ConnectionTrigger(StrEnum):
 _T = ConnectionTrigger
 
 #: The connection's legal moves; anything else is a bug and raises InvalidStateError.
-CONNECTION_STATES: StateTable[str, ConnectionTrigger] = StateTable(
+CONNECTION_STATES: StateTable[str, ConnectionTrigger] = StateTable.by_state(
     "connection",
     {
-        (INITIAL, _T.OPEN): CONNECTING,
-        (INITIAL, _T.CLOSE): CLOSED,
-        (CONNECTING, _T.RETRY): CONNECTING,  # open()'s first attempt: already CONNECTING
-        (CONNECTING, _T.VERIFIED): CONNECTED,
-        (CONNECTING, _T.CONNECT_FAILED): FAILED_TO_CONNECT,
-        (CONNECTING, _T.CLOSE): CLOSED,
-        (CONNECTING, _T.GIVE_UP): CLOSED,
-        (CONNECTED, _T.SOCKET_LOST): DISCONNECTED,
-        (CONNECTED, _T.CLOSE): CLOSING,
-        (FAILED_TO_CONNECT, _T.OPEN): CONNECTING,  # REST / Send API: open() may be called again
-        (FAILED_TO_CONNECT, _T.RETRY): CONNECTING,
-        (FAILED_TO_CONNECT, _T.CLOSE): CLOSED,
-        (FAILED_TO_CONNECT, _T.GIVE_UP): CLOSED,
-        (DISCONNECTED, _T.RETRY): CONNECTING,
-        (DISCONNECTED, _T.CLOSE): CLOSED,
-        (DISCONNECTED, _T.GIVE_UP): CLOSED,
-        (CLOSING, _T.CLOSED): CLOSED,
+        INITIAL: {_T.OPEN: CONNECTING, _T.CLOSE: CLOSED},
+        # RETRY: open()'s first attempt finds the connection CONNECTING already.
+        CONNECTING: {
+            _T.RETRY: CONNECTING,
+            _T.VERIFIED: CONNECTED,
+            _T.CONNECT_FAILED: FAILED_TO_CONNECT,
+            _T.CLOSE: CLOSED,
+            _T.GIVE_UP: CLOSED,
+        },
+        CONNECTED: {_T.SOCKET_LOST: DISCONNECTED, _T.CLOSE: CLOSING},
+        # OPEN: a REST / Send API connection may be opened again after a failure.
+        FAILED_TO_CONNECT: {_T.OPEN: CONNECTING, _T.RETRY: CONNECTING, _T.CLOSE: CLOSED, _T.GIVE_UP: CLOSED},
+        DISCONNECTED: {_T.RETRY: CONNECTING, _T.CLOSE: CLOSED, _T.GIVE_UP: CLOSED},
+        CLOSING: {_T.CLOSED: CLOSED},
     },
 )
 

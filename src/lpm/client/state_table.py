@@ -6,8 +6,9 @@ in the table is a bug of the SDK and raises :class:`~lpm.errors.InvalidStateErro
 leaving the object in a state nobody planned.  A trigger that leaves the state as it is appears
 in the table as a move to the same state, so "ignored here" is written down too.
 
-(The connection's own machine, :data:`lpm.client.connection.TRANSITIONS`, is a table of target
-states rather than of triggers: its moves are named by the state they reach.)
+The connection's machine (:data:`lpm.client.connection.CONNECTION_STATES`), the subscriptions'
+(:mod:`lpm.client.subscriptions.lifecycle`) and the token maintainers'
+(:mod:`lpm.client.auth.tokens`) are tables of this shape.
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ class StateTable(Generic[S, T]):
     def __init__(self, name: str, moves: Mapping[tuple[S, T], S]) -> None:
         self.name = name
         self._moves: dict[tuple[S, T], S] = dict(moves)
+
+    @classmethod
+    def by_state(
+        cls, name: str, rows: Mapping[S, Mapping[T, S]], *, from_every_state: Mapping[T, S] | None = None
+    ) -> StateTable[S, T]:
+        """A table written state by state: ``{state: {trigger: new_state, ...}, ...}``;
+        ``from_every_state`` adds moves legal in every state of ``rows`` (listed first)."""
+        moves: dict[tuple[S, T], S] = {}
+        for state, row in rows.items():
+            for trigger, new in {**(from_every_state or {}), **row}.items():
+                moves[(state, trigger)] = new
+        return cls(name, moves)
 
     def next(self, state: S, trigger: T) -> S:
         """The state ``trigger`` leads to from ``state``; :class:`InvalidStateError` if illegal."""

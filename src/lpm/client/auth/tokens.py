@@ -125,23 +125,23 @@ _TS = TokenState
 _TT = TokenTrigger
 
 #: The life cycle of a :class:`TokenMaintainer` (see the module docstring).
-TOKEN_MAINTAINER: StateTable[TokenState, TokenTrigger] = StateTable(
+TOKEN_MAINTAINER: StateTable[TokenState, TokenTrigger] = StateTable.by_state(
     "token maintainer",
     {
-        (_TS.INITIAL, _TT.START): _TS.LOGGING_IN,
-        (_TS.STOPPED, _TT.START): _TS.LOGGING_IN,
-        (_TS.LOGGING_IN, _TT.LOGGED_IN): _TS.VALID,
-        (_TS.LOGGING_IN, _TT.START_ABORTED): _TS.INITIAL,
-        # start()'s caller was cancelled just after the login succeeded.
-        (_TS.VALID, _TT.START_ABORTED): _TS.INITIAL,
-        (_TS.VALID, _TT.TOKEN_INVALID): _TS.REGENERATING,
-        (_TS.FAILED, _TT.TOKEN_INVALID): _TS.REGENERATING,
-        # The first login failed and the token was reported invalid before start() raised.
-        (_TS.LOGGING_IN, _TT.TOKEN_INVALID): _TS.REGENERATING,
-        (_TS.REGENERATING, _TT.REGENERATED): _TS.VALID,
-        (_TS.REGENERATING, _TT.REGENERATION_FAILED): _TS.FAILED,
-        **{(state, _TT.STOP): _TS.STOPPED for state in TokenState},
+        _TS.INITIAL: {_TT.START: _TS.LOGGING_IN},
+        _TS.STOPPED: {_TT.START: _TS.LOGGING_IN},
+        # TOKEN_INVALID: the first login failed and was reported before start() raised.
+        _TS.LOGGING_IN: {
+            _TT.LOGGED_IN: _TS.VALID,
+            _TT.START_ABORTED: _TS.INITIAL,
+            _TT.TOKEN_INVALID: _TS.REGENERATING,
+        },
+        # START_ABORTED: start()'s caller was cancelled just after the login succeeded.
+        _TS.VALID: {_TT.START_ABORTED: _TS.INITIAL, _TT.TOKEN_INVALID: _TS.REGENERATING},
+        _TS.FAILED: {_TT.TOKEN_INVALID: _TS.REGENERATING},
+        _TS.REGENERATING: {_TT.REGENERATED: _TS.VALID, _TT.REGENERATION_FAILED: _TS.FAILED},
     },
+    from_every_state={_TT.STOP: _TS.STOPPED},
 )
 
 #: What the public :attr:`TokenMaintainer.state` says of each :class:`TokenState`.
@@ -155,12 +155,10 @@ _PUBLIC_STATE = {
 }
 
 #: The life cycle of a :class:`StaticTokenMaintainer` (start and stop are idempotent).
-STATIC_TOKEN_MAINTAINER: StateTable[MaintainerState, TokenTrigger] = StateTable(
+STATIC_TOKEN_MAINTAINER: StateTable[MaintainerState, TokenTrigger] = StateTable.by_state(
     "static token maintainer",
-    {
-        **{(state, _TT.START): MaintainerState.STARTED for state in MaintainerState},
-        **{(state, _TT.STOP): MaintainerState.STOPPED for state in MaintainerState},
-    },
+    {state: {} for state in MaintainerState},
+    from_every_state={_TT.START: MaintainerState.STARTED, _TT.STOP: MaintainerState.STOPPED},
 )
 
 

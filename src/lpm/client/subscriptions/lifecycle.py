@@ -62,7 +62,7 @@ from collections.abc import Awaitable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from lpm.client.state_table import StateTable
-from lpm.enums import RoutingSubscriptionState, SubscriptionState
+from lpm.enums import SubscriptionState
 
 __all__ = [
     "CONVERSATION_SUBSCRIPTION",
@@ -100,73 +100,84 @@ class SubscriptionTrigger(enum.StrEnum):
 
 _T = SubscriptionTrigger
 _S = SubscriptionState
-_R = RoutingSubscriptionState
+Rows = dict[SubscriptionState, dict[SubscriptionTrigger, SubscriptionState]]
 
 
-def _resubscribable(states: Any) -> dict[tuple[Any, SubscriptionTrigger], Any]:
-    """The moves conversation and routing subscriptions share (``states``: their enum)."""
-    return {
-        (states.INITIAL, _T.SUBSCRIBED): states.SUBSCRIBED,
-        (states.INITIAL, _T.SUBSCRIBE_FAILED): states.FAILED_TO_SUBSCRIBE,
-        (states.INITIAL, _T.SOCKET_LOST): states.INITIAL,
-        (states.SUBSCRIBED, _T.SOCKET_LOST): states.DISCONNECTED,
-        (states.RESUBSCRIBING, _T.SUBSCRIBED): states.SUBSCRIBED,
-        (states.RESUBSCRIBING, _T.SUBSCRIBE_FAILED): states.FAILED_TO_SUBSCRIBE,
-        (states.RESUBSCRIBING, _T.SOCKET_LOST): states.DISCONNECTED,
-        (states.DISCONNECTED, _T.SUBSCRIBED): states.SUBSCRIBED,
-        (states.DISCONNECTED, _T.SUBSCRIBE_FAILED): states.FAILED_TO_SUBSCRIBE,
-        (states.DISCONNECTED, _T.SOCKET_LOST): states.DISCONNECTED,
-        (states.DISCONNECTED, _T.RESUBSCRIBE): states.RESUBSCRIBING,
-        (states.DISCONNECTED, _T.FORGET): states.UNSUBSCRIBED,
-        (states.FAILED_TO_SUBSCRIBE, _T.SOCKET_LOST): states.FAILED_TO_SUBSCRIBE,
-        (states.FAILED_TO_SUBSCRIBE, _T.RESUBSCRIBE): states.RESUBSCRIBING,
-        (states.FAILED_TO_SUBSCRIBE, _T.FORGET): states.UNSUBSCRIBED,
-        (states.UNSUBSCRIBED, _T.SUBSCRIBED): states.UNSUBSCRIBED,
-        (states.UNSUBSCRIBED, _T.SUBSCRIBE_FAILED): states.UNSUBSCRIBED,
-        (states.UNSUBSCRIBED, _T.SOCKET_LOST): states.UNSUBSCRIBED,
+def _resubscribable(**extra: dict[SubscriptionTrigger, SubscriptionState]) -> Rows:
+    """The moves conversation and routing subscriptions share, plus ``extra`` moves by state name."""
+    rows: Rows = {
+        _S.INITIAL: {
+            _T.SUBSCRIBED: _S.SUBSCRIBED,
+            _T.SUBSCRIBE_FAILED: _S.FAILED_TO_SUBSCRIBE,
+            _T.SOCKET_LOST: _S.INITIAL,
+        },
+        _S.SUBSCRIBED: {_T.SOCKET_LOST: _S.DISCONNECTED},
+        _S.RESUBSCRIBING: {
+            _T.SUBSCRIBED: _S.SUBSCRIBED,
+            _T.SUBSCRIBE_FAILED: _S.FAILED_TO_SUBSCRIBE,
+            _T.SOCKET_LOST: _S.DISCONNECTED,
+        },
+        # A subscribe request in flight when the socket died is re-sent: its answer may come here.
+        _S.DISCONNECTED: {
+            _T.SUBSCRIBED: _S.SUBSCRIBED,
+            _T.SUBSCRIBE_FAILED: _S.FAILED_TO_SUBSCRIBE,
+            _T.SOCKET_LOST: _S.DISCONNECTED,
+            _T.RESUBSCRIBE: _S.RESUBSCRIBING,
+            _T.FORGET: _S.UNSUBSCRIBED,
+        },
+        _S.FAILED_TO_SUBSCRIBE: {
+            _T.SOCKET_LOST: _S.FAILED_TO_SUBSCRIBE,
+            _T.RESUBSCRIBE: _S.RESUBSCRIBING,
+            _T.FORGET: _S.UNSUBSCRIBED,
+        },
+        # An answer that arrives after unsubscribe() leaves it ended.
+        _S.UNSUBSCRIBED: {
+            _T.SUBSCRIBED: _S.UNSUBSCRIBED,
+            _T.SUBSCRIBE_FAILED: _S.UNSUBSCRIBED,
+            _T.SOCKET_LOST: _S.UNSUBSCRIBED,
+        },
     }
+    for name, moves in extra.items():
+        rows.setdefault(SubscriptionState[name], {}).update(moves)
+    return rows
 
 
 #: The life cycle of a :class:`~lpm.client.subscriptions.conversations.ConversationSubscription`:
 #: the shared moves, and an unsubscribe request while SUBSCRIBED.
-CONVERSATION_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable(
+CONVERSATION_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable.by_state(
     "conversation subscription",
-    {
-        **_resubscribable(_S),
-        (_S.SUBSCRIBED, _T.UNSUBSCRIBE): _S.UNSUBSCRIBING,
-        (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBING, _T.UNSUBSCRIBE_FAILED): _S.SUBSCRIBED,
-        (_S.UNSUBSCRIBING, _T.SOCKET_LOST): _S.UNSUBSCRIBING,
-    },
+    _resubscribable(
+        SUBSCRIBED={_T.UNSUBSCRIBE: _S.UNSUBSCRIBING},
+        UNSUBSCRIBING={
+            _T.UNSUBSCRIBED: _S.UNSUBSCRIBED,
+            _T.UNSUBSCRIBE_FAILED: _S.SUBSCRIBED,
+            _T.SOCKET_LOST: _S.UNSUBSCRIBING,
+        },
+    ),
 )
 
 #: The life cycle of a :class:`~lpm.client.subscriptions.routing.RoutingTaskSubscription`: the
 #: shared moves, and ``forget`` while SUBSCRIBED or RESUBSCRIBING too (UMS has no routing
 #: unsubscribe request).
-ROUTING_SUBSCRIPTION: StateTable[RoutingSubscriptionState, SubscriptionTrigger] = StateTable(
+ROUTING_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable.by_state(
     "routing subscription",
-    {
-        **_resubscribable(_R),
-        (_R.SUBSCRIBED, _T.FORGET): _R.UNSUBSCRIBED,
-        (_R.RESUBSCRIBING, _T.FORGET): _R.UNSUBSCRIBED,
-    },
+    _resubscribable(SUBSCRIBED={_T.FORGET: _S.UNSUBSCRIBED}, RESUBSCRIBING={_T.FORGET: _S.UNSUBSCRIBED}),
 )
 
 #: The life cycle of a one-off subscription (limit-break page, closed-conversation lookup).
-ONE_OFF_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable(
+ONE_OFF_SUBSCRIPTION: StateTable[SubscriptionState, SubscriptionTrigger] = StateTable.by_state(
     "one-off subscription",
     {
-        (_S.INITIAL, _T.SUBSCRIBED): _S.SUBSCRIBED,
-        (_S.INITIAL, _T.SUBSCRIBE_FAILED): _S.FAILED_TO_SUBSCRIBE,
-        (_S.SUBSCRIBED, _T.UNSUBSCRIBE): _S.UNSUBSCRIBING,
-        (_S.SUBSCRIBED, _T.SOCKET_LOST): _S.DISCONNECTED,
-        (_S.SUBSCRIBED, _T.FORGET): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBING, _T.UNSUBSCRIBED): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBING, _T.SOCKET_LOST): _S.UNSUBSCRIBING,
-        (_S.DISCONNECTED, _T.SOCKET_LOST): _S.DISCONNECTED,
-        (_S.DISCONNECTED, _T.FORGET): _S.UNSUBSCRIBED,
-        (_S.FAILED_TO_SUBSCRIBE, _T.FORGET): _S.UNSUBSCRIBED,
-        (_S.UNSUBSCRIBED, _T.SOCKET_LOST): _S.UNSUBSCRIBED,
+        _S.INITIAL: {_T.SUBSCRIBED: _S.SUBSCRIBED, _T.SUBSCRIBE_FAILED: _S.FAILED_TO_SUBSCRIBE},
+        _S.SUBSCRIBED: {
+            _T.UNSUBSCRIBE: _S.UNSUBSCRIBING,
+            _T.SOCKET_LOST: _S.DISCONNECTED,
+            _T.FORGET: _S.UNSUBSCRIBED,
+        },
+        _S.UNSUBSCRIBING: {_T.UNSUBSCRIBED: _S.UNSUBSCRIBED, _T.SOCKET_LOST: _S.UNSUBSCRIBING},
+        _S.DISCONNECTED: {_T.SOCKET_LOST: _S.DISCONNECTED, _T.FORGET: _S.UNSUBSCRIBED},
+        _S.FAILED_TO_SUBSCRIBE: {_T.FORGET: _S.UNSUBSCRIBED},
+        _S.UNSUBSCRIBED: {_T.SOCKET_LOST: _S.UNSUBSCRIBED},
     },
 )
 

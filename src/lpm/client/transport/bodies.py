@@ -12,15 +12,13 @@ import msgspec
 from lpm.protocol.requests import (
     CampaignInfo,
     ConsumerRequestConversationBody,
-    PublishEventRequest,
     publish_event_request,
 )
 
 __all__ = [
     "PROFILE_OK",
+    "as_json",
     "conversation_request",
-    "conversation_request_body",
-    "publish_body",
     "publish_request",
     "user_profile_body",
 ]
@@ -34,13 +32,9 @@ _PROFILE_NAMES = {"first_name": "firstName", "last_name": "lastName", "nick_name
 publish_request = publish_event_request
 
 
-def publish_body(
-    conversation_id: str, dialog_id: str, event: Mapping[str, Any], audience: str = "ALL"
-) -> dict[str, Any]:
-    """:func:`publish_request` as a dict."""
-    body: PublishEventRequest[Mapping[str, Any]] = publish_request(
-        conversation_id, dialog_id, event, audience
-    )
+def as_json(body: msgspec.Struct) -> dict[str, Any]:
+    """A request body struct as the JSON object it encodes to (for senders that take dicts:
+    aiohttp's ``json=``, the Send API's batched frames)."""
     return dict(msgspec.to_builtins(body))
 
 
@@ -76,27 +70,6 @@ def conversation_request(
             else None
         ),
     )
-
-
-def conversation_request_body(
-    account_id: str,
-    skill_id: str | None,
-    context: Mapping[str, Any] | None,
-    campaign_info: Mapping[str, Any] | None,
-    *,
-    ttr_def_name: str,
-    client_properties: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """:func:`conversation_request` as a dict."""
-    body = conversation_request(
-        account_id,
-        skill_id,
-        context,
-        campaign_info,
-        ttr_def_name=ttr_def_name,
-        client_properties=client_properties,
-    )
-    return dict(msgspec.to_builtins(body))
 
 
 def user_profile_body(profile: Mapping[str, Any]) -> dict[str, Any]:

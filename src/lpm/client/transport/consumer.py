@@ -35,7 +35,8 @@ from lpm.client.auth import idp
 from lpm.client.connection import CONNECTED
 from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
-from lpm.client.transport.bodies import PROFILE_OK, conversation_request, user_profile_body
+from lpm.client.transport.bodies import PROFILE_OK, user_profile_body
+from lpm.client.transport.consumer_actions import ConsumerConversations
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import AUTH_CLOSE_CODES, WebsocketConnection
 from lpm.enums import AuthType
@@ -47,14 +48,18 @@ from lpm.errors import (
     TokenExpiredError,
     UnexpectedResponseError,
 )
-from lpm.protocol.requests import GetUserProfileBody, SubscribeMessagingEventsBody
+from lpm.protocol.requests import (
+    ConsumerRequestConversationBody,
+    GetUserProfileBody,
+    SubscribeMessagingEventsBody,
+)
 from lpm.protocol.types import HEADER_CLIENT_PROPERTIES, HEADER_CONSUMER_AUTH, Dialect, Req
 
 #: Lifetime given to claims signed by the SDK when the caller's claims set has no ``exp``.
 SIGNED_CLAIMS_TTL = 3600
 
 
-class ConsumerWebsocketConnection(WebsocketConnection):
+class ConsumerWebsocketConnection(ConsumerConversations, WebsocketConnection):
     """A consumer's WebSocket connection (``user_type=UserType.CONSUMER``)."""
 
     dialect = Dialect.CONSUMER_V3
@@ -222,24 +227,10 @@ class ConsumerWebsocketConnection(WebsocketConnection):
 
     # ---------------------------------------------------------------- consumer actions
 
-    async def create_conversation(
-        self,
-        skill_id: str | None = None,
-        context: dict[str, Any] | None = None,
-        campaign_info: dict[str, Any] | None = None,
-        *,
-        ttr_def_name: str = "NORMAL",
-    ) -> Conversation:
-        """Open a conversation (one open conversation per consumer per brand) and subscribe to
-        its messages; returns the :class:`~lpm.client.model.conversation.Conversation`."""
-        body = conversation_request(
-            self.account_id,
-            skill_id,
-            context,
-            campaign_info,
-            ttr_def_name=ttr_def_name,
-            client_properties=self.client_properties,
-        )
+    def _conversation_client_properties(self) -> dict[str, Any] | None:
+        return self.client_properties
+
+    async def _request_conversation(self, body: ConsumerRequestConversationBody) -> Conversation:
         result = await self.request(Req.CONSUMER_REQUEST_CONVERSATION, body)
         if not isinstance(result, dict) or "conversationId" not in result:
             raise UnexpectedResponseError(200, Req.CONSUMER_REQUEST_CONVERSATION.value, result)

@@ -96,8 +96,8 @@ class RequestPipeline:
     """Writes requests, queues them while no session is ready, and settles every outcome.
 
     ``emit`` is the connection's (``<type>#request``, ``<type>#response``, ``timeout``);
-    ``has_listeners(name)`` tells whether an event has listeners (default: ``emit``'s emitter's),
-    so the payloads of ``#request`` / ``#response`` are built only for someone;
+    ``has_listeners(name)`` tells whether an event has listeners, so the payloads of
+    ``#request`` / ``#response`` are built only for someone;
     ``on_write_failed(sock)`` is called when a frame could not be written (the socket is dead
     even if its reader has not noticed yet).
     """
@@ -109,17 +109,14 @@ class RequestPipeline:
         conversations: ConversationCache,
         *,
         emit: Callable[..., bool],
+        has_listeners: Callable[[str], bool],
         on_write_failed: Callable[[UmsSocket], None],
-        has_listeners: Callable[[str], bool] | None = None,
     ) -> None:
         self.session = session
         self.options = options
         self._conversations = conversations
         self._emit = emit
-        emitter = getattr(emit, "__self__", None)
-        self._has_listeners: Callable[[str], bool] = (
-            has_listeners or getattr(emitter, "has_listeners", None) or (lambda name: True)
-        )
+        self._has_listeners = has_listeners
         self._on_write_failed = on_write_failed
         #: The socket of the ready session (None: requests queue).
         self._socket: UmsSocket | None = None

@@ -58,10 +58,11 @@ from lpm.client.subscriptions.webhook_intake import WebhooksIntake
 from lpm.client.transport.base import Publish, RequestConnection, call_any_status, sequence_of
 from lpm.client.transport.bodies import (
     PROFILE_OK,
-    conversation_request_body,
-    publish_body,
+    as_json,
+    publish_request,
     user_profile_body,
 )
+from lpm.client.transport.consumer_actions import ConsumerConversations
 from lpm.enums import AuthType, ParticipantRole
 from lpm.errors import (
     AuthenticationError,
@@ -72,6 +73,7 @@ from lpm.errors import (
     UnexpectedResponseError,
 )
 from lpm.protocol.notifications import ConversationChange, ConversationInfo, MessagingEventInfo
+from lpm.protocol.requests import ConsumerRequestConversationBody
 from lpm.protocol.types import Req
 
 __all__ = ["ConsumerSendApiConnection", "send_api_error"]
@@ -151,7 +153,7 @@ class _OwnConversationsIntake(WebhooksIntake):
             await super().handle(kept)
 
 
-class ConsumerSendApiConnection(RequestConnection):
+class ConsumerSendApiConnection(ConsumerConversations, RequestConnection):
     """A connector's consumer over the Send API (``connection_type=ConnectionType.SEND_API``).
 
     ``open()`` obtains the AppJWT and ConsumerJWS (CONNECTING → CONNECTED); ``close()`` releases
@@ -282,23 +284,11 @@ class ConsumerSendApiConnection(RequestConnection):
 
     # ---------------------------------------------------------------- consumer actions
 
-    async def create_conversation(
-        self,
-        skill_id: str | None = None,
-        context: dict[str, Any] | None = None,
-        campaign_info: dict[str, Any] | None = None,
-        *,
-        ttr_def_name: str = "NORMAL",
-    ) -> Conversation:
-        """CONVERSATION: set the (empty) user profile and request a conversation; returns the
-        cached :class:`~lpm.client.model.conversation.Conversation` (its messages and changes come by
-        webhooks)."""
-        request = conversation_request_body(
-            self.account_id, skill_id, context, campaign_info, ttr_def_name=ttr_def_name
-        )
+    async def _request_conversation(self, request: ConsumerRequestConversationBody) -> Conversation:
+        """CONVERSATION: set the (empty) user profile and request the conversation in one post."""
         frames = [
             self._frame(Req.SET_USER_PROFILE, {}),
-            self._frame(Req.CONSUMER_REQUEST_CONVERSATION, request),
+            self._frame(Req.CONSUMER_REQUEST_CONVERSATION, as_json(request)),
         ]
         request_type = f"Send API {Req.CONSUMER_REQUEST_CONVERSATION.value}"
         response = await self._post(CONVERSATION_PATH, frames, request_type)
@@ -337,7 +327,9 @@ class ConsumerSendApiConnection(RequestConnection):
 
     async def _publish(self, publish: Publish) -> int:
         """SEND ``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        body = publish_body(publish.conversation_id, publish.dialog_id, publish.event, publish.audience)
+        body = as_json(
+            publish_request(publish.conversation_id, publish.dialog_id, publish.event, publish.audience)
+        )
         try:
             result = await self._send(Req.PUBLISH_EVENT, body, publish.metadata)
         except RequestError as exc:

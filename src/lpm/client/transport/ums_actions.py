@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lpm.client.actions import Publish
 from lpm.client.transport.base import sequence_of
 from lpm.client.transport.bodies import publish_request
 from lpm.errors import ProtocolError
@@ -57,18 +58,11 @@ class UmsActions:
     ) -> None:
         self.router.register_routing_subscription(subscription, old_id)
 
-    async def publish_event(
-        self: _Requester,
-        conversation_id: str,
-        dialog_id: str,
-        event: dict[str, Any],
-        *,
-        audience: str = "ALL",
-        metadata: list[Any] | None = None,
-    ) -> int:
-        """``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
-        body = publish_request(conversation_id, dialog_id, event, audience)
-        result = await self.request(Req.PUBLISH_EVENT, body, metadata=metadata or None)
+    async def _publish(self: _Requester, publish: Publish) -> int:
+        """``ms.PublishEvent`` (:meth:`~lpm.client.actions.ConnectionActions.publish_event`);
+        returns the event's sequence (0 for chat states)."""
+        body = publish_request(publish.conversation_id, publish.dialog_id, publish.event, publish.audience)
+        result = await self.request(Req.PUBLISH_EVENT, body, metadata=publish.metadata or None)
         return sequence_of(result) or 0
 
     async def update_conversation_field(

@@ -138,6 +138,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             options,
             self.conversations,
             emit=self.emit,
+            has_listeners=self.has_listeners,
             on_write_failed=self._on_write_failed,
         )
         self._sink = SocketSink(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from lpm.client.transport.bodies import conversation_request_body, publish_body, user_profile_body
+from lpm.client.transport.bodies import as_json, conversation_request, publish_request, user_profile_body
 
 
 def test_conversation_request_defaults() -> None:
-    body = conversation_request_body("123", None, None, None, ttr_def_name="NORMAL")
+    body = as_json(conversation_request("123", None, None, None, ttr_def_name="NORMAL"))
     assert body == {
         "ttrDefName": "NORMAL",
         "channelType": "MESSAGING",
@@ -18,13 +18,15 @@ def test_conversation_request_defaults() -> None:
 
 def test_conversation_request_with_context_campaign_and_client_properties() -> None:
     context = {"type": "SharkContext", "lang": "en-US"}
-    body = conversation_request_body(
-        "123",
-        "11",
-        context,
-        {"campaignId": 1, "engagementId": 2},
-        ttr_def_name="URGENT",
-        client_properties={"appId": "app"},
+    body = as_json(
+        conversation_request(
+            "123",
+            "11",
+            context,
+            {"campaignId": 1, "engagementId": 2},
+            ttr_def_name="URGENT",
+            client_properties={"appId": "app"},
+        )
     )
     assert body["skillId"] == "11" and body["ttrDefName"] == "URGENT"
     assert body["campaignInfo"] == {"campaignId": 1, "engagementId": 2}
@@ -38,8 +40,13 @@ def test_conversation_request_with_context_campaign_and_client_properties() -> N
 
 def test_publish_body_names_the_audience_only_when_restricted() -> None:
     event = {"type": "ContentEvent", "contentType": "text/plain", "message": "hi"}
-    assert publish_body("c", "d", event) == {"dialogId": "d", "conversationId": "c", "event": event}
-    assert publish_body("c", "d", event, "AGENTS_AND_MANAGERS")["messageAudience"] == "AGENTS_AND_MANAGERS"
+    assert as_json(publish_request("c", "d", event)) == {
+        "dialogId": "d",
+        "conversationId": "c",
+        "event": event,
+    }
+    private = as_json(publish_request("c", "d", event, "AGENTS_AND_MANAGERS"))
+    assert private["messageAudience"] == "AGENTS_AND_MANAGERS"
 
 
 def test_user_profile_names() -> None:
