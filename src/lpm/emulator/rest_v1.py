@@ -260,6 +260,18 @@ def _conversation(ctx: Context, actor: Actor, cid: str) -> Conversation:
     return conv
 
 
+def _dialog_target(
+    ctx: Context, request: web.Request, *, read: bool = True
+) -> tuple[Actor, Account, Conversation, Dialog]:
+    """Who calls, their account, and the ``{cid}`` / ``{did}`` of the path.  ``read``: the caller
+    must be allowed to read the conversation (off where the world authorizes the change itself)."""
+    actor = authenticate(ctx, request)
+    acc = ctx.world.account(actor.account_id)
+    cid = request.match_info["cid"]
+    conv = _conversation(ctx, actor, cid) if read else ctx.world.conversation(actor.account_id, cid)
+    return actor, acc, conv, _dialog(conv, request.match_info["did"])
+
+
 def _dialog(conv: Conversation, did: str) -> Dialog:
     dialog = conv.dialog(did)
     if dialog is None:
@@ -385,10 +397,7 @@ async def patch_dialog(ctx: Context, request: web.Request) -> web.StreamResponse
 
 async def get_participant(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``GET .../dialogs/{did}/participants/{agentId}``."""
-    actor = authenticate(ctx, request)
-    acc = ctx.world.account(actor.account_id)
-    conv = _conversation(ctx, actor, request.match_info["cid"])
-    dialog = _dialog(conv, request.match_info["did"])
+    _, acc, conv, dialog = _dialog_target(ctx, request)
     participant = _find_participant(acc, dialog, request.match_info["agent"])
     return _resource(*_participant_view(acc, conv, dialog, participant))
 
@@ -401,12 +410,9 @@ class _JoinBody(msgspec.Struct):
 
 async def add_participant(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``POST .../dialogs/{did}/participants``: join (ADD) or suggest (SUGGEST) an agent."""
-    actor = authenticate(ctx, request)
-    acc = ctx.world.account(actor.account_id)
     # No read check here: an agent joining a conversation is not a participant yet; the world
     # authorizes the change itself (self-join, or a participant / manager adding someone).
-    conv = ctx.world.conversation(actor.account_id, request.match_info["cid"])
-    dialog = _dialog(conv, request.match_info["did"])
+    actor, acc, conv, dialog = _dialog_target(ctx, request, read=False)
     body = pm.parse_body(_JoinBody, await _json_body(request))
     kinds = {m.ACTIVE: "ADD", m.SUGGESTED: "SUGGEST"}
     if body.state not in kinds:
@@ -426,10 +432,7 @@ async def add_participant(ctx: Context, request: web.Request) -> web.StreamRespo
 async def remove_participant(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``DELETE .../participants/{agentId}``: leave, or transfer with ``transferToSkillId`` /
     ``transferToAgentId``."""
-    actor = authenticate(ctx, request)
-    acc = ctx.world.account(actor.account_id)
-    conv = _conversation(ctx, actor, request.match_info["cid"])
-    dialog = _dialog(conv, request.match_info["did"])
+    actor, acc, conv, dialog = _dialog_target(ctx, request)
     any_id = request.match_info["agent"]
     participant = _find_participant(acc, dialog, any_id)
     _check_if_match(request, _participant_view(acc, conv, dialog, participant)[1], "participant")
@@ -530,10 +533,7 @@ def _publisher(acc: Account, actor: Actor, body: _MessageBody) -> Actor:
 
 async def publish_message(ctx: Context, request: web.Request) -> web.StreamResponse:
     """``POST .../dialogs/{did}/messages`` (also ``lpm.publish_message``)."""
-    actor = authenticate(ctx, request)
-    acc = ctx.world.account(actor.account_id)
-    conv = ctx.world.conversation(actor.account_id, request.match_info["cid"])
-    dialog = _dialog(conv, request.match_info["did"])
+    actor, acc, conv, dialog = _dialog_target(ctx, request, read=False)
     body = pm.parse_body(_MessageBody, await _json_body(request))
     raw: dict[str, Any] = {
         "dialogId": dialog.dialog_id,
