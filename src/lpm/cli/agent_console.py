@@ -9,6 +9,9 @@ within a session, so a number typed a moment late still means what the user saw.
 Plain lines are sent to the *current* conversation.  Every message shown is marked READ, so the
 consumer sees that it was read.  Commands run one at a time, in the order typed, while events
 keep printing.
+
+Why one module (about 600 lines): the console's state (numbered rings and conversations,
+the current one) is read by every event printer and every command.
 """
 
 from __future__ import annotations

@@ -39,6 +39,10 @@ A refresh that succeeds or fails transiently keeps VALID; one answered 401 is ``
 :class:`StaticTokenMaintainer` serves a caller-supplied bearer (the ``token`` option of a brand
 REST connection): no login and no refresh.  :class:`TokenMaintainerProtocol` is the contract a
 user-supplied maintainer (the ``token_maintainer`` option) must satisfy.
+
+Why one module (about 700 lines): the token maintainer's states, the single-flight
+regeneration, the refresh loop and the static maintainer callers may supply are one contract
+(``TokenMaintainerProtocol``) and its two implementations.
 """
 
 from __future__ import annotations

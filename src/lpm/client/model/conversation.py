@@ -28,6 +28,10 @@ Conversation events and arguments:
 
 Times are epoch milliseconds as UMS sends them (``start_time``, ``update_time``,
 ``close_time``, ``ttr_effective``...).
+
+Why one module (about 950 lines): the state diffing of :meth:`Conversation.apply`, the
+event bubbling and the actions (close, transfer, fields, files) all read and write the same
+conversation fields; the actions are the part that could move to a module of their own.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ Events (the whitelisted ones bubble one level, see :meth:`Conversation._bubble`)
   messages whose delivery state changed
 * ``close`` ``(dialog)`` — bubbles as ``conversation:dialog:close`` / ``dialog:close``
 * ``notification-out-of-order`` ``(dialog_info)`` — not bubbled
+
+Why one module (about 800 lines): the sequence bookkeeping, the ordered emission of
+``message`` events with history loads, the participants and the dialog's actions share the
+dialog's state; splitting them would put one class's invariants in several files.
 """
 
 from __future__ import annotations

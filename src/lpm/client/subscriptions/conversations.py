@@ -34,6 +34,10 @@ Subscription events: ``conversation`` ``(conversation)`` (new to the connection,
 the connection), ``upsert`` / ``delete`` ``(conversation)``, ``conversation-deleted``
 ``(conversation)``, ``notification`` ``(changes)``, ``limit-break`` ``(LimitBreak)`` (also on the
 connection).
+
+Why one module (about 850 lines): the subscription, its limit-break paging and the lookup
+of conversations that left the feed share the snapshot state (what was announced, what is
+still loading); they are steps of one feed.
 """
 
 from __future__ import annotations

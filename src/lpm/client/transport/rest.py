@@ -41,6 +41,10 @@ any I/O.  Failed requests raise
 :class:`~lpm.errors.RequestError` with the HTTP status as ``code``, a ``request_type`` such as
 ``"REST POST /v1/conversations/{cid}/dialogs/{did}/messages"`` (the path template), the error body
 and the ``conversation_id`` / ``dialog_id`` concerned.
+
+Why one module (about 650 lines): the REST connection and the planning of conversation
+fields into REST calls (:func:`plan_fields`) are one mapping of the object model onto UMS
+REST v1; the HTTP helpers they share live in :mod:`lpm.client.transport.base`.
 """
 
 from __future__ import annotations
