@@ -172,7 +172,7 @@ class ChatSession:
         # the first connect are the opening's failure, which ends the command and is reported then.
         self._last_error = error
         if self._connected and not self._quitting:
-            log.warning("%s: %s", type(error).__name__, error)
+            log.warning("%s: %s", type(error).__name__, str(error))
 
     # ---------------------------------------------------------------- conversation events
 
@@ -345,7 +345,7 @@ class ChatSession:
             try:
                 await work
             except Exception as exc:  # a receipt that fails is not worth stopping the chat
-                log.warning("%s failed: %s: %s", what, type(exc).__name__, exc)
+                log.warning("%s failed: %s: %s", what, type(exc).__name__, str(exc))
 
         task = asyncio.create_task(run(), name=f"lpm-chat-{what}")
         self._tasks.add(task)

@@ -317,7 +317,7 @@ class SqliteStore(NullStore):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             # sqlite messages name tables and constraints, never bound values: safe to log.
-            log.error("store flush failed, %d writes kept for retry: %s", self._pending, exc)
+            log.error("store flush failed, %d writes kept for retry: %s", self._pending, str(exc))
             return False
         self._conversations.clear()
         self._events.clear()

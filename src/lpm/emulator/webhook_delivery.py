@@ -277,7 +277,7 @@ class WebhookSink:
                     queue.client_id,
                     _safe_url(endpoint.endpoint),
                     install.retention_time,
-                    error,
+                    str(error),
                 )
                 return
             self.retried += 1
@@ -285,7 +285,7 @@ class WebhookSink:
                 "webhook %s to %s failed (%s), retry in %.2f s",
                 item.key,
                 _safe_url(endpoint.endpoint),
-                error,
+                str(error),
                 delay,
             )
             await asyncio.sleep(min(delay, deadline - now))

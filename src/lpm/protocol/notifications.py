@@ -319,10 +319,12 @@ def _brand_id_map(details: _WireDetails) -> dict[str, str]:
     """Old id -> PID, pairing ``participants[role][i]`` with ``participantsPId[role][i]``."""
     mapping: dict[str, str] = {}
     old = details.participants if isinstance(details.participants, dict) else {}
-    pids = details.participantsPId or {}
+    pids = details.participantsPId if isinstance(details.participantsPId, dict) else {}
     for role, ids in old.items():
+        role_pids = pids.get(role) or []
+        if not isinstance(ids or [], list) or not isinstance(role_pids, list):
+            raise NotificationError(f"the participants of role {str(role)[:40]!r} are not a list")
         for i, old_id in enumerate(ids or []):
-            role_pids = pids.get(role) or []
             if i < len(role_pids):
                 mapping[str(old_id)] = role_pids[i]
     return mapping

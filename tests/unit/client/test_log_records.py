@@ -47,3 +47,30 @@ async def test_retried_failure_log_record_keeps_no_traceback(caplog: pytest.LogC
     assert "lost while loading" in records[0].getMessage()  # the text is still logged
     assert not any(isinstance(a, BaseException) for a in records[0].args or ())
     assert ref() is None, gc.get_referrers(ref())
+
+
+def test_no_log_call_passes_an_object_that_holds_the_model() -> None:
+    """Every ``log.<level>(msg, *args)`` in the package passes text, numbers or ids: never ``self``
+    (a subscription holds its conversations), nor an exception (its traceback holds frames).
+    Found again by the long chaos run after the subscription state tables logged ``%r``, self."""
+    import ast
+    from pathlib import Path
+
+    import lpm
+
+    offenders: list[str] = []
+    levels = {"debug", "info", "warning", "error", "critical", "exception"}
+    for path in Path(lpm.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in levels
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in {"log", "logger"}
+            ):
+                continue
+            for arg in node.args[1:]:
+                if isinstance(arg, ast.Name) and (arg.id == "self" or arg.id in {"exc", "error", "err", "e"}):
+                    offenders.append(f"{path.name}:{node.lineno} passes {arg.id}")
+    assert offenders == []

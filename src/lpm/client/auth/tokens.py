@@ -367,7 +367,7 @@ class TokenMaintainer(EventEmitter):
             try:
                 await agent_login.logout(self._http, await self._agentvep(), session)
             except LpmError as exc:
-                log.warning("logout failed: %s", exc)
+                log.warning("logout failed: %s", str(exc))
         await _close_emitter(self)
         if self._own_http:
             await self._http.close()
@@ -432,7 +432,7 @@ class TokenMaintainer(EventEmitter):
             return
         exc = task.exception()
         if exc is not None:
-            log.error("token regeneration failed: %s", exc)
+            log.error("token regeneration failed: %s", str(exc))
             self.emit(TokenEvent.ERROR, exc)
 
     def _begin_regeneration(self) -> asyncio.Task[AgentSession]:
@@ -476,7 +476,7 @@ class TokenMaintainer(EventEmitter):
                 session = await self._generate(fail_fast=True)
             except LpmError as exc:
                 # The session may well still be valid: keep it; the refresh loop tries again.
-                log.warning("could not refresh the existing agent session: %s", exc)
+                log.warning("could not refresh the existing agent session: %s", str(exc))
                 self.emit(TokenEvent.ERROR, exc)
         elif session is None:
             session = await self._generate(fail_fast=True)
@@ -513,7 +513,7 @@ class TokenMaintainer(EventEmitter):
             return not (fail_fast and _refused(exc))
 
         def waiting(exc: BaseException, attempt: int, wait: float) -> None:
-            log.warning("agent login failed (%s); retry %d in %g s", exc, attempt, wait)
+            log.warning("agent login failed (%s); retry %d in %g s", str(exc), attempt, wait)
             self.emit(TokenEvent.ERROR, exc)
             self.emit(TokenEvent.GENERATE_TOKEN_WAIT, {"seconds": wait})
 
@@ -562,7 +562,7 @@ class TokenMaintainer(EventEmitter):
                 self._begin_regeneration()
                 return
             except LpmError as exc:
-                log.warning("agent session refresh failed: %s", exc)
+                log.warning("agent session refresh failed: %s", str(exc))
                 self.emit(TokenEvent.ERROR, exc)
             else:
                 self.emit(TokenEvent.REFRESH_TOKEN, {"agent_id": session.agent_id})

@@ -200,7 +200,9 @@ class SubscriptionLifecycle(Generic[S]):
         """Take ``trigger``: the new state, or :class:`~lpm.errors.InvalidStateError` (a bug)."""
         new: S = self._lifecycle.next(self._state, trigger)
         if new != self._state:
-            log.debug("%r: %s --%s--> %s", self, self._state, trigger, new)
+            # repr(self), not self: a handler that keeps log records (pytest's capture, a
+            # MemoryHandler) would keep the subscription and every conversation it holds.
+            log.debug("%s: %s --%s--> %s", repr(self), self._state, trigger, new)
             # Each subclass declares the ``_state`` slot (a mixin with slots of its own could
             # not be combined with EventEmitter's).
             self._state = new  # type: ignore[misc]
@@ -216,6 +218,6 @@ class SubscriptionLifecycle(Generic[S]):
             self._move(SubscriptionTrigger.SUBSCRIBE_FAILED)
             raise
         if self._move(SubscriptionTrigger.SUBSCRIBED) != SubscriptionState.SUBSCRIBED:
-            log.debug("%r: subscription %s arrived after unsubscribe(); ignored", self, subscription_id)
+            log.debug("%s: subscription %s arrived after unsubscribe(); ignored", repr(self), subscription_id)
             return None
         return subscription_id

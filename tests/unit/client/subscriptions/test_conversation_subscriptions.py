@@ -13,8 +13,7 @@ from lpm.client.subscriptions.conversations import ConversationSubscription, Lim
 from lpm.enums import SubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo
-
-from .model_harness import (
+from tests.unit.model_harness import (
     ACC,
     AGENT,
     AGENT_OLD,
@@ -378,8 +377,7 @@ async def test_consumer_messaging_resubscribes_from_the_last_contiguous_sequence
 
 def _info(world: Any, wconv: Any, *, brand: bool) -> Any:
     from lpm.protocol.notifications import decode_conversation_changes
-
-    from .model_harness import conversation_body
+    from tests.unit.model_harness import conversation_body
 
     return decode_conversation_changes(
         conversation_body(world, "s", [("UPSERT", wconv)], brand=brand), brand=brand

@@ -9,8 +9,7 @@ import pytest
 from lpm.client.subscriptions.routing import Ring, RoutingTaskSubscription, routing_wire_query
 from lpm.enums import RingState, RoutingSubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError
-
-from .model_harness import (
+from tests.unit.model_harness import (
     ACC,
     AGENT,
     AGENT_OLD,
