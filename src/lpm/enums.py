@@ -32,6 +32,7 @@ __all__ = [
     "AgentState",
     "AuthType",
     "ChannelType",
+    "ConnectionEvent",
     "ConnectionState",
     "ConnectionType",
     "ContentType",
@@ -126,6 +127,42 @@ class ChannelType(enum.StrEnum):
     MESSAGING = "MESSAGING"
     LIVE_CHAT = "LIVE_CHAT"
     COBROWSE = "COBROWSE"
+
+
+class ConnectionEvent(enum.StrEnum):
+    """The events of a connection (the Node SDK's names); ``<type>#request`` /
+    ``<type>#response`` are emitted for every request type besides these."""
+
+    #: ``(error)``: a background failure (a handler's, a notification's, a reconnect's).
+    ERROR = "error"
+    #: ``(state)``: the connection's :class:`ConnectionState` changed.
+    STATE = "state"
+    #: ``()``: the first session is restored.
+    CONNECT = "connect"
+    #: ``()``: a later session is restored after a lost socket.
+    RECONNECT = "reconnect"
+    #: ``({"code", "reason"})``: the socket was lost; maintenance reconnects.
+    DISCONNECT = "disconnect"
+    #: ``({"code", "reason"})``: closed for good.
+    CLOSE = "close"
+    #: ``()``: the default subscription has loaded every existing conversation.
+    READY = "ready"
+    #: ``({"seconds"})``: the next connect attempt waits this long.
+    RECONNECT_WAIT = "reconnect-wait"
+    CONNECT_REQUEST = "connect#request"
+    CONNECT_RESPONSE = "connect#response"
+    #: ``(RequestTimeoutError)``: a request got no response in time.
+    TIMEOUT = "timeout"
+    #: ``(type, body)``: every notification, raw.
+    NOTIFICATION = "notification"
+    CONVERSATION_NOTIFICATION = "conversationNotification"
+    MESSAGE_NOTIFICATION = "messageNotification"
+    ROUTING_TASK_NOTIFICATION = "routingTaskNotification"
+    #: ``(AgentStateInfo)``: brand agent-state notifications.
+    AGENT_STATE = "agent-state"
+    #: ``(conversation)``: a conversation new to the connection (a subscription's, the
+    #: webhooks intake's).
+    CONVERSATION = "conversation"
 
 
 class ConnectionState(enum.StrEnum):

@@ -33,7 +33,7 @@ from lpm.client.model.cache import ConversationCache
 from lpm.client.options import ConnectionOptions
 from lpm.client.state_table import StateTable
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
-from lpm.enums import ConnectionState
+from lpm.enums import ConnectionEvent, ConnectionState
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
@@ -146,13 +146,13 @@ class Connection(EventEmitter):
             return
         log.debug("%s: %s --%s--> %s", self.connection_id, self._state, trigger, new)
         self._state = new
-        self.emit("state", new)
+        self.emit(ConnectionEvent.STATE, new)
 
     # ---------------------------------------------------------------- errors and events
 
     def report_error(self, error: BaseException) -> None:
         """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
-        if not self.emit("error", error):
+        if not self.emit(ConnectionEvent.ERROR, error):
             # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
             # would keep the exception, its traceback's frames and the conversations they held.
             log.warning("unhandled connection error: %s", str(error))

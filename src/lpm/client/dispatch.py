@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lpm.enums import ConnectionEvent
 from lpm.errors import ProtocolError
 from lpm.protocol.notifications import (
     decode_agent_states,
@@ -51,9 +52,9 @@ __all__ = [
 
 #: The raw event a connection emits for each routed notification kind (Node SDK names).
 RAW_EVENT_NAMES = {
-    Notif.EX_CONVERSATION_CHANGE: "conversationNotification",
-    Notif.MESSAGING_EVENT: "messageNotification",
-    Notif.ROUTING_TASK: "routingTaskNotification",
+    Notif.EX_CONVERSATION_CHANGE: ConnectionEvent.CONVERSATION_NOTIFICATION,
+    Notif.MESSAGING_EVENT: ConnectionEvent.MESSAGE_NOTIFICATION,
+    Notif.ROUTING_TASK: ConnectionEvent.ROUTING_TASK_NOTIFICATION,
 }
 #: Seconds a notification for a not-yet-registered subscription is held.
 ORPHAN_GRACE = 5.0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from lpm.client.options import ConnectionOptions
 from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
+from lpm.enums import ConnectionEvent
 from lpm.errors import ProtocolError
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class SubscriptionKeeper:
             return
         self._announced = True
         if waited:
-            self._emit("ready")
+            self._emit(ConnectionEvent.READY)
         else:
             self._ready_task = asyncio.create_task(self._announce_when_loaded(subscription), name="lpm-ready")
 
@@ -108,7 +109,7 @@ class SubscriptionKeeper:
                 ProtocolError("the default subscription did not load within the ready timeout")
             )
             return
-        self._emit("ready")
+        self._emit(ConnectionEvent.READY)
 
     async def close(self) -> None:
         """Stop waiting to announce ``ready`` (the connection is closing)."""

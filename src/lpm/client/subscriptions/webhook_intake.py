@@ -30,6 +30,7 @@ Intake events: ``conversation`` ``(conversation)``, ``upsert`` / ``delete`` ``(c
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 from collections.abc import Awaitable, Mapping
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lpm.client.dispatch import RAW_EVENT_NAMES, dispatch_notification
 from lpm.client.events import EventEmitter
 from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT, ConversationFeed
-from lpm.enums import ConversationState
+from lpm.enums import ConnectionEvent, ConversationState
 from lpm.errors import ConfigurationError, ProtocolError
 from lpm.protocol.notifications import (
     NotificationError,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from lpm.protocol.notifications import ConversationChange, ConversationInfo, MessagingEventInfo
 
 __all__ = [
+    "IntakeEvent",
     "IntakeHost",
     "WebhooksIntake",
     "process_webhooks_notification",
@@ -58,6 +60,15 @@ __all__ = [
 ]
 
 log = logging.getLogger("lpm.client.subscriptions.webhook_intake")
+
+
+class IntakeEvent(enum.StrEnum):
+    """The events of a :class:`WebhooksIntake` (see the module docstring)."""
+
+    CONVERSATION = "conversation"
+    UPSERT = "upsert"
+    DELETE = "delete"
+    NOTIFICATION = "notification"
 
 
 class IntakeHost(Protocol):
@@ -121,7 +132,7 @@ class WebhooksIntake(ConversationFeed, EventEmitter):
                     await self._announce(new)
             except Exception as exc:
                 self._connection.report_error(exc)
-        self.emit("notification", changes)
+        self.emit(IntakeEvent.NOTIFICATION, changes)
 
     def _on_upsert(self, info: ConversationInfo) -> Conversation | None:
         """Apply an UPSERT; returns the conversation when it is new to the connection."""
@@ -137,7 +148,7 @@ class WebhooksIntake(ConversationFeed, EventEmitter):
             self._feed[cid] = conversation
         if new is None:
             conversation.apply(info)
-        self.emit("upsert", conversation)
+        self.emit(IntakeEvent.UPSERT, conversation)
         if conversation.stage == ConversationState.CLOSE:
             self._schedule_drop(cid)
         else:
@@ -151,7 +162,7 @@ class WebhooksIntake(ConversationFeed, EventEmitter):
         if conversation is None:
             raise ProtocolError(f"DELETE webhook received for unknown conversation {info.conversation_id}")
         conversation.apply(info)
-        self.emit("delete", conversation)
+        self.emit(IntakeEvent.DELETE, conversation)
         self._schedule_drop(info.conversation_id)
 
     async def _announce(self, conversation: Conversation) -> None:
@@ -162,8 +173,8 @@ class WebhooksIntake(ConversationFeed, EventEmitter):
             await cache._load_history(conversation)
         if self._feed.get(conversation.conversation_id) is not conversation:
             return  # released while its history loaded
-        self.emit("conversation", conversation)
-        self._connection.emit("conversation", conversation)
+        self.emit(IntakeEvent.CONVERSATION, conversation)
+        self._connection.emit(ConnectionEvent.CONVERSATION, conversation)
 
     def _schedule_drop(self, conversation_id: str) -> None:
         if conversation_id in self._drop_timers:
@@ -253,7 +264,7 @@ async def process_webhooks_notification(connection: IntakeHost, payload: Any) ->
         raise ConfigurationError(f"invalid notification type {kind}")
 
     def emit_raw(decoded: Notif, raw_body: Any) -> None:
-        connection.emit("notification", kind, raw_body)
+        connection.emit(ConnectionEvent.NOTIFICATION, kind, raw_body)
         connection.emit(RAW_EVENT_NAMES[decoded], raw_body)
 
     try:

@@ -39,6 +39,7 @@ from lpm.client.connection import Connection
 from lpm.client.connection import ConnectionTrigger as _T
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport import file_storage
+from lpm.enums import ConnectionEvent
 from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError
 
 __all__ = [
@@ -150,7 +151,7 @@ class RequestConnection(HttpConnection):
         if self.state == cs.CONNECTING:  # not closed meanwhile
             commit()
             self._move(_T.VERIFIED)
-            self.emit("connect")
+            self.emit(ConnectionEvent.CONNECT)
 
     async def close(self) -> None:
         """Release the webhook feed, the cache, the credentials and the HTTP session (a closed
@@ -164,7 +165,7 @@ class RequestConnection(HttpConnection):
         await self.http.close()
         if self.state == cs.CLOSING:
             self._move(_T.CLOSED)
-        self.emit("close", {"code": 1000, "reason": "closed by the application"})
+        self.emit(ConnectionEvent.CLOSE, {"code": 1000, "reason": "closed by the application"})
         await self.close_events()
 
 

@@ -23,6 +23,7 @@ import msgspec
 
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport.ums_socket import UmsSocket, cancel_and_wait
+from lpm.enums import ConnectionEvent
 from lpm.errors import (
     ConnectionClosedError,
     LpmError,
@@ -245,7 +246,7 @@ class RequestPipeline:
         if not self.session.expire(call):
             return
         error = RequestTimeoutError(call.type, self.options.response_timeout)
-        self._emit("timeout", error)
+        self._emit(ConnectionEvent.TIMEOUT, error)
         call.settle(error)
 
     def socket_lost(self, generation: int, code: int | None, *, recover: bool) -> None:

@@ -69,6 +69,7 @@ from lpm.client.transport.base import HttpConnection
 from lpm.client.transport.request_pipeline import RequestPipeline
 from lpm.client.transport.ums_actions import UmsActions
 from lpm.client.transport.ums_socket import UmsSocket, UpgradeRefusedError, cancel_and_wait, open_ums_socket
+from lpm.enums import ConnectionEvent
 from lpm.errors import (
     ConfigurationError,
     ConnectFailedError,
@@ -144,7 +145,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         self._sink = SocketSink(
             self.router,
             on_messaging_events=self._hold_events,
-            on_agent_state=lambda state: self.emit("agent-state", state),
+            on_agent_state=lambda state: self.emit(ConnectionEvent.AGENT_STATE, state),
         )
         self._socket: UmsSocket | None = None
         self._open_called = False
@@ -286,7 +287,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         await self._release()
         if not self._close_emitted:
             self._close_emitted = True
-            self.emit("close", {"code": 1000, "reason": "closed by the application"})
+            self.emit(ConnectionEvent.CLOSE, {"code": 1000, "reason": "closed by the application"})
         await self.close_events()
 
     async def _release(self) -> None:
@@ -349,7 +350,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 raise
 
         def announce_wait(_error: BaseException, _attempt: int, seconds: float) -> None:
-            self.emit("reconnect-wait", {"seconds": seconds})
+            self.emit(ConnectionEvent.RECONNECT_WAIT, {"seconds": seconds})
 
         try:
             await retry(
@@ -372,14 +373,14 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self._move(_T.GIVE_UP)
         self._connect_event.set()
         self._close_emitted = True
-        self.emit("close", {"code": 4401, "reason": "authentication failed"})
+        self.emit(ConnectionEvent.CLOSE, {"code": 4401, "reason": "authentication failed"})
 
     async def _attempt(self) -> None:
         """One connect: identity, socket, verification, restoration, then the queue."""
         self._attempting = True
         try:
             start = time.time()
-            self.emit("connect#request", {"start": start})
+            self.emit(ConnectionEvent.CONNECT_REQUEST, {"start": start})
             await self._prepare_identity()
             url, headers = await self._socket_target()
             sock = await self._open_socket(url, headers)
@@ -414,7 +415,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self._start_keep_alive(sock)
             self.requests.resume(sock)
             self._connect_event.set()
-            self.emit("connect" if first else "reconnect")
+            self.emit(ConnectionEvent.CONNECT if first else "reconnect")
         finally:
             self._attempting = False
 
@@ -440,7 +441,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         if sock is not self._socket:
             return
         self._move(_T.VERIFIED)
-        self.emit("connect#response", {"start": start, "end": time.time()})
+        self.emit(ConnectionEvent.CONNECT_RESPONSE, {"start": start, "end": time.time()})
         await self._restore_with_retry(not self._connected_once, sock)
 
     async def _restore_with_retry(self, first: bool, sock: UmsSocket) -> None:
@@ -529,7 +530,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self.report_error(ProtocolError("received a request frame from UMS", frame=data[:500]))
 
     def _on_notification(self, frame: frames.Notification) -> None:
-        self.emit("notification", frame.type, frame.body)
+        self.emit(ConnectionEvent.NOTIFICATION, frame.type, frame.body)
         dispatch_notification(
             frame.type, frame.body, brand=self.is_brand, sink=self._sink, before_route=self._emit_raw
         )
@@ -610,9 +611,9 @@ class WebsocketConnection(UmsActions, HttpConnection):
         if not self.options.maintain_connection:
             self.requests.fail_waiting(NotConnectedError("connection lost"))
             self._close_emitted = True
-            self.emit("close", {"code": code, "reason": reason})
+            self.emit(ConnectionEvent.CLOSE, {"code": code, "reason": reason})
             return
-        self.emit("disconnect", {"code": code, "reason": reason})
+        self.emit(ConnectionEvent.DISCONNECT, {"code": code, "reason": reason})
         if self._attempting or (self._maintainer is not None and not self._maintainer.done()):
             return
         self._maintainer = asyncio.create_task(
