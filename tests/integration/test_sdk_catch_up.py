@@ -1,7 +1,7 @@
 """Brand catch-up after a reconnect, across more open dialogs than are fetched at once.
 
 The history missed while the socket was down is fetched for several dialogs at the same time
-(``lpm.client.brand.CATCH_UP_CONCURRENCY``); every missed message must still arrive exactly once
+(``lpm.client.transport.brand.CATCH_UP_CONCURRENCY``); every missed message must still arrive exactly once
 and in sequence order within its dialog.
 """
 
