@@ -180,8 +180,10 @@ async def persist(
             error = exc
         if time.monotonic() > deadline:
             raise Failure(f"{what} kept failing for {OP_TIMEOUT} s: {error!r}")
-        if landed is not None and isinstance(error, RequestTimeoutError):
-            # The answer was lost, not necessarily the request: its notification may still come.
+        if landed is not None and isinstance(error, RequestTimeoutError | ConnectionClosedError):
+            # The answer was lost, not necessarily the request (a timeout; or the SDK could not
+            # tell whether a publish in flight on a lost socket landed): its notification may
+            # still come.  Sending again without looking would duplicate it.
             for _ in range(20):
                 if landed():
                     return None
