@@ -11,6 +11,8 @@ from lpm.emulator.entities import Actor, AgentState, Consumer, Conversation, Eve
 from lpm.emulator.world import World
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
 from lpm.protocol import requests as pm
+from tests.unit.model_harness import agent, online, open_conv, text
+from tests.unit.model_harness import new_consumer as consumer
 from tests.worldkit import FakeScheduler, make_world
 
 ACC = "12345678"
@@ -58,33 +60,6 @@ def rec(world: World) -> Recorder:
     r = Recorder()
     world.sinks.append(r)
     return r
-
-
-def consumer(world: World) -> Actor:
-    c = world.add_consumer(ACC, "anonymous")
-    return Actor(ACC, "consumer", c.consumer_id)
-
-
-def agent(user_id: str = AGENT) -> Actor:
-    return Actor(ACC, "agent", user_id)
-
-
-def online(world: World, user_id: str, availability: str = "ONLINE") -> None:
-    world.set_agent_state(agent(user_id), pm.SetAgentStateBody(availability=availability))
-    world.routing_subscription(ACC, user_id, +1)
-
-
-def open_conv(world: World, who: Actor, skill: str = "11", features: tuple[str, ...] = ()) -> Conversation:
-    return world.request_conversation(
-        who, pm.ConsumerRequestConversationBody(skillId=skill), features=features
-    )
-
-
-def text(world: World, who: Actor, dialog_id: str, message: str, audience: str = "ALL") -> int:
-    body = pm.PublishEventBody(
-        dialogId=dialog_id, event=pm.ContentEvent(message=message), messageAudience=audience
-    )
-    return world.publish(who, body)
 
 
 def waiting_ring(world: World, conv: Conversation) -> Any:
