@@ -18,12 +18,14 @@
     │   └── UnexpectedResponseError              success code but not the documented success body
     ├── RequestTimeoutError                      no response within ``response_timeout``
     ├── ProtocolError                            a malformed frame from the server (never raised from the
-    │                                            reader: reported on the connection's "error" event)
+    │   │                                        reader: reported on the connection's "error" event)
+    │   └── LimitExceededError                   more than a documented limit allows (``limit``)
     └── HttpError                                an HTTP side call (CSDS, IdP, REST...) failed (``status``)
 
-Errors carry data as attributes (``code``, ``request_type``, ``body``, ``conversation_id``...) and
-chain the low-level cause with ``raise ... from``; aiohttp exceptions never leak through.
-Messages never contain tokens, passwords or JWTs.
+Errors carry data as attributes (``code``, ``request_type``, ``body``, ``conversation_id``...).
+aiohttp exceptions never leak through, not even chained as a cause or context (their text quotes
+URLs, and some URLs carry credentials): messages name their type instead.  Messages never contain
+tokens, passwords or JWTs.
 """
 
 from __future__ import annotations
@@ -141,6 +143,18 @@ class ProtocolError(LpmError):
     def __init__(self, message: str, *, frame: Any = None) -> None:
         super().__init__(message)
         self.frame = frame
+
+
+class LimitExceededError(ProtocolError):
+    """The server sent more than a documented limit allows (a frame, a body, conversations).
+
+    ``limit`` names the option that sets it (``max_frame_size``, ``max_body_size``,
+    ``max_conversations``): raise it if the server is right.
+    """
+
+    def __init__(self, message: str, *, limit: str, frame: Any = None) -> None:
+        super().__init__(message, frame=frame)
+        self.limit = limit
 
 
 class HttpError(LpmError):

@@ -173,6 +173,13 @@ def test_redact_removes_secrets_and_tokens() -> None:
         assert leaked not in text
 
 
+def _assert_unchained(error: BaseException) -> None:
+    """aiohttp's error is neither the cause nor the context of ours (its text quotes the URL,
+    which may carry a credential); its type is named in our message instead."""
+    assert error.__cause__ is None and error.__context__ is None
+    assert "Error" in str(error)
+
+
 async def test_tls_emulator_with_ca_file() -> None:
     async with Emulator(tls=True) as emu:
         assert emu.ca_file is not None
@@ -187,7 +194,7 @@ async def test_tls_emulator_with_ca_file() -> None:
         async with HttpSettings(emu.csds_domain) as untrusting:
             with pytest.raises(HttpError) as info:
                 await CSDSCache().lookup(ACC, "agentVep", http=untrusting)
-            assert isinstance(info.value.__cause__, aiohttp.ClientError)
+            _assert_unchained(info.value)
             assert "certificate" in str(info.value).lower()
 
 
@@ -203,7 +210,7 @@ async def test_transport_failures_become_http_errors(
         with pytest.raises(HttpError) as info:
             await CSDSCache().lookup(ACC, "idp", http=dead)
         assert info.value.status is None
-        assert isinstance(info.value.__cause__, aiohttp.ClientError)
+        _assert_unchained(info.value)
     # A server slower than the timeout.
     await arm(http, emulator, "csds", action="delay", delay=0.4)
     async with HttpSettings(emulator.csds_domain, timeout=0.1) as impatient:
@@ -215,7 +222,7 @@ async def test_transport_failures_become_http_errors(
     with pytest.raises(HttpError) as info:
         await agent_login.login(settings, host(emulator), ACC, AGENT)
     assert not isinstance(info.value, AuthenticationError)
-    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    _assert_unchained(info.value)
 
 
 # ---------------------------------------------------------------- CSDS

@@ -32,9 +32,18 @@ def _assert_clean(texts: list[str], secrets: list[str]) -> None:
 
 
 def _texts_of(error: BaseException) -> list[str]:
-    texts = [str(error), repr(error), repr(getattr(error, "body", None))]
-    if error.__cause__ is not None:
-        texts.append(str(error.__cause__))
+    """What the error and every exception chained to it (``__cause__`` *and* ``__context__``, the
+    one a traceback prints as "During handling of the above exception...") would show."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        texts += [str(exc), repr(exc), repr(getattr(exc, "body", None)), repr(exc.args)]
+        pending += [e for e in (exc.__cause__, exc.__context__) if e is not None]
     return texts
 
 

@@ -126,6 +126,7 @@ class Connection(EventEmitter):
             cast("ConnectionActions", self),
             cache_duration=self.options.conversations_cache_duration,
             get_all_messages=self.options.get_all_messages,
+            max_conversations=self.options.max_conversations,
         )
 
     def __repr__(self) -> str:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         AgentStateInfo,
         ConversationChange,
         MessagingEventInfo,
+        NotificationError,
         RoutingTaskInfo,
     )
 
@@ -89,6 +90,7 @@ def dispatch_notification(
     brand: bool,
     sink: NotificationSink,
     before_route: Callable[[Notif, Any], None] | None = None,
+    on_invalid_event: Callable[[NotificationError], None] | None = None,
 ) -> tuple[Notif | None, Any]:
     """Decode a notification of wire type ``type_`` and hand it to ``sink``.
 
@@ -96,7 +98,8 @@ def dispatch_notification(
     path emits its raw ``*Notification`` events there).  Returns the notification's kind (None: a
     type this SDK does not route) and what the sink returned.  Raises
     :class:`lpm.protocol.notifications.NotificationError` for a body that is not the documented
-    shape (nothing is routed then).
+    shape (nothing is routed then).  ``on_invalid_event``: a messaging event that is not the
+    documented shape is handed to it and the notification's other events are still routed.
     """
     kind = canonical_notification(type_)
     if kind is Notif.EX_CONVERSATION_CHANGE:
@@ -105,7 +108,7 @@ def dispatch_notification(
             before_route(kind, body)
         return kind, sink.on_conversation_changes(sub_id, changes)
     if kind is Notif.MESSAGING_EVENT:
-        events = decode_messaging_events(body, brand=brand)
+        events = decode_messaging_events(body, brand=brand, on_invalid=on_invalid_event)
         if before_route is not None:
             before_route(kind, body)
         return kind, sink.on_messaging_events(events)

@@ -95,6 +95,21 @@ class ConnectionOptions:
     connect_timeout: float = 30.0
     #: Seconds between agentVep session refreshes (the Node SDK refreshes every 4 minutes).
     token_refresh_interval: float = 240.0
+    #: Seconds without any frame from UMS after which a socket is declared dead and replaced (a
+    #: keep-alive request goes out after ``keep_alive_interval`` seconds of silence, so a live
+    #: server always answers well within it).  Catches what TCP does not report: a NAT or load
+    #: balancer that dropped the connection, a frozen server.
+    dead_connection_timeout: float = 20.0
+    #: Largest WebSocket frame accepted from UMS (bytes); a larger one closes the socket (1009),
+    #: is reported as :class:`~lpm.errors.LimitExceededError` and the connection reconnects.
+    max_frame_size: int = 16 * 1024 * 1024
+    #: Largest HTTP answer body read (bytes); a larger one fails the call with
+    #: :class:`~lpm.errors.LimitExceededError`.
+    max_body_size: int = 16 * 1024 * 1024
+    #: Most conversations the connection caches; the conversations a notification brings beyond
+    #: it are not cached (reported once per notification as
+    #: :class:`~lpm.errors.LimitExceededError`; they come back when the cache has room again).
+    max_conversations: int = 100_000
 
     def __repr__(self) -> str:
         # Credentials never reach logs or tracebacks: secret options and auth_data values are masked.
@@ -132,7 +147,10 @@ _POSITIVE = (
     "ring_conversation_timeout",
     "connect_timeout",
     "token_refresh_interval",
+    "dead_connection_timeout",
 )
+#: Options that are a positive whole number (of bytes, of conversations).
+_POSITIVE_COUNTS = ("max_frame_size", "max_body_size", "max_conversations")
 
 
 def validate_options(opts: ConnectionOptions) -> ConnectionOptions:
@@ -143,6 +161,15 @@ def validate_options(opts: ConnectionOptions) -> ConnectionOptions:
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    for name in _POSITIVE_COUNTS:
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigurationError(f"{name} must be a positive whole number, got {value!r}")
+    if opts.dead_connection_timeout <= opts.keep_alive_interval:
+        raise ConfigurationError(
+            "dead_connection_timeout must be longer than keep_alive_interval (a keep-alive must "
+            f"have time to be answered), got {opts.dead_connection_timeout!r} <= {opts.keep_alive_interval!r}"
+        )
     if isinstance(opts.wait_to_reconnect, bool) or not isinstance(opts.wait_to_reconnect, int | float):
         raise ConfigurationError("wait_to_reconnect must be a number of seconds")
     if opts.wait_to_reconnect < 0:

@@ -16,9 +16,16 @@ server never fails decoding).  A body that is not the documented shape raises
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import msgspec
+
+#: The largest sequence a messaging event may carry.  UMS numbers each dialog's events from 0
+#: with a 32-bit counter; a larger value is a protocol error (accepted, it would put every later
+#: message of the dialog "in the past" and silence them).
+MAX_SEQUENCE = 2**31 - 1
+Sequence = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQUENCE)]
 
 
 class NotificationError(ValueError):
@@ -199,7 +206,7 @@ class _WireEvent(msgspec.Struct):
     event: dict[str, Any]
     # Optional per change: a MessagingEventNotification may carry it once, on the body.
     dialogId: str = ""
-    sequence: int | None = None
+    sequence: Sequence | None = None
     originatorId: str | None = None
     originatorPId: str | None = None
     originatorMetadata: dict[str, Any] | None = None
@@ -436,14 +443,33 @@ def decode_conversation_changes(body: Any, *, brand: bool) -> tuple[str | None, 
     return wire.subscriptionId, changes
 
 
-def decode_messaging_events(body: Any, *, brand: bool) -> list[MessagingEventInfo]:
+def decode_messaging_events(
+    body: Any, *, brand: bool, on_invalid: Callable[[NotificationError], None] | None = None
+) -> list[MessagingEventInfo]:
     """Events of a consumer ``ms.MessagingEventNotification`` (``changes`` array) or of a brand
-    ``.ams.ms.OnlineEventDistribution`` (one event) / ``QueryMessages`` response (array)."""
+    ``.ams.ms.OnlineEventDistribution`` (one event) / ``QueryMessages`` response (array).
+
+    With ``on_invalid``, an event that is not the documented shape (an out-of-range sequence,
+    say) is handed to it and the valid events of the same body are still returned; without it,
+    the first one raises :class:`NotificationError`.
+    """
     if isinstance(body, list):
-        wires = _convert(body, list[_WireEvent], "messaging events")
+        try:
+            wires = _convert(body, list[_WireEvent], "messaging events")
+        except NotificationError:
+            if on_invalid is None or not body:
+                raise
+            wires = _each_valid(body, on_invalid)
         return [_event(w, brand) for w in wires]
     if isinstance(body, dict) and "changes" in body:
-        wire = _convert(body, _WireMessagingBody, "MessagingEventNotification body")
+        try:
+            wire = _convert(body, _WireMessagingBody, "MessagingEventNotification body")
+        except NotificationError:
+            changes = body.get("changes")
+            if on_invalid is None or not isinstance(changes, list) or not changes:
+                raise
+            head = _convert({**body, "changes": []}, _WireMessagingBody, "MessagingEventNotification body")
+            wire = _WireMessagingBody(changes=_each_valid(changes, on_invalid), dialogId=head.dialogId)
         out = []
         for w in wire.changes:
             if not w.dialogId and wire.dialogId:
@@ -451,6 +477,17 @@ def decode_messaging_events(body: Any, *, brand: bool) -> list[MessagingEventInf
             out.append(_event(w, brand))
         return out
     return [_event(_convert(body, _WireEvent, "OnlineEventDistribution body"), brand)]
+
+
+def _each_valid(raw_events: list[Any], on_invalid: Callable[[NotificationError], None]) -> list[_WireEvent]:
+    """The slow path of a body with a bad event: each event decoded alone, the bad ones reported."""
+    valid = []
+    for i, raw in enumerate(raw_events):
+        try:
+            valid.append(_convert(raw, _WireEvent, f"messaging event #{i}"))
+        except NotificationError as exc:
+            on_invalid(exc)
+    return valid
 
 
 def decode_routing_tasks(body: Any) -> tuple[str | None, list[tuple[str, RoutingTaskInfo]]]:

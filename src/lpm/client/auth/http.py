@@ -9,9 +9,15 @@ scheme.  Without ``csds_domain`` LivePerson's own CSDS is used (``adminlogin.liv
 
 :meth:`HttpSettings.request` maps every failure to :mod:`lpm.errors`: transport problems,
 timeouts, unexpected statuses and undecodable bodies become :class:`~lpm.errors.HttpError`
-(statuses listed in ``auth_statuses`` become :class:`~lpm.errors.AuthenticationError`), always
-chained with ``raise ... from`` and never an aiohttp exception.  Messages name the method and the
-URL *without* its query string, plus the server's own error text, with secrets redacted.
+(statuses listed in ``auth_statuses`` become :class:`~lpm.errors.AuthenticationError`), never an
+aiohttp exception -- nor one chained to it (as cause or context): aiohttp's text quotes URLs, so
+our message names its type and its redacted text instead.  Messages name the method and the URL
+*without* its query string, plus the server's own error text, with secrets redacted.
+
+Whatever a server answers, the work is bounded: a body larger than ``max_body_size`` is refused
+before it is read whole (:class:`~lpm.errors.LimitExceededError`), and a success body that is not
+JSON the SDK can read (malformed, or nested deeper than the decoder goes) is a
+:class:`~lpm.errors.ProtocolError`.
 
 Retry policy (LivePerson's recommendation): a 429 is retried after at least one second, honouring
 ``Retry-After``, and a login after at least five; the retries run through
@@ -24,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json as jsonlib
 import logging
 import re
 import ssl as ssllib
@@ -36,10 +41,18 @@ from types import TracebackType
 from typing import Any, TypeAlias
 
 import aiohttp
+import msgspec
 from yarl import URL
 
 from lpm.client.retry import Backoff, retry
-from lpm.errors import AuthenticationError, ConfigurationError, HttpError
+from lpm.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    HttpError,
+    LimitExceededError,
+    LpmError,
+    ProtocolError,
+)
 
 log = logging.getLogger("lpm.client.auth.http")
 
@@ -49,11 +62,18 @@ DEFAULT_CSDS_DOMAIN = "adminlogin.liveperson.net"
 QA_CSDS_DOMAIN = "hc1n.dev.lprnd.net"
 #: Default timeout of one HTTP side call, in seconds.
 DEFAULT_TIMEOUT = 30.0
+#: Default largest HTTP answer body read (bytes).  The SDK's side calls (CSDS, login, IdP, REST,
+#: Send API) answer in kilobytes; a larger body is refused before it is read whole.
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 #: What ``ssl`` may be: a context, a CA file to trust, True/None (default verification) or False.
 SslOption: TypeAlias = ssllib.SSLContext | str | Path | bool | None
 
 _MAX_DETAIL = 200
+# An error answer that is not JSON is kept (redacted) on the error up to this many characters.
+_MAX_ERROR_BODY = 4096
+# How deep an error body is kept on the error (a hostile one can nest thousands of levels).
+_MAX_BODY_DEPTH = 32
 # host[:port], the host a name, an IPv4 address or a bracketed IPv6 address.
 _HOST_PORT_RE = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _REDACTED = "***"
@@ -227,6 +247,7 @@ class HttpSettings:
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         user_agent: str | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.tls = True
         self._csds_host: str | None = None
@@ -238,6 +259,10 @@ class HttpSettings:
         if timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self.timeout = timeout
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size <= 0:
+            raise ConfigurationError("max_body_size must be a positive number of bytes")
+        #: Largest answer body read; a larger one raises :class:`~lpm.errors.LimitExceededError`.
+        self.max_body_size = max_body_size
         self.retry = retry or RetryPolicy()
         from lpm._version import __version__
 
@@ -401,6 +426,7 @@ class HttpSettings:
         label: str,
         secrets: list[str],
     ) -> HttpResponse:
+        failure: LpmError | None = None
         try:
             async with session.request(
                 method,
@@ -416,37 +442,66 @@ class HttpSettings:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await read_bounded(resp, self.max_body_size, label)
                 status = resp.status
                 resp_headers = {k: v for k, v in resp.headers.items()}
                 resp_cookies = {name: morsel.value for name, morsel in resp.cookies.items()}
-        except TimeoutError as exc:
-            raise HttpError(f"{label} timed out after {timeout:g} s") from exc
+        except LpmError as exc:
+            failure = exc
+        except TimeoutError:
+            failure = HttpError(f"{label} timed out after {timeout:g} s")
         except aiohttp.ClientError as exc:
-            detail = redact(f"{type(exc).__name__}: {exc}", secrets)
-            raise HttpError(f"{label} failed: {detail}") from exc
+            failure = HttpError(f"{label} failed: {redact(f'{type(exc).__name__}: {exc}', secrets)}")
         except (OSError, ssllib.SSLError) as exc:  # pragma: no cover - aiohttp wraps these
-            raise HttpError(f"{label} failed: {type(exc).__name__}") from exc
+            failure = HttpError(f"{label} failed: {type(exc).__name__}")
+        if failure is not None:
+            # Raised outside the ``except`` blocks: aiohttp's error (its text quotes the URL, which
+            # may carry a secret) is not even the context of ours.
+            raise failure
         body: Any = None
         if raw.strip():
             text = raw.decode("utf-8", errors="replace")
             try:
-                body = jsonlib.loads(text)
-            except ValueError:
+                body = msgspec.json.decode(text)
+            except (msgspec.DecodeError, RecursionError):
+                # RecursionError: JSON nested deeper than the decoder goes (a hostile answer).
                 if 200 <= status < 300:
-                    raise HttpError(
-                        f"{label}: HTTP {status} with a body that is not JSON", status=status
+                    raise ProtocolError(
+                        f"{label}: HTTP {status} with a body that is not JSON the SDK can read"
                     ) from None
-                body = text
+                body = text[:_MAX_ERROR_BODY]
         return HttpResponse(status=status, headers=resp_headers, cookies=resp_cookies, body=body)
 
 
-def _redact_body(body: Any, secrets: list[str]) -> Any:
-    """An error body fit to keep on an exception (strings redacted, structure kept)."""
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, label: str) -> bytes:
+    """The whole body, refused with :class:`~lpm.errors.LimitExceededError` as soon as it is
+    known to be larger than ``limit`` bytes (from ``Content-Length``, or while reading)."""
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise LimitExceededError(
+            f"{label}: the answer body ({declared} bytes) is larger than the limit ({limit} bytes)",
+            limit="max_body_size",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise LimitExceededError(
+                f"{label}: the answer body is larger than the limit ({limit} bytes)", limit="max_body_size"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _redact_body(body: Any, secrets: list[str], depth: int = 0) -> Any:
+    """An error body fit to keep on an exception (strings redacted, structure kept to a depth)."""
     if isinstance(body, str):
         return redact(body, secrets)
+    if depth >= _MAX_BODY_DEPTH and isinstance(body, Mapping | list):
+        return "..."
     if isinstance(body, Mapping):
-        return {k: _redact_body(v, secrets) for k, v in body.items()}
+        return {k: _redact_body(v, secrets, depth + 1) for k, v in body.items()}
     if isinstance(body, list):
-        return [_redact_body(v, secrets) for v in body]
+        return [_redact_body(v, secrets, depth + 1) for v in body]
     return body

@@ -30,6 +30,7 @@ from lpm.client.retry import Backoff, retry
 from lpm.enums import DialogState
 from lpm.errors import (
     InvalidStateError,
+    LimitExceededError,
     LpmConnectionError,
     LpmError,
     ProtocolError,
@@ -42,12 +43,14 @@ if TYPE_CHECKING:
     from lpm.client.model.dialog import Dialog
     from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
 
-__all__ = ["DEFAULT_CACHE_DURATION", "ConversationCache", "HistoryLoad"]
+__all__ = ["DEFAULT_CACHE_DURATION", "DEFAULT_MAX_CONVERSATIONS", "ConversationCache", "HistoryLoad"]
 
 log = logging.getLogger("lpm.client.model.cache")
 
 #: Seconds an unreferenced conversation stays cached (the Node SDK's 10 minutes).
 DEFAULT_CACHE_DURATION = 600.0
+#: Most conversations one connection caches unless told otherwise (``max_conversations``).
+DEFAULT_MAX_CONVERSATIONS = 100_000
 #: Waits (seconds) before retrying a history load or messaging subscription that failed
 #: transiently: the conversation is announced after it, and without it the messages sent before
 #: this user joined would be missing until some later reconnect.  One try more than waits.
@@ -69,6 +72,7 @@ class ConversationCache:
         "actions",
         "cache_duration",
         "get_all_messages",
+        "max_conversations",
     )
 
     def __init__(
@@ -77,6 +81,7 @@ class ConversationCache:
         *,
         cache_duration: float = DEFAULT_CACHE_DURATION,
         get_all_messages: bool = False,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
     ) -> None:
         #: The connection, through the object model's interface.
         self.actions = actions
@@ -84,6 +89,8 @@ class ConversationCache:
         self.cache_duration = cache_duration
         #: Brand: load a new conversation's whole open-dialog history before announcing it.
         self.get_all_messages = get_all_messages
+        #: Most conversations cached; :meth:`from_info` refuses new ones beyond it.
+        self.max_conversations = max_conversations
         self._conversations: dict[str, Conversation] = {}
         self._dialog_index: dict[str, Conversation] = {}
         self._refs: dict[str, int] = {}
@@ -147,7 +154,17 @@ class ConversationCache:
         return conversation
 
     def from_info(self, info: ConversationInfo) -> Conversation:
-        """Build a conversation from its first state notification and cache it."""
+        """Build a conversation from its first state notification and cache it.
+
+        Raises :class:`~lpm.errors.LimitExceededError` when ``max_conversations`` are cached:
+        whatever a server sends, the cache (and the work each new conversation starts) is bounded.
+        """
+        if len(self._conversations) >= self.max_conversations:
+            raise LimitExceededError(
+                f"conversation {info.conversation_id} not cached: {self.max_conversations} "
+                "conversations are (max_conversations)",
+                limit="max_conversations",
+            )
         conversation = Conversation(self, info.conversation_id)
         self.add(conversation)
         conversation.apply(info)

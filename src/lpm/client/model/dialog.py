@@ -91,6 +91,16 @@ MAX_HISTORY_PAGES = 10_000
 _NO_SEQUENCE = 1 << 62
 
 
+def _same_message(message: Message, event: MessagingEventInfo) -> bool:
+    """Whether ``event`` is ``message`` again (a replay or a history load of it)."""
+    if event.event_type not in (CONTENT_EVENT, RICH_CONTENT_EVENT):
+        return False
+    # The content only: the sender's ids are spelled differently by some paths (a brand's live
+    # event and its history), and a replay never changes the content.
+    again = Message.from_event(message.dialog, event)
+    return again.body == message.body and again.content_type == message.content_type
+
+
 def _seq_key(message: Message) -> int:
     return message.sequence if message.sequence is not None else _NO_SEQUENCE
 
@@ -422,7 +432,18 @@ class Dialog(EventEmitter):
         seq = event.sequence
         etype = event.event_type
         if seq is not None and self.has_seen(seq):
-            return self._by_seq.get(seq)
+            known = self._by_seq.get(seq)
+            if known is not None and not _same_message(known, event):
+                # A replay repeats an event as it was; other content under a known sequence is
+                # the server's error, and applying either silently would hide one message.
+                self._report_error(
+                    ProtocolError(
+                        f"sequence {seq} of dialog {self.dialog_id} (conversation "
+                        f"{self.conversation.conversation_id}) was received again with other "
+                        "content; the first one is kept"
+                    )
+                )
+            return known
         if etype in (CONTENT_EVENT, RICH_CONTENT_EVENT):
             message = Message.from_event(self, event)
             if seq is not None:

@@ -61,7 +61,14 @@ from lpm.client.subscriptions.lifecycle import (
     SubscriptionTrigger,
 )
 from lpm.enums import ConversationState, ParticipantState, SubscriptionState
-from lpm.errors import ConfigurationError, InvalidStateError, LpmError, ProtocolError, RequestTimeoutError
+from lpm.errors import (
+    ConfigurationError,
+    InvalidStateError,
+    LimitExceededError,
+    LpmError,
+    ProtocolError,
+    RequestTimeoutError,
+)
 
 if TYPE_CHECKING:
     from lpm.client.model.cache import ConversationCache
@@ -426,6 +433,7 @@ class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifec
 
     def _process(self, changes: list[ConversationChange], *, snapshot: bool) -> None:
         present: set[str] = set()
+        over_limit: list[str] = []
         for change in changes:
             info = change.conversation
             present.add(info.conversation_id)
@@ -434,8 +442,21 @@ class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifec
                     self._on_delete(info)
                 else:
                     self._on_upsert(info)
+            except LimitExceededError:
+                over_limit.append(info.conversation_id)
             except Exception as exc:  # one bad change must not stop the others
                 self._host.report_error(exc)
+        if over_limit:
+            # Once per notification, not per conversation: a hostile snapshot of a million
+            # conversations must not become a million error events.
+            self._host.report_error(
+                LimitExceededError(
+                    f"{len(over_limit)} conversation(s) of subscription {self.subscription_id} not "
+                    f"cached: the cache holds max_conversations ({self._cache.max_conversations}); "
+                    f"first: {over_limit[0]}",
+                    limit="max_conversations",
+                )
+            )
         if self._page_ids is not None:
             self._page_ids |= present
         self.emit(SubscriptionEvent.NOTIFICATION, changes)

@@ -93,7 +93,7 @@ class HttpConnection(TransportConnection):
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
         #: Where and how this connection makes its HTTP calls (one session, closed by close()).
-        self.http = HttpSettings(options.csds_domain, ssl=options.ssl)
+        self.http = HttpSettings(options.csds_domain, ssl=options.ssl, max_body_size=options.max_body_size)
 
     async def lookup_service(self, service: str) -> str:
         """``host[:port]`` of a CSDS service for this account (shared cache, ``domains`` applied)."""

@@ -145,6 +145,9 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
                 self.report_error(exc)
             self._auth_failed_for_good = True
             return False
+        except Exception as exc:
+            # Not a refusal (a bug, a malformed answer): reported; the next attempt logs in again.
+            self.report_error(exc)
         return True
 
     async def _restore(self, first: bool) -> None:

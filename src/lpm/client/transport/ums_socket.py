@@ -16,14 +16,14 @@ from typing import Any
 
 import aiohttp
 
-from lpm.errors import ConnectFailedError, ProtocolError
+from lpm.errors import ConnectFailedError, LimitExceededError, ProtocolError
 
 __all__ = ["MAX_FRAME_SIZE", "UmsSocket", "UpgradeRefusedError", "cancel_and_wait", "open_ums_socket"]
 
 log = logging.getLogger("lpm.client.transport.ums_socket")
 
-#: Largest frame accepted from UMS (bytes).
-MAX_FRAME_SIZE = 64 * 1024 * 1024
+#: Largest frame accepted from UMS by default (bytes; the ``max_frame_size`` option).
+MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 
 class UpgradeRefusedError(ConnectFailedError):
@@ -36,6 +36,8 @@ class UmsSocket:
 
     generation: int
     ws: aiohttp.ClientWebSocketResponse
+    #: Largest frame the reader accepts (aiohttp closes with 1009 beyond it).
+    max_frame_size: int = MAX_FRAME_SIZE
     #: Its reader and keep-alive.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     close_code: int | None = None
@@ -43,6 +45,8 @@ class UmsSocket:
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     #: The task closing it and stopping its tasks, once lost.
     closer: asyncio.Task[None] | None = None
+    #: When the last frame arrived (``loop.time()``; the opening counts as one).
+    last_received: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     async def send(self, data: bytes) -> None:
         """Write one text frame (bytes already UTF-8 JSON).  Raises what aiohttp raises on a dead
@@ -65,15 +69,19 @@ class UmsSocket:
         connection); a binary frame is reported, never fatal.
         """
         ws = self.ws
+        clock = asyncio.get_running_loop().time
         try:
             async for msg in ws:
                 if not is_current():
                     break
+                self.last_received = clock()
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     on_text(msg.data)
                 elif msg.type is aiohttp.WSMsgType.BINARY:
                     report_error(ProtocolError("binary frame received from UMS", frame=msg.data[:200]))
                 elif msg.type is aiohttp.WSMsgType.ERROR:
+                    # The reader refused the server's input (too large, not UTF-8...) and closed.
+                    report_error(_read_failure(msg.data, self.max_frame_size))
                     break
         except asyncio.CancelledError:
             raise
@@ -102,6 +110,7 @@ async def open_ums_socket(
     generation: Callable[[], int],
     ssl: Any,
     timeout: float,
+    max_frame_size: int = MAX_FRAME_SIZE,
 ) -> UmsSocket:
     """Open a socket (the upgrade bounded by ``timeout`` seconds) numbered by ``generation()``.
 
@@ -109,6 +118,7 @@ async def open_ums_socket(
     :class:`~lpm.errors.ConnectFailedError` for a timeout or a network error.  No message
     quotes the URL: the brand URL carries the bearer.
     """
+    failure: ConnectFailedError
     try:
         # The handshake is bounded: a server that accepts TCP/TLS but never answers the
         # upgrade must not leave the connection CONNECTING forever (peer study, issue #135).
@@ -120,21 +130,35 @@ async def open_ums_socket(
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                 autoping=True,
                 heartbeat=None,
-                max_msg_size=MAX_FRAME_SIZE,
+                max_msg_size=max_frame_size,
                 compress=0,
             )
     except TimeoutError:
-        raise ConnectFailedError(f"the WebSocket upgrade did not complete within {timeout:g} s") from None
+        failure = ConnectFailedError(f"the WebSocket upgrade did not complete within {timeout:g} s")
     except aiohttp.WSServerHandshakeError as exc:
-        raise UpgradeRefusedError(
-            f"WebSocket upgrade failed with HTTP {exc.status}", status=exc.status
-        ) from None
+        failure = UpgradeRefusedError(f"WebSocket upgrade failed with HTTP {exc.status}", status=exc.status)
     except (aiohttp.ClientError, OSError) as exc:
         detail = f": {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else ""
-        raise ConnectFailedError(
-            f"error opening the WebSocket connection: {type(exc).__name__}{detail}"
-        ) from None
-    return UmsSocket(generation(), ws)
+        failure = ConnectFailedError(f"error opening the WebSocket connection: {type(exc).__name__}{detail}")
+    else:
+        return UmsSocket(generation(), ws, max_frame_size)
+    # Raised here, outside the ``except`` blocks, so that aiohttp's error is not even the
+    # *context* of ours: its text quotes the URL, and the brand URL carries the bearer.
+    raise failure
+
+
+def _read_failure(error: object, max_frame_size: int) -> ProtocolError:
+    """The error of an ``ERROR`` message of aiohttp's reader, as the SDK reports it (1009: a
+    frame larger than ``max_frame_size``; 1007: a text frame that is not UTF-8)."""
+    code = error.code if isinstance(error, aiohttp.WebSocketError) else None
+    if code == 1009:
+        return LimitExceededError(
+            f"UMS sent a frame larger than max_frame_size ({max_frame_size} bytes); socket closed",
+            limit="max_frame_size",
+        )
+    if code is not None:
+        return ProtocolError(f"UMS sent an invalid frame; socket closed with {code}")
+    return ProtocolError(f"reading from UMS failed: {type(error).__name__}")
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:

@@ -78,6 +78,7 @@ from lpm.errors import (
     LpmError,
     NotConnectedError,
     ProtocolError,
+    RequestTimeoutError,
     TokenExpiredError,
 )
 from lpm.protocol import frames
@@ -327,7 +328,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         Only a failure that cannot fix itself (a refused token nothing can replace) ends it;
         anything else -- whatever its type -- is reported and retried.
         """
-        if auth_code is not None and not await self._on_auth_close(auth_code):
+        if auth_code is not None and not await self._auth_close_allows_retry(auth_code):
             await self._give_up()
             return
         if delay > 0:
@@ -361,6 +362,15 @@ class WebsocketConnection(UmsActions, HttpConnection):
             )
         except Exception:  # only a Fatal's cause gets here: reported already
             await self._give_up()
+
+    async def _auth_close_allows_retry(self, code: int) -> bool:
+        """:meth:`_on_auth_close`, which never ends maintenance by raising: an unexpected error
+        (a malformed login answer during the re-login, say) is reported and the attempts go on."""
+        try:
+            return await self._on_auth_close(code)
+        except Exception as exc:
+            self.report_error(exc)
+            return True
 
     async def _give_up(self) -> None:
         """Stop for good (e.g. a caller-supplied token was refused); ``close()`` still releases
@@ -412,7 +422,6 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self._disconnected_at = None
             first = not self._connected_once
             self._connected_once = True
-            self._start_keep_alive(sock)
             self.requests.resume(sock)
             self._connect_event.set()
             self.emit(ConnectionEvent.CONNECT if first else "reconnect")
@@ -482,6 +491,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 generation=self.session.socket_opened,
                 ssl=self.http.ssl,
                 timeout=self.options.connect_timeout,
+                max_frame_size=self.options.max_frame_size,
             )
         except UpgradeRefusedError as exc:
             if exc.status != 401:
@@ -496,6 +506,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         # Messaging events wait until the session is restored (and its history caught up).
         self._held_events = []
         sock.tasks.append(asyncio.create_task(self._read(sock), name=f"lpm-reader-{sock.generation}"))
+        self._start_watchdog(sock)
         return sock
 
     # ---------------------------------------------------------------- reading
@@ -532,8 +543,16 @@ class WebsocketConnection(UmsActions, HttpConnection):
     def _on_notification(self, frame: frames.Notification) -> None:
         self.emit(ConnectionEvent.NOTIFICATION, frame.type, frame.body)
         dispatch_notification(
-            frame.type, frame.body, brand=self.is_brand, sink=self._sink, before_route=self._emit_raw
+            frame.type,
+            frame.body,
+            brand=self.is_brand,
+            sink=self._sink,
+            before_route=self._emit_raw,
+            on_invalid_event=self._report_invalid_event,
         )
+
+    def _report_invalid_event(self, error: NotificationError) -> None:
+        self.report_error(ProtocolError(f"{error} (the event was dropped)"))
 
     def _emit_raw(self, kind: Notif, body: Any) -> None:
         name = RAW_EVENT_NAMES.get(kind)
@@ -645,20 +664,57 @@ class WebsocketConnection(UmsActions, HttpConnection):
 
     # ---------------------------------------------------------------- keep-alive
 
-    def _start_keep_alive(self, sock: UmsSocket) -> None:
-        sock.tasks.append(
-            asyncio.create_task(self._keep_alive(sock), name=f"lpm-keepalive-{sock.generation}")
-        )
+    def _start_watchdog(self, sock: UmsSocket) -> None:
+        sock.tasks.append(asyncio.create_task(self._watch(sock), name=f"lpm-keepalive-{sock.generation}"))
 
-    async def _keep_alive(self, sock: UmsSocket) -> None:
+    async def _watch(self, sock: UmsSocket) -> None:
+        """Keep-alive and dead-connection detection for ``sock``, from its opening to its loss.
+
+        A ``GetClock`` goes out every ``keep_alive_interval`` seconds (as the Node SDK does), and
+        a socket from which no frame arrived for ``dead_connection_timeout`` seconds is declared
+        dead and replaced: TCP says nothing when a NAT or a load balancer drops the connection or
+        the server freezes, and the reader would wait forever.  A keep-alive that timed out counts
+        as a dead socket too.  It runs from the opening (a restore can be stuck on a dead socket
+        as well) and the first keep-alive goes out after the verification request.
+        """
+        loop = asyncio.get_running_loop()
+        opts = self.options
+        probe_at = loop.time() + opts.keep_alive_interval
+        probes: set[asyncio.Task[None]] = set()
+        try:
+            while sock is self._socket:
+                now = loop.time()
+                silent_since = sock.last_received
+                if now - silent_since >= opts.dead_connection_timeout:
+                    self._declare_dead(sock, f"no frame from UMS for {opts.dead_connection_timeout:g} s")
+                    return
+                if now >= probe_at:
+                    probe_at = now + opts.keep_alive_interval
+                    probe = asyncio.create_task(self._probe(sock), name=f"lpm-probe-{sock.generation}")
+                    probes.add(probe)
+                    probe.add_done_callback(probes.discard)
+                wake = min(probe_at, silent_since + opts.dead_connection_timeout)
+                await asyncio.sleep(max(wake - now, 0.0))
+        finally:
+            await cancel_and_wait(*probes)
+
+    async def _probe(self, sock: UmsSocket) -> None:
+        """One keep-alive request; a timeout means the socket is dead."""
         type_ = request_wire_name(Req.GET_CLOCK, self.dialect)
-        while True:
-            await asyncio.sleep(self.options.keep_alive_interval)
-            if sock is not self._socket or not self.requests.ready:
-                return
-            # A failed keep-alive is harmless: a dead socket is noticed by the reader.
-            with contextlib.suppress(LpmError):
-                await self.requests.submit_bound(self.requests.new_call(type_, {}), sock)
+        try:
+            await self.requests.submit_bound(self.requests.new_call(type_, {}), sock)
+        except RequestTimeoutError:
+            self._declare_dead(sock, "a keep-alive request was not answered")
+        except LpmError:
+            pass  # refused (the server is alive) or the socket is already lost
+
+    def _declare_dead(self, sock: UmsSocket, reason: str) -> None:
+        if sock is not self._socket:
+            return
+        log.warning(
+            "connection %s: socket %s is dead (%s); reconnecting", self.connection_id, sock.generation, reason
+        )
+        self._lose_socket(sock, 1006, reason)
 
     # ---------------------------------------------------------------- requests
 
