@@ -66,14 +66,17 @@ def _id_str(value: Any) -> str | None:
 def decode_frame(data: str | bytes) -> Frame:
     """Decode one WebSocket text frame.
 
-    Raises :class:`FrameError` for invalid JSON, a non-object, an unknown ``kind`` or a missing
-    mandatory field.  A frame without ``kind`` but with an ``id`` is taken as a request, as the
-    schema makes ``kind`` optional.
+    Raises :class:`FrameError` for invalid JSON (nested too deeply included), a non-object, an
+    unknown ``kind`` or a missing mandatory field.  A frame without ``kind`` but with an ``id``
+    is taken as a request, as the schema makes ``kind`` optional.
     """
     try:
         raw = _decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise FrameError(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        # Nested deeper than the decoder goes: hostile input, refused like malformed JSON.
+        raise FrameError("malformed JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise FrameError("a frame must be a JSON object")
     kind = raw.get("kind")

@@ -89,6 +89,8 @@ class UmsSocket:
             # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
             # would keep the exception, its traceback's frames and the conversations they held.
             log.debug("reader of socket %s failed: %s", self.generation, str(exc))
+            if is_current():
+                report_error(ProtocolError(f"reading from UMS failed ({type(exc).__name__}); reconnecting"))
         return ws.close_code
 
     async def shut(self) -> None:
