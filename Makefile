@@ -48,7 +48,7 @@ emulator: $(VENV)/.installed
 
 # The long resilience run (a short version of the same suite runs inside `make test`).
 chaos: $(VENV)/.installed
-	LPM_CHAOS=long $(PY) -m pytest -q tests/chaos tests/fuzz --timeout=1800
+	LPM_CHAOS=long $(PY) -m pytest -q tests/chaos tests/fuzz tests/resilience --timeout=1800
 
 # Our SDK and node-agent-sdk against the same emulator, same run; see docs/performance.md.
 bench: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
