@@ -63,6 +63,7 @@ from lpm.enums import (
     UserType,
 )
 from lpm.errors import (
+    AccountNotFoundError,
     AuthenticationError,
     ConfigurationError,
     ConnectFailedError,
@@ -96,6 +97,7 @@ __all__ = [
     "CSDS",
     "OS",
     "WAIT_FOR_READY_DURATION",
+    "AccountNotFoundError",
     "AgentState",
     "AuthType",
     "AuthenticationError",

@@ -21,6 +21,7 @@
     │   │                                        reader: reported on the connection's "error" event)
     │   └── LimitExceededError                   more than a documented limit allows (``limit``)
     └── HttpError                                an HTTP side call (CSDS, IdP, REST...) failed (``status``)
+        └── AccountNotFoundError                 the platform does not know ``account_id``
 
 Errors carry data as attributes (``code``, ``request_type``, ``body``, ``conversation_id``...).
 aiohttp exceptions never leak through, not even chained as a cause or context (their text quotes
@@ -164,3 +165,11 @@ class HttpError(LpmError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class AccountNotFoundError(HttpError):
+    """The platform does not know the account id (CSDS refused it): check ``account_id``."""
+
+    def __init__(self, account_id: str, message: str, *, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message, status=status, body=body)
+        self.account_id = account_id

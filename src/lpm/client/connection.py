@@ -118,6 +118,8 @@ class Connection(EventEmitter):
         #: The conversations this connection knows (see :meth:`get_conversation_by_id`).
         self.conversations: ConversationCache = self._new_conversation_cache()
         self._webhooks_intake: WebhooksIntake | None = None
+        #: The last error reported (the cause named when the first open() gives up).
+        self._last_error: BaseException | None = None
 
     def _new_conversation_cache(self) -> ConversationCache:
         """The cache :attr:`conversations` starts with (a subclass may filter what it keeps)."""
@@ -153,6 +155,7 @@ class Connection(EventEmitter):
 
     def report_error(self, error: BaseException) -> None:
         """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
+        self._last_error = error
         if not self.emit(ConnectionEvent.ERROR, error):
             # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
             # would keep the exception, its traceback's frames and the conversations they held.

@@ -93,6 +93,11 @@ class ConnectionOptions:
     reconnect_schedule: tuple[float, ...] | None = None
     #: Seconds a socket upgrade (handshake) may take.
     connect_timeout: float = 30.0
+    #: Seconds the first ``open()`` keeps retrying transient failures (an unreachable host, 5xx,
+    #: timeouts) before it raises :class:`~lpm.errors.ConnectFailedError`; None retries forever
+    #: (the Node SDK's behaviour).  Permanent failures (refused credentials, an unknown account)
+    #: raise at once.  ``maintain_connection`` governs only what happens after the first success.
+    open_timeout: float | None = 30.0
     #: Seconds between agentVep session refreshes (the Node SDK refreshes every 4 minutes).
     token_refresh_interval: float = 240.0
     #: Seconds without any frame from UMS after which a socket is declared dead and replaced (a
@@ -161,6 +166,14 @@ def validate_options(opts: ConnectionOptions) -> ConnectionOptions:
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if opts.open_timeout is not None and (
+        isinstance(opts.open_timeout, bool)
+        or not isinstance(opts.open_timeout, int | float)
+        or opts.open_timeout <= 0
+    ):
+        raise ConfigurationError(
+            f"open_timeout must be a positive number of seconds or None, got {opts.open_timeout!r}"
+        )
     for name in _POSITIVE_COUNTS:
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lpm.client.auth.http import HttpSettings
-from lpm.errors import ConfigurationError, HttpError
+from lpm.errors import AccountNotFoundError, ConfigurationError, HttpError
 
 log = logging.getLogger("lpm.client.auth.csds")
 
@@ -196,18 +196,22 @@ class CSDSCache:
         url = f"{http.base_url(csds)}/api/account/{account_id}/service/baseURI.json"
         self.requests += 1
         log.debug("CSDS lookup for account %s at %s", account_id, csds)
+        failure: AccountNotFoundError | None = None
         try:
             body = await http.request_json(
                 "GET", url, params={"version": "1.0"}, what=f"CSDS lookup for account {account_id}"
             )
         except HttpError as exc:
-            if exc.status == 401:
-                raise HttpError(
-                    f"CSDS does not know account {account_id} (HTTP 401 from {csds}): check the account id",
-                    status=401,
-                    body=exc.body,
-                ) from exc
-            raise
+            if exc.status != 401:
+                raise
+            failure = AccountNotFoundError(
+                account_id,
+                f"CSDS does not know account {account_id} (HTTP 401 from {csds}): check the account id",
+                status=401,
+                body=exc.body,
+            )
+        if failure is not None:
+            raise failure  # outside the ``except`` block: the HttpError says nothing more
         entries = body.get("baseURIs") if isinstance(body, dict) else None
         if not isinstance(entries, list):
             raise HttpError(f"CSDS answer for account {account_id} has no baseURIs list", status=200)

@@ -60,6 +60,7 @@ from lpm.client.auth.agent_login import AgentSession
 from lpm.client.auth.csds import CSDS, CSDSCache, ServiceName
 from lpm.client.auth.http import HttpSettings
 from lpm.client.events import EventEmitter, cancel_and_wait
+from lpm.client.opening import is_permanent
 from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE, ConnectionOptions
 from lpm.client.retry import Backoff, retry
 from lpm.client.state_table import StateTable
@@ -510,7 +511,9 @@ class TokenMaintainer(EventEmitter):
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, LpmError) or isinstance(exc, ConfigurationError):
                 return False
-            return not (fail_fast and _refused(exc))
+            # The first login fails fast on what retrying cannot fix (a refused password, an
+            # account CSDS does not know); a later one waits it out (it may be an outage).
+            return not (fail_fast and (_refused(exc) or is_permanent(exc)))
 
         def waiting(exc: BaseException, attempt: int, wait: float) -> None:
             log.warning("agent login failed (%s); retry %d in %g s", str(exc), attempt, wait)

@@ -37,7 +37,9 @@ from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.connection import Connection
 from lpm.client.connection import ConnectionTrigger as _T
+from lpm.client.opening import first_open
 from lpm.client.options import ConnectionOptions
+from lpm.client.retry import Fatal
 from lpm.client.transport import file_storage
 from lpm.enums import ConnectionEvent
 from lpm.errors import HttpError, InvalidStateError, NotConnectedError, RequestError
@@ -133,12 +135,33 @@ class RequestConnection(HttpConnection):
 
     async def open(self) -> None:
         """Obtain the credentials: CONNECTING → CONNECTED (FAILED_TO_CONNECT and the error on
-        failure, e.g. :class:`~lpm.errors.AuthenticationError` for refused credentials)."""
+        failure, e.g. :class:`~lpm.errors.AuthenticationError` for refused credentials).
+
+        Transient failures are retried for up to ``open_timeout`` seconds, then raise
+        :class:`~lpm.errors.ConnectFailedError` (see :mod:`lpm.client.opening`)."""
         if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
             raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
         self._move(_T.OPEN)
+        self._last_error = None
+        commits: list[Callable[[], None]] = []
+
+        async def attempt() -> None:
+            if self.state != cs.CONNECTING:
+                raise Fatal from NotConnectedError("connection was closed before it could connect")
+            commits.append(await self._establish())
+
+        def report(error: BaseException, _attempt: int, _seconds: float) -> None:
+            self.report_error(error)
+
         try:
-            commit = await self._establish()
+            await first_open(
+                attempt,
+                timeout=self.options.open_timeout,
+                backoff=self.options.reconnect_backoff(),
+                on_retry=report,
+                last_reported=lambda: self._last_error,
+            )
+            commit = commits[-1]
         except Exception as exc:
             if self.state == cs.CLOSED:
                 raise NotConnectedError("connection was closed before it could connect") from exc

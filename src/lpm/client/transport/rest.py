@@ -415,6 +415,10 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
         self.token_maintainer: Any = options.token_maintainer or brand_token_maintainer(options, self.http)
+        if callable(getattr(self.token_maintainer, "on", None)):
+            # Login failures the maintainer retries on its own are background errors of the
+            # connection (and the cause open() names when it gives up).
+            self.token_maintainer.on("error", self.report_error)
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -61,6 +61,7 @@ from lpm.client.dispatch import (
     SubscriptionRouter,
     dispatch_notification,
 )
+from lpm.client.opening import first_open
 from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Backoff, Fatal, retry
 from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
@@ -220,29 +221,71 @@ class WebsocketConnection(UmsActions, HttpConnection):
     # ---------------------------------------------------------------- open / close
 
     async def open(self) -> None:
-        """Connect; with ``maintain_connection`` keep trying until connected (or closed)."""
+        """Connect: returns once the session is ready.
+
+        Permanent failures (refused credentials, an unknown account) raise at once; transient
+        ones are retried on the reconnect back-off for up to ``open_timeout`` seconds, then
+        :class:`~lpm.errors.ConnectFailedError` is raised (see :mod:`lpm.client.opening`).
+        """
         if self._open_called:
             raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
         self._open_called = True
         self._move(_T.OPEN)
-        if not self.options.maintain_connection:
-            try:
-                await self._attempt()
-            except Exception:
-                if self.state == cs.CONNECTING:
-                    self._move(_T.CONNECT_FAILED)
-                raise
-            return
-        self._maintainer = asyncio.create_task(self._maintain(), name=f"lpm-connect-{self.connection_id}")
+        self._last_error = None
+        # A task of its own, as every later reconnect: close() cancels it wherever it waits.
+        task = self._maintainer = asyncio.create_task(
+            self._first_connect(), name=f"lpm-connect-{self.connection_id}"
+        )
         try:
-            await self._connect_event.wait()
+            await asyncio.wait({task})
         except asyncio.CancelledError:
             # The caller gave up on open() (a timeout around it, say): stop connecting and release
-            # every task and session instead of retrying forever in the background.
+            # every task and session instead of retrying in the background.
             await asyncio.shield(self.close())
             raise
-        if self.state == cs.CLOSED:
+        if self._maintainer is task:
+            self._maintainer = None
+        if task.cancelled() or self.state == cs.CLOSED:
             raise NotConnectedError("connection was closed before it could connect")
+        error = task.exception()
+        if error is not None:
+            if self.state == cs.CONNECTING:
+                self._move(_T.CONNECT_FAILED)
+            # Nothing is left running (a token maintainer, an HTTP session): the connection ends
+            # CLOSED, without a ``close`` event (it never was open).
+            self._close_emitted = True
+            await self.close()
+            raise error
+        self._last_error = None
+
+    async def _first_connect(self) -> None:
+        async def attempt() -> None:
+            if self._closing:
+                raise Fatal from NotConnectedError("connection was closed before it could connect")
+            if self.state == cs.FAILED_TO_CONNECT:
+                self._move(_T.RETRY)
+            try:
+                await self._attempt()
+            except Exception as exc:
+                if self.state == cs.CONNECTING:
+                    self._move(_T.CONNECT_FAILED)
+                if self._auth_failed_for_good or (
+                    isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
+                ):
+                    raise Fatal from exc
+                raise
+
+        def announce_wait(error: BaseException, _attempt: int, seconds: float) -> None:
+            self.report_error(error)
+            self.emit(ConnectionEvent.RECONNECT_WAIT, {"seconds": seconds})
+
+        await first_open(
+            attempt,
+            timeout=self.options.open_timeout,
+            backoff=self.options.reconnect_backoff(),
+            on_retry=announce_wait,
+            last_reported=lambda: self._last_error,
+        )
 
     async def close(self) -> None:
         """Close the socket, stop maintenance and release every task and timer of the connection;
