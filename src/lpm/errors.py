@@ -17,6 +17,7 @@
     ├── RequestError                             UMS answered a request with ``code`` > 399
     │   └── UnexpectedResponseError              success code but not the documented success body
     ├── RequestTimeoutError                      no response within ``response_timeout``
+    ├── HandlerError                             an event handler of the application raised (``__cause__``)
     ├── ProtocolError                            a malformed frame from the server (never raised from the
     │   │                                        reader: reported on the connection's "error" event)
     │   └── LimitExceededError                   more than a documented limit allows (``limit``)
@@ -173,3 +174,22 @@ class AccountNotFoundError(HttpError):
     def __init__(self, account_id: str, message: str, *, status: int | None = None, body: Any = None) -> None:
         super().__init__(message, status=status, body=body)
         self.account_id = account_id
+
+
+class HandlerError(LpmError):
+    """An event handler of the application raised (sync or async); the original is ``__cause__``.
+
+    Emitted on the connection's ``error`` event; with no ``error`` listener it is logged with
+    the full traceback under the ``lpm.handlers`` logger.  ``event`` is the event name,
+    ``emitter`` a description of the object it was emitted on, ``handler`` the handler's
+    qualified name.
+    """
+
+    def __init__(self, event: str, emitter: str, handler: str, error: BaseException) -> None:
+        super().__init__(
+            f"handler {handler} of event {event!r} on {emitter} raised {type(error).__name__}: {error}"
+        )
+        self.event = event
+        self.emitter = emitter
+        self.handler = handler
+        self.__cause__ = error

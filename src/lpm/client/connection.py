@@ -28,12 +28,13 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from lpm.client.events import EventEmitter
+from lpm.client.events import EventEmitter, log_handler_error
 from lpm.client.model.cache import ConversationCache
 from lpm.client.options import ConnectionOptions
 from lpm.client.state_table import StateTable
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
 from lpm.enums import ConnectionEvent, ConnectionState
+from lpm.errors import HandlerError
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
@@ -157,6 +158,9 @@ class Connection(EventEmitter):
         """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
         self._last_error = error
         if not self.emit(ConnectionEvent.ERROR, error):
+            if isinstance(error, HandlerError):
+                log_handler_error(error)  # the application's bug: its own logger, full traceback
+                return
             # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
             # would keep the exception, its traceback's frames and the conversations they held.
             log.warning("unhandled connection error: %s", str(error))

@@ -4,8 +4,10 @@
 ``obj.once``, ``obj.off``; ``await obj.wait_for(name, check=None, timeout=None)`` returns the next
 matching event; ``async for args in obj.events(name)`` iterates over events.  Handlers are called
 with the event's positional arguments.  A handler that raises (or an async handler whose task
-fails) never disturbs the emitter: the exception goes to the emitter's error sink, which the
-connection wires to its ``"error"`` event.  Async handlers run as tasks the emitter owns and
+fails) never disturbs the emitter: the exception, wrapped in a :class:`~lpm.errors.HandlerError`
+naming the event, the object and the handler, goes to the emitter's error sink, which the
+connection wires to its ``"error"`` event (logged with its traceback under ``lpm.handlers`` when
+nobody listens).  Async handlers run as tasks the emitter owns and
 cancels on :meth:`EventEmitter.close_events`.
 """
 
@@ -18,7 +20,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
+from lpm.errors import HandlerError
+
 log = logging.getLogger("lpm.client.events")
+#: Where an application handler's exception is logged when nobody listens to ``error``.
+handler_log = logging.getLogger("lpm.handlers")
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -125,33 +131,34 @@ class EventEmitter:
         try:
             result = handler(*args)
         except Exception as exc:
-            self._report(name, exc)
+            self._report(name, handler, exc)
             return
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             if self._handler_tasks is None:
                 self._handler_tasks = set()
             self._handler_tasks.add(task)
-            task.add_done_callback(lambda t: self._handler_done(name, t))
+            task.add_done_callback(lambda t: self._handler_done(name, handler, t))
 
-    def _handler_done(self, name: str, task: asyncio.Future[Any]) -> None:
+    def _handler_done(self, name: str, handler: Handler, task: asyncio.Future[Any]) -> None:
         if self._handler_tasks is not None:
             self._handler_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             assert exc is not None
-            self._report(name, exc)
+            self._report(name, handler, exc)
 
-    def _report(self, name: str, exc: BaseException) -> None:
+    def _report(self, name: str, handler: Handler, exc: BaseException) -> None:
+        error = HandlerError(name, _describe(self), _handler_name(handler), exc)
         sink = self._error_sink
         # A failing "error" handler is logged, never fed back into "error" (no loops).
         if sink is not None and name != "error":
             try:
-                sink(exc)
+                sink(error)
                 return
             except Exception:  # a failing sink must not hide the original error
                 log.exception("error sink failed")
-        log.error("event handler failed", exc_info=exc)
+        log_handler_error(error)
 
     # ---------------------------------------------------------------- awaiting
 
@@ -203,3 +210,26 @@ class EventEmitter:
         current = asyncio.current_task()
         await cancel_and_wait(t for t in self._handler_tasks or () if t is not current)
         self._handler_tasks = None
+
+
+def log_handler_error(error: HandlerError) -> None:
+    """Log a handler's exception with its full traceback under ``lpm.handlers`` (where it goes
+    when nobody listens to ``error``)."""
+    handler_log.error("%s", str(error), exc_info=error.__cause__)
+
+
+def _describe(emitter: object) -> str:
+    """The emitter as an error message names it (its ``repr``, bounded)."""
+    try:
+        text = repr(emitter)
+    except Exception:  # a broken __repr__ must not hide the handler's error
+        text = f"<{type(emitter).__name__}>"
+    return text[:200]
+
+
+def _handler_name(handler: Handler) -> str:
+    name = getattr(handler, "__qualname__", None) or getattr(handler, "__name__", None)
+    module = getattr(handler, "__module__", None)
+    if not isinstance(name, str):
+        return repr(handler)[:120]
+    return f"{module}.{name}" if isinstance(module, str) else name
