@@ -83,6 +83,7 @@ from lpm.errors import (
     TokenExpiredError,
     UnexpectedResponseError,
     UnsupportedActionError,
+    WaitTimeoutError,
 )
 from lpm.publish import PublishResponse, publish_message
 from lpm.sde import (
@@ -166,6 +167,7 @@ __all__ = [
     "UnexpectedResponseError",
     "UnsupportedActionError",
     "UserType",
+    "WaitTimeoutError",
     "WebsocketConnection",
     "__version__",
     "create_connection",

@@ -18,6 +18,7 @@
     │   └── UnexpectedResponseError              success code but not the documented success body
     ├── RequestTimeoutError                      no response within ``response_timeout``
     ├── HandlerError                             an event handler of the application raised (``__cause__``)
+    ├── WaitTimeoutError (also TimeoutError)     ``wait_for`` saw no matching event in time
     ├── ProtocolError                            a malformed frame from the server (never raised from the
     │   │                                        reader: reported on the connection's "error" event)
     │   └── LimitExceededError                   more than a documented limit allows (``limit``)
@@ -193,3 +194,13 @@ class HandlerError(LpmError):
         self.emitter = emitter
         self.handler = handler
         self.__cause__ = error
+
+
+class WaitTimeoutError(LpmError, TimeoutError):
+    """``wait_for`` saw no matching event in time; names the event and the object awaited."""
+
+    def __init__(self, event: str, emitter: str, timeout: float) -> None:
+        super().__init__(f"no {event!r} event on {emitter} within {timeout:g} s")
+        self.event = event
+        self.emitter = emitter
+        self.timeout = timeout

@@ -186,7 +186,8 @@ async def test_open_without_maintenance_fails_fast(emulator: Emulator) -> None:
     conn.token_maintainer._auth_data = conn.options.auth_data
     with pytest.raises(lpm.errors.AuthenticationError):
         await conn.open()
-    assert conn.state == lpm.ConnectionState.FAILED_TO_CONNECT
+    # A failed first open() leaves nothing running: the connection is CLOSED.
+    assert conn.state == lpm.ConnectionState.CLOSED
     with pytest.raises(NotConnectedError):
         await conn.send("GetClock", {})
     await conn.close()

@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
-from lpm.errors import HandlerError
+from lpm.errors import HandlerError, WaitTimeoutError
 
 log = logging.getLogger("lpm.client.events")
 #: Where an application handler's exception is logged when nobody listens to ``error``.
@@ -167,7 +167,8 @@ class EventEmitter:
     ) -> Any:
         """The next ``name`` event whose arguments pass ``check``.
 
-        Returns the single argument (or the argument tuple, or None).  Raises ``TimeoutError``
+        Returns the single argument (or the argument tuple, or None).  Raises
+        :class:`~lpm.errors.WaitTimeoutError` (a ``TimeoutError``) naming the event and the object
         after ``timeout`` seconds.
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -185,7 +186,13 @@ class EventEmitter:
 
         self.on(name, waiter)
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout) as deadline:
+                return await future
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the check's own TimeoutError
+            assert timeout is not None
+            raise WaitTimeoutError(name, _describe(self), timeout) from None
         finally:
             self.off(name, waiter)
 

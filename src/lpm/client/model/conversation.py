@@ -8,13 +8,14 @@ compared with the known state, emitting an event per change, then each dialog is
 ``notification`` fires.  The first state a conversation receives only initialises it (no change
 events), so building a conversation from a snapshot never floods the application.
 
-Event bubbling (§3.5): the whitelisted conversation events (``group-change``, ``skill-change``,
+Event bubbling: the whitelisted conversation events (``group-change``, ``skill-change``,
 ``close``, ``dialog``, ``ttr-change``, ``manual-ettr-change``) and dialog events
 (``participant-*``, ``transfer-*``, ``back-to-queue``, ``message``, ``message-delivery-event``)
-are delivered to exactly one level: the connection's ``conversation:<name>`` when it has
-listeners (handler arguments ``(conversation, *args)``), else the conversation's ``<name>``, else
-(dialog events) the dialog's.  A dialog closing travels as ``conversation:dialog:close`` →
-``dialog:close`` → the dialog's ``close``.
+are delivered at every level, innermost first, as DOM events bubble: the dialog's ``<name>``
+(dialog events), the conversation's ``<name>``, then the connection's ``conversation:<name>``
+(handler arguments ``(conversation, *args)``).  A listener at one level never silences another.
+A dialog closing is the dialog's ``close``, the conversation's ``dialog:close``, then the
+connection's ``conversation:dialog:close``.  (The Node SDK delivers to one level only.)
 
 Conversation events and arguments:
 
@@ -354,23 +355,20 @@ class Conversation(EventEmitter):
     def _bubble(
         self, name: ConversationEvent | DialogEvent, args: tuple[Any, ...], dialog: Dialog | None = None
     ) -> None:
-        """Deliver a whitelisted event to exactly one level (connection, conversation, dialog)."""
-        key = CONNECTION_EVENT_PREFIX + name
-        if self.actions.has_listeners(key):
-            self.actions.emit(key, self, *args)
-        elif self.has_listeners(name):
-            self.emit(name, *args)
-        elif dialog is not None:
+        """Deliver a whitelisted event at every level, innermost first (the dialog, the
+        conversation, then the connection as ``conversation:<name>``), as DOM events bubble: a
+        listener at one level never silences another (the Node SDK delivers to one level only)."""
+        if dialog is not None:
             dialog.emit(name, *args)
+        self.emit(name, *args)
+        self.actions.emit(CONNECTION_EVENT_PREFIX + name, self, *args)
 
     def _bubble_dialog_close(self, dialog: Dialog) -> None:
-        key = CONNECTION_EVENT_PREFIX + ConversationEvent.DIALOG_CLOSE
-        if self.actions.has_listeners(key):
-            self.actions.emit(key, self, dialog)
-        elif self.has_listeners(ConversationEvent.DIALOG_CLOSE):
-            self.emit(ConversationEvent.DIALOG_CLOSE, dialog)
-        else:
-            dialog.emit(DialogEvent.CLOSE, dialog)
+        """A dialog's close: ``close`` on the dialog, ``dialog:close`` on the conversation and
+        ``conversation:dialog:close`` on the connection, in that order."""
+        dialog.emit(DialogEvent.CLOSE, dialog)
+        self.emit(ConversationEvent.DIALOG_CLOSE, dialog)
+        self.actions.emit(CONNECTION_EVENT_PREFIX + ConversationEvent.DIALOG_CLOSE, self, dialog)
 
     # ---------------------------------------------------------------- state notifications
 

@@ -14,7 +14,8 @@ load is over (loaded, or failed for good).  On a brand connection a message olde
 already emitted (a gap from before this user took part, filled later by a reconnect's catch-up)
 joins :attr:`Dialog.messages` as history, without an event.
 
-Events (the whitelisted ones bubble one level, see :meth:`Conversation._bubble`):
+Events (the whitelisted ones bubble to the conversation and the connection, innermost first;
+see :meth:`Conversation._bubble`):
 
 * ``participant-added`` ``(participant, previously_suggested)``
 * ``participant-suggested`` ``(participant)`` and ``transfer-agent`` ``(participant)``
@@ -23,7 +24,7 @@ Events (the whitelisted ones bubble one level, see :meth:`Conversation._bubble`)
 * ``transfer-skill`` ``(skill_id)`` — the skill changed and no agent is assigned
 * ``message`` ``(message)`` and ``message-delivery-event`` ``(messages)`` — a list of the
   messages whose delivery state changed
-* ``close`` ``(dialog)`` — bubbles as ``conversation:dialog:close`` / ``dialog:close``
+* ``close`` ``(dialog)`` — bubbles as ``dialog:close`` / ``conversation:dialog:close``
 * ``notification-out-of-order`` ``(dialog_info)`` — not bubbled
 
 Why one module (about 800 lines): the sequence bookkeeping, the ordered emission of

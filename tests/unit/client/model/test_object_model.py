@@ -148,7 +148,7 @@ async def test_main_dialog_exists_before_any_notification() -> None:
 # ---------------------------------------------------------------- participants and bubbling
 
 
-async def test_participant_events_bubble_to_exactly_one_level() -> None:
+async def test_participant_events_bubble_to_every_level_innermost_first() -> None:
     env = await brand_env()
     _, wconv, conversation = await assigned(env)
     main = conversation.main_dialog
@@ -161,15 +161,22 @@ async def test_participant_events_bubble_to_exactly_one_level() -> None:
         env.world, agent(BOT), wconv, {"field": "ParticipantsChange", "type": "ADD", "role": "READER"}
     )
     await env.link.flush()
-    assert seen.names == ["connection:conversation:participant-added"]
-    conv_arg, participant, previously_suggested = seen.seen[0][1]
-    assert conv_arg is conversation and previously_suggested is False
+    assert seen.names == [
+        "dialog:participant-added",
+        "conversation:participant-added",
+        "connection:conversation:participant-added",
+    ]
+    participant, previously_suggested = seen.seen[0][1]
+    assert seen.seen[1][1] == (participant, previously_suggested)
+    conv_arg, *rest = seen.seen[2][1]
+    assert conv_arg is conversation and rest == [participant, False]
     assert (participant.user_id, participant.agent_id, participant.role) == (
         pid(env.world, BOT),
         BOT_OLD,
         "READER",
     )
 
+    # A listener removed at one level leaves the others as they were.
     env.fake.off("conversation:participant-added")
     field_update(
         env.world, agent(BOT), wconv, {"field": "ParticipantsChange", "type": "REMOVE", "role": "READER"}
@@ -178,20 +185,9 @@ async def test_participant_events_bubble_to_exactly_one_level() -> None:
         env.world, agent(BOT), wconv, {"field": "ParticipantsChange", "type": "ADD", "role": "MANAGER"}
     )
     await env.link.flush()
-    assert seen.names[1:] == ["conversation:participant-added"]
+    assert seen.names[3:] == ["dialog:participant-added", "conversation:participant-added"]
     # the removed participant's object comes back when the user is added again
-    assert seen.seen[1][1][0] is participant and participant.role == "MANAGER"
-
-    conversation.off("participant-added")
-    field_update(
-        env.world, agent(BOT), wconv, {"field": "ParticipantsChange", "type": "REMOVE", "role": "MANAGER"}
-    )
-    field_update(
-        env.world, agent(BOT), wconv, {"field": "ParticipantsChange", "type": "ADD", "role": "READER"}
-    )
-    await env.link.flush()
-    assert seen.names[2:] == ["dialog:participant-added"]
-    assert seen.seen[2][1] == (participant, False)
+    assert seen.seen[3][1][0] is participant and participant.role == "MANAGER"
 
 
 async def test_participant_removed_and_back_to_queue() -> None:
@@ -345,8 +341,12 @@ async def test_group_ttr_manual_ettr_note_and_csat_fields() -> None:
     await env.link.flush()
     field_update(env.world, agent(), wconv, {"field": "Note", "note": "vip"})
     await env.link.flush()
-    assert seen.seen[0] == ("ttr", ("CUSTOM", 1800, -1))  # the connection listener wins
-    assert seen.names[1:] == ["manual-ettr-change"]
+    # Every level hears it, innermost first: the conversation, then the connection.
+    assert seen.seen[:2] == [
+        ("ttr-change", ("CUSTOM", 1800, -1)),
+        ("ttr", ("CUSTOM", 1800, -1)),
+    ]
+    assert seen.names[2:] == ["manual-ettr-change"]
     assert seen.args("manual-ettr-change") == [(1_800_000_000_000, 1_800_000_000_000)]
     assert (conversation.ttr_type, conversation.ttr_value) == ("CUSTOM", 1800)
     assert conversation.ttr_effective_manual == conversation.ttr_effective == 1_800_000_000_000
@@ -410,7 +410,12 @@ async def test_post_survey_dialog_close_bubbles_and_new_dialog_event() -> None:
     await env.link.flush()
     survey = conversation.get_dialog(DialogType.POST_SURVEY)
     assert survey is not None and survey.dialog_id == wconv.dialogs[1].dialog_id
-    assert seen.seen == [("connection", (conversation, conversation.main_dialog)), ("dialog", (survey,))]
+    main = conversation.main_dialog
+    assert seen.seen == [
+        ("dialog:close", (main,)),
+        ("connection", (conversation, main)),
+        ("dialog", (survey,)),
+    ]
     assert conversation.stage == ConversationState.OPEN and conversation.state == "CLOSE"
     assert conversation.open_dialog is survey
     assert env.fake.conversations.find_by_dialog(survey.dialog_id) is conversation
