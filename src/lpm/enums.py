@@ -27,6 +27,8 @@ from __future__ import annotations
 import enum
 from typing import TypeVar
 
+from lpm.errors import ConfigurationError
+
 __all__ = [
     "OS",
     "AgentState",
@@ -80,6 +82,26 @@ def coerce(enum_cls: type[E], value: str) -> E | str:
         return enum_cls(value)
     except ValueError:
         return value
+
+
+def parse_enum(enum_cls: type[E], value: object, what: str) -> E:
+    """An argument the application gave as ``enum_cls``: the member itself, its wire value or
+    its name, case-insensitively where that is unambiguous (``"BRAND"``, ``"brand"`` and
+    ``UserType.BRAND`` are the same).  Anything else raises
+    :class:`~lpm.errors.ConfigurationError` listing what is accepted.
+    """
+    if isinstance(value, enum_cls):
+        return value
+    if isinstance(value, str):
+        for member in enum_cls:
+            if value in (member.value, member.name):
+                return member
+        folded = value.casefold()
+        matches = {m for m in enum_cls if folded in (m.value.casefold(), m.name.casefold())}
+        if len(matches) == 1:
+            return matches.pop()
+    accepted = ", ".join(f"{enum_cls.__name__}.{m.name}" for m in enum_cls)
+    raise ConfigurationError(f"invalid {what}: {value!r} (use {accepted}, or its value)")
 
 
 class AgentState(enum.StrEnum):

@@ -34,7 +34,7 @@ from lpm.client.options import ConnectionOptions
 from lpm.client.state_table import StateTable
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
 from lpm.enums import ConnectionEvent, ConnectionState
-from lpm.errors import HandlerError
+from lpm.errors import HandlerError, NotConnectedError
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
@@ -97,6 +97,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     state: frozenset(n for s, _, n in CONNECTION_STATES if s == state and n != state)
     for state in (INITIAL, CONNECTING, CONNECTED, FAILED_TO_CONNECT, DISCONNECTED, CLOSING, CLOSED, NULL)
 }
+
+
+def not_connected(request_type: str, state: str) -> NotConnectedError:
+    """The error of a request that cannot be sent in ``state``, in plain words."""
+    if state == ConnectionState.INITIAL:
+        reason = "the connection was never opened: call open() first"
+    elif state in (ConnectionState.CLOSED, ConnectionState.CLOSING):
+        reason = "the connection is closed"
+    elif state == ConnectionState.FAILED_TO_CONNECT:
+        reason = "the connection failed to connect"
+    else:
+        reason = f"the connection is {state}"
+    return NotConnectedError(f"unable to send {request_type}: {reason}")
 
 
 class Connection(EventEmitter):

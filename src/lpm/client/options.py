@@ -160,8 +160,14 @@ _POSITIVE_COUNTS = ("max_frame_size", "max_body_size", "max_conversations")
 
 def validate_options(opts: ConnectionOptions) -> ConnectionOptions:
     """Check every option; raise ConfigurationError naming the first bad one."""
+    if isinstance(opts.account_id, int) and not isinstance(opts.account_id, bool) and opts.account_id > 0:
+        # LivePerson account ids are digits; 12345678 means "12345678".
+        opts.account_id = str(opts.account_id)
     if not opts.account_id or not isinstance(opts.account_id, str):
-        raise ConfigurationError("account_id is a required parameter (a non-empty string)")
+        raise ConfigurationError(
+            f"account_id is a required parameter: the account's id as a string such as '12345678', got "
+            f"{opts.account_id!r}"
+        )
     for name in _POSITIVE:
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

@@ -105,6 +105,14 @@ def canonical_request(wire_type: str) -> Req | None:
     return Req(alias) if alias is not None else None
 
 
+def request_display_name(wire_type: str) -> str:
+    """How messages and errors name a request: its canonical name whatever the dialect spelled
+    (``.ams.ms.PublishEvent`` and ``ms.PublishEvent`` are both ``ms.PublishEvent``); a type this
+    package does not know is shown as given."""
+    found = canonical_request(wire_type)
+    return found.value if found is not None else wire_type
+
+
 def request_wire_name(req: Req, dialect: Dialect) -> str:
     """The type name a client of ``dialect`` sends for ``req``."""
     if dialect is Dialect.CONSUMER_V3:

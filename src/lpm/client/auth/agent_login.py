@@ -117,7 +117,7 @@ def login_body(auth_data: Mapping[str, Any]) -> dict[str, str]:
 
     Raises :class:`ConfigurationError` with the Node SDK's messages: ``appKey provided, but
     missing secret`` (and so on for ``accessToken`` / ``accessTokenSecret``), or ``Invalid Login
-    Information`` when neither shape is given.
+    Information`` followed by what is missing when neither shape is given.
     """
     if not isinstance(auth_data, Mapping):
         raise ConfigurationError("auth_data must be a mapping")
@@ -136,7 +136,16 @@ def login_body(auth_data: Mapping[str, Any]) -> dict[str, str]:
                 raise ConfigurationError(f"appKey provided, but missing {wire}")
             body[wire] = value
         return body
-    raise ConfigurationError("Invalid Login Information")
+    # The Node SDK says "Invalid Login Information" for all of these: say which part is missing.
+    if not username:
+        raise ConfigurationError(
+            "Invalid Login Information: auth_data has no username (give username and password, "
+            "or username with app_key, secret, access_token and access_token_secret)"
+        )
+    raise ConfigurationError(
+        "Invalid Login Information: auth_data has a username but no password (or app_key, secret, "
+        "access_token and access_token_secret for an API-key login)"
+    )
 
 
 def _secrets(*values: Any) -> list[str]:

@@ -591,7 +591,7 @@ class Conversation(EventEmitter):
         until the notification confirming the close arrives (it returns to OPEN if a
         POST_SURVEY dialog opened, or if the request fails)."""
         if self.stage in (ConversationState.CLOSE, ConversationState.CLOSING):
-            raise InvalidStateError(f"conversation {self.conversation_id} is already {self.stage.lower()}")
+            raise InvalidStateError(f"conversation {self.conversation_id} is already closed")
         previous = self.stage
         self.stage = ConversationState.CLOSING
         self._close_pending = True

@@ -35,7 +35,7 @@ from lpm.client import connection as cs
 from lpm.client.actions import ConnectionActions, MessagesQuery, Publish
 from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
-from lpm.client.connection import Connection
+from lpm.client.connection import Connection, not_connected
 from lpm.client.connection import ConnectionTrigger as _T
 from lpm.client.opening import first_open
 from lpm.client.options import ConnectionOptions
@@ -131,7 +131,7 @@ class RequestConnection(HttpConnection):
 
     def _require_connected(self, request_type: str) -> None:
         if self.state != cs.CONNECTED:
-            raise NotConnectedError(f"unable to send {request_type}: connection is {self.state}")
+            raise not_connected(request_type, self.state)
 
     async def open(self) -> None:
         """Obtain the credentials: CONNECTING → CONNECTED (FAILED_TO_CONNECT and the error on

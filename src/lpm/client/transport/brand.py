@@ -31,8 +31,8 @@ from lpm.client.subscriptions.routing import RoutingTaskSubscription
 from lpm.client.transport.base import MessagesQuery
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import WebsocketConnection
-from lpm.enums import ParticipantState
-from lpm.errors import AuthenticationError, ConfigurationError, LpmError, RequestError
+from lpm.enums import AgentState, ParticipantState, parse_enum
+from lpm.errors import AuthenticationError, LpmError, RequestError
 from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
 from lpm.protocol.requests import (
     GetUserProfileBody,
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lpm.client.transport.brand")
 
-AGENT_STATES = ("ONLINE", "OCCUPIED", "AWAY", "BACK_SOON", "OFFLINE")
 #: Token maintainer events the connection re-emits under the same name (Node SDK §2.3).
 MAINTAINER_EVENTS = (
     "token-invalid",
@@ -217,9 +216,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
     ) -> None:
         """``SetAgentState`` (ONLINE, OCCUPIED, AWAY, BACK_SOON, OFFLINE); remembered and re-sent
         after every reconnect.  Rings arrive only while ONLINE (OCCUPIED: transfers only)."""
-        state = str(agent_state)
-        if state not in AGENT_STATES:
-            raise ConfigurationError(f"agent_state must be one of {', '.join(AGENT_STATES)}, got {state!r}")
+        state = str(parse_enum(AgentState, agent_state, "agent_state"))
         if agent_id is not None and agent_id != self.agent_id:
             body = SetAgentStateBody(
                 availability=state,

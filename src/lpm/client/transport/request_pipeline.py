@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 import msgspec
 
+from lpm.client.connection import not_connected
 from lpm.client.options import ConnectionOptions
 from lpm.client.transport.ums_socket import UmsSocket, cancel_and_wait
 from lpm.enums import ConnectionEvent
 from lpm.errors import (
     ConnectionClosedError,
     LpmError,
-    NotConnectedError,
     QueueTimeoutError,
     RequestError,
     RequestTimeoutError,
@@ -45,6 +45,7 @@ from lpm.protocol.session import (
     publish_target,
     replay_policy,
 )
+from lpm.protocol.types import request_display_name
 
 if TYPE_CHECKING:
     from lpm.client.model.cache import ConversationCache
@@ -173,7 +174,7 @@ class RequestPipeline:
             self._start_queue_deadline(call)
             self.kick()
         else:
-            raise NotConnectedError(f"unable to send {call.type}: connection is {state}")
+            raise not_connected(request_display_name(call.type), state)
         return await self.wait(call)
 
     async def submit_bound(self, call: Call, sock: UmsSocket) -> Any:
@@ -221,7 +222,11 @@ class RequestPipeline:
         call = cast(Call, event.request)
         response = event.response
         if isinstance(event, Refused):
-            call.settle(RequestError(response.code, call.type, response.body, response_type=response.type))
+            call.settle(
+                RequestError(
+                    response.code, request_display_name(call.type), response.body, response_type=response.type
+                )
+            )
             return
         call.cancel_timer()
         name = f"{call.type}#response"
@@ -245,7 +250,7 @@ class RequestPipeline:
         call.timer = None
         if not self.session.expire(call):
             return
-        error = RequestTimeoutError(call.type, self.options.response_timeout)
+        error = RequestTimeoutError(request_display_name(call.type), self.options.response_timeout)
         self._emit(ConnectionEvent.TIMEOUT, error)
         call.settle(error)
 
@@ -290,12 +295,14 @@ class RequestPipeline:
         if in_doubt and call.policy is ReplayPolicy.RECONCILE:
             call.settle(
                 ConnectionClosedError(
-                    f"{call.type} was in flight when the connection was lost, and the connection did not "
-                    f"come back within {waited} to tell whether it was processed"
+                    f"{request_display_name(call.type)} was in flight when the connection was lost, and "
+                    f"the connection did not come back within {waited} to tell whether it was processed"
                 )
             )
         else:
-            call.settle(QueueTimeoutError(f"{call.type} waited {waited} for the connection"))
+            call.settle(
+                QueueTimeoutError(f"{request_display_name(call.type)} waited {waited} for the connection")
+            )
 
     def kick(self) -> None:
         """Start writing the queue if a session is ready (one writer at a time keeps the order)."""

@@ -51,6 +51,7 @@ from typing import Any
 from lpm.client.auth import idp
 from lpm.client.auth.csds import ServiceName
 from lpm.client.auth.http import HttpResponse
+from lpm.client.connection import not_connected
 from lpm.client.model.cache import ConversationCache
 from lpm.client.model.conversation import Conversation
 from lpm.client.options import ConnectionOptions
@@ -67,7 +68,6 @@ from lpm.enums import AuthType, ParticipantRole
 from lpm.errors import (
     AuthenticationError,
     ConfigurationError,
-    NotConnectedError,
     ProtocolError,
     RequestError,
     UnexpectedResponseError,
@@ -242,7 +242,7 @@ class ConsumerSendApiConnection(ConsumerConversations, RequestConnection):
         Returns a 200 response; anything else raises (see :func:`send_api_error`)."""
         self._require_connected(request_type)
         if self._consumer_jws is None:
-            raise NotConnectedError(f"unable to send {request_type}: connection is {self.state}")
+            raise not_connected(request_type, self.state)
         host = await self.lookup_service(ServiceName.ASYNC_MESSAGING_ENT)
         url = self.http.base_url(host) + template.format(accountId=self.account_id)
         for attempt in range(2):
