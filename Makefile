@@ -11,7 +11,7 @@ all: test
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 # node-agent-sdk (the peer) for the conformance tests; installed from the npm registry,
@@ -26,6 +26,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check src tests examples benchmarks tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	# The typing test: README/docs examples, examples/ and tests/typing (must pass / must fail).
+	$(PY) tools/gen_typed_events.py --check
+	$(PY) tools/check_typing.py
 
 # The stateless-bot integration test runs a real redis-server (Debian's); installed only when missing.
 redis-server:

@@ -2,7 +2,9 @@
 
 Options: ``--quick`` (small sizes, for development), ``--scenario NAME`` (repeatable),
 ``--rounds N`` (default 3), ``--out DIR`` (default benchmarks/results), ``--write-docs``
-(rewrite the generated section of docs/performance.md with this run's table).
+(rewrite the generated section of docs/performance.md with this run's table), ``--baseline
+TREE`` (also run our SDK from another source tree, e.g. ``git archive <commit> src | tar -x -C
+TREE``, as a "before" column: a before/after table from one run on one machine).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.metadata
 import json
 import math
 import os
@@ -43,6 +46,7 @@ def machine() -> dict[str, Any]:
         subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip() if node else "-"
     )
     peer = json.loads((harness.NODE_MODULES / "node-agent-sdk" / "package.json").read_text())["version"]
+    ws = json.loads((harness.NODE_MODULES / "ws" / "package.json").read_text())["version"]
     return {
         "cpu_model": model,
         "cores": os.cpu_count(),
@@ -51,6 +55,10 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "node": node_version,
         "peer_sdk": peer,
+        "peer_ws": ws,
+        "lpm": importlib.metadata.version("lp-messaging-sdk"),
+        "aiohttp": importlib.metadata.version("aiohttp"),
+        "msgspec": importlib.metadata.version("msgspec"),
         "load_average": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -79,10 +87,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     def log(text: str) -> None:
         print(text, flush=True)
 
+    run_started = time.perf_counter()
     results: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": mode,
         "rounds": args.rounds,
+        "command": " ".join(["python -m benchmarks", *(args.argv or [])]),
+        "baseline": str(args.baseline) if args.baseline else None,
         "machine": machine(),
         "scenarios": {},
     }
@@ -98,10 +109,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["scenarios"][scenario] = await harness.capacity_scenario(sizes[scenario], log)
         else:
             results["scenarios"][scenario] = await harness.ab_scenario(
-                scenario, sizes[scenario], args.rounds, log
+                scenario, sizes[scenario], args.rounds, log, baseline=args.baseline
             )
         log(f"  ({time.perf_counter() - started:.0f} s)")
     results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results["seconds"] = round(time.perf_counter() - run_started)
+    results["machine"]["load_average_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     results["goals"] = report.goals(results)
     return results
 
@@ -116,9 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-docs", action="store_true", help="rewrite the generated section of docs/performance.md"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree (with src/lpm) run as an extra 'before' column of our SDK",
+    )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "src" / "lpm" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline} has no src/lpm/__init__.py")
     results = asyncio.run(run(args))
     table = report.markdown(results)
     print()

@@ -1,15 +1,17 @@
 """The emulator in its own process for the benchmarks: ``python -m benchmarks.emulator_proc``.
 
 TLS (node-agent-sdk hard-codes https/wss), the control and bench APIs on, snapshots uncapped so
-a subscription sees every benchmark conversation.  Prints one JSON line (where to connect, the
-pid whose CPU the harness watches) and serves until stdin closes.  Garbage-collector pauses
-longer than 5 ms are reported on stderr as JSON lines ``{"gc": generation, "ms": pause, "t":
-epoch}``: a full collection stops the emulator's only thread, and the harness lines them up
-with the latencies it measures.
+a subscription sees every benchmark conversation; ``--db FILE`` keeps the world in a SQLite file
+as ``lpm emulator --db`` does (the ``*_db`` scenarios: what durable acknowledgements cost).
+Prints one JSON line (where to connect, the pid whose CPU the harness watches) and serves until
+stdin closes.  Garbage-collector pauses longer than 5 ms are reported on stderr as JSON lines
+``{"gc": generation, "ms": pause, "t": epoch}``: a full collection stops the emulator's only
+thread, and the harness lines them up with the latencies it measures.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import json
@@ -39,9 +41,10 @@ def _watch_gc() -> None:
     gc.callbacks.append(callback)
 
 
-async def main() -> None:
+async def main(db: str | None = None) -> None:
+    """Serve until stdin closes; ``db``: the SQLite file of the world (None: in memory)."""
     _watch_gc()
-    emu = Emulator(tls=True, faults=True, snapshot_limit=1_000_000, port=0)
+    emu = Emulator(db=db, tls=True, faults=True, snapshot_limit=1_000_000, port=0)
     async with emu:
         # What start-up allocated (modules, the default world) is never garbage: freezing it
         # keeps full collections short and, above all, keeps *when* they fall independent of how
@@ -63,4 +66,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.emulator_proc")
+    parser.add_argument("--db", help="keep the world in this SQLite file (default: in memory)")
+    asyncio.run(main(parser.parse_args().db))

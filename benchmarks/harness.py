@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import re
 import ssl
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,47 +33,151 @@ NODE_MODULES = ROOT / "tests" / "conformance" / "node" / "node_modules"
 NODE_DRIVER = ROOT / "benchmarks" / "node" / "peer_bench.js"
 #: Share of one core above which the emulator counts as saturated.
 SATURATED = 0.9
-CLIENTS = ("ours", "peer")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One column of the results: a client program and its settings."""
+
+    #: Key in the results (``ours``, ``peer``...).
+    name: str
+    #: ``py`` (benchmarks.py_client: our SDK), ``node`` (peer_bench.js: node-agent-sdk) or ``raw``
+    #: (benchmarks.raw_client: aiohttp + msgspec, no SDK).
+    runner: str
+    #: Whether the client asks for permessage-deflate (verified from the emulator's record of
+    #: every upgrade of the run).
+    compression: bool
+    #: How the table names it.
+    label: str
+    #: What it is set to, in words (the settings table of the report).
+    settings: str
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "ours",
+            "py",
+            False,
+            "lpm",
+            "this tree; `compression=False` (the default); `max_frame_size` 64 MiB (the bench's "
+            "10,000-conversation snapshot is one frame of more than 16 MiB)",
+        ),
+        Variant("peer", "node", False, "node-agent-sdk", "`perMessageDeflate: false` in the Agent config"),
+        Variant(
+            "raw",
+            "raw",
+            False,
+            "raw aiohttp + msgspec",
+            "`ws_connect(compress=0)`; decodes every frame, matches responses by id, nothing else",
+        ),
+        Variant(
+            "peer_deflate",
+            "node",
+            True,
+            "node-agent-sdk, default",
+            "its defaults: `ws` offers permessage-deflate and the emulator accepts",
+        ),
+        Variant("ours_deflate", "py", True, "lpm, compression", "as lpm, with `compression=True`"),
+        # Only with --baseline: our SDK from another source tree (the same driver).
+        Variant("before", "py", False, "lpm before", "the --baseline tree; otherwise as lpm"),
+    )
+}
 
 #: Scenario sizes. ``full`` is the issue's; ``quick`` for development; ``smoke`` for the unit test.
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "connect": {"iterations": 30},
         "rtt": {"n": 1000, "warmup": 50},
-        "pipeline": {"total": 20_000, "inflight": 1000, "conversations": 100},
-        "ingest": {"events": 50_000, "conversations": 1000},
+        "rtt_db": {"n": 1000, "warmup": 50},
+        "pipeline": {"total": 20_000, "warmup": 3000, "inflight": 1000, "conversations": 100},
+        "pipeline_db": {"total": 20_000, "warmup": 3000, "inflight": 1000, "conversations": 100},
+        "ingest": {"events": 50_000, "warmup": 5000, "conversations": 1000},
+        "history": {"conversations": 10_000, "messages": 10},
         "memory": {"conversations": 10_000, "messages": 10},
-        "recovery": {"conversations": 100},
+        "recovery": {"conversations": 10_000},
         "capacity": {"steps": [100, 250, 500, 1000, 1500, 2000], "seconds": 10.0},
     },
     "quick": {
         "connect": {"iterations": 8},
         "rtt": {"n": 200, "warmup": 20},
-        "pipeline": {"total": 4000, "inflight": 500, "conversations": 50},
-        "ingest": {"events": 5000, "conversations": 100},
+        "rtt_db": {"n": 200, "warmup": 20},
+        "pipeline": {"total": 4000, "warmup": 1000, "inflight": 500, "conversations": 50},
+        "pipeline_db": {"total": 4000, "warmup": 1000, "inflight": 500, "conversations": 50},
+        "ingest": {"events": 5000, "warmup": 1000, "conversations": 100},
+        "history": {"conversations": 1000, "messages": 10},
         "memory": {"conversations": 1000, "messages": 10},
-        "recovery": {"conversations": 20},
+        "recovery": {"conversations": 1000},
         "capacity": {"steps": [50, 200], "seconds": 3.0},
     },
     "smoke": {
         "connect": {"iterations": 2},
         "rtt": {"n": 10, "warmup": 2},
-        "pipeline": {"total": 100, "inflight": 20, "conversations": 5},
-        "ingest": {"events": 100, "conversations": 10},
+        "rtt_db": {"n": 10, "warmup": 2},
+        "pipeline": {"total": 100, "warmup": 20, "inflight": 20, "conversations": 5},
+        "pipeline_db": {"total": 100, "warmup": 20, "inflight": 20, "conversations": 5},
+        "ingest": {"events": 100, "warmup": 20, "conversations": 10},
+        "history": {"conversations": 20, "messages": 3},
         "memory": {"conversations": 20, "messages": 3},
         "recovery": {"conversations": 3},
         # At least one full send interval (1 s): every consumer then publishes inside the window.
         "capacity": {"steps": [5], "seconds": 1.2, "warmup": 0.3},
     },
 }
-SCENARIOS = ("connect", "rtt", "pipeline", "ingest", "memory", "recovery", "capacity")
+SCENARIOS = (
+    "connect",
+    "rtt",
+    "rtt_db",
+    "pipeline",
+    "pipeline_db",
+    "ingest",
+    "history",
+    "memory",
+    "recovery",
+    "capacity",
+)
 AB_SCENARIOS = SCENARIOS[:-1]
+#: The columns of each scenario: ours and the peer with the same settings (no compression) first,
+#: the raw floor where the issue asks for it, then the peer with its default (compression
+#: negotiated) and ours with compression where that comparison says something.
+SCENARIO_VARIANTS: dict[str, tuple[str, ...]] = {
+    "connect": ("ours", "peer", "peer_deflate"),
+    "rtt": ("ours", "peer", "peer_deflate"),
+    "rtt_db": ("ours", "peer"),
+    "pipeline": ("ours", "peer", "raw", "peer_deflate", "ours_deflate"),
+    "pipeline_db": ("ours", "peer"),
+    "ingest": ("ours", "peer", "raw", "peer_deflate", "ours_deflate"),
+    "history": ("ours", "peer", "peer_deflate"),
+    "memory": ("ours", "peer"),
+    "recovery": ("ours", "peer", "peer_deflate"),
+}
+#: The ratios reported per scenario (numerator, denominator), when both columns ran: each is
+#: computed per round (runs of the same round) and shown as the median with its range.
+#: Every pair compares equal settings except the two ``*/ours``, ``*/peer`` pairs, which show
+#: what compression costs one client.
+RATIOS: tuple[tuple[str, str], ...] = (
+    ("ours", "peer"),
+    ("ours", "raw"),
+    ("ours_deflate", "peer_deflate"),
+    ("ours_deflate", "ours"),
+    ("peer_deflate", "peer"),
+    ("ours", "before"),
+)
+#: Scenarios run against an emulator keeping its world in a SQLite file (``--db``), and the client
+#: scenario each runs: the same work as without the file, so the pair shows what durable
+#: acknowledgements cost (every acknowledged publish is committed before its answer is sent).
+DB_SCENARIOS = {"rtt_db": "rtt", "pipeline_db": "pipeline"}
 
 
 class EmulatorProcess:
-    """The emulator (``benchmarks.emulator_proc``) in a child process, with a CPU sampler."""
+    """The emulator (``benchmarks.emulator_proc``) in a child process, with a CPU sampler.
 
-    def __init__(self) -> None:
+    ``db``: keep the world in this SQLite file (``--db``); None keeps it in memory.
+    """
+
+    def __init__(self, db: Path | None = None) -> None:
+        self.db = db
         self.proc: asyncio.subprocess.Process | None = None
         self.info: dict[str, Any] = {}
         self.samples: list[tuple[float, float]] = []
@@ -87,6 +194,7 @@ class EmulatorProcess:
             sys.executable,
             "-m",
             "benchmarks.emulator_proc",
+            *(["--db", str(self.db)] if self.db is not None else []),
             cwd=str(ROOT),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -164,6 +272,14 @@ class EmulatorProcess:
             ),
         }
 
+    async def get(self, path: str) -> Any:
+        assert self.http is not None
+        async with self.http.get(self.info["base_url"] + path) as resp:
+            data = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"{path} answered {resp.status}: {data}")
+            return data
+
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         assert self.http is not None
         async with self.http.post(self.info["base_url"] + path, json=body) as resp:
@@ -178,7 +294,7 @@ def _redact(text: str) -> str:
     return re.sub(r"eyJ[\w-]+\.[\w-]+\.[\w-]*|[0-9a-f]{32,}", "<redacted>", text)
 
 
-def client_params(emu: EmulatorProcess, extra: dict[str, Any]) -> dict[str, Any]:
+def client_params(emu: EmulatorProcess, variant: Variant, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "csds_domain": emu.info["csds_domain"],
         "ca_file": emu.info["ca_file"],
@@ -186,26 +302,41 @@ def client_params(emu: EmulatorProcess, extra: dict[str, Any]) -> dict[str, Any]
         "username": "bot",
         "password": "bot-password",
         "timeout": 300,
+        "compression": variant.compression,
         **extra,
     }
 
 
+OnReady = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 async def run_client(
-    client: str,
+    variant: Variant,
     scenario: str,
     params: dict[str, Any],
-    on_ready: Callable[[], Awaitable[None]] | None = None,
-    timeout: float = 600,
+    on_ready: OnReady | None = None,
+    timeout: float = 900,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one client process for one scenario; returns its result line (plus ``pid``/window)."""
-    if client == "ours":
-        argv = [sys.executable, "-m", "benchmarks.py_client", scenario, json.dumps(params)]
-        env = dict(os.environ)
-    else:
+    """Run one client process for one scenario; returns its result line (plus its window).
+
+    ``on_ready`` is awaited with every ``{"event": "ready", ...}`` line the client prints (the
+    harness then acts on the emulator: streams, drops the socket).  ``baseline``: the source
+    tree whose ``src/lpm`` the ``before`` variant imports instead of this one.
+    """
+    if variant.runner == "node":
         argv = ["node", str(NODE_DRIVER), scenario, json.dumps(params)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_")}
         env["NODE_PATH"] = str(NODE_MODULES)
         env["NODE_EXTRA_CA_CERTS"] = params["ca_file"]
+    else:
+        module = "benchmarks.raw_client" if variant.runner == "raw" else "benchmarks.py_client"
+        argv = [sys.executable, "-m", module, scenario, json.dumps(params)]
+        env = dict(os.environ)
+        if variant.name == "before":
+            if baseline is None:
+                raise ValueError("the 'before' variant needs a baseline tree (--baseline)")
+            env["PYTHONPATH"] = os.pathsep.join([str(baseline / "src"), str(ROOT)])
     start = time.time()
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -226,12 +357,14 @@ async def run_client(
                     event = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a log line of the SDK
+                if not isinstance(event, dict):
+                    continue
                 if event.get("event") == "ready" and on_ready is not None:
-                    await on_ready()
+                    await on_ready(event)
                 elif event.get("event") == "result":
                     result = event
                 elif event.get("event") == "error":
-                    raise RuntimeError(f"{client} {scenario}: {event.get('message')}")
+                    raise RuntimeError(f"{variant.name} {scenario}: {event.get('message')}")
             await proc.wait()
     finally:
         if proc.returncode is None:
@@ -240,7 +373,7 @@ async def run_client(
     stderr = (await stderr_task).decode(errors="replace")
     if result is None:
         raise RuntimeError(
-            f"{client} {scenario} exited {proc.returncode} without a result:\n{stderr[-3000:]}"
+            f"{variant.name} {scenario} exited {proc.returncode} without a result:\n{_redact(stderr[-3000:])}"
         )
     result.setdefault("window", [start, time.time()])
     return result
@@ -255,10 +388,42 @@ async def _conversations(emu: EmulatorProcess, count: int, messages: int = 0) ->
     return ids
 
 
-async def one_run(client: str, scenario: str, size: dict[str, Any]) -> dict[str, Any]:
-    """One client, one scenario, on a fresh emulator: raw result + derived metrics + emulator load."""
-    async with EmulatorProcess() as emu:
-        on_ready: Callable[[], Awaitable[None]] | None = None
+def check_upgrades(variant: Variant, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the run's upgrades negotiated, checked against the variant's setting.
+
+    Raises when a socket of the run negotiated otherwise than the variant claims (a comparison
+    with other settings than the table says would be wrong), or when there was no upgrade."""
+    if not records:
+        raise RuntimeError(f"{variant.name}: the emulator recorded no WebSocket upgrade")
+    answered = sorted({r.get("answered") or "none" for r in records})
+    offered = sorted({r.get("offered") or "none" for r in records})
+    deflate = [a.startswith("permessage-deflate") for a in answered]
+    if (variant.compression and not all(deflate)) or (not variant.compression and any(deflate)):
+        raise RuntimeError(
+            f"{variant.name} should run {'with' if variant.compression else 'without'} compression, but "
+            f"the emulator answered {answered} to the offers {offered}"
+        )
+    return {"count": len(records), "offered": offered, "answered": answered}
+
+
+async def one_run(
+    variant: str | Variant, scenario: str, size: dict[str, Any], baseline: Path | None = None
+) -> dict[str, Any]:
+    """One client, one scenario, on a fresh emulator: raw result + derived metrics + emulator load
+    + what its upgrades negotiated."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    if scenario in DB_SCENARIOS:
+        with tempfile.TemporaryDirectory(prefix="lpm-bench-db-") as tmp:
+            return await _one_run(v, scenario, size, Path(tmp) / "world.db", baseline)
+    return await _one_run(v, scenario, size, None, baseline)
+
+
+async def _one_run(
+    variant: Variant, scenario: str, size: dict[str, Any], db: Path | None, baseline: Path | None
+) -> dict[str, Any]:
+    async with EmulatorProcess(db) as emu:
+        scenario = DB_SCENARIOS.get(scenario, scenario)
+        on_ready: OnReady | None = None
         extra: dict[str, Any] = {}
         if scenario == "connect":
             extra = {"iterations": size["iterations"]}
@@ -266,39 +431,67 @@ async def one_run(client: str, scenario: str, size: dict[str, Any]) -> dict[str,
             extra = {"n": size["n"], "warmup": size["warmup"], "conversations": await _conversations(emu, 1)}
         elif scenario == "pipeline":
             ids = await _conversations(emu, size["conversations"])
-            extra = {"total": size["total"], "inflight": size["inflight"], "conversations": ids}
+            extra = {
+                "total": size["total"],
+                "warmup": size["warmup"],
+                "inflight": size["inflight"],
+                "conversations": ids,
+            }
         elif scenario == "ingest":
             await _conversations(emu, size["conversations"])
-            extra = {"events": size["events"]}
+            extra = {"events": size["events"], "warmup": size["warmup"]}
 
-            async def stream() -> None:
-                await emu.post("/_emulator/bench/stream", {"events": size["events"], "hold": True})
+            async def stream(event: dict[str, Any]) -> None:
+                count = size["warmup"] if event.get("phase") == "warmup" else size["events"]
+                await emu.post("/_emulator/bench/stream", {"events": count, "hold": True})
 
             on_ready = stream
-        elif scenario == "memory":
+        elif scenario in ("history", "memory"):
             await _conversations(emu, size["conversations"], size["messages"])
             extra = {"conversations": size["conversations"], "messages": size["messages"]}
         elif scenario == "recovery":
             await _conversations(emu, size["conversations"])
 
-            async def drop() -> None:
+            async def drop(event: dict[str, Any]) -> None:
                 await emu.post("/_emulator/sockets/drop", {"user_id": "bot"})
 
             on_ready = drop
-        raw = await run_client(client, scenario, client_params(emu, extra), on_ready)
+        params = client_params(emu, variant, extra)
+        raw = await run_client(
+            variant, scenario, params, on_ready, timeout=params["timeout"] + 60, baseline=baseline
+        )
         await asyncio.sleep(0.25)  # one more CPU sample after the window
         util = emu.utilisation(*raw["window"])
+        upgrades = check_upgrades(variant, (await emu.get("/_emulator/bench/upgrades"))["upgrades"])
+    if variant.runner == "node" and raw.get("extensions"):
+        # The peer's own view (ws's negotiated extensions) must agree with the emulator's.
+        upgrades["client_view"] = raw["extensions"]
+        if (raw["extensions"] != ["none"]) != variant.compression:
+            raise RuntimeError(f"{variant.name}: ws reports the extensions {raw['extensions']}")
+    if variant.name == "before" and baseline is not None:
+        measured = Path(raw.get("lpm_path", "?"))
+        if measured != (baseline / "src" / "lpm").resolve():
+            raise RuntimeError(f"the 'before' run imported lpm from {measured}, not from {baseline}")
     metrics = derive(scenario, raw)
-    return {
-        "client": client,
+    if scenario == "pipeline":
+        # The emulator's own cost per message (the client may be the bottleneck of messages/s):
+        # what the *_db pair compares to show the price of committing before acknowledging.
+        metrics["emulator_cpu_s_per_1000"] = util["mean"] * raw["seconds"] / raw["messages"] * 1000
+    run: dict[str, Any] = {
+        "client": variant.name,
         "metrics": metrics,
         "emulator_cpu": util,
         "emulator_saturated": bool(util["mean"] >= SATURATED),
+        "upgrades": upgrades,
     }
+    if "plain_bytes_per_frame" in raw:
+        run["wire"] = {k: raw[k] for k in ("plain_bytes_per_frame", "deflated_bytes_per_frame")}
+    return run
 
 
 def derive(scenario: str, raw: dict[str, Any]) -> dict[str, float]:
     """The reported numbers of one run."""
+    scenario = DB_SCENARIOS.get(scenario, scenario)
     if scenario == "connect":
         s = raw["samples_ms"]
         return {"p50_ms": percentile(s, 50), "p99_ms": percentile(s, 99)}
@@ -313,12 +506,18 @@ def derive(scenario: str, raw: dict[str, Any]) -> dict[str, float]:
     if scenario == "pipeline":
         return {
             "messages_per_s": raw["messages"] / raw["seconds"],
-            "cpu_s_per_1000": raw["cpu_seconds"] / raw["messages"] * 1000,
+            "cpu_us_per_message": raw["cpu_seconds"] / raw["messages"] * 1e6,
         }
     if scenario == "ingest":
         return {
             "events_per_s": raw["events"] / raw["seconds"],
             "cpu_us_per_event": raw["cpu_seconds"] / raw["events"] * 1e6,
+        }
+    if scenario == "history":
+        return {
+            "seconds": raw["seconds"],
+            "cpu_seconds": raw["cpu_seconds"],
+            "rss_mb": raw["rss_bytes"] / 2**20,
         }
     if scenario == "memory":
         return {
@@ -335,28 +534,61 @@ def derive(scenario: str, raw: dict[str, Any]) -> dict[str, float]:
     raise ValueError(scenario)
 
 
+def ratio_stats(num: list[float], den: list[float]) -> dict[str, Any]:
+    """Per-round ratios ``num[r] / den[r]``: their median, min and max (NaN where undefined)."""
+    rounds = [
+        a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+        for a, b in zip(num, den, strict=True)
+    ]
+    kept = [r for r in rounds if not math.isnan(r)]
+    return {
+        "median": median(kept),
+        "min": min(kept) if kept else math.nan,
+        "max": max(kept) if kept else math.nan,
+        "rounds": rounds,
+    }
+
+
+def round_order(variants: tuple[str, ...], r: int) -> tuple[str, ...]:
+    """Round ``r``'s order: the list rotated by ``r``, so each column runs first in turn (two
+    columns alternate) and none always runs just after the same one's load."""
+    k = r % len(variants)
+    return variants[k:] + variants[:k]
+
+
 async def ab_scenario(
-    scenario: str, size: dict[str, Any], rounds: int, log: Callable[[str], None]
+    scenario: str,
+    size: dict[str, Any],
+    rounds: int,
+    log: Callable[[str], None],
+    variants: tuple[str, ...] | None = None,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """``rounds`` alternating A/B rounds (ours first on even rounds, the peer first on odd ones)."""
-    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CLIENTS}
+    """``rounds`` rounds of one run per column (``variants``, by default the scenario's), the
+    order changing between rounds; medians per column and per-round ratios per pair."""
+    columns = variants or SCENARIO_VARIANTS[scenario]
+    if baseline is not None and "before" not in columns:
+        columns = (*columns, "before")
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in columns}
     for r in range(rounds):
-        order = CLIENTS if r % 2 == 0 else CLIENTS[::-1]
-        for client in order:
-            run = await one_run(client, scenario, size)
-            runs[client].append(run)
+        for name in round_order(columns, r):
+            run = await one_run(name, scenario, size, baseline)
+            runs[name].append(run)
             flag = "  EMULATOR SATURATED" if run["emulator_saturated"] else ""
             shown = ", ".join(f"{k}={v:.3g}" for k, v in run["metrics"].items())
             log(
-                f"  {scenario} round {r + 1} {client}: {shown} "
-                f"(emulator {run['emulator_cpu']['mean']:.0%}){flag}"
+                f"  {scenario} round {r + 1} {name}: {shown} (emulator {run['emulator_cpu']['mean']:.0%}; "
+                f"upgrades answered {', '.join(run['upgrades']['answered'])}){flag}"
             )
-    medians = {
-        c: {k: median([run["metrics"][k] for run in runs[c]]) for k in runs[c][0]["metrics"]} for c in CLIENTS
-    }
+    metrics = list(runs[columns[0]][0]["metrics"])
+    medians = {c: {k: median([run["metrics"][k] for run in runs[c]]) for k in metrics} for c in columns}
     ratios = {
-        k: medians["ours"][k] / medians["peer"][k] if medians["peer"][k] else float("nan")
-        for k in medians["ours"]
+        f"{a}/{b}": {
+            k: ratio_stats([run["metrics"][k] for run in runs[a]], [run["metrics"][k] for run in runs[b]])
+            for k in metrics
+        }
+        for a, b in RATIOS
+        if a in runs and b in runs
     }
     emulator = {
         c: {
@@ -364,16 +596,30 @@ async def ab_scenario(
             "peak": max(run["emulator_cpu"]["peak"] for run in runs[c]),
             "saturated_runs": sum(run["emulator_saturated"] for run in runs[c]),
         }
-        for c in CLIENTS
+        for c in columns
     }
-    return {
+    upgrades = {
+        c: {
+            "offered": sorted({o for run in runs[c] for o in run["upgrades"]["offered"]}),
+            "answered": sorted({a for run in runs[c] for a in run["upgrades"]["answered"]}),
+            "count": sum(run["upgrades"]["count"] for run in runs[c]),
+        }
+        for c in columns
+    }
+    out: dict[str, Any] = {
         "size": size,
         "rounds": rounds,
+        "variants": list(columns),
         "runs": runs,
         "median": medians,
         "ratio": ratios,
         "emulator": emulator,
+        "upgrades": upgrades,
     }
+    wire = [run["wire"] for run in runs.get("raw", []) if "wire" in run]
+    if wire:
+        out["wire"] = {k: median([w[k] for w in wire]) for k in wire[0]}
+    return out
 
 
 # ---------------------------------------------------------------- emulator capacity

@@ -14,13 +14,19 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import lpm
 from benchmarks.common import cpu_seconds, emit, now, rss_bytes
 from lpm.client.auth.csds import CSDS
+from lpm.client.options import OPTION_NAMES
 
 Params = dict[str, Any]
+#: Largest frame accepted (the raw client and node-agent-sdk accept at least as much).
+BIG_FRAMES = 64 * 1024 * 1024
+#: The tree whose SDK this process measures.
+LPM_PATH = str(Path(lpm.__file__).resolve().parent)
 TEXT = {"type": "ContentEvent", "contentType": "text/plain", "message": "bench"}
 
 
@@ -39,6 +45,12 @@ def _subscribed(p: Params, **options: Any) -> Any:
 
 def _connection(p: Params, **options: Any) -> Any:
     options.setdefault("create_default_subscription", False)
+    if "max_frame_size" in OPTION_NAMES:
+        # The bench emulator sends every conversation in one snapshot (UMS caps a snapshot near
+        # 1,000): 10,000 conversations are a frame of ~17 MB, past the 16 MiB default limit.
+        options.setdefault("max_frame_size", BIG_FRAMES)
+    if p.get("compression"):  # only when asked: a baseline tree may predate the option
+        options["compression"] = True
     return lpm.create_connection(
         account_id=p["account_id"],
         user_type=lpm.UserType.BRAND,
@@ -88,53 +100,90 @@ async def rtt(p: Params) -> Params:
 
 
 async def pipeline(p: Params) -> Params:
-    """``total`` PublishEvents with ``inflight`` outstanding at any time, over some conversations."""
-    convs = p["conversations"]
-    total, inflight = p["total"], p["inflight"]
+    """``warmup`` then ``total`` PublishEvents with ``inflight`` outstanding at any time, over
+    some conversations; only the second batch is measured."""
+    convs, inflight = p["conversations"], p["inflight"]
     async with _subscribed(p) as conn:
-        for conv in convs[:10]:  # warm-up
-            await conn.publish_event(conv, conv, TEXT)
-        counter = itertools.count()
 
-        async def worker() -> None:
-            while (i := next(counter)) < total:
-                conv = convs[i % len(convs)]
-                await conn.publish_event(conv, conv, TEXT)
+        async def run(total: int) -> None:
+            counter = itertools.count()
 
+            async def worker() -> None:
+                while (i := next(counter)) < total:
+                    conv = convs[i % len(convs)]
+                    await conn.publish_event(conv, conv, TEXT)
+
+            await asyncio.gather(*(worker() for _ in range(inflight)))
+
+        await run(p["warmup"])
         cpu0, t0, w0 = cpu_seconds(), time.perf_counter(), now()
-        await asyncio.gather(*(worker() for _ in range(inflight)))
+        await run(p["total"])
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         w1 = now()
-    return {"seconds": elapsed, "cpu_seconds": cpu, "messages": total, "window": [w0, w1]}
+    return {"seconds": elapsed, "cpu_seconds": cpu, "messages": p["total"], "window": [w0, w1]}
 
 
 async def ingest(p: Params) -> Params:
-    """Count messages arriving in the object model while the emulator streams ``events``."""
-    expected = p["events"]
-    done = asyncio.get_running_loop().create_future()
-    state = {"count": 0, "t0": 0.0, "cpu0": 0.0, "w0": 0.0}
+    """Count messages arriving in the object model while the emulator streams ``warmup`` (not
+    measured) and then ``events`` messages."""
+    loop = asyncio.get_running_loop()
+    warmup = p["warmup"]
+    first_measured = warmup + 1
+    state = {"count": 0, "target": warmup, "t0": 0.0, "cpu0": 0.0, "w0": 0.0}
+    reached: asyncio.Future[tuple[float, float, float]] = loop.create_future()
 
     def on_message(conversation: Any, message: Any) -> None:
-        if state["count"] == 0:
-            state["t0"], state["cpu0"], state["w0"] = time.perf_counter(), cpu_seconds(), now()
         state["count"] += 1
-        if state["count"] >= expected and not done.done():
-            done.set_result((time.perf_counter(), cpu_seconds(), now()))
+        if state["count"] == first_measured:
+            state["t0"], state["cpu0"], state["w0"] = time.perf_counter(), cpu_seconds(), now()
+        if state["count"] == state["target"] and not reached.done():
+            reached.set_result((time.perf_counter(), cpu_seconds(), now()))
 
     conn = _subscribed(p)
     conn.on("conversation:message", on_message)
     async with conn:
         known = len(conn.get_all_known_conversations())
-        emit({"event": "ready", "known": known})
-        t1, cpu1, w1 = await asyncio.wait_for(done, p["timeout"])
-    # The first message's own processing is not in the window: count the intervals after it.
-    seconds = t1 - state["t0"]
+        if warmup:
+            emit({"event": "ready", "phase": "warmup", "known": known})
+            await asyncio.wait_for(reached, p["timeout"])
+            reached = loop.create_future()
+        state["target"] = warmup + p["events"]
+        emit({"event": "ready", "phase": "measure", "known": known})
+        t1, cpu1, w1 = await asyncio.wait_for(reached, p["timeout"])
+    # The first measured message's own processing is not in the window: count the intervals.
     return {
-        "events": expected - 1,
-        "seconds": seconds,
+        "events": p["events"] - 1,
+        "seconds": t1 - state["t0"],
         "cpu_seconds": cpu1 - state["cpu0"],
         "known_conversations": known,
         "window": [state["w0"], w1],
+    }
+
+
+async def history(p: Params) -> Params:
+    """Subscribe to the open conversations and load every one's history (``get_all_messages``):
+    time and CPU from the subscription request until every conversation is announced with its
+    messages (the connection is open before; its opening is not measured)."""
+    count, per = p["conversations"], p["messages"]
+    conn = _connection(p, get_all_messages=True, limit_break_enabled=False)
+    async with conn:
+        cpu0, t0, w0 = cpu_seconds(), time.perf_counter(), now()
+        subscription = await conn.create_conversation_subscription(
+            {"stage": ["OPEN"]}, wait_for_first_notification=True
+        )
+        await asyncio.wait_for(subscription.wait_loaded(), p["timeout"])
+        seconds, cpu, w1 = time.perf_counter() - t0, cpu_seconds() - cpu0, now()
+        convs = conn.get_all_known_conversations()
+        loaded = sum(1 for c in convs if c.open_dialog is not None and len(c.open_dialog.messages) >= per)
+        if loaded < count:
+            raise RuntimeError(f"only {loaded} of {count} conversations loaded their history")
+        rss = rss_bytes()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rss_bytes": rss,
+        "conversations": loaded,
+        "window": [w0, w1],
     }
 
 
@@ -213,14 +262,26 @@ SCENARIOS: dict[str, Callable[[Params], Awaitable[Params]]] = {
     "rtt": rtt,
     "pipeline": pipeline,
     "ingest": ingest,
+    "history": history,
     "memory": memory,
     "recovery": recovery,
 }
 
 
 async def main(scenario: str, params: Params) -> None:
-    result = await SCENARIOS[scenario](params)
-    emit({"event": "result", "client": "ours", "scenario": scenario, "rss_bytes_end": rss_bytes(), **result})
+    # Bounded: a client that keeps reconnecting (a refused frame, say) must fail the run, not hang it.
+    result = await asyncio.wait_for(SCENARIOS[scenario](params), params["timeout"])
+    emit(
+        {
+            "event": "result",
+            "client": "ours",
+            "scenario": scenario,
+            "rss_bytes_end": rss_bytes(),
+            # Which tree was measured (the harness checks it for a --baseline run).
+            "lpm_path": LPM_PATH,
+            **result,
+        }
+    )
 
 
 if __name__ == "__main__":

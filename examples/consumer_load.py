@@ -19,7 +19,6 @@ import asyncio
 import statistics
 import sys
 import time
-from typing import Any
 
 import _common
 from _common import log, until
@@ -40,16 +39,17 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-async def one_consumer(n: int, args: argparse.Namespace, common: dict[str, Any]) -> list[float]:
+async def one_consumer(n: int, args: argparse.Namespace, csds_domain: str) -> list[float]:
     """One consumer's conversation; returns its round-trip times in seconds."""
-    consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
-    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+    consumer = lpm.create_connection(
+        account_id=args.account_id, user_type=lpm.UserType.CONSUMER, csds_domain=csds_domain, ssl=args.ca_file
+    )
     consumer.on("error", lambda error: log(f"consumer {n}: error {error!r}"))
     loop = asyncio.get_running_loop()
     waiting: dict[str, asyncio.Future[float]] = {}  # expected echo -> arrival time
 
     def on_message(message: lpm.Message) -> None:
-        future = waiting.get(message.body or "")
+        future = waiting.get(message.text or "")
         if future is not None and not future.done():
             future.set_result(time.perf_counter())
 
@@ -69,19 +69,18 @@ async def one_consumer(n: int, args: argparse.Namespace, common: dict[str, Any])
 
 
 async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
-    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
-    if args.ca_file:
-        common["ssl"] = args.ca_file
-
     bot = lpm.create_connection(
-        user_type=lpm.UserType.BRAND, auth_data={"username": "bot", "password": "bot-password"}, **common
+        account_id=args.account_id,
+        user_type=lpm.UserType.BRAND,
+        auth_data={"username": "bot", "password": "bot-password"},
+        csds_domain=csds_domain,
+        ssl=args.ca_file,  # a CA file for TLS, or None
     )
-    assert isinstance(bot, lpm.BrandWebsocketConnection)
     bot.on("error", lambda error: log(f"bot: error {error!r}"))
 
     async def echo(conversation: lpm.Conversation, message: lpm.Message) -> None:
         if message.participant.role == lpm.ParticipantRole.CONSUMER:
-            await conversation.send_message(f"echo: {message.body}")
+            await conversation.send_message(f"echo: {message.text}")
 
     bot.on("conversation:message", echo)
 
@@ -92,7 +91,7 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
         log(f"echo bot ONLINE; starting {args.consumers} consumer(s) x {args.messages} message(s)")
 
         started = time.perf_counter()
-        results = await asyncio.gather(*(one_consumer(n, args, common) for n in range(args.consumers)))
+        results = await asyncio.gather(*(one_consumer(n, args, csds_domain) for n in range(args.consumers)))
         elapsed = time.perf_counter() - started
 
     round_trips = [rtt for result in results for rtt in result]

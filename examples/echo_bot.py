@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Callable
 
 import _common
 from _common import log, wait_message
@@ -39,7 +39,7 @@ def echo_bot(bot: lpm.BrandWebsocketConnection) -> None:
         # Only consumer messages are answered (the bot's own echoes come back here too).
         if message.participant.role != lpm.ParticipantRole.CONSUMER:
             return
-        text = message.body or ""
+        text = message.text or ""  # None for a file or rich content: nothing to echo
         if text.strip().lower() == "bye":
             await conversation.send_message("Goodbye!")
             await conversation.close()
@@ -50,22 +50,25 @@ def echo_bot(bot: lpm.BrandWebsocketConnection) -> None:
     bot.on("conversation:message", on_message)
 
 
-async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
-    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
-    if args.ca_file:
-        common["ssl"] = args.ca_file
+def echo_of(text: str) -> Callable[[lpm.Message], bool]:
+    """A ``wait_for`` check: the bot's echo of ``text``."""
+    return lambda message: message.text == f"echo: {text}"
 
+
+async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
     bot = lpm.create_connection(
+        account_id=args.account_id,
         user_type=lpm.UserType.BRAND,
         auth_data={"username": args.username, "password": args.password},
-        **common,
+        csds_domain=csds_domain,
+        ssl=args.ca_file,  # a CA file for TLS, or None
     )
-    assert isinstance(bot, lpm.BrandWebsocketConnection)
     echo_bot(bot)
     bot.on("error", lambda error: log(f"bot: error {error!r}"))
 
-    consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
-    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+    consumer = lpm.create_connection(
+        account_id=args.account_id, user_type=lpm.UserType.CONSUMER, csds_domain=csds_domain, ssl=args.ca_file
+    )
 
     async with bot, consumer:
         await bot.set_agent_state(lpm.AgentState.ONLINE)
@@ -77,19 +80,18 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
         log(f"consumer: opened conversation {conversation.conversation_id}")
         for n in range(1, args.messages + 1):
             text = f"message #{n}"
-            expected = f"echo: {text}"
             reply = asyncio.ensure_future(
-                conversation.wait_for("message", lambda m, e=expected: m.body == e, timeout=args.timeout)
+                conversation.wait_for("message", echo_of(text), timeout=args.timeout)
             )
             await conversation.send_message(text)
-            log(f"consumer: sent {text!r}, got {(await reply).body!r}")
+            log(f"consumer: sent {text!r}, got {(await reply).text!r}")
 
         closed = asyncio.ensure_future(conversation.wait_for("close", timeout=args.timeout))
         await conversation.send_message("bye")
         log("consumer: sent 'bye'")
         await closed
-        goodbye = await wait_message(conversation, lambda m: m.body == "Goodbye!", args.timeout)
-        log(f"consumer: got {goodbye.body!r}; conversation is {conversation.stage}")
+        goodbye = await wait_message(conversation, lambda m: m.text == "Goodbye!", args.timeout)
+        log(f"consumer: got {goodbye.text!r}; conversation is {conversation.stage}")
         if conversation.stage != lpm.ConversationState.CLOSE:
             raise RuntimeError(f"the conversation is {conversation.stage}, not CLOSE")
     log(f"OK: {args.messages} message(s) echoed, conversation closed on 'bye'")

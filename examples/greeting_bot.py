@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 
 import _common
 from _common import log, wait_message
@@ -34,38 +33,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
-    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
-    if args.ca_file:
-        common["ssl"] = args.ca_file
-
     # ---- the bot
     bot = lpm.create_connection(
+        account_id=args.account_id,
         user_type=lpm.UserType.BRAND,
         auth_data={"username": args.username, "password": args.password},
-        **common,
+        csds_domain=csds_domain,
+        ssl=args.ca_file,  # a CA file for TLS, or None
     )
-    assert isinstance(bot, lpm.BrandWebsocketConnection)
     greeted: set[str] = set()
 
     async def on_ring(ring: lpm.Ring) -> None:
         log(f"bot: ring for conversation {ring.conversation_id} (skill {ring.skill_id}), accepting")
-        await ring.accept()
-
-    async def on_conversation(conversation: lpm.Conversation) -> None:
-        # Every conversation the bot can see is announced once; greet those assigned to it.
-        for _ in range(200):
-            agent = conversation.assigned_agent
-            if agent is not None and (agent.agent_id == bot.agent_id or agent.user_id == bot.user_id):
-                break
-            await asyncio.sleep(0.025)
-        else:
-            return
+        # accept() returns the conversation once the connection has announced it: greet at once.
+        conversation = await ring.accept()
         if conversation.conversation_id not in greeted:
             greeted.add(conversation.conversation_id)
             await conversation.send_message(GREETING)
             log(f"bot: greeted conversation {conversation.conversation_id}")
 
-    bot.on("conversation", on_conversation)
     bot.on("error", lambda error: log(f"bot: error {error!r}"))
 
     async with bot:
@@ -76,13 +62,17 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
 
         # ---- the consumers that prove it
         async def one_consumer(n: int) -> None:
-            consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
-            assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+            consumer = lpm.create_connection(
+                account_id=args.account_id,
+                user_type=lpm.UserType.CONSUMER,
+                csds_domain=csds_domain,
+                ssl=args.ca_file,
+            )
             async with consumer:
                 conversation = await consumer.create_conversation(skill_id="11")
                 log(f"consumer {n}: opened conversation {conversation.conversation_id}")
-                message = await wait_message(conversation, lambda m: m.body == GREETING, args.timeout)
-                log(f"consumer {n}: got {message.body!r}")
+                message = await wait_message(conversation, lambda m: m.text == GREETING, args.timeout)
+                log(f"consumer {n}: got {message.text!r}")
                 await conversation.close()
 
         await asyncio.gather(*(one_consumer(n) for n in range(1, args.consumers + 1)))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 
 import _common
 from _common import log, until
@@ -44,7 +43,7 @@ class Manager:
 
     async def start(self) -> None:
         # The manager only watches: AWAY, so that no new conversation is routed to it (user 1001
-        # is also an agent on skill 11, and may still be ONLINE from an earlier session).
+        # is also an agent on skill 12, and may still be ONLINE from an earlier session).
         await self.conn.set_agent_state(lpm.AgentState.AWAY)
         # No ``agent_ids`` in the query: every open conversation of the account, whoever has it.
         await self.conn.create_conversation_subscription({"stage": ["OPEN"]})
@@ -62,18 +61,15 @@ class Manager:
 
 
 async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
-    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
-    if args.ca_file:
-        common["ssl"] = args.ca_file
-
-    def brand(username: str, **options: Any) -> lpm.BrandWebsocketConnection:
+    def brand(username: str, *, create_default_subscription: bool = True) -> lpm.BrandWebsocketConnection:
         conn = lpm.create_connection(
+            account_id=args.account_id,
             user_type=lpm.UserType.BRAND,
             auth_data={"username": username, "password": f"{username}-password"},
-            **common,
-            **options,
+            csds_domain=csds_domain,
+            ssl=args.ca_file,  # a CA file for TLS, or None
+            create_default_subscription=create_default_subscription,
         )
-        assert isinstance(conn, lpm.BrandWebsocketConnection)
         conn.on("error", lambda error: log(f"{username}: error {error!r}"))
         return conn
 
@@ -85,9 +81,9 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
     async def bot_on_message(conversation: lpm.Conversation, message: lpm.Message) -> None:
         if message.audience == lpm.MessageAudience.AGENTS_AND_MANAGERS:
             notes_seen_by_bot.add(conversation.conversation_id)
-            log(f"bot: private note in {conversation.conversation_id}: {message.body!r}")
+            log(f"bot: private note in {conversation.conversation_id}: {message.text!r}")
         elif message.participant.role == lpm.ParticipantRole.CONSUMER:
-            await conversation.send_message(f"echo: {message.body}")
+            await conversation.send_message(f"echo: {message.text}")
 
     bot.on("conversation:message", bot_on_message)
 
@@ -98,8 +94,12 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
         await manager.start()
 
         async def one_consumer(n: int) -> None:
-            consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
-            assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+            consumer = lpm.create_connection(
+                account_id=args.account_id,
+                user_type=lpm.UserType.CONSUMER,
+                csds_domain=csds_domain,
+                ssl=args.ca_file,
+            )
             async with consumer:
                 conversation = await consumer.create_conversation(skill_id="11")
                 cid = conversation.conversation_id
@@ -109,15 +109,15 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
                 # A public exchange after the note: had the note reached the consumer, it would
                 # have come before this echo.
                 echo = asyncio.ensure_future(
-                    conversation.wait_for("message", lambda m: m.body == "echo: hello", timeout=args.timeout)
+                    conversation.wait_for("message", lambda m: m.text == "echo: hello", timeout=args.timeout)
                 )
                 await conversation.send_message("hello")
                 await echo
                 await asyncio.sleep(0.2)
-                bodies = [m.body for d in conversation.dialogs for m in d.messages]
-                if NOTE in bodies:
+                texts = [m.text for d in conversation.dialogs for m in d.messages]
+                if NOTE in texts:
                     raise RuntimeError(f"consumer {n} saw the private note")
-                log(f"consumer {n}: saw {bodies} (no private note)")
+                log(f"consumer {n}: saw {texts} (no private note)")
                 await conversation.close()
 
         await asyncio.gather(*(one_consumer(n) for n in range(1, args.conversations + 1)))

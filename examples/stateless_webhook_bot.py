@@ -46,17 +46,17 @@ import lpm
 import lpm.webhooks
 from lpm.client.model.conversation import Conversation
 from lpm.client.model.message import Message
-from lpm.client.transport.null import NullConnection
-from lpm.client.transport.rest import BrandRestConnection
 from lpm.stores import ConversationStore, store_from_url
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def conversation_id_of(payload: Any) -> str | None:
-    """The conversation a messaging webhook is about (None for other payloads)."""
-    message = payload.get("wsNotificationMsg") if isinstance(payload, dict) else None
-    if not isinstance(message, dict) or message.get("type") != "ms.MessagingEventNotification":
+    """The conversation a messaging webhook is about (None for other payloads).  The payload is
+    the notification itself as LivePerson POSTs it (or the Node SDK's ``wsNotificationMsg``
+    wrapper: ``notification_of`` reads both)."""
+    message = lpm.webhooks.notification_of(payload)
+    if message is None or message.get("type") != "ms.MessagingEventNotification":
         return None
     body = message.get("body")
     changes = body.get("changes") if isinstance(body, dict) else None
@@ -73,7 +73,9 @@ def conversation_id_of(payload: Any) -> str | None:
 class StatelessBot:
     """One bot process: a NULL connection fed by webhooks, a REST connection to act, a store."""
 
-    def __init__(self, name: str, null: NullConnection, rest: BrandRestConnection, store: ConversationStore):
+    def __init__(
+        self, name: str, null: lpm.NullConnection, rest: lpm.BrandRestConnection, store: ConversationStore
+    ):
         self.name = name
         self.null = null
         self.rest = rest
@@ -237,7 +239,6 @@ async def run(args: argparse.Namespace) -> None:
         auth_data={"username": args.username, "password": args.password or f"{args.username}-password"},
         csds_domain=args.csds_domain,
     )
-    assert isinstance(null, NullConnection) and isinstance(rest, BrandRestConnection)
     store = store_from_url(args.store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

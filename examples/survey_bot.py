@@ -8,7 +8,7 @@
 
 A human agent (user ``agent``) handles a consumer's conversation on skill 12 and closes it.  The
 consumer speaks MULTI_DIALOG, so the conversation stays open with a new ``POST_SURVEY`` dialog
-owned by the skill's survey bot (user ``bot``).  The bot asks a question in that dialog, records
+owned by the skill's survey bot (user ``survey-bot``).  The bot asks a question in that dialog, records
 the consumer's answer and closes the survey dialog, which closes the conversation.  Exit code 0
 when the answer was recorded and the conversation ended.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 
 import _common
 from _common import log, until, wait_message
@@ -56,60 +55,55 @@ class SurveyBot:
     async def on_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
         dialog = message.dialog
         if (
-            dialog is None
-            or dialog.dialog_type != lpm.DialogType.POST_SURVEY
+            dialog.dialog_type != lpm.DialogType.POST_SURVEY
             or message.participant.role != lpm.ParticipantRole.CONSUMER
         ):
             return
-        self.answers[conversation.conversation_id] = message.body or ""
-        log(f"bot: recorded answer {message.body!r}, closing the survey dialog")
+        self.answers[conversation.conversation_id] = message.text or ""
+        log(f"bot: recorded answer {message.text!r}, closing the survey dialog")
         await dialog.close(lpm.DialogCloseReason.AGENT, "survey done")
         self.done.set()
 
 
 async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
-    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
-    if args.ca_file:
-        common["ssl"] = args.ca_file
-
     def brand(username: str) -> lpm.BrandWebsocketConnection:
         conn = lpm.create_connection(
+            account_id=args.account_id,
             user_type=lpm.UserType.BRAND,
             auth_data={"username": username, "password": f"{username}-password"},
-            **common,
+            csds_domain=csds_domain,
+            ssl=args.ca_file,  # a CA file for TLS, or None
         )
-        assert isinstance(conn, lpm.BrandWebsocketConnection)
         conn.on("error", lambda error: log(f"{username}: error {error!r}"))
         return conn
 
-    bot, agent = brand("bot"), brand("agent")
+    bot, agent = brand("survey-bot"), brand("agent")
     survey_bot = SurveyBot(bot)
     # MULTI_DIALOG: the consumer can take part in the survey dialog after the main one closes.
     consumer = lpm.create_connection(
         user_type=lpm.UserType.CONSUMER,
         client_properties={"features": [lpm.Features.MULTI_DIALOG]},
-        **common,
+        account_id=args.account_id,
+        csds_domain=csds_domain,
+        ssl=args.ca_file,  # a CA file for TLS, or None
     )
-    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
 
     async with bot, agent, consumer:
         # The survey bot needs no rings: it is added to survey dialogs by the platform.
         await agent.set_agent_state(lpm.AgentState.ONLINE)
         routing = await agent.create_routing_task_subscription()
         routing.on("ring", lambda ring: ring.accept())
-        log("agent: ONLINE on skills 11 and 12")
+        log("agent: ONLINE on skill 12")
 
         conversation = await consumer.create_conversation(skill_id=SURVEY_SKILL)
         cid = conversation.conversation_id
         log(f"consumer: opened conversation {cid} on skill {SURVEY_SKILL}")
         await until(lambda: conversation.assigned_agent is not None, args.timeout)
-        await until(lambda: agent.get_conversation_by_id(cid) is not None, args.timeout)
-        agent_view = agent.get_conversation_by_id(cid)
-        assert isinstance(agent_view, lpm.Conversation)
+        agent_view = await agent.wait_for_conversation(cid, timeout=args.timeout)
         await until(lambda: agent_view.assigned_agent is not None, args.timeout)
 
         reply = asyncio.ensure_future(
-            wait_message(conversation, lambda m: m.body == "Glad to help!", args.timeout)
+            wait_message(conversation, lambda m: m.text == "Glad to help!", args.timeout)
         )
         await conversation.send_message("thanks, that solved it")
         await agent_view.send_message("Glad to help!")
@@ -117,9 +111,8 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
         log("agent: done, closing the conversation")
         await agent_view.close()
 
-        question = await wait_message(conversation, lambda m: m.body == QUESTION, args.timeout)
-        assert question.dialog is not None
-        log(f"consumer: survey question in a {question.dialog.dialog_type} dialog: {question.body!r}")
+        question = await wait_message(conversation, lambda m: m.text == QUESTION, args.timeout)
+        log(f"consumer: survey question in a {question.dialog.dialog_type} dialog: {question.text!r}")
         closed = asyncio.ensure_future(conversation.wait_for("close", timeout=args.timeout))
         await conversation.send_message(args.answer)
         log(f"consumer: answered {args.answer!r}")

@@ -8,7 +8,7 @@ conversation to skill 12 ("support"), where a human agent accepts the ring and s
     python examples/transfer_bot.py --csds-domain 127.0.0.1:8443 --ca-file ca.pem   # TLS
 
 Three connections run in this script: the bot (user ``bot``), the human agent (user ``agent``,
-on skills 11 and 12) and a consumer that drives the scenario.  Exit code 0 when the consumer
+on skill 12) and a consumer that drives the scenario.  Exit code 0 when the consumer
 was answered by the bot and then greeted by the human agent.
 """
 
@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
-from typing import Any
 
 import _common
 from _common import log, until, wait_message
@@ -34,19 +32,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def view_of(
-    conn: lpm.BrandWebsocketConnection, conversation_id: str, timeout: float
-) -> lpm.Conversation:
-    """The brand connection's Conversation object for ``conversation_id`` (once it knows it)."""
-    deadline = time.monotonic() + timeout
-    while (view := conn.get_conversation_by_id(conversation_id)) is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{conn.agent_id} never saw conversation {conversation_id}")
-        await asyncio.sleep(0.02)
-    assert isinstance(view, lpm.Conversation)
-    return view
-
-
 def transfer_bot(bot: lpm.BrandWebsocketConnection) -> None:
     """The bot: answers consumer messages; "human" transfers the conversation to skill 12."""
 
@@ -56,19 +41,17 @@ def transfer_bot(bot: lpm.BrandWebsocketConnection) -> None:
         # After the transfer the conversation belongs to the human agent's skill: hands off.
         if conversation.skill_id == HUMAN_SKILL:
             return
-        if "human" in (message.body or "").lower():
+        if "human" in (message.text or "").lower():
             await conversation.send_message("Let me find you a human, one moment...")
             await conversation.transfer(skill_id=HUMAN_SKILL)
             log(f"bot: transferred {conversation.conversation_id} to skill {HUMAN_SKILL}")
         else:
-            await conversation.send_message(f"bot: I can answer {message.body!r}; say 'human' for a person")
+            await conversation.send_message(f"bot: I can answer {message.text!r}; say 'human' for a person")
 
     bot.on("conversation:message", on_message)
 
 
-def human_agent(
-    agent: lpm.BrandWebsocketConnection, routing: lpm.RoutingTaskSubscription, timeout: float
-) -> None:
+def human_agent(agent: lpm.BrandWebsocketConnection, routing: lpm.RoutingTaskSubscription) -> None:
     """The human agent: accepts rings on skill 12 and says hello."""
 
     async def on_ring(ring: lpm.Ring) -> None:
@@ -76,8 +59,7 @@ def human_agent(
             await ring.reject()  # skill 11 is the bot's job in this scenario
             return
         log(f"agent: ring for {ring.conversation_id} on skill {ring.skill_id}, accepting")
-        await ring.accept()
-        view = await view_of(agent, ring.conversation_id, timeout)
+        view = await ring.accept()  # the conversation, once the connection has announced it
         await view.send_message(HUMAN_HELLO)
         log("agent: said hello")
 
@@ -85,23 +67,21 @@ def human_agent(
 
 
 async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
-    common: dict[str, Any] = {"account_id": args.account_id, "csds_domain": csds_domain}
-    if args.ca_file:
-        common["ssl"] = args.ca_file
-
     def brand(username: str) -> lpm.BrandWebsocketConnection:
         conn = lpm.create_connection(
+            account_id=args.account_id,
             user_type=lpm.UserType.BRAND,
             auth_data={"username": username, "password": f"{username}-password"},
-            **common,
+            csds_domain=csds_domain,
+            ssl=args.ca_file,  # a CA file for TLS, or None
         )
-        assert isinstance(conn, lpm.BrandWebsocketConnection)
         conn.on("error", lambda error: log(f"{username}: error {error!r}"))
         return conn
 
     bot, agent = brand("bot"), brand("agent")
-    consumer = lpm.create_connection(user_type=lpm.UserType.CONSUMER, **common)
-    assert isinstance(consumer, lpm.ConsumerWebsocketConnection)
+    consumer = lpm.create_connection(
+        account_id=args.account_id, user_type=lpm.UserType.CONSUMER, csds_domain=csds_domain, ssl=args.ca_file
+    )
     transfer_bot(bot)
 
     async with bot, agent, consumer:
@@ -119,21 +99,20 @@ async def scenario(args: argparse.Namespace, csds_domain: str) -> None:
         # skill 11 too, and this scenario wants the bot to answer first).
         await agent.set_agent_state(lpm.AgentState.ONLINE)
         agent_routing = await agent.create_routing_task_subscription()
-        assert isinstance(agent_routing, lpm.RoutingTaskSubscription)
-        human_agent(agent, agent_routing, args.timeout)
+        human_agent(agent, agent_routing)
         log("agent: ONLINE")
 
         answer = asyncio.ensure_future(
-            wait_message(conversation, lambda m: (m.body or "").startswith("bot: "), args.timeout)
+            wait_message(conversation, lambda m: (m.text or "").startswith("bot: "), args.timeout)
         )
         await conversation.send_message("what are your prices?")
-        log(f"consumer: got {(await answer).body!r}")
+        log(f"consumer: got {(await answer).text!r}")
 
         hello = asyncio.ensure_future(
-            wait_message(conversation, lambda m: m.body == HUMAN_HELLO, args.timeout)
+            wait_message(conversation, lambda m: m.text == HUMAN_HELLO, args.timeout)
         )
         await conversation.send_message("I want a human please")
-        log(f"consumer: got {(await hello).body!r}")
+        log(f"consumer: got {(await hello).text!r}")
         if conversation.skill_id != HUMAN_SKILL:
             raise RuntimeError(f"the conversation is on skill {conversation.skill_id}")
         await conversation.close()

@@ -1,11 +1,12 @@
-"""A socket-free emulator world for unit tests: the default world on a clock the test drives."""
+"""A socket-free emulator world for unit tests: the default world (see :func:`unit_world`) on a
+clock the test drives."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lpm.emulator.config import default_world, populate
+from lpm.emulator.config import WorldSpec, default_world, populate
 from lpm.emulator.world import World
 
 
@@ -39,9 +40,24 @@ class FakeScheduler:
                 timer.callback()
 
 
+def unit_world() -> WorldSpec:
+    """The default world, except that the agent (1001) takes sales (11) as well as support (12).
+
+    The unit tests route the same conversations to the human agent and to the bot (2001, sales):
+    rings, rejections, transfers between them.  The default world gives each user one job (the
+    agent support only), so here the agent is widened explicitly.
+    """
+    spec = default_world()
+    for account in spec.accounts:
+        for user in account.users:
+            if user.user_id == "1001":
+                user.skills = ["11", "12"]
+    return spec
+
+
 def make_world(sched: FakeScheduler | None = None, ring_expiry: float = 72) -> tuple[World, FakeScheduler]:
-    """The default world (accounts, users, skills, connectors, app installs) on ``sched``'s clock."""
+    """:func:`unit_world` (accounts, users, skills, connectors, app installs) on ``sched``'s clock."""
     sched = sched or FakeScheduler()
     world = World(clock=lambda: sched.now, scheduler=sched, ring_expiry=ring_expiry)
-    populate(world, default_world())
+    populate(world, unit_world())
     return world, sched

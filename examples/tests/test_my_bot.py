@@ -22,7 +22,7 @@ def order_bot(bot: lpm.BrandWebsocketConnection) -> None:
         # The bot sees its own messages too: answer consumers only.
         if message.participant.role != lpm.ParticipantRole.CONSUMER:
             return
-        words = (message.body or "").split()
+        words = (message.text or "").split()
         if len(words) == 2 and words[0] == "status":
             await conversation.send_message(f"order {words[1]} has shipped")
         else:
@@ -50,7 +50,7 @@ async def reply_to(conversation: lpm.Conversation, text: str) -> str:
     )
     await conversation.send_message(text)
     message: lpm.Message = await reply
-    return message.body or ""
+    return message.text or ""
 
 
 async def test_bot_answers_order_status(lpm_emulator: TestEmulator) -> None:

@@ -8,7 +8,7 @@
                                  csds_domain="http://127.0.0.1:8443")
     async with conn:
         conversation = await conn.create_conversation(skill_id="11")
-        conversation.on("message", lambda message: print(message.body))
+        conversation.on("message", lambda message: print(message.text))
         await conversation.send_message("hello")
 """
 
@@ -17,6 +17,17 @@ from lpm._version import __version__
 from lpm.client.auth.csds import CSDS, CSDSCache
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer
 from lpm.client.connection import Connection
+from lpm.client.events import (
+    AgentTokenInfo,
+    CloseInfo,
+    RequestEventInfo,
+    RequestSummary,
+    ResponseEventInfo,
+    StartInfo,
+    TimingInfo,
+    TokenInvalidInfo,
+    WaitInfo,
+)
 from lpm.client.factory import create_connection
 from lpm.client.model.conversation import Conversation
 from lpm.client.model.dialog import Dialog
@@ -101,12 +112,14 @@ __all__ = [
     "WAIT_FOR_READY_DURATION",
     "AccountNotFoundError",
     "AgentState",
+    "AgentTokenInfo",
     "AuthType",
     "AuthenticationError",
     "BrandRestConnection",
     "BrandWebsocketConnection",
     "CSDSCache",
     "ChannelType",
+    "CloseInfo",
     "ConfigurationError",
     "ConnectFailedError",
     "Connection",
@@ -153,20 +166,27 @@ __all__ = [
     "PublishResponse",
     "QueueTimeoutError",
     "RequestError",
+    "RequestEventInfo",
+    "RequestSummary",
     "RequestTimeoutError",
+    "ResponseEventInfo",
     "Ring",
     "RingState",
     "RoutingSubscriptionState",
     "RoutingTaskSubscription",
     "Skill",
+    "StartInfo",
     "StaticTokenMaintainer",
     "SubscriptionState",
     "TTRType",
+    "TimingInfo",
     "TokenExpiredError",
+    "TokenInvalidInfo",
     "TokenMaintainer",
     "UnexpectedResponseError",
     "UnsupportedActionError",
     "UserType",
+    "WaitInfo",
     "WaitTimeoutError",
     "WebsocketConnection",
     "__version__",

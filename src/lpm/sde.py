@@ -15,9 +15,10 @@ is built.
 
 Dates (``last_payment_date``, ``registration_date``) accept a :class:`datetime.date` (or a
 ``datetime``, whose date part is used), a ``(year, month, day)`` tuple, or a mapping with
-``day``, ``month`` and ``year``; tuples and mappings must name a real calendar date.  They are
-emitted as ``{"day", "month", "year"}``.  Epoch numbers are refused: seconds and milliseconds
-cannot be told apart, and the wire wants calendar parts anyway.
+``day``, ``month`` and ``year``, or a number of epoch **milliseconds** (the Node SDK's
+``createCustomerInfoSde`` types them as numbers: ``1700000000000`` is 14 November 2023), whose
+calendar date is taken in UTC; tuples and mappings must name a real calendar date.  They are
+emitted as ``{"day", "month", "year"}``, the wire's form.
 
 Example::
 
@@ -50,6 +51,7 @@ __all__ = [
 SDE_PAYLOAD_KEYS: dict[str, str] = {"ctmrinfo": "info", "personal": "personal"}
 
 GENDERS = ("MALE", "FEMALE", "OTHER")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MAX_AGE = 150
 
 
@@ -103,7 +105,10 @@ def _calendar_date(name: str, year: Any, month: Any, day: Any) -> dict[str, int]
 
 
 def _date(name: str, value: Any) -> dict[str, int]:
-    """``{"day", "month", "year"}`` of a date, a ``(year, month, day)`` tuple or a mapping."""
+    """``{"day", "month", "year"}`` of a date, a ``(year, month, day)`` tuple, a mapping or epoch
+    milliseconds (UTC)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _epoch_ms_date(name, value)
     if isinstance(value, dt.date):  # datetime.datetime included: its date part counts
         return {"day": value.day, "month": value.month, "year": value.year}
     if isinstance(value, Mapping):
@@ -119,8 +124,22 @@ def _date(name: str, value: Any) -> dict[str, int]:
             raise _fail(name, "must be a (year, month, day) tuple", value)
         return _calendar_date(name, *value)
     raise _fail(
-        name, "must be a datetime.date, a (year, month, day) tuple or a {day, month, year} mapping", value
+        name,
+        "must be a datetime.date, a (year, month, day) tuple, a {day, month, year} mapping"
+        " or epoch milliseconds",
+        value,
     )
+
+
+def _epoch_ms_date(name: str, value: int | float) -> dict[str, int]:
+    """The UTC calendar date of epoch milliseconds (the Node SDK's number dates)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(name, "must be a finite number of epoch milliseconds", value)
+    try:
+        day = (EPOCH + dt.timedelta(milliseconds=value)).date()
+    except OverflowError:
+        raise _fail(name, "is out of range for epoch milliseconds", value) from None
+    return {"day": day.day, "month": day.month, "year": day.year}
 
 
 def _email(name: str, value: Any) -> str:
@@ -168,8 +187,8 @@ def create_customer_info_sde(
     ctype: str | None = None,
     balance: float | None = None,
     customer_id: str | None = None,
-    last_payment_date: dt.date | tuple[int, int, int] | Mapping[str, int] | None = None,
-    registration_date: dt.date | tuple[int, int, int] | Mapping[str, int] | None = None,
+    last_payment_date: dt.date | tuple[int, int, int] | Mapping[str, int] | float | None = None,
+    registration_date: dt.date | tuple[int, int, int] | Mapping[str, int] | float | None = None,
     login_status: float | None = None,
     company_branch: str | None = None,
     social_id: str | None = None,

@@ -16,13 +16,17 @@ yourself.  Mark a test to run it against another world or other settings::
     @pytest.mark.lpm_emulator(spec=lpm.emulator.load_toml("world.toml"), ring_expiry=1)
     async def test_ring_expiry(lpm_emulator): ...
 
-The fixture is async: run the tests with pytest-asyncio (``asyncio_mode = "auto"``, or mark them
-``@pytest.mark.asyncio``).  See docs/testing.md.
+The fixture is async and runs on pytest-asyncio (``pip install 'lp-messaging-sdk[testing]'``).
+The settings docs/testing.md recommends (``asyncio_mode = "auto"``,
+``asyncio_default_fixture_loop_scope = "function"``) run every async test and fixture with no
+warning; without them (pytest-asyncio's strict mode) an ``async def`` test that uses
+``lpm_emulator`` is still run as an asyncio test: the plugin marks it ``asyncio``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -48,6 +52,9 @@ def _async_fixture(fn: _F) -> _F:
 
 
 __all__ = ["TestEmulator", "lpm_emulator"]
+
+#: The fixture's name (the plugin marks the async tests that use it; see the module docstring).
+FIXTURE = "lpm_emulator"
 
 #: Options every helper-made connection gets unless the caller overrides them: a failure in a test
 #: should surface in seconds, not after the production minute, and reconnects should not wait.
@@ -111,8 +118,9 @@ class TestEmulator(Emulator):
     ) -> BrandWebsocketConnection:
         """An opened brand WebSocket connection logged in as ``username``.
 
-        ``password`` defaults to the user's password in the emulator's world (``agent`` /
-        ``agent-password`` and ``bot`` / ``bot-password`` in the default world).  Pass
+        ``password`` defaults to the user's password in the emulator's world (in the default
+        world ``agent`` / ``agent-password`` on support, skill 12; ``bot`` / ``bot-password`` on
+        sales, 11; ``survey-bot`` / ``survey-bot-password``, the bot of support's survey).  Pass
         ``auth_data=`` or ``token=`` in ``options`` to log in another way.
         """
         if "auth_data" not in options and "token" not in options:
@@ -148,6 +156,33 @@ class TestEmulator(Emulator):
     async def __aenter__(self) -> TestEmulator:
         await self.start()
         return self
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    """Mark ``async def`` tests that use ``lpm_emulator`` ``asyncio`` when nothing else does.
+
+    In pytest-asyncio's strict mode (its default: a project that set nothing) an unmarked
+    coroutine test is not run but failed; such a test asks for an asyncio fixture, so it can
+    only mean to run on asyncio.  The hook runs inside pytest-asyncio's own (``trylast``): the
+    mark is there when pytest-asyncio looks for it.  Tests already marked, tests of other async
+    frameworks that do not use the fixture, and auto mode are left as they are.
+    """
+    result = yield
+    if not collector.config.pluginmanager.hasplugin("asyncio"):
+        return result  # without pytest-asyncio there is nothing to mark for
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.obj)
+            and FIXTURE in item.fixturenames
+            and item.get_closest_marker("asyncio") is None
+        ):
+            item.add_marker(pytest.mark.asyncio)
+    return result
 
 
 def pytest_configure(config: pytest.Config) -> None:

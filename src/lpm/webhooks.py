@@ -12,13 +12,18 @@ What the receiver does with each ``POST`` to ``path``:
 1. verifies ``x-liveperson-signature`` (``sha1=`` + base64 of HMAC-SHA1 over the raw body, keyed
    with the app install's client secret) in constant time, and answers **401** when it is missing
    or wrong — nothing of such a request is processed;
-2. answers **400** to a body that is not a JSON object;
+2. answers **400** to a body that is not a JSON object (malformed, not UTF-8, nested too deeply);
 3. otherwise answers **200 at once** — LivePerson retries webhooks that are slow to answer, so
    processing never delays the answer — and queues the notification;
 4. processes queued notifications as
    :meth:`~lpm.Connection.process_webhooks_notification` does, **strictly in order per
    conversation**: each conversation id has its own queue and task; different conversations are
    processed concurrently.  Errors are reported on the connection's ``error`` event.
+
+Both payload forms are accepted: the notification itself, ``{"kind": "notification", "type",
+"body"}`` (what LivePerson's webhooks POST, and the emulator), and the Node SDK's
+``{"wsNotificationMsg": <notification>}``.  :func:`notification_of` gives the notification of a
+payload in either form, for code that looks into payloads itself (a load balancer, a filter).
 
 The queue tasks belong to the application: its cleanup (``AppRunner.cleanup()``, the end of
 ``web.run_app``) cancels them.  :func:`receiver_of` gives the :class:`WebhooksReceiver` of an
@@ -43,14 +48,15 @@ from aiohttp import web
 
 from lpm.client.connection import Connection
 from lpm.client.events import cancel_and_wait
-from lpm.client.subscriptions.webhook_intake import process_webhooks_notification
+from lpm.client.subscriptions.webhook_intake import process_webhooks_notification, webhook_notification
 from lpm.errors import ConfigurationError
-from lpm.protocol.types import Notif
+from lpm.protocol.types import Notif, canonical_notification
 
 __all__ = [
     "SIGNATURE_HEADER",
     "WebhooksReceiver",
     "create_app",
+    "notification_of",
     "receiver_of",
     "signature",
     "verify_signature",
@@ -84,12 +90,22 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
     return hmac.compare_digest(value[len(_PREFIX) :].encode("utf-8"), expected)
 
 
+def notification_of(payload: Any) -> Mapping[str, Any] | None:
+    """The notification ``{"kind", "type", "body"}`` of a webhook payload (a dict or its JSON
+    text) in either form -- as LivePerson POSTs it, or wrapped in ``wsNotificationMsg`` -- or
+    None when it is neither."""
+    try:
+        return webhook_notification(payload)
+    except ConfigurationError:
+        return None
+
+
 def _conversation_key(connection: Connection, message: Mapping[str, Any]) -> str:
     """The conversation a notification is about (its ordering key); "" when it names none."""
     body = message.get("body")
     changes = body.get("changes") if isinstance(body, Mapping) else None
     first = changes[0] if isinstance(changes, list) and changes and isinstance(changes[0], Mapping) else {}
-    if message.get("type") == Notif.EX_CONVERSATION_CHANGE:
+    if canonical_notification(str(message.get("type"))) is Notif.EX_CONVERSATION_CHANGE:
         result = first.get("result")
         cid = result.get("convId") if isinstance(result, Mapping) else None
         return str(cid) if cid else ""
@@ -141,15 +157,17 @@ class WebhooksReceiver:
             return web.json_response({"code": 401, "message": "invalid signature"}, status=401)
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # ValueError covers bytes that are not UTF-8; RecursionError a body nested deeper
+            # than the parser goes: both are a bad body (400), never an error of the server.
             payload = None
         if not isinstance(payload, Mapping) or self._closed:
             self.rejected += 1
             status = 503 if self._closed else 400
             message = "shutting down" if self._closed else "the body must be a JSON object"
             return web.json_response({"code": status, "message": message}, status=status)
-        message_part = payload.get("wsNotificationMsg")
-        key = _conversation_key(self.connection, message_part) if isinstance(message_part, Mapping) else ""
+        message_part = notification_of(payload)
+        key = _conversation_key(self.connection, message_part) if message_part is not None else ""
         self.received += 1
         self._submit(key, payload)
         return web.Response(status=200)

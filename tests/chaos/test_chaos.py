@@ -48,6 +48,7 @@ import psutil
 
 import lpm
 from lpm.emulator import entities as em
+from lpm.emulator import render
 from lpm.emulator.app import Emulator
 from lpm.errors import (
     AuthenticationError,
@@ -235,10 +236,14 @@ def final_in_world(emu: Emulator, conv_id: str) -> Final:
         user = acc.users.get(participant.id)
         return user.pid if user is not None and participant.role != "CONSUMER" else participant.id
 
+    # Every MAIN dialog shows the platform's CONTROLLER too (lpm.emulator.render), which the
+    # world does not keep as a participant.
+    controller = (render.controller_pid(ACC), "CONTROLLER")
     return Final(
         stage=conv.stage,
         state=main.state,
-        participants=frozenset((shown(p), p.role) for p in main.participants if p.state == "ACTIVE"),
+        participants=frozenset((shown(p), p.role) for p in main.participants if p.state == "ACTIVE")
+        | {controller},
         messages=tuple(
             (r.sequence, r.event["message"])
             for r in acc.events.get(main.dialog_id, [])

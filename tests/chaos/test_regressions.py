@@ -166,14 +166,14 @@ async def test_history_is_loaded_when_the_bot_joins_a_conversation_it_already_kn
         conversation = await cons.create_conversation(skill_id="11")
         await conversation.send_message("c one")
         await conversation.send_message("c two")
-        view = await announced
+        view = await announced  # after the history load was tried (and refused: 403)
         assert view.conversation_id == conversation.conversation_id
-        await until(lambda: any(isinstance(e, RequestError) and e.code == 403 for e in errors))
+        assert errors == []  # a history the bot may not read yet is no error (issue 12.6)
         assert [m.body for m in view.main_dialog.messages] in ([], ["c two"])  # no history yet
         ring = await rung
         await ring.accept()
         await until(lambda: [m.body for m in view.main_dialog.messages] == ["c one", "c two"])
-        assert [e for e in errors if not (isinstance(e, RequestError) and e.code == 403)] == []
+        assert errors == []
     finally:
         await cons.close()
         await bot.close()

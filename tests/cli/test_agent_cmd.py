@@ -176,16 +176,16 @@ async def test_rings_two_conversations_transfer_and_close(emulator: Emulator) ->
         await agent.event("state", state="ONLINE")
 
         # A ring for the first consumer's conversation; /rings lists it, /accept N takes it.
-        one = await first.create_conversation(skill_id="11")
+        one = await first.create_conversation(skill_id="12")
         ring = await agent.event("ring", conversation_id=one.conversation_id)
-        assert ring["skill_id"] == "11"
+        assert ring["skill_id"] == "12"
         await agent.send("/rings")
         listed = await agent.event("rings")
         assert [r["ring"] for r in listed["rings"]] == [ring["ring"]]
         await agent.send(f"/accept {ring['ring']}")
         await agent.event("ring-accepted", ring=ring["ring"])
         c1 = await agent.event("conversation", conversation_id=one.conversation_id)
-        assert c1["current"] is True and c1["skill_id"] == "11"
+        assert c1["current"] is True and c1["skill_id"] == "12"
 
         # The consumer types, then writes: both show, prefixed with the conversation number;
         # the console marks the message READ.
@@ -204,7 +204,7 @@ async def test_rings_two_conversations_transfer_and_close(emulator: Emulator) ->
 
         # A second conversation: /accept without a number takes the only waiting ring; the
         # current conversation stays the first one.
-        two = await second.create_conversation(skill_id="11")
+        two = await second.create_conversation(skill_id="12")
         await agent.event("ring", conversation_id=two.conversation_id)
         await agent.send("/accept")
         c2 = await agent.event("conversation", conversation_id=two.conversation_id)
@@ -227,10 +227,10 @@ async def test_rings_two_conversations_transfer_and_close(emulator: Emulator) ->
             two.conversation_id: True,
         }
 
-        # Transfer the second conversation to skill 12: the consumer sees the new skill.
-        await agent.send("/transfer skill 12")
-        await agent.event("transferred", conversation=c2["conversation"], skill_id="12")
-        await until(lambda: two.skill_id == "12", "the consumer seeing skill 12")
+        # Transfer the second conversation to skill 11 (sales): the consumer sees the new skill.
+        await agent.send("/transfer skill 11")
+        await agent.event("transferred", conversation=c2["conversation"], skill_id="11")
+        await until(lambda: two.skill_id == "11", "the consumer seeing skill 11")
 
         # Close the first one: the consumer sees it closed.
         await agent.send(f"/switch {c1['conversation']}", "/close")
@@ -250,16 +250,16 @@ async def test_text_console_reconnect_and_end_of_input(emulator: Emulator) -> No
     async with lpm_agent(emulator, as_json=False) as agent, consumer(emulator) as conn:
         await agent.line("logged in as agent")
         await agent.line("state ONLINE")
-        conversation = await conn.create_conversation(skill_id="11")
+        conversation = await conn.create_conversation(skill_id="12")
         await conversation.send_message("before the agent")
-        ring = await agent.line(f"conversation {conversation.conversation_id[:8]} on skill 11")
+        ring = await agent.line(f"conversation {conversation.conversation_id[:8]} on skill 12")
         assert ring.startswith("ring 1:") and "/accept 1" in ring
         # The ring expires unanswered; routing rings again once the agent is available again.
         await fault(emulator, "rings/expire", {})
         await agent.line("ring 1 expired")
         await agent.send("/state away", "/rings", "/state online")
         await agent.line("no rings waiting")
-        ring = await agent.line(f"conversation {conversation.conversation_id[:8]} on skill 11")
+        ring = await agent.line(f"conversation {conversation.conversation_id[:8]} on skill 12")
         assert ring.startswith("ring 2:")
         await agent.send("/accept 2")
         await agent.line("ring 2 accepted")
@@ -315,11 +315,12 @@ async def test_embedded_emulator() -> None:
         assert embedded["join"].startswith(
             f"lpm chat --csds-domain {embedded['csds_domain']} --account {ACCOUNT}"
         )
+        assert embedded["join"].endswith("--skill 12")  # support: the agent's skill
         await agent.event("login", username="agent")
         await agent.event("state", state="ONLINE")
         # A consumer joins the console's own emulator.
         async with consumer(embedded["csds_domain"]) as conn:
-            conversation = await conn.create_conversation(skill_id="11")
+            conversation = await conn.create_conversation(skill_id="12")
             await agent.event("ring", conversation_id=conversation.conversation_id)
             await agent.send("/accept")
             await agent.event("conversation", conversation_id=conversation.conversation_id)
@@ -328,3 +329,134 @@ async def test_embedded_emulator() -> None:
         await agent.send("/quit")
         code, _, err = await agent.finish()
         assert code == 0, err
+
+
+@asynccontextmanager
+async def survey_consumer(emu: Emulator) -> AsyncIterator[lpm.ConsumerWebsocketConnection]:
+    """A consumer that takes part in post-conversation surveys (MULTI_DIALOG)."""
+    conn = lpm.create_connection(
+        account_id=ACCOUNT,
+        user_type=lpm.UserType.CONSUMER,
+        csds_domain=emu.csds_domain,
+        client_properties={"features": [lpm.Features.MULTI_DIALOG]},
+    )
+    assert isinstance(conn, lpm.ConsumerWebsocketConnection)
+    async with conn:
+        yield conn
+
+
+@asynccontextmanager
+async def survey_bot(emu: Emulator) -> AsyncIterator[lpm.BrandWebsocketConnection]:
+    """The survey bot of skill 12 in the emulator's world, logged in."""
+    account = emu.spec.accounts[0]
+    skill = next(s for s in account.skills if s.skill_id == "12")
+    user = next(u for u in account.users if u.user_id == skill.survey_bot_user_id)
+    conn = lpm.create_connection(
+        account_id=ACCOUNT,
+        user_type=lpm.UserType.BRAND,
+        csds_domain=emu.csds_domain,
+        auth_data={"username": user.login_name, "password": user.password},
+    )
+    assert isinstance(conn, lpm.BrandWebsocketConnection)
+    async with conn:
+        yield conn
+
+
+async def test_a_conversation_closed_into_its_survey_leaves_the_console(emulator: Emulator) -> None:
+    """Issue 12.6: closing a conversation whose skill has a survey keeps it OPEN on the platform
+    (the agent becomes a READER of the survey).  For the console it is over: it never becomes
+    current again, lines and /close do not go to it, and a restart does not bring it back."""
+    question = "How would you rate us, from 1 to 5?"
+    async with (
+        lpm_agent(emulator) as agent,
+        survey_consumer(emulator) as first,
+        consumer(emulator) as second,
+        survey_bot(emulator) as bot,
+    ):
+        await agent.event("ready")
+        one = await first.create_conversation(skill_id="12")
+        await agent.event("ring", conversation_id=one.conversation_id)
+        await agent.send("/accept")
+        c1 = await agent.event("conversation", conversation_id=one.conversation_id)
+        assert c1["current"] is True
+        await one.send_message("hi")
+        await agent.event("message", conversation=c1["conversation"], body="hi")
+
+        survey_opened = asyncio.ensure_future(one.wait_for("dialog", timeout=TIMEOUT))
+        await agent.send("/close")
+        await agent.event("closed", conversation=c1["conversation"])
+        survey = await survey_opened
+        assert survey.dialog_type == lpm.DialogType.POST_SURVEY
+        assert one.stage == lpm.ConversationState.OPEN  # the survey keeps it open
+        await until(
+            lambda: (
+                (c := bot.get_conversation_by_id(one.conversation_id)) is not None and bool(c.open_dialog)
+            ),
+            "the survey bot seeing the survey",
+        )
+        bot_view = bot.get_conversation_by_id(one.conversation_id)
+        assert bot_view is not None
+        await bot_view.send_message(question)
+        await wait_body(one, question)
+
+        # A ring on the same socket after the survey's notifications: once it shows, the console
+        # has handled them.
+        two = await second.create_conversation(skill_id="12")
+        await agent.event("ring", conversation_id=two.conversation_id)
+        await agent.send("typed after the close", "/close", "/list")
+        not_sent = await agent.event("error")
+        assert "no current conversation" in not_sent["message"], not_sent
+        not_closed = await agent.event("error")
+        assert "no current conversation" in not_closed["message"], not_closed
+        listed = await agent.event("list")
+        assert listed["conversations"] == [] and listed["current"] is None
+        assert "typed after the close" not in bodies(one)
+        # Taking the second conversation: the first one is not current again.
+        await agent.send("/accept")
+        c2 = await agent.event("conversation", conversation_id=two.conversation_id)
+        assert c2["current"] is True
+        await agent.send("/quit")
+        await agent.event("quit")
+        code, _, err = await agent.finish()
+        assert code == 0, err
+        shown = [e for e in agent.seen if e.get("conversation_id") == one.conversation_id]
+        assert [e["event"] for e in shown] == ["ring", "ring-accepted", "conversation", "message", "closed"]
+        assert not any(e.get("body") == question for e in agent.seen)
+
+        # A restart shows the conversation the agent is in, not the one in its survey.
+        async with lpm_agent(emulator, "--state", "none") as again:
+            await again.event("conversation", conversation_id=two.conversation_id)
+            await again.send("/list")
+            listed = await again.event("list")
+            assert [c["conversation_id"] for c in listed["conversations"]] == [two.conversation_id]
+            assert all(c["consumer_id"] for c in listed["conversations"])
+            await again.send("/quit")
+            await again.event("quit")
+            code, _, err = await again.finish()
+            assert code == 0, err
+            assert not any(e.get("conversation_id") == one.conversation_id for e in again.seen)
+
+
+async def test_a_state_set_by_another_session_is_shown(emulator: Emulator) -> None:
+    """Issue 12.6: the agent's state is the platform's; a change made elsewhere is shown."""
+    async with lpm_agent(emulator) as agent:
+        await agent.event("state", state="ONLINE")
+        await agent.event("ready")
+        other = lpm.create_connection(
+            account_id=ACCOUNT,
+            user_type=lpm.UserType.BRAND,
+            csds_domain=emulator.csds_domain,
+            auth_data={"username": "agent", "password": PASSWORD},
+        )
+        assert isinstance(other, lpm.BrandWebsocketConnection)
+        async with other:
+            await other.set_agent_state(lpm.AgentState.AWAY)
+            away = await agent.event("state", state="AWAY")
+            assert away["elsewhere"] is True
+        await agent.send("/state online")
+        back = await agent.event("state", state="ONLINE")
+        assert "elsewhere" not in back
+        await agent.send("/quit")
+        code, _, err = await agent.finish()
+        assert code == 0, err
+        assert [e["state"] for e in agent.seen if e["event"] == "state"] == ["ONLINE", "AWAY", "ONLINE"]

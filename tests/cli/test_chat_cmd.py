@@ -162,14 +162,14 @@ class Agent:
 
 
 @contextlib.asynccontextmanager
-async def online_agent(csds_domain: str) -> AsyncIterator[Agent]:
-    """The default world's agent (skills 11 and 12), ONLINE, keeping every ring (the chat's
-    conversation may ring before a test waits for it)."""
+async def online_agent(csds_domain: str, username: str = "agent") -> AsyncIterator[Agent]:
+    """A brand user of the default world (``agent`` takes support, 12; ``bot`` sales, 11), ONLINE,
+    keeping every ring (the chat's conversation may ring before a test waits for it)."""
     conn = lpm.create_connection(
         account_id=ACC,
         user_type=lpm.UserType.BRAND,
         csds_domain=csds_domain,
-        auth_data={"username": "agent", "password": "agent-password"},
+        auth_data={"username": username, "password": f"{username}-password"},
     )
     assert isinstance(conn, lpm.BrandWebsocketConnection)
     errors: list[BaseException] = []
@@ -195,6 +195,13 @@ async def agent(emulator: Emulator) -> AsyncIterator[Agent]:
 
 
 @pytest.fixture
+async def sales_bot(emulator: Emulator) -> AsyncIterator[Agent]:
+    """Sales (11) is the bot's skill: it plays the brand side of the sales conversations."""
+    async with online_agent(emulator.csds_domain, "bot") as side:
+        yield side
+
+
+@pytest.fixture
 async def chat_process() -> AsyncIterator[list[ChatProcess]]:
     """Started chat processes, killed at the end if a test failed before they exited."""
     started: list[ChatProcess] = []
@@ -215,7 +222,7 @@ async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
 
 async def test_json_chat_with_an_agent_files_reconnect_close_and_csat(
     emulator: Emulator,
-    agent: Agent,
+    sales_bot: Agent,
     http: aiohttp.ClientSession,
     chat_process: list[ChatProcess],
     tmp_path: Path,
@@ -227,7 +234,7 @@ async def test_json_chat_with_an_agent_files_reconnect_close_and_csat(
     opened = await chat.expect(lambda e: e["event"] == "conversation")
     assert opened["state"] == "opened" and opened["skill_id"] == "11"
     cid = opened["conversation_id"]
-    view = await agent.take(cid)
+    view = await sales_bot.take(cid)
     joined = await chat.expect(lambda e: e["event"] == "participant")
     assert (joined["action"], joined["role"]) == ("joined", "ASSIGNED_AGENT")
 
@@ -362,7 +369,7 @@ async def test_exit_codes(
 
 
 async def test_authenticated_consumer_resumes_its_conversation(
-    emulator: Emulator, agent: Agent, chat_process: list[ChatProcess]
+    emulator: Emulator, sales_bot: Agent, chat_process: list[ChatProcess]
 ) -> None:
     connector = emulator.world.accounts[ACC].connectors["3002"]
     assert connector.private_key_file is not None and connector.issuer
@@ -374,7 +381,7 @@ async def test_authenticated_consumer_resumes_its_conversation(
     opened = await first.expect(lambda e: e["event"] == "conversation")
     assert opened["state"] == "opened"
     cid = opened["conversation_id"]
-    view = await agent.take(cid)
+    view = await sales_bot.take(cid)
     await view.send_message("Welcome!")
     await first.expect(lambda e: e["event"] == "message")
     question = asyncio.ensure_future(view.wait_for("message", timeout=WAIT))
@@ -401,7 +408,7 @@ async def test_embedded_emulator(chat_process: list[ChatProcess]) -> None:
     assert embedded["account_id"] == ACC
     assert f"lpm agent --account {ACC} --csds-domain {embedded['csds_domain']}" in embedded["agent_command"]
     opened = await chat.expect(lambda e: e["event"] == "conversation")
-    async with online_agent(embedded["csds_domain"]) as agent:
+    async with online_agent(embedded["csds_domain"], "bot") as agent:
         view = await agent.take(opened["conversation_id"])
         await view.send_message("hello from the embedded emulator")
         message = await chat.expect(lambda e: e["event"] == "message")
@@ -448,3 +455,90 @@ async def test_stdin_that_is_not_a_pipe_ends_at_once(emulator: Emulator) -> None
     out, err = await asyncio.wait_for(proc.communicate(), WAIT)
     assert proc.returncode == 0, err.decode()
     assert out.decode().splitlines()[-1] == "* end of input; bye"
+
+
+@contextlib.asynccontextmanager
+async def survey_bot(emulator: Emulator) -> AsyncIterator[lpm.BrandWebsocketConnection]:
+    """The survey bot of skill 12 in the emulator's world, logged in."""
+    account = emulator.spec.accounts[0]
+    skill = next(s for s in account.skills if s.skill_id == "12")
+    user = next(u for u in account.users if u.user_id == skill.survey_bot_user_id)
+    conn = lpm.create_connection(
+        account_id=ACC,
+        user_type=lpm.UserType.BRAND,
+        csds_domain=emulator.csds_domain,
+        auth_data={"username": user.login_name, "password": user.password},
+    )
+    assert isinstance(conn, lpm.BrandWebsocketConnection)
+    errors: list[BaseException] = []
+    conn.on("error", errors.append)
+    async with conn:
+        yield conn
+    assert errors == []
+
+
+async def surveyed(
+    emulator: Emulator, agent: Agent, bot: lpm.BrandWebsocketConnection, chat: ChatProcess
+) -> tuple[str, lpm.Dialog]:
+    """The chat's conversation on skill 12, taken and closed by the agent: the survey is open.
+    Returns the conversation id and the survey bot's view of the survey dialog."""
+    opened = await chat.expect(lambda e: e["event"] == "conversation")
+    cid = opened["conversation_id"]
+    view = await agent.take(cid)
+    await view.close()
+    survey = await chat.expect(lambda e: e["event"] == "dialog")
+    assert survey["dialog_type"] == "POST_SURVEY"
+    await until(lambda: (c := bot.get_conversation_by_id(cid)) is not None and c.open_dialog is not None)
+    bot_view = bot.get_conversation_by_id(cid)
+    assert bot_view is not None and bot_view.open_dialog is not None
+    assert bot_view.open_dialog.dialog_id == survey["dialog_id"]
+    return cid, bot_view.open_dialog
+
+
+async def test_close_during_the_survey_and_the_survey_bot_is_a_bot(
+    emulator: Emulator, agent: Agent, chat_process: list[ChatProcess]
+) -> None:
+    """Issue 12.6: the survey bot's messages are the bot's; /close while the survey is open ends
+    it (it used to fail with "already closed" and leave the consumer in the survey)."""
+    chat = await ChatProcess.start(
+        "--account", ACC, "--csds-domain", emulator.csds_domain, "--skill", "12", "--json"
+    )
+    chat_process.append(chat)
+    async with survey_bot(emulator) as bot:
+        cid, survey = await surveyed(emulator, agent, bot, chat)
+        await survey.send_message("How would you rate us, from 1 to 5?")
+        question = await chat.expect(lambda e: e["event"] == "message")
+        assert question["from"] == "bot" and question["dialog_id"] == survey.dialog_id
+
+        await chat.send("/close")
+        closed = await chat.expect(
+            lambda e: e["event"] in ("error", "conversation") and e.get("state") != "closing"
+        )
+        assert closed["event"] == "conversation" and closed["state"] == "closed", closed
+        assert emulator.world.accounts[ACC].conversations[cid].stage == "CLOSE"
+    assert await chat.finish() == 0
+    assert not [e for e in chat.events if e["event"] == "error"]
+    assert "Traceback" not in chat.stderr.decode()
+
+
+async def test_no_read_receipt_for_a_dialog_the_bot_closed(
+    emulator: Emulator, agent: Agent, chat_process: list[ChatProcess]
+) -> None:
+    """Issue 12.6: a bot that answers and closes at once; the chat shows the answer and sends no
+    READ receipt to the closed dialog (it used to warn "read receipt failed ... is closed")."""
+    chat = await ChatProcess.start(
+        "--account", ACC, "--csds-domain", emulator.csds_domain, "--skill", "12", "--json"
+    )
+    chat_process.append(chat)
+    async with survey_bot(emulator) as bot:
+        _cid, survey = await surveyed(emulator, agent, bot, chat)
+        # Both requests on the wire at once: the close is applied before any receipt can be.
+        await asyncio.gather(
+            survey.send_message("Thank you, goodbye!"), survey.close(lpm.DialogCloseReason.AGENT, "done")
+        )
+        thanks = await chat.expect(lambda e: e["event"] == "message")
+        assert thanks["text"] == ["Thank you, goodbye!"]
+        await chat.expect(lambda e: e["event"] == "conversation" and e["state"] == "closed")
+    assert await chat.finish() == 0
+    stderr = chat.stderr.decode()
+    assert "read receipt" not in stderr and "Traceback" not in stderr, stderr

@@ -19,8 +19,10 @@ from lpm.cli.console import (
     describe_structured,
     parse_line,
     read_lines,
+    read_receipt_moot,
     render_message,
     role_name,
+    sender_name,
 )
 
 QUICK_REPLIES = {
@@ -190,3 +192,31 @@ async def test_closing_the_reader_ends_a_pending_readline() -> None:
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_the_survey_dialog_speaks_through_a_bot() -> None:
+    """Issue 12.6: the brand's messages in a POST_SURVEY dialog are the survey bot's."""
+
+    def message(role: str, dialog_type: str) -> Any:
+        dialog = SimpleNamespace(
+            dialog_type=dialog_type, is_open=True, conversation=SimpleNamespace(stage="OPEN")
+        )
+        return SimpleNamespace(originator_role=role, dialog=dialog)
+
+    assert sender_name(message("AGENT", "POST_SURVEY")) == "bot"
+    assert sender_name(message("ASSIGNED_AGENT", "POST_SURVEY")) == "bot"
+    assert sender_name(message("CONSUMER", "POST_SURVEY")) == "consumer"
+    assert sender_name(message("AGENT", "MAIN")) == "agent"
+    assert sender_name(message("BRAND_BOT", "MAIN")) == "bot"
+
+
+def test_no_read_receipt_once_the_dialog_or_conversation_closed() -> None:
+    def message(dialog_open: bool, stage: str) -> Any:
+        conversation = SimpleNamespace(stage=stage)
+        return SimpleNamespace(dialog=SimpleNamespace(is_open=dialog_open, conversation=conversation))
+
+    assert read_receipt_moot(message(True, "OPEN")) is False
+    assert read_receipt_moot(message(False, "OPEN")) is True
+    assert read_receipt_moot(message(True, "CLOSING")) is True
+    assert read_receipt_moot(message(True, "CLOSE")) is True
+    assert read_receipt_moot(SimpleNamespace()) is True  # detached: nothing to send it to

@@ -26,7 +26,7 @@ LPM = Path(sys.executable).with_name("lpm")
 #: question, the consumer's answer and the thanks.
 MESSAGES_PER_CONVERSATION = 1 + sum(1 + len(speakers) for _, speakers in SCRIPT) + 3
 #: Credentials of the default world and anything token-like: never in the output.
-SECRETS = ("bot-password", "agent-password", "eyJ", "bearer")
+SECRETS = ("bot-password", "agent-password", "survey-bot-password", "eyJ", "bearer")
 
 
 def run_demo(*args: str) -> Result:
@@ -51,6 +51,7 @@ def test_one_consumer_prints_the_transcript() -> None:
     milestones = [
         "bot      logged in as bot, ONLINE on skill 11 (sales)",
         "agent    logged in as agent, ONLINE on skill 12 (support)",
+        "survey   logged in as survey-bot, runs the survey of skill 12 (support); takes no rings",
         "bot      accepted the ring",
         said("bot", BOT_GREETING),
         said("consumer", SCRIPT[0][0]),
@@ -61,10 +62,10 @@ def test_one_consumer_prints_the_transcript() -> None:
         said("agent", AGENT_GREETING),
         said("consumer", SCRIPT[-1][0]),
         "agent    closed the conversation",
-        said("bot", SURVEY_QUESTION),
+        said("survey", SURVEY_QUESTION),
         said("consumer", SURVEY_ANSWER),
-        f"bot      recorded the survey answer '{SURVEY_ANSWER}'",
-        said("bot", SURVEY_THANKS),
+        f"survey   recorded the survey answer '{SURVEY_ANSWER}'",
+        said("survey", SURVEY_THANKS),
         "emulator conversation closed",
     ]
     positions = [out.find(line) for line in milestones]
@@ -77,6 +78,7 @@ def test_one_consumer_prints_the_transcript() -> None:
     # Typing indicators and read receipts, both ways.
     assert "bot      is typing…" in out and "agent    is typing…" in out
     assert "bot      read it ✓✓" in out and "agent    read it ✓✓" in out
+    assert "survey   read it ✓✓" in out  # the consumer's survey answer
     assert "consumer read it ✓✓" in out
     # Every consumer line (the script and the survey answer) got an answer with its latency.
     assert len(re.findall(r"\(\d+\.\d ms\)", out)) == len(SCRIPT) + 1

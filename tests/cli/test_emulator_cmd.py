@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import ssl
@@ -87,7 +88,7 @@ async def test_json_line_then_serves_until_sigint() -> None:
         assert info["csds_domain"].startswith("http://127.0.0.1:")
         assert info["ca_file"] is None
         assert info["account_id"] == "12345678"
-        assert {u["username"] for u in info["users"]} == {"agent", "bot"}
+        assert {u["username"] for u in info["users"]} == {"agent", "bot", "survey-bot"}
         assert {s["id"] for s in info["skills"]} == {"11", "12"}
         kinds = {c["id"]: c for c in info["connectors"]}
         assert await asyncio.to_thread(Path(kinds["3002"]["signing_key_file"]).is_file)
@@ -199,3 +200,39 @@ def test_help_as_a_real_process() -> None:
     )
     assert result.returncode == 0
     assert "Usage:" in result.stdout
+
+
+async def test_start_up_table_shows_skills_and_survey_roles() -> None:
+    """Issue 12.6: who does what in the world is on screen: each user's skills and role, and
+    which bot runs each skill's post-conversation survey."""
+    proc = await asyncio.create_subprocess_exec(
+        *LPM,
+        "emulator",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},  # a wide "terminal": one row per line
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while not any("Press Ctrl-C" in line for line in lines):
+            raw = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+            assert raw, f"lpm emulator ended: {lines}"
+            lines.append(raw.decode())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), STOP_TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+
+    def row(first_cell: str) -> list[str]:
+        found = [line for line in lines if line.startswith(f"│ {first_cell} ")]
+        assert found, (first_cell, lines)
+        return [cell.strip() for cell in found[0].strip().strip("│").split("│")]
+
+    assert row("agent")[-2:] == ["12 support", "agent, manager"]
+    assert row("bot")[-2:] == ["11 sales", "bot"]
+    assert row("survey-bot")[-2:] == ["12 support", "bot, survey bot of 12 support"]
+    assert row("11")[1:] == ["sales", ""]
+    assert row("12")[1:] == ["support", "yes, by survey-bot"]

@@ -216,7 +216,8 @@ async def test_agent_accepts_ring_chats_and_closes(
     await consumer.request("cqm.SubscribeExConversations", {"convState": ["OPEN", "CLOSE"]})
     resp = await consumer.request(
         "cm.ConsumerRequestConversation",
-        {"brandId": emu.account_id, "skillId": SALES, "channelType": "MESSAGING"},
+        # Support: the agent's skill (no survey: this consumer does not declare MULTI_DIALOG).
+        {"brandId": emu.account_id, "skillId": SUPPORT, "channelType": "MESSAGING"},
     )
     conv_id = resp["body"]["conversationId"]
     opened = await next_notification(

@@ -136,8 +136,10 @@ async def test_full_agent_flow_in_raw_shapes(emulator: Emulator, http: aiohttp.C
         profile["type"] == ".ams.userprofile.GetUserProfile$Response"
         and profile["body"]["role"] == "CONSUMER"
     )
+    # An agent's own profile names it by its old id, as the Messaging Agent API shows it.
     own_profile = await agent.request(".ams.userprofile.GetUserProfile", {"userId": pid})
-    assert own_profile["body"]["userId"] == pid
+    assert own_profile["body"] == {"userId": AGENT_OLD}
+    assert (await agent.request(".ams.userprofile.GetUserProfile", {}))["body"] == {"userId": AGENT_OLD}
 
     close = await agent.request(
         ".ams.cm.UpdateConversationField",
@@ -175,7 +177,8 @@ async def test_agent_requests_reject_expire_and_state_subscription(http: aiohttp
             ".ams.routing.SetAgentState", {"availability": "ONLINE", "agentUserId": BOT_OLD}, expect=202
         )
 
-        _, conv_id = await new_consumer_conversation(http, emu, skill="11")
+        # Skill -1 ("any"): both are candidates (in the default world sales is the bot's only).
+        _, conv_id = await new_consumer_conversation(http, emu, skill="-1")
         # one of them is rung first; reject it and the other gets the next ring
         rung = agent if emu.world.accounts[ACC].tasks[conv_id].rings[0].user_id == "1001" else bot
         other = bot if rung is agent else agent

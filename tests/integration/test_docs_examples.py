@@ -55,7 +55,7 @@ async def test_guide_example_runs(page: str, index: int) -> None:
 
 def test_getting_started_first_bot_output() -> None:
     first = python_blocks("getting-started.md")[0]
-    assert "Emulator()" in first and "print((await reply).body)" in first
+    assert "Emulator()" in first and "print((await reply).text)" in first
 
 
 def test_testing_guide_shows_the_real_example_test() -> None:

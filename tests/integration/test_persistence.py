@@ -19,7 +19,8 @@ async def test_restart_keeps_the_world(tmp_path: Path, http: aiohttp.ClientSessi
         agent = await RawSocket.brand(http, emu, agent_login["bearer"])
         await agent.request(".ams.routing.SetAgentState", {"availability": "ONLINE"}, expect=202)
         consumer = await RawSocket.consumer(http, emu, jwt)
-        conv_id = (await consumer.request("cm.ConsumerRequestConversation", {"skillId": "11"}))["body"][
+        # Support (12): the agent's skill.  Its consumer does not declare MULTI_DIALOG: no survey.
+        conv_id = (await consumer.request("cm.ConsumerRequestConversation", {"skillId": "12"}))["body"][
             "conversationId"
         ]
         for text in ("one", "two", "three"):

@@ -139,7 +139,11 @@ async def test_full_rest_agent_flow(emulator: Emulator, http: aiohttp.ClientSess
     assert conv["convId"] == cid
     details = conv["conversationDetails"]
     assert details["state"] == "OPEN" and details["stage"] == "OPEN" and details["skillId"] == "12"
-    assert details["participants"] == [{"id": consumer_id, "role": "CONSUMER"}]
+    # The platform's CONTROLLER is a participant of every conversation.
+    assert [p for p in details["participants"] if p["role"] != "CONTROLLER"] == [
+        {"id": consumer_id, "role": "CONSUMER"}
+    ]
+    assert [p["role"] for p in details["participants"]] == ["CONSUMER", "CONTROLLER"]
     assert conv["dialogs"] == [{"id": cid, "dialogType": "MAIN", "channelType": "MESSAGING", "state": "OPEN"}]
 
     # Join over REST; the participant is named by its PID, and any id form finds it.
@@ -527,18 +531,18 @@ async def test_post_survey_dialog(emulator: Emulator, http: aiohttp.ClientSessio
         "role"
     ] == "READER"
 
-    # The survey bot speaks through the app; node's getMessages form finds the survey dialog.
+    # The survey bot (2002) speaks through the app; node's getMessages form finds the survey dialog.
     app = Rest(http, emulator, await app_jwt(http, emulator))
     question = {"type": "PLAIN_TEXT", "content": {"text": "How did we do?"}}
     sent = await app.ok(
         "POST",
         f"/v1/conversations/{cid}/dialogs/{survey}/messages",
-        {**question, "originatorId": "2001", "originatorRole": "AGENT"},
+        {**question, "originatorId": "2002", "originatorRole": "AGENT"},
         status=201,
     )
     assert sent == {"sequence": 0}
     page = await rest.ok("GET", f"/v1/conversations/{survey}/dialogs/{survey}/messages")
-    bot_pid = emulator.world.accounts[ACC].users["2001"].pid
+    bot_pid = emulator.world.accounts[ACC].users["2002"].pid
     assert [(i["dialogId"], i["originator"]) for i in page["data"]] == [
         (survey, {"id": bot_pid, "role": "AGENT"})
     ]

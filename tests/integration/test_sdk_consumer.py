@@ -586,7 +586,7 @@ async def test_mock_step_up_of_an_anonymous_consumer(emulator: Emulator) -> None
 
 async def test_post_conversation_survey(emulator: Emulator) -> None:
     human, routing = await open_agent(emulator, "agent")
-    survey_bot = brand(emulator, "bot")
+    survey_bot = brand(emulator, "survey-bot")  # the survey bot of skill 12
     await survey_bot.open()
     try:
         cons = consumer(emulator, client_properties={"features": [lpm.Features.MULTI_DIALOG]})

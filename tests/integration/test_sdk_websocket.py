@@ -170,8 +170,21 @@ async def test_create_connection_validation() -> None:
         lpm.create_connection(account_id="", user_type=lpm.UserType.CONSUMER)
     with pytest.raises(ConfigurationError, match="user_type"):
         lpm.create_connection(account_id=ACC, user_type="robot")
-    with pytest.raises(ConfigurationError, match="Unsupported connection_type"):
+    with pytest.raises(ConfigurationError, match="invalid connection_type: 'pigeon'"):
         lpm.create_connection(account_id=ACC, user_type=lpm.UserType.CONSUMER, connection_type="pigeon")
+    # Enum arguments: the member, its value or its name, in any case.
+    for spelling in ("BRAND", "brand", "Brand", lpm.UserType.BRAND):
+        conn = lpm.create_connection(
+            account_id=ACC, user_type=spelling, auth_data={"username": "u", "password": "p"}
+        )
+        assert isinstance(conn, lpm.BrandWebsocketConnection)
+    rest = lpm.create_connection(
+        account_id=ACC,
+        user_type="BRAND",
+        connection_type="REST",
+        auth_data={"username": "u", "password": "p"},
+    )
+    assert isinstance(rest, lpm.BrandRestConnection)
     with pytest.raises(ConfigurationError, match="unknown option"):
         lpm.create_connection(account_id=ACC, user_type=lpm.UserType.CONSUMER, maintainConnection=True)
     with pytest.raises(ConfigurationError, match="response_timeout"):

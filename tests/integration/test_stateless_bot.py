@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 
 import lpm
+import lpm.webhooks
 from lpm.emulator.app import Emulator
 from lpm.errors import ConfigurationError
 from lpm.stores import ConversationStore, FileConversationStore, RedisConversationStore, store_from_url
@@ -119,8 +120,8 @@ class LoadBalancer:
 
     @staticmethod
     def is_consumer_message(payload: Any) -> bool:
-        message = payload.get("wsNotificationMsg") if isinstance(payload, dict) else None
-        body = message.get("body") if isinstance(message, dict) else None
+        message = lpm.webhooks.notification_of(payload)
+        body = message.get("body") if message is not None else None
         changes = body.get("changes") if isinstance(body, dict) else None
         if not isinstance(changes, list) or not changes or not isinstance(changes[0], dict):
             return False

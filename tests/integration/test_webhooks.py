@@ -44,8 +44,8 @@ class Hit:
 
     @property
     def msg(self) -> dict[str, Any]:
-        msg: dict[str, Any] = self.payload["wsNotificationMsg"]
-        return msg
+        # The notification itself, as LivePerson's webhooks pages show it (no wrapper).
+        return self.payload
 
     @property
     def conv_id(self) -> str:
@@ -308,7 +308,7 @@ async def test_notifications_are_signed_shaped_and_ordered(
         assert hit.headers["x-liveperson-client-id"] == install["client_id"]
         assert hit.headers["Content-Type"] == "application/json"
         assert hit.headers["X-Test"] == "yes"
-        assert hit.msg["kind"] == "notification" and isinstance(hit.payload["sentTs"], int)
+        assert set(hit.payload) == {"kind", "body", "type"} and hit.msg["kind"] == "notification"
     assert_in_order(hits)
     one = [h for h in hits if h.conv_id == conv1]
     two = [h for h in hits if h.conv_id == conv2]
@@ -323,14 +323,19 @@ async def test_notifications_are_signed_shaped_and_ordered(
     assert "ChatStateEvent" in types and "AcceptStatusEvent" in types
     private = next(h for h in one if "private" in texts([h]))
     assert private.msg["body"]["changes"][0]["messageAudience"] == "AGENTS_AND_MANAGERS"
-    assert private.msg["body"]["dialogId"] == conv1
+    # As published: each change names its dialog, the body only holds ``changes``.
+    assert private.msg["body"] == {"changes": private.msg["body"]["changes"]}
+    assert private.msg["body"]["changes"][0]["dialogId"] == conv1
 
     conv_changes = [h.msg["body"] for h in one if h.msg["type"] == "cqm.ExConversationChangeNotification"]
-    assert all(b["subscriptionId"] == install["client_id"] for b in conv_changes)
+    assert all(set(b) == {"changes"} for b in conv_changes)
     first, last = conv_changes[0]["changes"][0], conv_changes[-1]["changes"][0]
     assert first["type"] == "UPSERT" and first["result"]["conversationDetails"]["state"] == "OPEN"
     # Rendered when it happened: the first change shows no agent, the last one the closed state.
-    assert all(p["role"] == "CONSUMER" for p in first["result"]["conversationDetails"]["participants"])
+    assert {p["role"] for p in first["result"]["conversationDetails"]["participants"]} == {
+        "CONSUMER",
+        "CONTROLLER",
+    }
     assert last["result"]["conversationDetails"]["stage"] == "CLOSE"
     await c1.close()
     await c2.close()

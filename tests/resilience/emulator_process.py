@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -105,6 +106,18 @@ class EmulatorProcess:
     def account_id(self) -> str:
         """The first account of the world (``12345678`` in the default world)."""
         return str(self.info["account_id"])
+
+    @property
+    def ca_file(self) -> str | None:
+        """The PEM file of the emulator's CA (``--tls``), None when plain."""
+        value = self.info.get("ca_file")
+        return str(value) if value else None
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context trusting the emulator's CA (None when plain), as
+        :meth:`lpm.emulator.app.Emulator.client_ssl_context`: the raw-protocol helpers of
+        ``tests/helpers.py`` and ``tests/security/faces.py`` accept this object as well."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
 
     @property
     def pid(self) -> int | None:
@@ -231,6 +244,20 @@ class EmulatorProcess:
         await self.cleanup()
 
     # ---------------------------------------------------------------- diagnostics
+
+    def peak_rss(self) -> int | None:
+        """The running process's peak resident memory so far, in bytes (Linux ``VmHWM``; None
+        when not running or not on Linux)."""
+        if self.pid is None:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return None
 
     def stderr_text(self) -> str:
         """The kept stderr lines as one string (for assertion messages)."""

@@ -155,7 +155,7 @@ async def test_a_full_session_at_debug_level_leaks_nothing(
             accepted.set()
 
         rings.on("ring", accept)
-        conversation = await consumer.create_conversation(skill_id="11")
+        conversation = await consumer.create_conversation(skill_id="12")  # support: the agent's
         await conversation.send_message("hello")
         await asyncio.wait_for(accepted.wait(), 10)
         other = await sender.create_conversation(skill_id="11")

@@ -57,7 +57,7 @@ async def test_agent_and_consumer_talk(lpm_emulator: TestEmulator) -> None:
     await agent.set_agent_state(lpm.AgentState.ONLINE)
     rings = await agent.create_routing_task_subscription()
     accepted = asyncio.ensure_future(rings.wait_for("ring", timeout=10))
-    conversation = await consumer.create_conversation(skill_id="11")
+    conversation = await consumer.create_conversation(skill_id="12")  # support: the agent's skill
     ring = await accepted
     await ring.accept()
 

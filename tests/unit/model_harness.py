@@ -39,8 +39,9 @@ from lpm.protocol.notifications import (
 from tests.worldkit import FakeScheduler, FakeTimer, make_world  # noqa: F401 - re-exported
 
 ACC = "12345678"
-AGENT = "1001"  # skills sales (11) + support (12), manager
+AGENT = "1001"  # skills sales (11) + support (12) in tests.worldkit.unit_world, manager
 BOT = "2001"  # skill sales (11)
+SURVEY_BOT = "2002"  # the survey bot of support (12)
 AGENT_OLD = f"{ACC}.{AGENT}"
 BOT_OLD = f"{ACC}.{BOT}"
 CLOSE = {"field": "ConversationStateField", "conversationState": "CLOSE"}
@@ -237,6 +238,15 @@ class FakeConnection(EventEmitter):
             metadata=metadata,
         )
 
+    async def wait_for_conversation(self, conversation_id: str, timeout: float | None = None) -> Any:
+        """As the connection does: the conversation once announced (its ``conversation`` event)."""
+        known = self.conversations.get(conversation_id)
+        if known is not None and known.announced:
+            return known
+        return await self.wait_for(
+            "conversation", lambda c: c.conversation_id == conversation_id, timeout=timeout or 10
+        )
+
     async def query_messages(
         self,
         conversation_id: str,
@@ -413,6 +423,9 @@ class Link:
         self.pending: list[tuple[str, Any]] = []
         self.known: dict[str, set[str]] = {}
         world.sinks.append(self)
+        # The fake storage (put_file) holds the one file the harness uploads: the world refuses
+        # hosted-file messages naming a file never uploaded.
+        world.uploaded.add(UPLOAD_URL["relativePath"])
 
     # WorldSink
     def conversation_changed(self, conv: Conversation) -> None:

@@ -95,6 +95,23 @@ def test_customer_info_dates(value: Any) -> None:
     assert info["lastPaymentDate"] == info["registrationDate"] == {"day": 4, "month": 7, "year": 2023}
 
 
+def test_customer_info_dates_from_epoch_milliseconds() -> None:
+    """The Node seed types the dates as numbers: epoch milliseconds, read in UTC (issue 14.5)."""
+    info = create_customer_info_sde(last_payment_date=1700000000000, registration_date=1700000000000.5)[
+        "info"
+    ]
+    assert info["lastPaymentDate"] == info["registrationDate"] == {"day": 14, "month": 11, "year": 2023}
+    # Just before midnight UTC stays on that day whatever the machine's time zone.
+    late = create_customer_info_sde(last_payment_date=1700006399999)["info"]["lastPaymentDate"]
+    assert late == {"day": 14, "month": 11, "year": 2023}
+    assert create_customer_info_sde(registration_date=0)["info"]["registrationDate"] == {
+        "day": 1,
+        "month": 1,
+        "year": 1970,
+    }
+    assert create_customer_info_sde(registration_date=-86400000)["info"]["registrationDate"]["year"] == 1969
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -114,7 +131,9 @@ def test_customer_info_dates(value: Any) -> None:
         ({"last_payment_date": {"day": 1, "month": 1, "year": 2023, "hour": 3}}, "last_payment_date"),
         ({"last_payment_date": (2023, 1)}, "last_payment_date"),
         ({"last_payment_date": ("2023", 1, 1)}, "last_payment_date.year"),
-        ({"last_payment_date": 1700000000}, "last_payment_date"),
+        ({"last_payment_date": math.nan}, "last_payment_date"),
+        ({"last_payment_date": 10**20}, "last_payment_date"),
+        ({"last_payment_date": True}, "last_payment_date"),
         ({"last_payment_date": "2023-01-01"}, "last_payment_date"),
         ({"registration_date": (2023, 0, 1)}, "registration_date.month"),
         ({"registration_date": (2023, 1, 0)}, "registration_date.day"),

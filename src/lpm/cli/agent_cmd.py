@@ -36,8 +36,8 @@ DEFAULT_STATE = "online"
 EMBEDDED_USERNAME = "agent"
 #: The default world's fixed demo password (not a secret: ``lpm emulator`` prints it too).
 EMBEDDED_PASSWORD = "agent-password"
-#: The default world's skill the agent answers first (sales); 12 is support.
-EMBEDDED_SKILL = "11"
+#: The default world's agent's skill (support); sales (11) is the bot's.
+EMBEDDED_SKILL = "12"
 
 _APP_KEY_FIELDS = ("app_key", "secret", "access_token", "access_token_secret")
 

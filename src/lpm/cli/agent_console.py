@@ -25,8 +25,18 @@ from typing import Any
 
 import lpm
 from lpm.cli.common import print_json
-from lpm.cli.console import Command, LineReader, chat_state_text, message_json, parse_line, render_message
-from lpm.enums import DialogType, MessageAudience, ParticipantRole
+from lpm.cli.console import (
+    Command,
+    LineReader,
+    chat_state_text,
+    message_json,
+    parse_line,
+    read_receipt_moot,
+    render_message,
+    role_name,
+    sender_name,
+)
+from lpm.enums import ConversationState, DialogState, DialogType, MessageAudience, ParticipantRole
 from lpm.errors import AuthenticationError, LpmConnectionError, LpmError
 
 __all__ = ["AGENT_STATE_NAMES", "COMMANDS", "AgentConsole", "Output"]
@@ -56,20 +66,21 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/quit", "log out and exit (end of input does the same)"),
 )
 
-_ROLE_NAMES: dict[str, str] = {
-    ParticipantRole.CONSUMER: "consumer",
-    ParticipantRole.ASSIGNED_AGENT: "agent",
-    ParticipantRole.AGENT: "agent",
-    ParticipantRole.MANAGER: "manager",
-    ParticipantRole.READER: "reader",
-    ParticipantRole.BRAND_BOT: "bot",
-    ParticipantRole.CONTROLLER: "system",
-}
-
 
 def _short(identifier: str | None) -> str:
     """The first 8 characters of a UUID-like id: enough to tell conversations apart on screen."""
     return (identifier or "?")[:8]
+
+
+def _takes_part(conversation: lpm.Conversation) -> bool:
+    """Whether this agent is in the conversation: its MAIN dialog is open and the agent an active
+    participant of it.  Once MAIN closes (the post-conversation survey may keep the conversation
+    open, with the agent as a READER of the survey) or the agent leaves, it is not."""
+    if conversation.stage != ConversationState.OPEN:
+        return False
+    main = conversation.main_dialog
+    me = main.get_self_participant()
+    return main.state == DialogState.OPEN and me is not None and me.is_active
 
 
 class Output:
@@ -128,6 +139,10 @@ class AgentConsole:
         self._next_ring = 1
         self.conversations: dict[int, _Tracked] = {}
         self._by_id: dict[str, _Tracked] = {}
+        #: Conversations of the feed this agent does not take part in (not listed, not numbered).
+        self._aside: set[str] = set()
+        #: The agent state last shown (None: none yet).
+        self._state: str | None = None
         #: The conversation plain lines go to.
         self.current: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -144,6 +159,7 @@ class AgentConsole:
         conn.on("conversation:close", self._on_close)
         conn.on("conversation:dialog:close", self._on_dialog_close)
         conn.on("conversation:skill-change", self._on_skill_change)
+        conn.on("agent-state", self._on_agent_state)
         conn.on("disconnect", self._on_disconnect)
         conn.on("reconnect-wait", self._on_reconnect_wait)
         conn.on("reconnect", self._on_reconnect)
@@ -219,6 +235,13 @@ class AgentConsole:
         return tracked
 
     def _on_conversation(self, conversation: lpm.Conversation) -> None:
+        if not _takes_part(conversation):
+            # Announced without us in it: after a restart, a conversation whose survey is still
+            # open (we are only a READER of it), or one suggested to us that we have not taken
+            # yet.  It joins the list if and when we take part (see _on_upsert).
+            self._aside.add(conversation.conversation_id)
+            return
+        self._aside.discard(conversation.conversation_id)
         tracked = self._track(conversation)
         # The history loaded before the announcement: what the consumer said before we joined.
         for dialog in conversation.dialogs:
@@ -226,7 +249,10 @@ class AgentConsole:
                 self._show(tracked, message)
 
     def _on_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
-        self._show(self._track(conversation), message)
+        tracked = self._by_id.get(conversation.conversation_id)
+        # Not in our list, or no longer ours (e.g. the survey that follows our close): not shown.
+        if tracked is not None and not tracked.ended:
+            self._show(tracked, message)
 
     def _show(self, tracked: _Tracked, message: lpm.Message) -> None:
         if message.sequence is not None:
@@ -236,9 +262,7 @@ class AgentConsole:
             tracked.shown.add(key)
         if message.sent_by_current_user():
             return  # what this agent typed is on its screen already
-        sender = _ROLE_NAMES.get(str(message.originator_role or ""))
-        if sender is None:
-            sender = str(message.originator_role or "someone").lower()
+        sender = sender_name(message)
         if message.audience == MessageAudience.AGENTS_AND_MANAGERS:
             sender += " (private)"
         n = tracked.number
@@ -246,15 +270,30 @@ class AgentConsole:
         data = message_json(message, sender)
         data.pop("event", None)
         self.out.event("message", line, conversation=n, **data)
-        if message.originator_role == ParticipantRole.CONSUMER and message.sequence is not None:
+        if (
+            message.originator_role == ParticipantRole.CONSUMER
+            and message.sequence is not None
+            and not read_receipt_moot(message)
+        ):
             # Shown means read: the consumer's client shows the message as read.
-            self._spawn(message.read(), f"[{n}] read receipt")
+            self._spawn(self._read(message), f"[{n}] read receipt")
+
+    @staticmethod
+    async def _read(message: lpm.Message) -> None:
+        """Send READ for ``message``; a dialog that closed meanwhile needs no receipt."""
+        if read_receipt_moot(message):
+            return  # closed while the receipt waited its turn
+        try:
+            await message.read()
+        except LpmError:
+            if not read_receipt_moot(message):
+                raise
 
     def _on_messaging_event(self, tracked: _Tracked, event: Any) -> None:
         if event.event_type != "ChatStateEvent" or event.originator_id == self.conn.user_id:
             return
         state = str(event.event.get("chatState") or "")
-        who = _ROLE_NAMES.get(str(event.originator_role or ""), "someone")
+        who = role_name(event.originator_role)
         line = chat_state_text(who, state)
         n = tracked.number
         self.out.event(
@@ -285,15 +324,16 @@ class AgentConsole:
         )
 
     def _on_close(self, conversation: lpm.Conversation) -> None:
-        self._end(
-            self._track(conversation), "closed", "conversation closed", reason=conversation.close_reason
-        )
+        tracked = self._by_id.get(conversation.conversation_id)
+        if tracked is not None:
+            self._end(tracked, "closed", "conversation closed", reason=conversation.close_reason)
 
     def _on_dialog_close(self, conversation: lpm.Conversation, dialog: lpm.Dialog) -> None:
         # With a post-conversation survey the conversation stays open after its MAIN dialog
         # closes; for the agent the chat is over all the same.
-        if dialog.dialog_type == DialogType.MAIN:
-            self._end(self._track(conversation), "closed", "conversation closed", reason=dialog.closed_by)
+        tracked = self._by_id.get(conversation.conversation_id)
+        if tracked is not None and dialog.dialog_type == DialogType.MAIN:
+            self._end(tracked, "closed", "conversation closed", reason=dialog.closed_by)
 
     def _on_delete(self, conversation: lpm.Conversation) -> None:
         """The conversation left this agent's feed: closed, or transferred away."""
@@ -302,12 +342,23 @@ class AgentConsole:
             self._end(tracked, "left", "you are no longer in this conversation")
 
     def _on_upsert(self, conversation: lpm.Conversation) -> None:
-        """A conversation we had left came back (a transfer routed it to us again)."""
-        tracked = self._by_id.get(conversation.conversation_id)
-        if tracked is None or not tracked.ended or tracked.leaving:
+        """A change of a conversation of the feed: one set aside joins the list once we take
+        part; one of the list leaves it when we no longer take part (removed from it, or only a
+        READER of the survey that follows its MAIN dialog); one we had left comes back (a
+        transfer routed it to us again)."""
+        cid = conversation.conversation_id
+        tracked = self._by_id.get(cid)
+        mine = _takes_part(conversation)
+        if tracked is None:
+            if mine and cid in self._aside:
+                self._on_conversation(conversation)
             return
-        me = conversation.main_dialog.get_self_participant()
-        if conversation.stage != lpm.ConversationState.OPEN or me is None or not me.is_active:
+        if tracked.leaving:
+            return  # our own transfer or close is under way: its line follows
+        if not mine:
+            self._end(tracked, "left", "you are no longer in this conversation")
+            return
+        if not tracked.ended:
             return
         tracked.ended = False
         if self.current is None:
@@ -323,7 +374,9 @@ class AgentConsole:
         )
 
     def _on_skill_change(self, conversation: lpm.Conversation, previous: str | None, new: str | None) -> None:
-        tracked = self._track(conversation)
+        tracked = self._by_id.get(conversation.conversation_id)
+        if tracked is None:
+            return
         self.out.event(
             "skill-change",
             f"[{tracked.number}] skill changed from {previous} to {new}",
@@ -388,7 +441,7 @@ class AgentConsole:
 
     # ---------------------------------------------------------------- connection events
 
-    def _on_disconnect(self, info: dict[str, Any]) -> None:
+    def _on_disconnect(self, info: lpm.CloseInfo) -> None:
         self.out.event(
             "connection",
             f"connection lost (code {info.get('code')}); reconnecting",
@@ -397,7 +450,7 @@ class AgentConsole:
             reason=info.get("reason"),
         )
 
-    def _on_reconnect_wait(self, info: dict[str, Any]) -> None:
+    def _on_reconnect_wait(self, info: lpm.WaitInfo) -> None:
         self.out.event(
             "connection",
             f"next connection attempt in {info.get('seconds')} s",
@@ -408,7 +461,7 @@ class AgentConsole:
     def _on_reconnect(self) -> None:
         self.out.event("connection", "reconnected", status="reconnected")
 
-    def _on_connection_close(self, info: dict[str, Any]) -> None:
+    def _on_connection_close(self, info: lpm.CloseInfo) -> None:
         if self._quitting or self.fatal.done():
             return
         # Closed without /quit: the connection gave up (its credentials were refused for good).
@@ -499,8 +552,25 @@ class AgentConsole:
         await self._set_state(AGENT_STATE_NAMES[name])
 
     async def _set_state(self, state: str) -> None:
+        # Noted first: the platform's notification of this very change may arrive before the
+        # answer, and must not print a second line.
+        self._state = str(state)
         await self.conn.set_agent_state(state)
         self.out.event("state", f"state {state}", state=str(state))
+
+    def _on_agent_state(self, info: Any) -> None:
+        """This agent's state, as the platform reports it: a change made elsewhere (another
+        session of the same agent, a manager) is shown, so the console never claims a state the
+        platform does not route by."""
+        if info.agent_id != self.conn.agent_id or self._quitting:
+            return
+        state, shown = str(info.availability), self._state
+        self._state = state
+        if shown is None or state == shown:
+            return  # the state at login (nothing shown yet), or the one just shown
+        self.out.event(
+            "state", f"state {state} (set by another session or a manager)", state=state, elsewhere=True
+        )
 
     async def _cmd_rings(self, command: Command) -> None:
         waiting = {n: r for n, r in self.rings.items() if r.is_waiting}

@@ -24,6 +24,7 @@ from lpm.cli.console import (
     chat_state_text,
     message_json,
     parse_line,
+    read_receipt_moot,
     render_message,
     role_name,
     sender_name,
@@ -123,7 +124,7 @@ class ChatSession:
         self._connected = True
         self.out.status("connection", "connected", state="connected")
 
-    def _on_disconnect(self, info: dict[str, Any]) -> None:
+    def _on_disconnect(self, info: lpm.CloseInfo) -> None:
         code = info.get("code")
         self.out.status(
             "connection",
@@ -133,7 +134,7 @@ class ChatSession:
             reason=info.get("reason"),
         )
 
-    def _on_reconnect_wait(self, info: dict[str, Any]) -> None:
+    def _on_reconnect_wait(self, info: lpm.WaitInfo) -> None:
         if not self._connected:
             return  # the first connection failed: the opening reports it
         seconds = info.get("seconds")
@@ -147,7 +148,7 @@ class ChatSession:
     def _on_reconnect(self) -> None:
         self.out.status("connection", "reconnected; the conversation goes on", state="reconnected")
 
-    def _on_close(self, info: dict[str, Any]) -> None:
+    def _on_close(self, info: lpm.CloseInfo) -> None:
         if self._quitting or not self._connected:
             return  # leaving, or the opening failed (which is reported as such)
         code = info.get("code")
@@ -227,8 +228,12 @@ class ChatSession:
         if message.originator_id:
             self._chat_states.pop(message.originator_id, None)  # the message ends the typing
         self.choices = _choices(message.quick_replies)
-        if message.sequence is not None and not message.has_consumer_read():
-            self._spawn(message.read(), "read receipt")
+        if (
+            message.sequence is not None
+            and not message.has_consumer_read()
+            and not read_receipt_moot(message)
+        ):
+            self._spawn(_read(message), "read receipt")
 
     async def _sending(self, publish: Awaitable[int], content_type: str, text: str | None = None) -> int:
         """Run ``publish`` (a message sent from here), whose echo is not to be shown."""
@@ -514,6 +519,21 @@ _COMMANDS: dict[str, Handler] = {
     "csat": ChatSession.cmd_csat,
     "file": ChatSession.cmd_file,
 }
+
+
+async def _read(message: Message) -> None:
+    """Send READ for ``message``.  A bot that answers and closes at once closes the dialog while
+    the receipt is on its way: a receipt refused for a dialog that has closed is not a failure."""
+    from lpm.errors import LpmError
+
+    if read_receipt_moot(message):
+        return  # closed while the receipt waited its turn
+    try:
+        await message.read()
+    except LpmError:
+        if not read_receipt_moot(message):
+            raise
+        log.debug("read receipt not needed: dialog %s closed", message.dialog.dialog_id)
 
 
 def _read_file(name: str) -> tuple[Path, bytes]:

@@ -39,6 +39,7 @@ __all__ = [
     "parse_line",
     "quick_reply_texts",
     "read_lines",
+    "read_receipt_moot",
     "render_message",
     "role_name",
     "sender_name",
@@ -193,13 +194,40 @@ def role_name(role: str | None) -> str:
     return _ROLE_NAMES.get(str(role or ""), str(role or "someone").lower())
 
 
+#: Roles through which the brand speaks in a dialog.
+_BRAND_VOICES = frozenset({"ASSIGNED_AGENT", "AGENT", "MANAGER", "BRAND_BOT"})
+
+
 def sender_name(message: Message) -> str:
-    """A short name for the message's sender: ``agent``, ``consumer``, ``bot``, ``system``..."""
+    """A short name for the message's sender: ``agent``, ``consumer``, ``bot``, ``system``...
+
+    In a POST_SURVEY dialog the brand speaks through the skill's survey bot (an AGENT of the
+    dialog): its messages are the ``bot``'s.
+    """
     role = message.originator_role
     if not role:
         with contextlib.suppress(Exception):  # a detached message: no dialog to ask
             role = message.participant.role
+    if role in _BRAND_VOICES and _dialog_type(message) == "POST_SURVEY":
+        return "bot"
     return role_name(role)
+
+
+def _dialog_type(message: Message) -> str | None:
+    with contextlib.suppress(Exception):  # a detached message: no dialog to ask
+        return str(message.dialog.dialog_type)
+    return None
+
+
+def read_receipt_moot(message: Message) -> bool:
+    """Whether a READ receipt for ``message`` no longer makes sense: its dialog (or the whole
+    conversation) has closed, and the platform refuses publishes to a closed dialog.  A console
+    checks it before sending a receipt and again when the receipt failed (the close may have
+    crossed it on the wire)."""
+    with contextlib.suppress(Exception):  # a detached message: nothing to send a receipt to
+        dialog = message.dialog
+        return not dialog.is_open or dialog.conversation.stage != "OPEN"
+    return True
 
 
 def render_message(message: Message, sender: str | None = None, *, indent: str = "  ") -> str:

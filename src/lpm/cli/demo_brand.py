@@ -1,18 +1,18 @@
-"""The brand side of ``lpm demo``: the bot (user ``bot``) and a scripted human agent (``agent``).
+"""The brand side of ``lpm demo``: the sales bot (user ``bot``), a scripted human agent
+(``agent``) and the survey bot (``survey-bot``), one user per job as in the default world.
 
-Both are ordinary SDK brand connections (:func:`lpm.create_connection`) driven by events:
+All three are ordinary SDK brand connections (:func:`lpm.create_connection`) driven by events:
 
 * the **bot** is ONLINE on sales (skill 11): it accepts the rings, greets the consumer once it is
   the conversation's assigned agent, reads each consumer message, shows it is typing, answers,
-  and transfers the conversation to support (skill 12) when the consumer asks for a human.  It
-  is also the survey bot of skill 12 in the default world: when the conversation's MAIN dialog
-  closes, the platform opens a POST_SURVEY dialog with the bot in it, and the bot asks for a
-  rating, records the answer, thanks the consumer and closes the survey, which ends the
-  conversation;
-* the **agent** is ONLINE too (on skills 11 and 12): it rejects the sales rings (the bot's job)
-  and accepts the support ones, greets, answers, says goodbye and closes the conversation once
-  the consumer has read the goodbye (closing earlier would make the consumer's READ receipt a
-  publish to a closed dialog).
+  and transfers the conversation to support (skill 12) when the consumer asks for a human;
+* the **agent** is ONLINE on support (skill 12): it accepts the rings (it would reject any other
+  skill's), greets, answers, says goodbye and closes the conversation once the consumer has read
+  the goodbye (closing earlier would make the consumer's READ receipt a publish to a closed
+  dialog);
+* the **survey bot** of skill 12 takes no rings: when a support conversation's MAIN dialog
+  closes, the platform opens a POST_SURVEY dialog with it as AGENT, and it asks for a rating,
+  records the answer, thanks the consumer and closes the survey, which ends the conversation.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "Bot",
     "BrandUser",
     "HumanAgent",
+    "SurveyBot",
     "bot_answer",
     "brand_connection",
 ]
@@ -77,7 +78,7 @@ class BrandUser:
     conversation must not stop the others.
     """
 
-    name: Literal["bot", "agent"]
+    name: Literal["bot", "agent", "survey"]
     greeting: str
 
     def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter, skill_label: str) -> None:
@@ -185,16 +186,13 @@ class BrandUser:
 
 
 class Bot(BrandUser):
-    """The sales bot, also the survey bot of skill 12."""
+    """The sales bot."""
 
     name = "bot"
     greeting = BOT_GREETING
 
     def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter) -> None:
         super().__init__(conn, reporter, f"skill {BOT_SKILL} (sales)")
-        #: Conversation id -> the consumer's survey answer.
-        self.survey_answers: dict[str, str] = {}
-        conn.on("conversation:dialog", self._on_dialog)
 
     def wants(self, skill_id: str | None) -> bool:
         """Only sales."""
@@ -208,6 +206,30 @@ class Bot(BrandUser):
             await conversation.transfer(skill_id=HUMAN_SKILL)
             self.reporter.act("bot", f"transferred the conversation to skill {HUMAN_SKILL} (support)")
 
+
+class SurveyBot(BrandUser):
+    """The survey bot of skill 12: no rings; the platform adds it to the survey dialogs."""
+
+    name = "survey"
+    greeting = ""
+
+    def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter) -> None:
+        super().__init__(conn, reporter, f"the survey of skill {HUMAN_SKILL} (support)")
+        #: Conversation id -> the consumer's survey answer.
+        self.survey_answers: dict[str, str] = {}
+        conn.on("conversation:dialog", self._on_dialog)
+
+    async def start(self) -> None:
+        """Nothing to take: it stays out of routing (not ONLINE, no routing subscription)."""
+        self.reporter.act(self.name, f"logged in as survey-bot, runs {self.skill_label}; takes no rings")
+
+    def wants(self, skill_id: str | None) -> bool:
+        """No conversation of its own."""
+        return False
+
+    async def on_consumer_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
+        """Never assigned: nothing to answer in a MAIN dialog."""
+
     async def _on_dialog(self, conversation: lpm.Conversation, dialog: lpm.Dialog) -> None:
         # The platform adds the survey bot to the POST_SURVEY dialog once MAIN closes.
         me = dialog.get_participant(self.conn.user_id or "")
@@ -220,13 +242,13 @@ class Bot(BrandUser):
             return
         answer = str(message.body).strip()
         self.survey_answers[conversation.conversation_id] = answer
-        self.reporter.act("bot", f"recorded the survey answer {answer!r}")
+        self.reporter.act(self.name, f"recorded the survey answer {answer!r}")
         self.close_after_read(message.dialog, await self.reply(message, SURVEY_THANKS))
 
     async def close(self, conversation: lpm.Conversation, dialog: lpm.Dialog) -> None:
         """Close the survey dialog, which ends the conversation."""
         await dialog.close(lpm.DialogCloseReason.AGENT, "survey done")
-        self.reporter.act("bot", "closed the survey")
+        self.reporter.act(self.name, "closed the survey")
 
 
 class HumanAgent(BrandUser):

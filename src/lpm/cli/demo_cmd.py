@@ -3,13 +3,14 @@
 The command starts :class:`lpm.emulator.app.Emulator` in-process (default world, plain HTTP, a
 free port) and opens SDK connections to it (:func:`lpm.create_connection`):
 
-* the **bot** (brand user ``bot``) and a scripted **human agent** (brand user ``agent``), see
+* the **bot** (brand user ``bot``, sales), a scripted **human agent** (brand user ``agent``,
+  support) and the **survey bot** of support (brand user ``survey-bot``), see
   :mod:`lpm.cli.demo_brand`;
 * N **consumers** (:mod:`lpm.cli.demo_consumer`), concurrently: each says hi, asks for the
   opening hours, asks for a human and is transferred to support (skill 12), where the agent
-  answers and closes; the platform then opens the post-conversation survey of skill 12, the bot
-  asks for a rating, the consumer answers 5 and the bot closes the survey, ending the
-  conversation.  Typing indicators and READ receipts travel both ways.
+  answers and closes; the platform then opens the post-conversation survey of skill 12, the
+  survey bot asks for a rating, the consumer answers 5 and the survey bot closes the survey,
+  ending the conversation.  Typing indicators and READ receipts travel both ways.
 
 With one consumer the command prints a live transcript with each answer's latency (from the
 consumer's publish to the answer's arrival); with more, a progress bar; then a summary table
@@ -31,18 +32,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lpm.cli import common
-from lpm.cli.demo_brand import Bot, BrandUser, HumanAgent, brand_connection
+from lpm.cli.demo_brand import Bot, BrandUser, HumanAgent, SurveyBot, brand_connection
 from lpm.cli.demo_consumer import run_consumer
 from lpm.cli.demo_report import ConversationResult, Reporter, Who, make_reporter, print_summary, summarize
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import lpm
     from lpm.emulator.app import Emulator
 
 DEFAULT_TIMEOUT = 30.0
-#: Seconds the bot and the agent have to log in and connect (``--timeout`` is the conversations').
+#: Seconds the brand users have to log in and connect (``--timeout`` is the conversations').
 BRAND_CONNECT_TIMEOUT = 15.0
 BOT_USERNAME = "bot"
 AGENT_USERNAME = "agent"
+SURVEY_BOT_USERNAME = "survey-bot"
 
 
 def _password(emu: Emulator, username: str) -> str:
@@ -85,7 +90,12 @@ async def run_demo(consumers: int, time_limit: float, reporter: Reporter) -> dic
         common_options: dict[str, Any] = {"account_id": emu.account_id, "csds_domain": emu.csds_domain}
         started = time.monotonic()
         brand: list[BrandUser] = []
-        for username, role in ((BOT_USERNAME, Bot), (AGENT_USERNAME, HumanAgent)):
+        users: tuple[tuple[str, Callable[[lpm.BrandWebsocketConnection, Reporter], BrandUser]], ...] = (
+            (BOT_USERNAME, Bot),
+            (AGENT_USERNAME, HumanAgent),
+            (SURVEY_BOT_USERNAME, SurveyBot),
+        )
+        for username, role in users:
             conn = brand_connection(username, _password(emu, username), common_options)
             user = role(conn, reporter)
             await common.open_connection(conn, BRAND_CONNECT_TIMEOUT)

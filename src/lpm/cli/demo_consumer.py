@@ -145,9 +145,9 @@ class _Consumer:
             await self._send(line)
             for who in speakers:
                 await self._expect(who)
-        await self._expect("bot", lpm.DialogType.POST_SURVEY)  # the rating question
+        await self._expect("survey", lpm.DialogType.POST_SURVEY)  # the rating question
         await self._send(SURVEY_ANSWER)
-        await self._expect("bot", lpm.DialogType.POST_SURVEY)  # thanks
+        await self._expect("survey", lpm.DialogType.POST_SURVEY)  # thanks
         self.result.surveyed = True
         await self.closed.wait()
 

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: The speakers of the transcript.
-Who = Literal["bot", "agent", "consumer", "emulator"]
+Who = Literal["bot", "agent", "survey", "consumer", "emulator"]
 JsonObject = dict[str, Any]
 #: Error lines under the summary table; ``--json`` has them all.
 MAX_ERRORS_SHOWN = 10
@@ -82,6 +82,7 @@ class TranscriptReporter(Reporter):
 
     _STYLES: dict[Who, str] = {
         "bot": "bold magenta",
+        "survey": "bold green",
         "agent": "bold yellow",
         "consumer": "bold cyan",
         "emulator": "bold",

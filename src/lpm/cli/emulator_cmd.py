@@ -6,6 +6,12 @@ connect and the default credentials: a rich summary for people, or with ``--json
 JSON line (``Emulator.describe()``) as the first line of stdout, for scripts and test harnesses.
 It then serves until SIGINT/SIGTERM and exits 0.
 
+The command owns its process, so it raises the soft open-file limit (``RLIMIT_NOFILE``) to the
+hard limit before it starts (an embedded :class:`~lpm.emulator.Emulator` leaves its host's limit
+alone; see :func:`lpm.emulator.listener.raise_open_file_limit`), and it installs an event-loop
+exception handler that never raises: when descriptors run out, a logging handler that needs one
+(to import, or to open a file) must not take the event loop down with it.
+
 Exit codes (the table in :mod:`lpm.cli.common`): 0 after a clean stop, 1 when the address cannot
 be bound (port in use), 2 for a bad option, 3 (as for a ``ConfigurationError``) for an invalid
 configuration (a missing or bad ``--config`` file, bad settings, an unusable ``--db``).
@@ -22,6 +28,7 @@ import dataclasses
 import errno
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -79,6 +86,15 @@ def _check_settings(settings: Settings) -> None:
             raise ConfigError(f"setting {f.name} must be of type {expected.__name__}, not {value!r}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"setting port must be between 0 and 65535, not {settings.port}")
+    for name in ("header_timeout", "keepalive_timeout"):
+        value = getattr(settings, name)
+        if not 0 < value < float("inf"):
+            raise ConfigError(f"setting {name} must be a positive number of seconds, not {value!r}")
+    if settings.max_connections < 0:
+        raise ConfigError(
+            "setting max_connections must be 0 (from the open-file limit) or more, "
+            f"not {settings.max_connections}"
+        )
 
 
 def _apply_overrides(settings: Settings, overrides: dict[str, Any]) -> None:
@@ -125,6 +141,22 @@ def _apply_overrides(settings: Settings, overrides: dict[str, Any]) -> None:
 @click.option(
     "--idle-timeout", type=_seconds, default=None, metavar="S", help="Close sockets idle this long."
 )
+@click.option(
+    "--header-timeout",
+    type=_seconds,
+    default=None,
+    metavar="S",
+    help="Answer 408 and close a connection whose request head (or WebSocket upgrade request) is "
+    "not complete within S seconds.  [default: 10]",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Serve at most N connections at once; refuse more (503, closed at once).  0: the open-file "
+    "limit minus a reserve.  [default: 0]",
+)
 @click.option("--session-ttl", type=_seconds, default=None, metavar="S", help="Agent login session lifetime.")
 @click.option(
     "--log-frames", is_flag=True, default=False, help="Log every WebSocket frame (secrets redacted)."
@@ -139,6 +171,8 @@ def emulator(
     as_json: bool,
     ring_expiry: float | None,
     idle_timeout: float | None,
+    header_timeout: float | None,
+    max_connections: int | None,
     session_ttl: float | None,
     log_frames: bool,
 ) -> None:
@@ -155,6 +189,8 @@ def emulator(
                 "tls": tls,
                 "ring_expiry": ring_expiry,
                 "idle_timeout": idle_timeout,
+                "header_timeout": header_timeout,
+                "max_connections": max_connections,
                 "session_ttl": session_ttl,
                 # Flags only switch on: an absent flag leaves the file's choice alone.
                 "faults": True if faults else None,
@@ -167,6 +203,7 @@ def emulator(
     if spec.settings.log_frames:
         # Frames are logged at debug level; show them without turning on every debug log.
         logging.getLogger("lpm.emulator.ws_session").setLevel(logging.DEBUG)
+    _raise_open_file_limit()
     try:
         asyncio.run(_serve(spec, db, as_json))
     except _StartError as exc:
@@ -176,9 +213,35 @@ def emulator(
         pass
 
 
+def _raise_open_file_limit() -> None:
+    """Soft open-file limit up to the hard one: this process is the emulator's own."""
+    from lpm.emulator.listener import raise_open_file_limit
+
+    raised = raise_open_file_limit()
+    if raised is not None and raised[0] != raised[1]:
+        log.info("open-file limit raised from %d to %d", *raised)
+
+
+def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's default handler (it logs), made unable to raise.
+
+    asyncio calls it for errors of callbacks and tasks; should logging fail there (a handler that
+    imports or opens a file while the process is out of descriptors), the exception would escape
+    ``run_forever`` and end the emulator.  It is reported on stderr's descriptor, which is open.
+    """
+    try:
+        loop.default_exception_handler(context)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            what = f"{context.get('message', 'error')}: {context.get('exception')!r}"
+            line = f"lpm emulator: {what} (logging failed: {exc!r})\n"
+            os.write(2, line.encode(errors="replace"))
+
+
 async def _serve(spec: WorldSpec, db: Path | None, as_json: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception_handler)
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Not available on Windows' event loop: Ctrl-C then arrives as KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError):
@@ -225,6 +288,37 @@ async def _start(spec: WorldSpec, db: Path | None) -> Emulator:
     return emu
 
 
+def _roles(emu: Emulator) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """What the start-up table says of the described account: user id -> its skills (``12
+    support``; ``every skill`` when it has none, as routing reads it), user id -> its role
+    (``agent``, ``bot``, ``manager``, and which skills' surveys it runs), skill id -> the login
+    of its survey bot."""
+    account = emu.spec.accounts[0]
+    names = {s.skill_id: s.name for s in account.skills}
+    logins = {u.user_id: u.login_name for u in account.users}
+    skill_of: dict[str, str] = {}
+    role_of: dict[str, str] = {}
+    for user in account.users:
+        skill_of[user.user_id] = (
+            ", ".join(f"{sid} {names.get(sid, '?')}" for sid in user.skills) if user.skills else "every skill"
+        )
+        roles = ["bot" if user.is_bot else "agent"] + (["manager"] if user.is_manager else [])
+        surveys = [
+            f"{s.skill_id} {s.name}"
+            for s in account.skills
+            if s.survey and s.survey_bot_user_id == user.user_id
+        ]
+        if surveys:
+            roles.append("survey bot of " + ", ".join(surveys))
+        role_of[user.user_id] = ", ".join(roles)
+    survey_bot_of = {
+        s.skill_id: logins.get(s.survey_bot_user_id, s.survey_bot_user_id)
+        for s in account.skills
+        if s.survey and s.survey_bot_user_id
+    }
+    return skill_of, role_of, survey_bot_of
+
+
 def _print_summary(emu: Emulator, db: Path | None) -> None:
     """The human view of ``emu.describe()``."""
     from rich.console import Console, Group
@@ -247,8 +341,9 @@ def _print_summary(emu: Emulator, db: Path | None) -> None:
         Text(f"{emu.base_url}/_emulator" if emu.settings.faults else "off (--faults to enable)"),
     )
 
+    skill_of, role_of, survey_bot_of = _roles(emu)
     users = Table(title="users", title_justify="left", expand=False)
-    for column in ("username", "password", "app keys", "user id", "bot"):
+    for column in ("username", "password", "app keys", "user id", "skills", "role"):
         users.add_column(column, overflow="fold")
     for u in info["users"]:
         keys = "\n".join(
@@ -266,14 +361,16 @@ def _print_summary(emu: Emulator, db: Path | None) -> None:
             Text(u["password"] or "-"),
             Text(keys or "-"),
             Text(u["user_id"]),
-            "yes" if u["is_bot"] else "",
+            Text(skill_of.get(u["user_id"], "-")),
+            Text(role_of.get(u["user_id"], "bot" if u["is_bot"] else "agent")),
         )
 
     skills = Table(title="skills", title_justify="left")
-    for column in ("id", "name", "survey"):
+    for column in ("id", "name", "post-conversation survey"):
         skills.add_column(column, overflow="fold")
     for s in info["skills"]:
-        skills.add_row(Text(s["id"]), Text(s["name"]), "yes" if s["survey"] else "")
+        survey = f"yes, by {survey_bot_of.get(s['id']) or 'no bot'}" if s["survey"] else ""
+        skills.add_row(Text(s["id"]), Text(s["name"]), Text(survey))
 
     connectors = Table(title="connectors", title_justify="left")
     for column in ("id", "name", "kind", "signing key file"):

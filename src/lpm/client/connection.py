@@ -28,11 +28,12 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from lpm.client.events import EventEmitter, log_handler_error
+from lpm.client.events import log_handler_error
 from lpm.client.model.cache import ConversationCache
 from lpm.client.options import ConnectionOptions
 from lpm.client.state_table import StateTable
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
+from lpm.client.typed_events import ConnectionEmitter
 from lpm.enums import ConnectionEvent, ConnectionState
 from lpm.errors import HandlerError, NotConnectedError
 
@@ -112,7 +113,7 @@ def not_connected(request_type: str, state: str) -> NotConnectedError:
     return NotConnectedError(f"unable to send {request_type}: {reason}")
 
 
-class Connection(EventEmitter):
+class Connection(ConnectionEmitter):
     """Base of every connection type (WebSocket, REST, Send API, NULL).
 
     Owns the conversation cache and the webhooks intake; the object model's interface
@@ -189,6 +190,20 @@ class Connection(EventEmitter):
         """The cached :class:`~lpm.client.model.conversation.Conversation`, or None."""
         return self.conversations.get(conversation_id)
 
+    async def wait_for_conversation(self, conversation_id: str, timeout: float | None = None) -> Conversation:
+        """The conversation ``conversation_id`` once this connection has announced it (its
+        ``conversation`` event); at once if it already has.  ``timeout`` defaults to the
+        ``ring_conversation_timeout`` option; then :class:`~lpm.errors.WaitTimeoutError`."""
+        known = self.conversations.get(conversation_id)
+        if known is not None and known.announced:
+            return known
+        found: Conversation = await self.wait_for(
+            ConnectionEvent.CONVERSATION,
+            lambda conversation: conversation.conversation_id == conversation_id,
+            timeout=self.options.ring_conversation_timeout if timeout is None else timeout,
+        )
+        return found
+
     def get_all_known_conversations(self) -> list[Conversation]:
         """Every conversation this connection currently holds."""
         return list(self.conversations.all())
@@ -208,8 +223,9 @@ class Connection(EventEmitter):
         return WebhooksIntake(self)
 
     async def process_webhooks_notification(self, notification: Any) -> None:
-        """Apply one webhook payload (``{"wsNotificationMsg": {"type", "body"}}``, a dict or its JSON
-        text) to this connection's objects; see :mod:`lpm.client.subscriptions.webhook_intake`
+        """Apply one webhook payload (the notification ``{"kind", "type", "body"}`` as LivePerson
+        POSTs it, or ``{"wsNotificationMsg": {"type", "body"}}``; a dict or its JSON text) to this
+        connection's objects; see :mod:`lpm.client.subscriptions.webhook_intake`
         (NULL, REST and Send API connections)."""
         await process_webhooks_notification(self, notification)
 

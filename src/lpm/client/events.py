@@ -3,12 +3,19 @@
 ``obj.on(name, handler)`` registers a sync or async handler (also usable as a decorator);
 ``obj.once``, ``obj.off``; ``await obj.wait_for(name, check=None, timeout=None)`` returns the next
 matching event; ``async for args in obj.events(name)`` iterates over events.  Handlers are called
-with the event's positional arguments.  A handler that raises (or an async handler whose task
-fails) never disturbs the emitter: the exception, wrapped in a :class:`~lpm.errors.HandlerError`
-naming the event, the object and the handler, goes to the emitter's error sink, which the
-connection wires to its ``"error"`` event (logged with its traceback under ``lpm.handlers`` when
-nobody listens).  Async handlers run as tasks the emitter owns and
-cancels on :meth:`EventEmitter.close_events`.
+with the event's positional arguments.
+
+Each class of the SDK types these methods for its own events (:mod:`lpm.client.typed_events`,
+generated from the class's event enum): under ``mypy --strict`` a misspelled event name, a handler
+with the wrong parameters or a wrong use of a ``wait_for`` result is an error, and ``@obj.on(name)``
+keeps the decorated function's type.  The dicts some events carry are typed here
+(:class:`CloseInfo`, :class:`WaitInfo`...); they are plain dicts at run time.
+
+A handler that raises (or an async handler whose task fails) never disturbs the emitter: the
+exception, wrapped in a :class:`~lpm.errors.HandlerError` naming the event, the object and the
+handler, goes to the emitter's error sink, which the connection wires to its ``"error"`` event
+(logged with its traceback under ``lpm.handlers`` when nobody listens).  Async handlers run as
+tasks the emitter owns and cancels on :meth:`EventEmitter.close_events`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, overload
 
 from lpm.errors import HandlerError, WaitTimeoutError
 
@@ -28,6 +35,78 @@ handler_log = logging.getLogger("lpm.handlers")
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
+
+
+# ---------------------------------------------------------------- payloads of events (typing only)
+
+
+class CloseInfo(TypedDict):
+    """``close`` / ``disconnect`` of a connection: the socket's close code and reason."""
+
+    code: int
+    reason: str
+
+
+class WaitInfo(TypedDict):
+    """``reconnect-wait`` of a connection, ``generate-token-wait`` of a token maintainer: the
+    seconds before the next attempt."""
+
+    seconds: float
+
+
+class StartInfo(TypedDict):
+    """``connect#request``, ``getAgentToken#request``, ``getConsumerToken#request``: when it
+    started (epoch seconds)."""
+
+    start: float
+
+
+class TimingInfo(TypedDict):
+    """``connect#response``, ``getAgentToken#response``, ``getConsumerToken#response``: when it
+    started and ended (epoch seconds)."""
+
+    start: float
+    end: float
+
+
+class RequestSummary(TypedDict):
+    """A request as ``<type>#request`` / ``<type>#response`` show it."""
+
+    #: The request id on the wire.
+    id: str
+    #: The request type (``ms.PublishEvent``...).
+    type: str
+    #: The request body, as JSON-able values.
+    body: Any
+
+
+class RequestEventInfo(TypedDict):
+    """``<type>#request``: a request was written (``start``, epoch seconds)."""
+
+    start: float
+    request: RequestSummary
+
+
+class ResponseEventInfo(TypedDict):
+    """``<type>#response``: a request was answered; ``response`` is the answer's body."""
+
+    start: float
+    end: float
+    request: RequestSummary
+    response: Any
+
+
+class TokenInvalidInfo(TypedDict):
+    """``token-invalid`` of a token maintainer: who refused the token (``"socket"``,
+    ``"refresh"``...)."""
+
+    source: str
+
+
+class AgentTokenInfo(TypedDict):
+    """``refresh-token`` / ``token-regenerated`` of a token maintainer: the agent's id."""
+
+    agent_id: str | None
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], *, swallow_errors: bool = True) -> None:
@@ -69,15 +148,26 @@ class EventEmitter:
 
     # ---------------------------------------------------------------- registration
 
-    def on(self, name: str, handler: H | None = None) -> Any:
-        """Register ``handler`` for ``name``; without a handler, return a decorator."""
+    # Overloads bind nothing at run time: calls go straight to the last definition.
+    @overload
+    def on(self, name: str, handler: H) -> H: ...
+    @overload
+    def on(self, name: str, handler: None = None) -> Callable[[H], H]: ...
+    def on(self, name: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register ``handler`` for ``name`` and return it; without a handler, return a decorator
+        (which returns the function unchanged).  Type checkers know each class's event names and
+        the arguments its handlers receive (see the events section of ``docs/concepts.md``)."""
         return self._register(name, handler, once=False)
 
-    def once(self, name: str, handler: H | None = None) -> Any:
+    @overload
+    def once(self, name: str, handler: H) -> H: ...
+    @overload
+    def once(self, name: str, handler: None = None) -> Callable[[H], H]: ...
+    def once(self, name: str, handler: H | None = None) -> H | Callable[[H], H]:
         """Like :meth:`on`, but the handler runs at most once."""
         return self._register(name, handler, once=True)
 
-    def _register(self, name: str, handler: H | None, *, once: bool) -> Any:
+    def _register(self, name: str, handler: H | None, *, once: bool) -> H | Callable[[H], H]:
         if handler is None:
 
             def decorator(fn: H) -> H:

@@ -80,10 +80,8 @@ class ConnectionOptions:
     request_queue_timeout: float = 60.0
     wait_to_reconnect: float = 2.0
     conversations_cache_duration: float = 600.0
-    #: Accepted (and validated) for compatibility with the Node SDK's ``ringConversationTimeout``,
-    #: but unused: its meaning there is undocumented.  ``Ring.accept()`` returns once UMS has
-    #: accepted the ring; the conversation then arrives through the conversation subscription
-    #: (wait for it with ``conn.wait_for("conversation", ...)``).
+    #: Seconds ``Ring.accept()`` (and ``wait_for_conversation``) wait for the accepted
+    #: conversation to be announced (the Node SDK's ``ringConversationTimeout``).
     ring_conversation_timeout: float = 30.0
     agent_id: str | None = None
     csds_domain: str = "adminlogin.liveperson.net"
@@ -115,6 +113,11 @@ class ConnectionOptions:
     #: it are not cached (reported once per notification as
     #: :class:`~lpm.errors.LimitExceededError`; they come back when the cache has room again).
     max_conversations: int = 100_000
+    #: Ask UMS for permessage-deflate at the WebSocket upgrade (RFC 7692; used only if the server
+    #: agrees).  Frames then cross the network compressed, several times smaller, for zlib work on
+    #: every frame in both directions: worth it on a slow or metered link, not on a fast one
+    #: where the CPU is the limit (see docs/performance.md).  Off by default.
+    compression: bool = False
 
     def __repr__(self) -> str:
         # Credentials never reach logs or tracebacks: secret options and auth_data values are masked.
@@ -214,6 +217,12 @@ def validate_options(opts: ConnectionOptions) -> ConnectionOptions:
         raise ConfigurationError("auth_data must be a dict")
     if opts.default_subscription_query is not None and not isinstance(opts.default_subscription_query, dict):
         raise ConfigurationError("default_subscription_query must be a dict")
-    if opts.poll_shift_status:
-        raise ConfigurationError("poll_shift_status is not supported by this version of the SDK")
+    if not isinstance(opts.compression, bool):
+        raise ConfigurationError(f"compression must be True or False, got {opts.compression!r}")
+    if not isinstance(opts.poll_shift_status, bool):
+        raise ConfigurationError(f"poll_shift_status must be True or False, got {opts.poll_shift_status!r}")
+    if opts.poll_shift_status and (opts.user_type != "brand" or opts.connection_type not in ("ws", "rest")):
+        raise ConfigurationError(
+            "poll_shift_status needs a brand WebSocket or REST connection (it polls with the agent's bearer)"
+        )
     return opts

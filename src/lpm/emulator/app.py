@@ -21,11 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
-from lpm.emulator import brand_ws, consumer_ws, files, http_csds, http_login
+from lpm.emulator import brand_ws, consumer_ws, files, http_common, http_csds, http_login
 from lpm.emulator.config import Settings, WorldSpec, default_world, populate
 from lpm.emulator.context import Context
 from lpm.emulator.faults import Faults
 from lpm.emulator.hub import Hub
+from lpm.emulator.listener import Connection, Listener
 from lpm.emulator.tls import EmulatorTLS
 from lpm.emulator.token_issuer import TokenService, generate_private_key_pem, public_key_pem
 from lpm.emulator.world import World
@@ -87,6 +88,7 @@ class Emulator:
         self.tls: EmulatorTLS | None = None
         self.ctx: Context | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._store: Any = None
         self.port = 0
@@ -186,6 +188,7 @@ class Emulator:
         if self._store is not None and signing_key is None:
             self._store.set_meta("idp-signing-key", tokens.private_key_pem)
         self._build_world()
+        self.world.lenient = self.settings.lenient
         if self._store is not None:
             self._store.load_into(self.world)
             self.world.store = self._store
@@ -201,19 +204,37 @@ class Emulator:
             self.tls = EmulatorTLS(self.state_dir)
             ssl_context = self.tls.server_context()
             self.ctx.scheme = "https"
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            keepalive_timeout=self.settings.keepalive_timeout,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.settings.port, ssl_context=ssl_context)
-        await site.start()
-        server = site._server
+        server = self._runner.server
         assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        # Our own accept layer rather than a TCPSite: see lpm.emulator.listener for why.
+        listener = Listener(
+            server,
+            header_timeout=self.settings.header_timeout,
+            max_connections=self.settings.max_connections,
+            ssl_context=ssl_context,
+        )
+        await listener.start(self.host, self.settings.port)
+        self._listener = listener
+        self.port = listener.port
         self.ctx.public_host = self.public_host
         if self._store is not None:
             self._tasks.append(asyncio.create_task(self._flush_loop(), name="lpm-emulator-store-flush"))
-        log.info("emulator listening on %s", self.base_url)
+        log.info("emulator listening on %s (at most %d connections)", self.base_url, listener.max_connections)
         return self
+
+    @property
+    def listener(self) -> Listener | None:
+        """The accept layer while the emulator runs: its connections and counters (``refused``,
+        ``head_timeouts``, ``max_connections``)."""
+        return self._listener
 
     def _add_faces(self, ctx: Context) -> None:
         """Extra sinks of the world (webhooks) live on the context's faces."""
@@ -228,7 +249,15 @@ class Emulator:
             self._store.flush()
 
     async def stop(self) -> None:
-        """Close every session (1001), stop the server, flush and close the database."""
+        """Stop accepting, close every session (1001), stop the server, close every connection
+        still open, flush and close the database.
+
+        When it returns, no socket the emulator accepted is open: not an upgrade it stalled on
+        purpose, not a connection that never sent a complete request, not one accepted while
+        it was stopping.
+        """
+        if self._listener is not None:
+            await self._listener.stop_accepting()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -236,15 +265,22 @@ class Emulator:
                 await task
         self._tasks.clear()
         if self.ctx is not None:
-            self.ctx.faults.reset()
+            # Stalled upgrades are answered 503 rather than let through: a session upgraded now
+            # would miss the 1001 below.
+            self.ctx.faults.shut_down()
             for session in list(self.ctx.hub.sessions):
                 session.close_with(1001, "emulator shutting down")
             from lpm.emulator import extensions
 
             await extensions.shutdown(self.ctx)
         if self._runner is not None:
+            # aiohttp's graceful part: answers in flight get shutdown_timeout to finish.
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            # Whatever aiohttp did not close (or never saw): dropped, and waited for.
+            await self._listener.close_all()
+            self._listener = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -262,6 +298,21 @@ class Emulator:
     # ---------------------------------------------------------------- application
 
     def _make_app(self, ctx: Context) -> web.Application:
+        @web.middleware
+        async def connection_middleware(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            # The outermost middleware: a request reaching it has a complete head, which stops
+            # the connection's header timeout (lpm.emulator.listener) until its next request.
+            connection = Connection.of(request.transport)
+            if connection is None:
+                return await handler(request)
+            connection.request_started()
+            try:
+                return await handler(request)
+            finally:
+                connection.request_finished()
+
         @web.middleware
         async def faults_middleware(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -286,7 +337,9 @@ class Emulator:
             return await handler(request)
 
         app = web.Application(
-            middlewares=[faults_middleware], client_max_size=ctx.settings.max_file_size + 65536
+            # durable_responses: no answer before the writes it reveals are committed.
+            middlewares=[connection_middleware, faults_middleware, http_common.durable_responses(ctx)],
+            client_max_size=ctx.settings.max_file_size + 65536,
         )
 
         def bind(fn: RouteHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -25,6 +25,14 @@ the conversations are exactly what a socket would have created).
     for the agent: ``{"consumers": [{"consumer_id", "conversation_id", "jwt"}], "bearer": s}``
     (the emulator capacity scenario drives raw sockets with them).  Tokens are test credentials
     of a local emulator; the caller must not log them.
+
+``GET /_emulator/bench/upgrades``
+    What the latest WebSocket upgrades (up to 1,000, oldest first) negotiated:
+    ``{"upgrades": [{"face": "brand" | "consumer", "time": epoch, "offered": header | null,
+    "answered": header | null, "user_agent": header | null}]}`` where ``offered`` is the
+    ``Sec-WebSocket-Extensions`` the client sent and ``answered`` the one the emulator sent back
+    (null: no extension, e.g. no permessage-deflate).  The benchmarks check from it that each
+    client ran with the compression setting it claims.
 """
 
 from __future__ import annotations
@@ -35,9 +43,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from lpm.emulator.entities import Actor
-from lpm.emulator.http_common import json_response
+from lpm.emulator.http_common import decode_body, json_response
 from lpm.protocol import requests as pm
-from lpm.protocol.frames import FrameError, decode_json
+from lpm.protocol.frames import FrameError
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
@@ -158,13 +166,17 @@ def _consumers(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     return {"consumers": consumers, "bearer": bearer}
 
 
+def _upgrades(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
+    return {"upgrades": list(ctx.upgrades)}
+
+
 def _handler(action: Any) -> Any:
     async def handler(ctx: Context, request: web.Request) -> web.StreamResponse:
         if not ctx.faults.enabled:
             raise web.HTTPNotFound()
         raw_bytes = await request.read()
         try:
-            raw = decode_json(raw_bytes) if raw_bytes.strip() else {}
+            raw = decode_body(raw_bytes) if raw_bytes.strip() else {}
             if not isinstance(raw, dict):
                 raise _BadInput("body must be a JSON object")
             return json_response(action(ctx, raw))
@@ -180,4 +192,5 @@ def routes(ctx: Context) -> list[tuple[str, str, Any]]:
         ("POST", f"{PREFIX}/conversations", _handler(_conversations)),
         ("POST", f"{PREFIX}/stream", _handler(_stream)),
         ("POST", f"{PREFIX}/consumers", _handler(_consumers)),
+        ("GET", f"{PREFIX}/upgrades", _handler(_upgrades)),
     ]

@@ -13,13 +13,14 @@ from aiohttp import web
 
 from lpm.emulator.context import Context
 from lpm.emulator.entities import Actor
-from lpm.emulator.ws_handlers import HANDLERS
+from lpm.emulator.ws_handlers import HANDLERS, check_api_version
 from lpm.emulator.ws_session import Session
 from lpm.protocol.types import BRAND_REQUESTS, Dialect
 
 
 async def brand_socket(ctx: Context, request: web.Request) -> web.StreamResponse:
     account_id = request.match_info["account"]
+    check_api_version(ctx, request, Dialect.BRAND_V2)
     bearer = request.match_info.get("token") or _header_bearer(request)
     await ctx.faults.wait_upgrade()
     if request.transport is None or request.transport.is_closing():
@@ -29,6 +30,7 @@ async def brand_socket(ctx: Context, request: web.Request) -> web.StreamResponse
         raise web.HTTPUnauthorized(text="invalid or expired bearer token")
     ws = web.WebSocketResponse(autoping=False, max_msg_size=16 * 1024 * 1024)
     await ws.prepare(request)
+    ctx.record_upgrade("brand", request.headers, ws.headers)
     session = Session(ctx, ws, Dialect.BRAND_V2, account_id, HANDLERS, BRAND_REQUESTS)
     session.actor = Actor(account_id, "agent", session_data.user_id)
     session.identity_kind = "agent"

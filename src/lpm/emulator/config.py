@@ -66,6 +66,18 @@ class Settings:
     idle_timeout: float = 60.0
     #: A consumer socket opened without an Authorization header must send InitConnection within this.
     init_connection_timeout: float = 10.0
+    #: A connection must deliver each complete request head (request line and headers; for a
+    #: WebSocket, its upgrade request) within this: counted from the accept for the first request
+    #: (a TLS handshake included), from its first byte for the next ones of a kept-alive
+    #: connection.  Otherwise it is answered 408 and closed (slow clients, slowloris), after a
+    #: 0.5 s grace in which a head the server was too busy to look at yet is still dispatched.
+    header_timeout: float = 10.0
+    #: An HTTP connection kept alive with no request in progress is closed after this.
+    keepalive_timeout: float = 75.0
+    #: Connections served at once; beyond it new ones are answered 503 and closed at once.  0:
+    #: derived from the open-file limit (the soft ``RLIMIT_NOFILE`` minus max(32, limit / 8)
+    #: descriptors kept for the database, logs and webhooks; 1,024 → 896).
+    max_connections: int = 0
     #: agentVep session lifetime (``sessionTTl``), extended by every refresh.
     session_ttl: float = 8 * 3600.0
     #: Lifetime of LP consumer JWTs (authenticated and unauthenticated).
@@ -87,6 +99,10 @@ class Settings:
     log_frames: bool = False
     #: Cap of the first SubscribeExConversations snapshot.
     snapshot_limit: int = 1000
+    #: Accept what the platform refuses (skill names for ids, PIDs for agent user ids, other
+    #: ``?v=`` on the WebSocket paths, odd ``fileSize`` values, hosted files never uploaded);
+    #: off: refused as LivePerson does (docs/emulator.md "Strictness").
+    lenient: bool = False
 
 
 @dataclass(slots=True)
@@ -123,19 +139,29 @@ def _default_user(user_id: str, login_name: str, nickname: str, full_name: str, 
 
 
 def default_world() -> WorldSpec:
-    """Account 12345678: a human agent, a bot, skills ``sales`` and ``support`` (with a
-    post-conversation survey), an unauthenticated and an authenticated connector (its RS256 key
-    pair is generated when the emulator starts) and one app install for the Send API."""
-    agent = _default_user("1001", "agent", "Alice", "Alice Agent", skills=["11", "12"], is_manager=True)
+    """Account 12345678, where each user has one job:
+
+    * ``agent`` (1001), a human agent and manager, on ``support`` (12);
+    * ``bot`` (2001), a bot, on ``sales`` (11): consumers start there, and no human competes with
+      it for those rings;
+    * ``survey-bot`` (2002), the bot of support's post-conversation survey: the platform adds it
+      to the POST_SURVEY dialog when a support conversation's MAIN dialog closes.  It belongs to
+      support and takes no rings unless something sets it ONLINE with a routing subscription;
+
+    skills ``sales`` (11) and ``support`` (12, with the survey), an unauthenticated and an
+    authenticated connector (its RS256 key pair is generated when the emulator starts) and one
+    app install for the Send API."""
+    agent = _default_user("1001", "agent", "Alice", "Alice Agent", skills=["12"], is_manager=True)
     bot = _default_user("2001", "bot", "Botty", "Botty Bot", skills=["11"], is_bot=True)
+    survey_bot = _default_user("2002", "survey-bot", "Sunny", "Sunny Survey", skills=["12"], is_bot=True)
     return WorldSpec(
         accounts=[
             AccountSpec(
                 account_id=DEFAULT_ACCOUNT,
-                users=[agent, bot],
+                users=[agent, bot, survey_bot],
                 skills=[
                     Skill(skill_id="11", name="sales"),
-                    Skill(skill_id="12", name="support", survey=True, survey_bot_user_id="2001"),
+                    Skill(skill_id="12", name="support", survey=True, survey_bot_user_id=survey_bot.user_id),
                 ],
                 connectors=[
                     Connector(connector_id="3001", name="web-unauthenticated", kind="unauthenticated"),

@@ -19,11 +19,11 @@ from aiohttp import web
 from lpm.emulator import control
 from lpm.emulator.context import Context
 from lpm.emulator.entities import Actor
+from lpm.emulator.http_common import decode_body
 from lpm.emulator.world_errors import Unauthorized, WorldError
-from lpm.emulator.ws_handlers import HANDLERS
+from lpm.emulator.ws_handlers import HANDLERS, check_api_version
 from lpm.emulator.ws_session import CLOSE_AUTH, Handler, Session
 from lpm.protocol import frames
-from lpm.protocol.frames import decode_json
 from lpm.protocol.types import (
     CLIENT_PROPERTIES_TYPE,
     CONSUMER_REQUESTS,
@@ -88,7 +88,7 @@ def _header_properties(request: web.Request) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        value = decode_json(raw)
+        value = decode_body(raw)
     except frames.FrameError:
         raise web.HTTPBadRequest(text="Client-Properties header is not JSON") from None
     return value if isinstance(value, dict) else None
@@ -98,6 +98,7 @@ async def consumer_socket(ctx: Context, request: web.Request) -> web.StreamRespo
     account_id = request.match_info["account"]
     if account_id not in ctx.world.accounts:
         raise web.HTTPNotFound(text=f"unknown account {account_id}")
+    check_api_version(ctx, request, Dialect.CONSUMER_V3)
     await ctx.faults.wait_upgrade()
     if request.transport is None or request.transport.is_closing():
         raise web.HTTPServiceUnavailable(text="client went away during the upgrade")
@@ -124,6 +125,7 @@ async def consumer_socket(ctx: Context, request: web.Request) -> web.StreamRespo
 
         session.expires_at = init_deadline
     await ws.prepare(request)
+    ctx.record_upgrade("consumer", request.headers, ws.headers)
     if session.actor is None:
         # Until InitConnection arrives the "identity" is missing: a timeout closes with 4401.
         session.identity_kind = "authenticated"

@@ -65,6 +65,14 @@ Routing
     account, or all): the ring becomes EXPIRED and the next agent is rung, as after
     ``ring_expiry``.  Answers ``{"expired": n}``.
 
+Shifts
+    ``POST /_emulator/shifts`` ``{"account_id"?, "skill_id", "on_shift": bool, "next_on"?: ms | null,
+    "next_off"?: ms | null}`` sets a skill's shift status, what ``GET .../shift-status`` answers
+    (:mod:`lpm.emulator.http_shift_status`; ``next_on`` / ``next_off`` are epoch milliseconds and
+    become null when absent).  The account defaults to the only one of the world.  Answers the
+    skill's new status ``{"skillId", "onShift", "nextOn", "nextOff"}``.  ``GET /_emulator/shifts``
+    answers ``{"<account>": [<status of each skill>]}``.
+
 Housekeeping
     ``POST /_emulator/reset`` disarms every pending fault and releases stalled upgrades (token
     expiries are not undone: clients get new tokens).  ``GET /_emulator/state`` answers counts
@@ -82,6 +90,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from lpm.emulator import entities as m
+from lpm.emulator import http_shift_status
 from lpm.emulator.faults import RequestFault
 from lpm.emulator.http_common import NotAJsonObject, json_response, read_json_object
 from lpm.emulator.ring_routing import WAITING
@@ -413,6 +422,44 @@ def _expire_tokens(ctx: Context, body: _Body) -> dict[str, Any]:
     return {"expired_sessions": expired, "closed_sockets": closed}
 
 
+def _epoch_ms(body: _Body, key: str) -> int | None:
+    value = body.raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _BadInput(f"{key} must be epoch milliseconds (an integer >= 0) or null")
+    return value
+
+
+def _set_shift(ctx: Context, body: _Body) -> dict[str, Any]:
+    account_id = body.text("account_id")
+    accounts = ctx.world.accounts
+    if account_id is None:
+        if len(accounts) != 1:
+            raise _BadInput("account_id is required: the world has several accounts")
+        account_id = next(iter(accounts))
+    acc = accounts.get(account_id)
+    if acc is None:
+        raise _BadInput(f"unknown account {account_id}")
+    skill_id = body.text("skill_id")
+    if skill_id is None:
+        raise _BadInput("skill_id is required")
+    skill = acc.skills.get(skill_id)
+    if skill is None:
+        raise _BadInput(f"unknown skill {skill_id}")
+    on_shift = body.raw.get("on_shift")
+    if not isinstance(on_shift, bool):
+        raise _BadInput("on_shift must be true or false")
+    skill.on_shift = on_shift
+    skill.next_on = _epoch_ms(body, "next_on")
+    skill.next_off = _epoch_ms(body, "next_off")
+    return http_shift_status.shift_item(skill)
+
+
+def _shifts(ctx: Context, body: _Body) -> dict[str, Any]:
+    return {acc.account_id: http_shift_status.shift_status(acc) for acc in ctx.world.accounts.values()}
+
+
 def _stall_upgrades(ctx: Context, body: _Body) -> dict[str, Any]:
     ctx.faults.stall_upgrades += body.integer("count", 1, 1, 1_000_000)
     return {"stall_upgrades": ctx.faults.stall_upgrades}
@@ -499,6 +546,12 @@ def routes(ctx: Context) -> list[tuple[str, str, Handler]]:
         ("POST", f"{PREFIX}/upgrades/stall", _handler(_stall_upgrades, {"count"})),
         ("POST", f"{PREFIX}/upgrades/release", _handler(_release_upgrades)),
         ("POST", f"{PREFIX}/rings/expire", _handler(_expire_rings, {"account_id"})),
+        (
+            "POST",
+            f"{PREFIX}/shifts",
+            _handler(_set_shift, {"account_id", "skill_id", "on_shift", "next_on", "next_off"}),
+        ),
+        ("GET", f"{PREFIX}/shifts", _handler(_shifts)),
         ("POST", f"{PREFIX}/reset", _handler(_reset)),
         ("GET", f"{PREFIX}/state", _handler(_state)),
     ]

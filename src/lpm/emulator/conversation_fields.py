@@ -23,6 +23,7 @@ from lpm.emulator.entities import (
     Dialog,
     Participant,
     new_dialog_id,
+    survey_app_install_id,
 )
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
 from lpm.protocol import requests as pm
@@ -296,7 +297,8 @@ class ConversationFields:
             self._close_dialog(dialog, actor, cause, spec.closedBy)
             if conv.open_dialog() is None:
                 self._finish(conv, actor, plan)
-        plan.message = "OK Dialog updated successfully"
+        # What the platform answers a DialogChange close (the PCS tutorial's trace).
+        plan.message = "OK Conversation resolved successfully"
 
     def _closer(self, actor: Actor, closed_by: str | None = None) -> str:
         if closed_by in ("AGENT", "CONSUMER", "SYSTEM", "TIMEOUT"):
@@ -345,7 +347,8 @@ class ConversationFields:
                 state=m.OPEN,
                 creation_ts=now,
                 participants=participants,
-                meta_data={"appInstallId": "post-conversation-survey", "skillId": conv.skill_id},
+                # The survey's app install (a UUID on the platform; one per account and skill here).
+                meta_data={"appInstallId": survey_app_install_id(acc.account_id, conv.skill_id)},
                 last_update_ts=now,
             )
             conv.dialogs.append(survey)

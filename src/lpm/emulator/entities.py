@@ -65,6 +65,11 @@ class Skill(msgspec.Struct, kw_only=True):
     survey: bool = False
     #: The user that joins the POST_SURVEY dialog as AGENT (None: no survey bot).
     survey_bot_user_id: str | None = None
+    #: Shift status (``GET .../shift-status``): within working hours, and the epoch ms of the
+    #: next shift start / end when known.
+    on_shift: bool = True
+    next_on: int | None = None
+    next_off: int | None = None
 
 
 class Connector(msgspec.Struct, kw_only=True):
@@ -187,6 +192,11 @@ class Conversation(msgspec.Struct, kw_only=True):
     features: list[str] = []
     group_id: str = "-1"
     last_content_event: EventRecord | None = None
+    #: The consumer's ClientProperties as the brand sees them in ``context.clientProperties``
+    #: (see :func:`server_client_properties`).
+    client_properties: dict[str, Any] | None = None
+    #: Participant id -> messages of others it has not marked READ (``numberOfunreadMessages``).
+    unread: dict[str, int] = {}
 
     @property
     def main(self) -> Dialog:
@@ -219,6 +229,63 @@ class Conversation(msgspec.Struct, kw_only=True):
                     seen.add((p.id, p.role))
                     out.append(p)
         return out
+
+
+#: What the platform fills in a consumer's ClientProperties when the client does not say (the
+#: emulator serves local clients: the address is the loopback one).
+SERVER_CLIENT_PROPERTIES: dict[str, Any] = {
+    "ipAddress": "127.0.0.1",
+    "deviceFamily": "DESKTOP",
+    "os": "OTHER",
+    "timeZone": "UTC",
+}
+CONTENT_EVENTS = frozenset({"ContentEvent", "RichContentEvent"})
+
+
+def server_client_properties(
+    declared: dict[str, Any] | None, context: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The consumer's ClientProperties as the brand sees them in ``context.clientProperties``.
+
+    On the platform the brand's context carries the consumer's client properties: what the
+    consumer's client declared (the connection's ``Client-Properties`` / InitConnection header,
+    and the conversation context's own ``clientProperties``) plus what the server fills in -- the
+    IP address it sees (always), and the device family, OS and time zone when the client named
+    none.
+    """
+    props: dict[str, Any] = {"type": ".ClientProperties"}
+    own = (context or {}).get("clientProperties")
+    if isinstance(own, dict):
+        props.update((k, v) for k, v in own.items() if k != "type")
+    if declared:
+        props.update((k, v) for k, v in declared.items() if k != "type")
+    for key, value in SERVER_CLIENT_PROPERTIES.items():
+        if key == "ipAddress" or key not in props:
+            props[key] = value
+    return props
+
+
+def count_unread(conv: Conversation, dialog: Dialog, record: EventRecord, events: list[EventRecord]) -> None:
+    """Keep ``conv.unread`` up to date with a stored event of ``dialog`` (``events``: the
+    dialog's stored events, ``record`` last): a message counts for every other participant who
+    may see it; a READ receipt resets its sender's count to the others' messages after it."""
+    kind = record.event.get("type")
+    if kind in CONTENT_EVENTS:
+        for p in dialog.participants:
+            if p.state != ACTIVE or p.id == record.originator_id or p.role == CONTROLLER:
+                continue
+            if record.audience != "ALL" and p.role == CONSUMER:
+                continue
+            conv.unread[p.id] = conv.unread.get(p.id, 0) + 1
+    elif kind == "AcceptStatusEvent" and record.event.get("status") == "READ":
+        upto = max((s for s in record.event.get("sequenceList") or () if isinstance(s, int)), default=-1)
+        count = 0
+        for earlier in reversed(events):
+            if earlier.sequence is None or earlier.sequence <= upto:
+                break
+            if earlier.event.get("type") in CONTENT_EVENTS and earlier.originator_id != record.originator_id:
+                count += 1
+        conv.unread[record.originator_id] = count
 
 
 class Ring(msgspec.Struct, kw_only=True):
@@ -263,6 +330,11 @@ class AgentSession(msgspec.Struct, kw_only=True):
     user_id: str
     expires_at: float
     ttl: float
+
+
+def survey_app_install_id(account_id: str, skill_id: str) -> str:
+    """The ``appInstallId`` of a POST_SURVEY dialog's ``metaData`` (stable per account and skill)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lpm-emulator/{account_id}/survey/{skill_id}"))
 
 
 def new_dialog_id() -> str:

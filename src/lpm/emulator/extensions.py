@@ -25,6 +25,7 @@ FACE_MODULES: list[str] = [
     "lpm.emulator.http_idp",
     "lpm.emulator.http_send_api",
     "lpm.emulator.rest_v1",
+    "lpm.emulator.http_shift_status",
     "lpm.emulator.webhook_delivery",
     "lpm.emulator.control",
     "lpm.emulator.bench_api",

@@ -407,8 +407,9 @@ def app_client(ctx: Context, acc: Account, app_jwt: str) -> str:
 
 
 def connector_consumer_id(account_id: str, client_id: str, ext_consumer_id: str) -> str:
-    """The deterministic Send API consumer id of (app, ext_consumer_id)."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"connector|{account_id}|{client_id}|{ext_consumer_id}"))
+    """The deterministic Send API consumer id of (app, ext_consumer_id): 64 hex digits, as the
+    connector API's webhooks examples show a connector's consumer (not a UUID)."""
+    return hashlib.sha256(f"connector|{account_id}|{client_id}|{ext_consumer_id}".encode()).hexdigest()
 
 
 async def connector_consumer(ctx: Context, request: web.Request) -> web.Response:
@@ -444,7 +445,10 @@ async def sentinel_token(ctx: Context, request: web.Request) -> web.StreamRespon
     acc = ctx.world.accounts.get(account_id)
     if acc is None:
         return _oauth_error(404, "not_found", f"unknown account {account_id}")
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # a form body that is not UTF-8 (UnicodeDecodeError) or not a form
+        return _oauth_error(400, "invalid_request", "the form body cannot be read")
     params: dict[str, str] = {}
     # Query first, then the form body, which wins: lp-messaging-sdk sends everything in the query.
     for source in (request.query, form):

@@ -8,6 +8,9 @@
 * ``POST /api/account/{acc}/refresh`` with the cookie and ``{"csrf"}`` extends the session
   (200, empty body); a wrong csrf/cookie or an expired session is 401.
 * ``POST /api/account/{acc}/logout`` (cookie + csrf) ends the session and closes its sockets (4401).
+
+A body that is not a JSON object (malformed, not UTF-8, nested too deeply, an array...) is
+answered 400 in the same ``{"error": {...}}`` shape, ``internalCode`` 400.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from aiohttp import web
 
 from lpm.emulator.context import Context
 from lpm.emulator.entities import Account, AgentSession, User
-from lpm.emulator.http_common import agentvep_error, json_response, read_json
+from lpm.emulator.http_common import NotAJsonObject, agentvep_error, json_response, read_json_object
 from lpm.emulator.http_csds import SERVICES
 
 COOKIE = "Session_id"
@@ -43,12 +46,21 @@ def _authenticate(acc: Account, body: dict[str, object]) -> User | None:
     return None
 
 
+async def _body(request: web.Request, what: str) -> dict[str, object] | web.Response:
+    """The JSON object body, or the agentVep 400 answer for one that is not."""
+    try:
+        return await read_json_object(request)
+    except NotAJsonObject as exc:
+        problem = "is not valid JSON" if exc.decode_error is not None else "must be a JSON object"
+        return agentvep_error(400, f"{what} body {problem}", 400)
+
+
 async def login(ctx: Context, request: web.Request) -> web.Response:
     account_id = request.match_info["account"]
     acc = ctx.world.accounts.get(account_id)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        return agentvep_error(400, "login body must be a JSON object", 400)
+    body = await _body(request, "login")
+    if isinstance(body, web.Response):
+        return body
     if acc is None:
         return agentvep_error(401, f"unknown account {account_id}")
     if "assertion" in body:
@@ -103,7 +115,10 @@ def _session_for(ctx: Context, request: web.Request, body: object) -> AgentSessi
 
 
 async def refresh(ctx: Context, request: web.Request) -> web.Response:
-    session = _session_for(ctx, request, await read_json(request))
+    body = await _body(request, "refresh")
+    if isinstance(body, web.Response):
+        return body
+    session = _session_for(ctx, request, body)
     if session is None:
         return agentvep_error(401, "session is invalid or expired")
     ctx.world.refresh_session(session)
@@ -111,7 +126,10 @@ async def refresh(ctx: Context, request: web.Request) -> web.Response:
 
 
 async def logout(ctx: Context, request: web.Request) -> web.Response:
-    session = _session_for(ctx, request, await read_json(request))
+    body = await _body(request, "logout")
+    if isinstance(body, web.Response):
+        return body
+    session = _session_for(ctx, request, body)
     if session is None:
         return agentvep_error(401, "session is invalid or expired")
     ctx.world.logout(session)

@@ -55,12 +55,12 @@ from lpm.emulator import files
 from lpm.emulator.context import Context
 from lpm.emulator.entities import Account, Actor
 from lpm.emulator.extensions import Route
-from lpm.emulator.http_common import json_response
+from lpm.emulator.http_common import decode_body, json_response
 from lpm.emulator.http_idp import app_client, bearer_value
 from lpm.emulator.token_issuer import WrongIssuer
 from lpm.emulator.world_errors import Unauthorized, WorldError
 from lpm.protocol import requests as pm
-from lpm.protocol.frames import FrameError, decode_json
+from lpm.protocol.frames import FrameError
 from lpm.protocol.types import CLIENT_PROPERTIES_TYPE, CONSUMER_REQUESTS, Req, canonical_request
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _client_properties(request: web.Request) -> tuple[dict[str, Any] | None, lis
     if not raw:
         return None, []
     try:
-        value = decode_json(raw)
+        value = decode_body(raw)
     except FrameError:
         value = None
     if not isinstance(value, dict):
@@ -173,7 +173,7 @@ async def _json_body(request: web.Request) -> Any:
     if not raw.strip():
         raise SendApiError(400, BAD_BODY, "Bad request", "request body is required")
     try:
-        return decode_json(raw)
+        return decode_body(raw)
     except FrameError:
         raise SendApiError(400, BAD_BODY, "Bad request", "request body is not valid JSON") from None
 

@@ -315,10 +315,7 @@ class Hub(Generic[S]):
             for session in self._by_consumer.get((conv.account_id, conv.consumer_id), ()):
                 if record.dialog_id in session.dialog_subs:
                     if consumer_body is None:
-                        consumer_body = {
-                            "dialogId": record.dialog_id,
-                            "changes": [render.event_change(acc, record, brand=False)],
-                        }
+                        consumer_body = render.messaging_body(acc, [record])
                     session.notify(Notif.MESSAGING_EVENT, consumer_body)
         brand_body: dict[str, Any] | None = None
         seen: set[str] = set()

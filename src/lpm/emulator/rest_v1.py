@@ -29,7 +29,8 @@ POST    /v1/brands/{accountId}/file-upload-path                200 ``{relativePa
 POST    /v1/brands/{accountId}/file-download-path              200 ``{relativePath, queryParams}``
 ======  =====================================================  =====================================
 
-Shapes (all consumer-v3 public shapes: agents are named by their PID):
+Shapes (the public v3 shapes in the brand's view, as webhooks show them: agents are named by
+their PID; see :mod:`lpm.emulator.render`):
 
 * conversation: the ``result`` of a ``cqm.ExConversationChangeNotification`` UPSERT
   (``convId``, ``effectiveTTR``, ``conversationDetails``, ``lastContentEventNotification``) plus a
@@ -111,10 +112,10 @@ from aiohttp import web
 from lpm.emulator import entities as m
 from lpm.emulator import files, render
 from lpm.emulator.entities import Account, Actor, Conversation, Dialog, EventRecord, Participant
-from lpm.emulator.http_common import json_response
+from lpm.emulator.http_common import decode_body, json_response
 from lpm.emulator.world_errors import BadRequest, NotFound, Unauthorized, WorldError
 from lpm.protocol import requests as pm
-from lpm.protocol.frames import FrameError, decode_json, encode
+from lpm.protocol.frames import FrameError, encode
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
@@ -217,7 +218,7 @@ async def _json_body(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("a JSON body is required")
     try:
-        return decode_json(raw)
+        return decode_body(raw)
     except FrameError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
 
@@ -280,7 +281,7 @@ def _dialog(conv: Conversation, did: str) -> Dialog:
 
 
 def _conversation_view(ctx: Context, conv: Conversation) -> tuple[dict[str, Any], str]:
-    body = render.conversation_result(ctx.world, conv, brand=False)
+    body = render.conversation_result(ctx.world, conv, public=True)
     body["dialogs"] = [
         {"id": d.dialog_id, "dialogType": d.dialog_type, "channelType": d.channel_type, "state": d.state}
         for d in conv.dialogs
@@ -289,7 +290,7 @@ def _conversation_view(ctx: Context, conv: Conversation) -> tuple[dict[str, Any]
 
 
 def _dialog_view(ctx: Context, conv: Conversation, did: str) -> tuple[dict[str, Any], str]:
-    result = render.conversation_result(ctx.world, conv, brand=False)
+    result = render.conversation_result(ctx.world, conv, public=True)
     for dialog in result["conversationDetails"]["dialogs"]:
         if dialog["dialogId"] == did:
             return dialog, _etag("dialog", conv.conv_id, dialog)
@@ -548,7 +549,7 @@ async def publish_message(ctx: Context, request: web.Request) -> web.StreamRespo
 
 
 def _message_item(acc: Account, record: EventRecord) -> dict[str, Any]:
-    change = render.event_change(acc, record, brand=False)
+    change = render.event_change(acc, record, public=True)
     event = record.event
     kind = event.get("type")
     content: Any

@@ -4,6 +4,11 @@ The world announces a change *after* an operation has succeeded, first to its st
 each sink (the :class:`~lpm.emulator.hub.Hub` for sockets, the webhook dispatcher), so none of
 them ever sees a refused request.  :class:`NullStore` is the store interface and its in-memory
 default; :class:`~lpm.emulator.persistence.SqliteStore` keeps a copy on disk.
+
+Durability: a store may accept a write before it is on disk (:attr:`NullStore.pending` counts
+those).  Whatever leaves the emulator (a socket frame, an HTTP response, a webhook) first awaits
+:meth:`NullStore.durable`, so nothing is acknowledged or shown to anyone before the writes made
+until then are committed: a crash can lose only what nobody was told.
 """
 
 from __future__ import annotations
@@ -37,6 +42,14 @@ class WorldSink(Protocol):
 
 class NullStore:
     """Store interface; the in-memory default persists nothing."""
+
+    @property
+    def pending(self) -> int:
+        """Writes accepted but not yet durable (the in-memory store has none)."""
+        return 0
+
+    async def durable(self) -> None:
+        """Return once every write made before the call is durable (at once: nothing to write)."""
 
     def conversation_changed(self, conv: Conversation) -> None:
         """Persist the conversation (without its events)."""

@@ -32,14 +32,17 @@ JSON ``{"code": <HTTP status>, "message": ...}``: 400 invalid body, 401 missing/
 403 another agent's install (for an agent who is no manager), 404 unknown install or account.
 Installs configured in the world (TOML, default world) are active as well (managed by managers).
 
-Delivery: each notification is ``{"wsNotificationMsg": {"kind": "notification", "type": T,
-"body": B}, "sentTs": <ms>}`` with the consumer-v3 shapes (node SDK
-``processWebhooksNotification`` reads ``wsNotificationMsg``):
+Delivery: each notification is POSTed as LivePerson's webhooks pages show it (Connector API,
+"Webhooks Examples" and "Events"), the notification itself: ``{"kind": "notification", "body":
+B, "type": T}``, in the public v3 shapes of the brand's view (:mod:`lpm.emulator.render`).  (The
+Node SDK's ``processWebhooksNotification`` reads a ``{"wsNotificationMsg": ...}`` wrapper instead;
+this SDK's intake and :func:`lpm.webhooks.create_app` take both.)
 
-* ``ms.MessagingEventNotification``: ``{"dialogId", "changes": [<one event change>]}``.  Private
-  (AGENTS_AND_MANAGERS) messages are delivered too: the endpoint is the brand's own server.
-* ``cqm.ExConversationChangeNotification``: ``{"subscriptionId": <client_id>, "changes":
-  [{"type": "UPSERT", "result": <complete conversation>}]}``.
+* ``ms.MessagingEventNotification``: ``{"changes": [<one event change>]}`` (the change names its
+  dialog and conversation).  Private (AGENTS_AND_MANAGERS) messages are delivered too: the
+  endpoint is the brand's own server.
+* ``cqm.ExConversationChangeNotification``: ``{"changes": [{"type": "UPSERT", "result":
+  <complete conversation>}]}``.
 
 The body is rendered when the change happens (the state of that moment) and POSTed with
 ``Content-Type: application/json``, ``x-liveperson-account-id``, ``x-liveperson-client-id`` and
@@ -82,9 +85,9 @@ from lpm.emulator.entities import (
     User,
 )
 from lpm.emulator.entities import WebhookEndpoint as Endpoint
-from lpm.emulator.http_common import json_response
+from lpm.emulator.http_common import decode_body, json_response
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound, Unauthorized, WorldError
-from lpm.protocol.frames import FrameError, decode_json, encode
+from lpm.protocol.frames import FrameError, encode
 from lpm.protocol.types import Notif
 
 if TYPE_CHECKING:
@@ -179,9 +182,9 @@ class WebhookSink:
         installs = self._installs(conv.account_id, CONVERSATION_KEY)
         if not installs:
             return
-        result = render.conversation_result(self.ctx.world, conv, brand=False)
+        result = render.conversation_result(self.ctx.world, conv, public=True)
+        body = {"changes": [{"type": "UPSERT", "result": result}]}
         for install in installs:
-            body = {"subscriptionId": install.client_id, "changes": [{"type": "UPSERT", "result": result}]}
             self._enqueue(install, conv, CONVERSATION_KEY, Notif.EX_CONVERSATION_CHANGE, body)
 
     def messaging_event(self, conv: Conversation, record: EventRecord) -> None:
@@ -191,7 +194,7 @@ class WebhookSink:
         if not installs:
             return
         acc = self.ctx.world.accounts[conv.account_id]
-        body = {"dialogId": record.dialog_id, "changes": [render.event_change(acc, record, brand=False)]}
+        body = render.messaging_body(acc, [record], public=True)
         for install in installs:
             self._enqueue(install, conv, key, Notif.MESSAGING_EVENT, body)
 
@@ -218,10 +221,7 @@ class WebhookSink:
         except RuntimeError:
             # The world driven without a server (unit tests): there is nothing to deliver with.
             return
-        payload = {
-            "wsNotificationMsg": {"kind": "notification", "type": notif.value, "body": body},
-            "sentTs": self.ctx.world.now_ms(),
-        }
+        payload = {"kind": "notification", "body": body, "type": notif.value}
         item = _Notification(key=key, body=encode(payload), created=loop.time())
         qkey = (conv.account_id, install.client_id, conv.conv_id)
         queue = self._queues.get(qkey)
@@ -254,6 +254,9 @@ class WebhookSink:
         loop = asyncio.get_running_loop()
         settings = self.ctx.settings
         delay = settings.webhook_retry_base
+        # A notification leaves only once the change it shows is committed (persistence: group
+        # commit), so a crash can never make an endpoint see a sequence handed out again.
+        await self.ctx.world.store.durable()
         while True:
             # Looked up on every attempt: a PUT may have moved the endpoint, a DELETE removed it.
             acc = self.ctx.world.accounts.get(queue.account_id)
@@ -454,7 +457,7 @@ class _InstallSpec:
 async def _spec(request: web.Request) -> _InstallSpec:
     raw_bytes = await request.read()
     try:
-        raw = decode_json(raw_bytes) if raw_bytes.strip() else {}
+        raw = decode_body(raw_bytes) if raw_bytes.strip() else {}
     except FrameError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):

@@ -70,6 +70,12 @@ class World:
             clock=clock, scheduler=scheduler, ring_expiry=ring_expiry, on_change=self._routing_changed
         )
         self._fields = ConversationFields(self)
+        #: Accept what the platform refuses (``Settings.lenient``; docs/emulator.md "Strictness"):
+        #: skill names for ids, PIDs for agent user ids, hosted files never uploaded...
+        self.lenient = False
+        #: Relative paths of the files uploaded to the storage face (hosted-file messages must
+        #: name one of them unless lenient).
+        self.uploaded: set[str] = set()
 
     # ------------------------------------------------------------------ setup and lookup
 
@@ -229,6 +235,8 @@ class World:
             raise Forbidden(f"agent {actor.id} is not a participant of conversation {conv.conv_id}")
 
     def resolve_skill(self, acc: Account, skill: str | int | None) -> str:
+        """A skill id of the account (``-1``: any).  The platform takes ids only; a skill's name
+        is accepted in its place only when lenient."""
         if skill is None or str(skill) in ("", SKILL_ANY):
             return SKILL_ANY
         key = str(skill)
@@ -236,8 +244,21 @@ class World:
             return key
         for s in acc.skills.values():
             if s.name == key:
-                return s.skill_id
+                if self.lenient:
+                    return s.skill_id
+                raise BadRequest(f"unknown skill {key} (skills are named by id: {s.name} is {s.skill_id})")
         raise BadRequest(f"unknown skill {key}")
+
+    def resolve_agent_user_id(self, acc: Account, any_id: str, what: str) -> User:
+        """The agent an ``agentUserId`` / ``agentId`` names: its old id ``{account}.{userId}`` (what
+        the platform and node-agent-sdk use) or its numeric user id; a PID or a login name only
+        when lenient."""
+        user = acc.resolve_user(any_id)
+        if user is None:
+            raise BadRequest(f"unknown agent {any_id}")
+        if not self.lenient and any_id not in (user.user_id, acc.old_id(user.user_id)):
+            raise BadRequest(f"{what} must be the agent's user id {acc.old_id(user.user_id)}, not {any_id}")
+        return user
 
     def request_conversation(
         self,
@@ -268,6 +289,7 @@ class World:
             campaign=campaign,
             features=list(features),
         )
+        conv.client_properties = m.server_client_properties(actor.client_properties, body.conversationContext)
         self.changed(conv)
         self.router.route(acc, conv, is_transfer=False)
         return conv
@@ -386,7 +408,9 @@ class World:
             self._emit("messaging_event", conv, record)
             return 0
         dialog.next_seq += 1
-        acc.events.setdefault(dialog.dialog_id, []).append(record)
+        stored = acc.events.setdefault(dialog.dialog_id, [])
+        stored.append(record)
+        m.count_unread(conv, dialog, record, stored)
         content = isinstance(body.event, pm.ContentEvent | pm.RichContentEvent)
         if content and audience == "ALL":
             if role == m.CONSUMER:
@@ -433,6 +457,8 @@ class World:
                 msg = event.message
                 if not isinstance(msg, dict) or not all(k in msg for k in ("relativePath", "fileType")):
                     raise BadRequest("a hosted/file ContentEvent needs message.relativePath and fileType")
+                if not self.lenient and msg["relativePath"] not in self.uploaded:
+                    raise BadRequest(f"relativePath {str(msg['relativePath'])[:60]} was never uploaded")
         elif isinstance(event, pm.RichContentEvent):
             if "type" not in event.content:
                 raise BadRequest("RichContentEvent.content needs a type")
@@ -514,6 +540,9 @@ class World:
             target = actor.id
         user = acc.resolve_user(target)
         if user is not None:
+            if not actor.is_consumer and user.user_id == actor.id:
+                # An agent's own profile is its old id (Messaging Agent API getting started).
+                return {"userId": acc.old_id(user.user_id)}
             first, _, last = (user.full_name or user.nickname).partition(" ")
             return {
                 "firstName": first,
@@ -558,9 +587,9 @@ class World:
     def set_agent_state(self, actor: Actor, body: pm.SetAgentStateBody) -> AgentState:
         acc = self.account(actor.account_id)
         user = self._agent(actor)
-        target = acc.resolve_user(body.agentUserId) if body.agentUserId else user
-        if target is None:
-            raise BadRequest(f"unknown agent {body.agentUserId}")
+        target = user
+        if body.agentUserId:
+            target = self.resolve_agent_user_id(acc, body.agentUserId, "agentUserId")
         if target.user_id != user.user_id and not user.is_manager:
             raise Forbidden("an agent can only set its own state")
         if body.availability not in pm.AGENT_STATES:

@@ -11,16 +11,35 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from aiohttp import web
+
 from lpm.emulator import files, render
+from lpm.emulator.context import Context
 from lpm.emulator.hub import AgentStateSubscription, RoutingSubscription
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound
 from lpm.emulator.ws_session import Handler, Session
 from lpm.protocol import frames
 from lpm.protocol import requests as pm
-from lpm.protocol.types import Notif, Req
+from lpm.protocol.types import Dialect, Notif, Req
 
 #: Events per notification when replaying history to a consumer subscription.
 REPLAY_CHUNK = 200
+#: The ``?v=`` each WebSocket path documents: the consumer API v3 (Messaging Window API), the
+#: brand API v2 (Messaging Agent API, lp-api) and v2.1 (node-agent-sdk).
+API_VERSIONS: dict[Dialect, frozenset[str]] = {
+    Dialect.CONSUMER_V3: frozenset({"3"}),
+    Dialect.BRAND_V2: frozenset({"2", "2.1"}),
+}
+
+
+def check_api_version(ctx: Context, request: web.Request, dialect: Dialect) -> None:
+    """Refuse a WebSocket upgrade whose ``?v=`` is not one its path documents (HTTP 400, before
+    any identity is checked), unless lenient.  A path without ``v`` is served."""
+    version = request.query.get("v")
+    if version is None or version in API_VERSIONS[dialect] or ctx.world.lenient:
+        return
+    known = " or ".join(f"v={v}" for v in sorted(API_VERSIONS[dialect]))
+    raise web.HTTPBadRequest(text=f"unsupported API version v={version[:16]} (this path serves {known})")
 
 
 def _actor(session: Session) -> Any:
@@ -75,10 +94,9 @@ def subscribe_messaging_events(session: Session, req: frames.Request) -> Any:
     else:
         session.dialog_subs.add(body.dialogId)
         for start in range(0, len(records), REPLAY_CHUNK):
-            changes = [
-                render.event_change(acc, r, brand=False) for r in records[start : start + REPLAY_CHUNK]
-            ]
-            session.notify(Notif.MESSAGING_EVENT, {"dialogId": body.dialogId, "changes": changes})
+            session.notify(
+                Notif.MESSAGING_EVENT, render.messaging_body(acc, records[start : start + REPLAY_CHUNK])
+            )
     return {}
 
 
@@ -147,9 +165,7 @@ def subscribe_agents_state(session: Session, req: frames.Request) -> Any:
     acc = session.ctx.world.account(actor.account_id)
     me = acc.users[actor.id]
     if body.agentId:
-        target = acc.resolve_user(body.agentId)
-        if target is None:
-            raise BadRequest(f"unknown agent {body.agentId}")
+        target = session.ctx.world.resolve_agent_user_id(acc, body.agentId, "agentId")
         if target.user_id != me.user_id and not me.is_manager:
             raise Forbidden("only managers may watch other agents' state")
         user_id: str | None = target.user_id
@@ -166,8 +182,8 @@ def subscribe_routing_tasks(session: Session, req: frames.Request) -> Any:
     actor = _actor(session)
     acc = session.ctx.world.account(actor.account_id)
     if body.agentId is not None:
-        target = acc.resolve_user(body.agentId)
-        if target is None or target.user_id != actor.id:
+        target = session.ctx.world.resolve_agent_user_id(acc, body.agentId, "agentId")
+        if target.user_id != actor.id:
             raise Forbidden("an agent can only subscribe to its own routing tasks")
     sub = RoutingSubscription(
         subscription_id=str(uuid.uuid4()),
@@ -198,6 +214,9 @@ def update_ring_state(session: Session, req: frames.Request) -> Any:
 
 
 def generate_upload_url(session: Session, req: frames.Request) -> Any:
+    raw_size = req.body.get("fileSize") if isinstance(req.body, dict) else None
+    if not session.ctx.world.lenient and not files.is_file_size(raw_size):
+        raise BadRequest("fileSize must be a whole number of bytes (a string of digits, as documented)")
     body = pm.parse_body(pm.GenerateUploadURLBody, req.body)
     return files.upload_url(session.ctx, _actor(session), body.fileSize, body.fileType)
 

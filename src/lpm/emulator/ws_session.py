@@ -4,8 +4,10 @@ A session reads frames one at a time and answers each request before reading the
 client sees responses in request order.  Notifications caused by a session's own request are
 held back until that request's response is queued (a publisher gets ``{sequence}`` before the
 echo of its own event; a subscriber gets ``{subscriptionId}`` before the snapshot).  Nothing a
-client sends can crash the loop: malformed JSON, unknown types and invalid bodies get a 4xx
-response with a string body and the socket stays usable.
+client sends can crash the loop: malformed JSON, JSON nested too deeply, unknown types and
+invalid bodies get a 4xx response with a string body and the socket stays usable.  The writer
+sends nothing before the writes it may reveal are committed (``store.durable()``: see
+:mod:`lpm.emulator.persistence`, group commit).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
 from lpm.emulator.entities import Actor
+from lpm.emulator.http_common import check_depth
 from lpm.emulator.world_errors import WorldError
 from lpm.protocol import frames
 from lpm.protocol.requests import BodyError
@@ -126,10 +130,24 @@ class Session:
 
     async def _writer(self) -> None:
         send_frame = getattr(self.ws, "send_frame", None)
+        # Frames still queued that a finished durable() already covers (they were queued before
+        # it was called): one wait per burst, not one per frame.
+        covered = 0
         while True:
             data = await self._out.get()
             if data is None:
                 break
+            if covered:
+                covered -= 1
+            elif self.ctx.world.store.pending:
+                # Nothing leaves before the writes it may reveal (an acknowledged sequence, an
+                # event fanned out) are committed: see lpm.emulator.persistence, group commit.
+                covered = self._out.qsize()
+                try:
+                    await self.ctx.world.store.durable()
+                except Exception as exc:  # the store closed with these writes unwritten
+                    log.warning("session %s closed without sending what was not stored: %s", self.id, exc)
+                    break
             if self.ctx.settings.log_frames:
                 log.debug("out %s %s", self.id, _redact(data))
             try:
@@ -211,7 +229,7 @@ class Session:
         if self.ctx.settings.log_frames:
             log.debug("in %s %s", self.id, _redact(data.encode()))
         try:
-            frame = frames.decode_frame(data)
+            frame = _decode_frame(data)
         except frames.FrameError as exc:
             self.respond_error(exc.req_id, 400, str(exc))
             return
@@ -272,11 +290,41 @@ class Session:
                 self.close_with(code_, reason)
 
 
-def _redact(data: bytes) -> str:
-    """Frame text for logs with JWTs cut out."""
-    text = data.decode(errors="replace")
-    if '"jwt"' in text or "eyJ" in text:
-        import re
+def _decode_frame(data: str) -> frames.Frame:
+    """A client's frame; :class:`~lpm.protocol.frames.FrameError` for anything hostile, nesting
+    too deep included (the limits of :func:`lpm.emulator.http_common.decode_body`)."""
+    try:
+        frame = frames.decode_frame(data)
+    except RecursionError:
+        raise frames.FrameError("malformed JSON: nested too deeply") from None
+    if isinstance(frame, frames.Request):
+        try:
+            # The list stands for the frame itself: its fields are one level down, as on the wire.
+            check_depth(data, [frame.body, frame.headers, frame.metadata, frame.encodedMetadata])
+        except frames.FrameError as exc:
+            raise frames.FrameError(str(exc), frame.id) from None
+        return frame
+    check_depth(data, [frame.body])
+    return frame
 
-        text = re.sub(r"eyJ[\w-]+\.[\w-]+\.[\w-]*", "<redacted-jwt>", text)
+
+#: JSON keys whose string values are credentials: file-URL signatures (``temp_url_sig``), the
+#: one-time download token, JWTs and bearers under any of their names.
+_SECRET_KEYS = ("temp_url_sig", "readOtk", "jwt", "token", "id_token", "access_token", "bearer", "lp_jwt")
+_SECRET_VALUE = re.compile(r'"(' + "|".join(_SECRET_KEYS) + r')"(\s*:\s*)"[^"]*"')
+#: The same signature in a URL's query (``...?temp_url_sig=<hex>&temp_url_expires=...``).
+_SECRET_QUERY = re.compile(r"(temp_url_sig=)[^&\s\"]*")
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+
+
+def _redact(data: bytes) -> str:
+    """Frame text for ``--log-frames`` with every secret cut out: JWTs wherever they are, the
+    values of credential keys (:data:`_SECRET_KEYS`) and file-URL signatures in query strings.
+
+    The expiry (``temp_url_expires``) stays: it is not a secret and helps reading the logs.
+    """
+    text = data.decode(errors="replace")
+    text = _JWT.sub("<redacted-jwt>", text)
+    text = _SECRET_VALUE.sub(r'"\1"\2"<redacted>"', text)
+    text = _SECRET_QUERY.sub(r"\1<redacted>", text)
     return text[:2000]

@@ -12,6 +12,18 @@ the same structs, so the SDK's object model never looks at a dialect:
 Unknown fields are ignored and enum-like values stay plain strings (an unknown value from the
 server never fails decoding).  A body that is not the documented shape raises
 :class:`NotificationError` with a message naming what is wrong.
+
+Shapes LivePerson publishes besides the current ones are read too (issue 14; the frames are in
+``tests/fixtures/frames/published/``):
+
+* the consumer CSAT as ``conversationDetails.csat`` (``{csatRate, csatResolutionConfirmation,
+  status}``), the brand's as a top-level ``csatRate``;
+* conversation changes without ``stage`` (older frames: ``stage`` is then ``state``), without a
+  ``dialogs`` array (the MAIN dialog then has no participants), with ``participantsPId`` maps and
+  ``result.lastUpdateTime`` instead of ``metaDataLastUpdateTs``;
+* dialog participants without ``state`` (the consumer dialect never sends it: ACTIVE);
+* the earlier routing-task notification, whose rings carry ``convId``, ``consumerId`` and
+  ``skillId`` and whose result has no ``conversationId``.
 """
 
 from __future__ import annotations
@@ -96,7 +108,10 @@ class ConversationInfo(msgspec.Struct):
     ttr_value: int | None = None
     manual_ettr: int | None = None
     delay: dict[str, Any] | None = None
+    #: The CSAT rate (1-5; 0 or None: not rated), from ``csat.csatRate`` or ``csatRate``.
     csat_rate: int | None = None
+    #: The consumer's CSAT as sent (``{csatRate, csatResolutionConfirmation, status}``), if any.
+    csat: dict[str, Any] | None = None
     note: str | None = None
     group_id: str | None = None
     context: dict[str, Any] | None = None
@@ -192,6 +207,7 @@ class _WireDetails(msgspec.Struct):
     metaDataLastUpdateTs: int | None = None
     firstConversation: bool | None = None
     csatRate: int | None = None
+    csat: dict[str, Any] | None = None
     ttr: _WireTTR | None = None
     delay: dict[str, Any] | None = None
     manualETTR: int | None = None
@@ -221,6 +237,8 @@ class _WireResult(msgspec.Struct):
     convId: str
     conversationDetails: _WireDetails | None = None
     effectiveTTR: int | None = None
+    # Older frames stamp the result instead of conversationDetails.metaDataLastUpdateTs.
+    lastUpdateTime: int | None = None
     numberOfunreadMessages: dict[str, int] | None = None
     lastContentEventNotification: _WireEvent | None = None
 
@@ -246,10 +264,14 @@ class _WireRing(msgspec.Struct):
     ringExpiration: int | None = None
     ringExpirationTs: int | None = None
     weight: int | None = None
+    # The earlier notification names the conversation on each ring only.
+    convId: str | None = None
+    consumerId: str | None = None
+    skillId: str | int | None = None
 
 
 class _WireRoutingResult(msgspec.Struct):
-    conversationId: str
+    conversationId: str | None = None
     ringsDetails: list[_WireRing] = []
     consumerId: str | None = None
     skillId: str | int | None = None
@@ -393,6 +415,13 @@ def _conversation(result: _WireResult, raw: dict[str, Any] | None, brand: bool) 
             )
         )
     handler = details.conversationHandlerDetails
+    csat = details.csat if isinstance(details.csat, dict) else None
+    csat_rate = details.csatRate
+    if csat is not None and isinstance(csat.get("csatRate"), int) and not isinstance(csat["csatRate"], bool):
+        csat_rate = csat["csatRate"]
+    last_update = details.metaDataLastUpdateTs
+    if last_update is None:
+        last_update = result.lastUpdateTime
     return ConversationInfo(
         conversation_id=result.convId,
         dialogs=dialogs,
@@ -400,18 +429,20 @@ def _conversation(result: _WireResult, raw: dict[str, Any] | None, brand: bool) 
         account_id=details.brandId,
         skill_id=_str(details.skillId),
         state=details.state,
-        stage=details.stage,
+        # ``stage`` came after ``state``: without it, ``state`` was the whole conversation's.
+        stage=details.stage if details.stage is not None else details.state,
         close_reason=details.closeReason,
         start_ts=details.startTs,
         end_ts=details.endTs,
-        last_update_ts=details.metaDataLastUpdateTs,
+        last_update_ts=last_update,
         first_conversation=details.firstConversation,
         effective_ttr=result.effectiveTTR,
         ttr_type=details.ttr.ttrType if details.ttr else None,
         ttr_value=details.ttr.value if details.ttr else None,
         manual_ettr=details.manualETTR,
         delay=details.delay,
-        csat_rate=details.csatRate,
+        csat_rate=csat_rate,
+        csat=csat,
         note=details.note,
         group_id=_str(details.groupId),
         context=details.context,
@@ -494,8 +525,12 @@ def decode_routing_tasks(body: Any) -> tuple[str | None, list[tuple[str, Routing
     """(subscriptionId, [(change type, task)]) of a RoutingTaskNotification body."""
     wire = _convert(body, _WireRoutingBody, "RoutingTaskNotification body")
     out = []
-    for change in wire.changes:
+    for i, change in enumerate(wire.changes):
         r = change.result
+        first = r.ringsDetails[0] if r.ringsDetails else None
+        conversation_id = r.conversationId or (first.convId if first is not None else None)
+        if not conversation_id:
+            raise NotificationError(f"routing task change #{i} names no conversation")
         rings = [
             RingInfo(
                 ring_id=ring.ringId,
@@ -510,10 +545,10 @@ def decode_routing_tasks(body: Any) -> tuple[str | None, list[tuple[str, Routing
             (
                 change.type,
                 RoutingTaskInfo(
-                    conversation_id=r.conversationId,
+                    conversation_id=conversation_id,
                     rings=rings,
-                    consumer_id=r.consumerId,
-                    skill_id=_str(r.skillId),
+                    consumer_id=r.consumerId or (first.consumerId if first is not None else None),
+                    skill_id=_str(r.skillId if r.skillId is not None else (first.skillId if first else None)),
                     task_completed=r.taskCompleted,
                     account_id=r.brandId,
                 ),

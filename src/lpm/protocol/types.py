@@ -142,7 +142,9 @@ _STRING_ANSWERED = frozenset(
     }
 )
 _REQUEST_CONVERSATION_RESPONSE = ("cm.RequestConversationResponse", ".ams.cm.RequestConversation$Response")
-_GENERATE_URL_RESPONSE = ("ms.GenerateURLResponse", ".ams.ms.GenerateURLResponse")
+# The file-sharing tutorial's traces answer ``ms.BaseGenerateURLResponse`` (the schema's default
+# says ``ms.GenerateURLResponse``; clients match responses by reqId, not by type).
+_GENERATE_URL_RESPONSE = ("ms.BaseGenerateURLResponse", ".ams.ms.GenerateURLResponse")
 _GENERIC_SUBSCRIBE_RESPONSE = ("GenericSubscribeResponse", ".ams.GenericSubscribe$Response")
 # (consumer v3, brand v2.1) where the rule does not hold.
 _RESPONSE_NAME_OVERRIDES: dict[Req, tuple[str, str]] = {
@@ -185,6 +187,8 @@ for _notif, (_v3, _brand) in _NOTIFICATION_NAMES.items():
     _NOTIFICATION_BY_WIRE[_v3] = _notif
     _NOTIFICATION_BY_WIRE[_brand] = _notif
 _NOTIFICATION_BY_WIRE["ms.OnlineEventDistribution"] = Notif.MESSAGING_EVENT
+# The Messaging Window API reference shows the consumer notification as ``aam.`` (issue 14).
+_NOTIFICATION_BY_WIRE["aam.ExConversationChangeNotification"] = Notif.EX_CONVERSATION_CHANGE
 _NOTIFICATION_BY_WIRE["rs.RoutingTaskNotification"] = Notif.ROUTING_TASK
 _NOTIFICATION_BY_WIRE["rs.AgentStateNotification"] = Notif.AGENT_STATE
 

@@ -13,7 +13,7 @@ import shutil
 import aiohttp
 import pytest
 from benchmarks import __main__ as bench_main
-from benchmarks import harness, report
+from benchmarks import harness, raw_client, report
 from benchmarks.common import median, percentile
 
 from lpm.emulator.app import Emulator
@@ -48,6 +48,8 @@ async def test_bench_hooks_build_conversations_and_stream(emulator: Emulator) ->
         assert len(data["consumers"]) == 2 and data["bearer"]
         async with http.post(f"{base}/stream", json={"events": 1, "conversations": ["nope"]}) as resp:
             assert resp.status == 400
+        async with http.get(f"{base}/upgrades") as resp:
+            assert resp.status == 200 and (await resp.json()) == {"upgrades": []}
 
 
 async def test_bench_hooks_need_faults() -> None:
@@ -65,6 +67,98 @@ async def test_one_run_of_ours_produces_metrics() -> None:
     assert run["metrics"]["events_per_s"] > 0
     assert run["metrics"]["cpu_us_per_event"] > 0
     assert 0 <= run["emulator_cpu"]["mean"] < 10
+    assert run["upgrades"] == {"count": 1, "offered": ["none"], "answered": ["none"]}
+
+
+async def test_one_run_of_the_raw_client_and_of_ours_compressed() -> None:
+    size = harness.SIZES["smoke"]["pipeline"]
+    raw = await harness.one_run("raw", "pipeline", size)
+    assert raw["metrics"]["messages_per_s"] > 0 and raw["metrics"]["cpu_us_per_message"] > 0
+    assert raw["upgrades"]["answered"] == ["none"]
+    compressed = await harness.one_run("ours_deflate", "ingest", harness.SIZES["smoke"]["ingest"])
+    assert compressed["metrics"]["events_per_s"] > 0
+    assert compressed["upgrades"]["answered"][0].startswith("permessage-deflate")
+
+
+def test_upgrades_must_match_the_column_setting() -> None:
+    off, on = harness.VARIANTS["peer"], harness.VARIANTS["peer_deflate"]
+    plain = {"face": "brand", "offered": None, "answered": None}
+    deflate = {"face": "brand", "offered": "permessage-deflate", "answered": "permessage-deflate"}
+    assert harness.check_upgrades(off, [plain, plain]) == {
+        "count": 2,
+        "offered": ["none"],
+        "answered": ["none"],
+    }
+    assert harness.check_upgrades(on, [deflate])["answered"] == ["permessage-deflate"]
+    with pytest.raises(RuntimeError, match="should run without compression"):
+        harness.check_upgrades(off, [plain, deflate])
+    with pytest.raises(RuntimeError, match="should run with compression"):
+        harness.check_upgrades(on, [plain])
+    with pytest.raises(RuntimeError, match="no WebSocket upgrade"):
+        harness.check_upgrades(off, [])
+
+
+def test_ratios_are_per_round_with_their_range() -> None:
+    stats = harness.ratio_stats([2.0, 3.0, 8.0], [1.0, 2.0, 4.0])
+    assert stats["rounds"] == [2.0, 1.5, 2.0]
+    assert (stats["median"], stats["min"], stats["max"]) == (2.0, 1.5, 2.0)
+    assert report._ratio(stats) == "2.00 (1.50\u20132.00)"
+    assert report._ratio(harness.ratio_stats([1.0], [4.0])) == "0.25"
+    assert math.isnan(harness.ratio_stats([1.0], [0.0])["median"])
+
+
+def test_round_order_changes_who_goes_first() -> None:
+    columns = ("ours", "peer", "raw")
+    orders = [harness.round_order(columns, r) for r in range(3)]
+    assert [o[0] for o in orders] == ["ours", "peer", "raw"]
+    assert all(sorted(o) == sorted(columns) for o in orders)
+    assert harness.round_order(("ours", "peer"), 1) == ("peer", "ours")
+
+
+def test_deflate_estimate_of_repeated_frames() -> None:
+    frame = json.dumps({"kind": "notification", "type": "x", "body": {"text": "bench " * 20}})
+    est = raw_client.deflate_estimate([frame] * 50)
+    assert est["plain_bytes_per_frame"] == len(frame)
+    assert 0 < est["deflated_bytes_per_frame"] < len(frame) / 5
+    assert raw_client.deflate_estimate([])["plain_bytes_per_frame"] == 0.0
+
+
+def _synthetic(ratios: dict[str, float]) -> dict[str, object]:
+    def scenario(metrics: dict[str, float], size: dict[str, int]) -> dict[str, object]:
+        return {
+            "size": size,
+            "median": {"ours": dict(metrics), "peer": dict(metrics)},
+            "ratio": {
+                "ours/peer": {k: harness.ratio_stats([ratios.get(k, 1.0)], [1.0]) for k in metrics},
+                "ours/raw": {k: harness.ratio_stats([ratios.get("raw_" + k, 1.0)], [1.0]) for k in metrics},
+            },
+            "upgrades": {},
+        }
+
+    return {
+        "scenarios": {
+            "ingest": scenario({"events_per_s": 1.0, "cpu_us_per_event": 1.0}, {}),
+            "pipeline": scenario({"messages_per_s": 1.0, "cpu_us_per_message": 1.0}, {}),
+            "recovery": scenario({"total_ms": 900.0, "after_reconnect_ms": 900.0}, {"conversations": 10_000}),
+        }
+    }
+
+
+def test_goals_follow_the_issue_limits() -> None:
+    met = {
+        g["goal"]: g["met"]
+        for g in report.goals(_synthetic({"messages_per_s": 1.5, "cpu_us_per_message": 0.6}))
+    }
+    assert met["Pipelined publish: msg/s lpm / node-agent-sdk \u2265 1.4"]
+    assert met["Pipelined publish: CPU per message lpm / node-agent-sdk \u2264 0.7"]
+    assert met["Ingest: events/s lpm / node-agent-sdk \u2265 1.0"]
+    assert met["Recovery at 10,000: < 1 s after the socket is back"]
+    worse = {
+        g["goal"]: g["met"]
+        for g in report.goals(_synthetic({"messages_per_s": 1.3, "raw_cpu_us_per_event": 1.6}))
+    }
+    assert not worse["Pipelined publish: msg/s lpm / node-agent-sdk \u2265 1.4"]
+    assert not worse["SDK overhead, ingest: CPU per event lpm / raw \u2264 1.5"]
 
 
 @pytest.mark.skipif(
@@ -84,11 +178,16 @@ def test_harness_smoke_run_writes_results(tmp_path, capsys) -> None:  # type: ig
         bench_main.DOCS = original
     results = json.loads((tmp_path / "latest.json").read_text())
     assert set(results["scenarios"]) == {"rtt", "recovery", "capacity"}
-    for client in ("ours", "peer"):
+    for client in ("ours", "peer", "peer_deflate"):
         assert results["scenarios"]["rtt"]["median"][client]["publish_p99_ms"] > 0
         assert results["scenarios"]["recovery"]["median"][client]["total_ms"] > 0
+    rtt = results["scenarios"]["rtt"]
+    assert rtt["upgrades"]["peer"]["answered"] == ["none"]
+    assert rtt["upgrades"]["peer_deflate"]["answered"][0].startswith("permessage-deflate")
+    assert rtt["ratio"]["ours/peer"]["publish_p99_ms"]["median"] > 0
     assert results["scenarios"]["capacity"]["steps"][0]["messages_per_s"] > 0
     assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
     text = docs.read_text()
     assert "| 2 PublishEvent p99 (ms) |" in text and "old" not in text and text.endswith("outro\n")
-    assert "ours / peer" in capsys.readouterr().out
+    assert "`perMessageDeflate: false` in the Agent config" in text
+    assert "lpm / node-agent-sdk" in capsys.readouterr().out

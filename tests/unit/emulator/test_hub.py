@@ -73,7 +73,8 @@ def test_messaging_events_reach_the_subscribed_consumer_and_participating_agents
     mine.dialog_subs.add(conv.conv_id)
     world.publish(who, pm.PublishEventBody(dialogId=conv.conv_id, event=pm.ContentEvent(message="hi")))
     [consumer_body] = mine.of(Notif.MESSAGING_EVENT)
-    assert consumer_body["dialogId"] == conv.conv_id
+    # As published: the body has only ``changes``; each change names its dialog.
+    assert [c["dialogId"] for c in consumer_body["changes"]] == [conv.conv_id]
     assert len(participant.of(Notif.MESSAGING_EVENT)) == 1
     assert bystander.of(Notif.MESSAGING_EVENT) == []
 

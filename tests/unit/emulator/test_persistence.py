@@ -26,6 +26,7 @@ from lpm.protocol.requests import parse_body
 ACC = DEFAULT_ACCOUNT
 AGENT = Actor(ACC, "agent", "1001")
 BOT = Actor(ACC, "agent", "2001")
+SURVEY_BOT = Actor(ACC, "agent", "2002")  # the survey bot of skill 12
 PEM = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n"
 
 
@@ -103,14 +104,15 @@ def populate(world: World, store: SqliteStore) -> dict[str, Any]:
     world.publish(consumer(c2), text(conv2.conv_id, "bye"))
     world.update_fields(consumer(c2), conv2.conv_id, [pm.ConversationStateField(conversationState=m.CLOSE)])
 
-    # Skill 12 has a post-conversation survey: closing MAIN opens a second dialog (bot 2001 as AGENT).
+    # Skill 12 has a post-conversation survey: closing MAIN opens a second dialog (its survey bot,
+    # 2002, as AGENT).
     c3 = world.add_consumer(ACC, "anonymous").consumer_id
     conv3 = request(world, c3, skill="12", features=("MULTI_DIALOG",))
     world.publish(consumer(c3), text(conv3.conv_id, "support please"))
     world.update_fields(consumer(c3), conv3.conv_id, [pm.ConversationStateField(conversationState=m.CLOSE)])
     survey = conv3.dialogs[1]
     assert survey.dialog_type == m.POST_SURVEY and survey.state == m.OPEN
-    world.publish(BOT, text(survey.dialog_id, "How did we do?"))
+    world.publish(SURVEY_BOT, text(survey.dialog_id, "How did we do?"))
     world.publish(consumer(c3), text(survey.dialog_id, "great"))
 
     world.set_agent_state(AGENT, parse_body(pm.SetAgentStateBody, {"availability": "ONLINE"}))
@@ -204,7 +206,7 @@ def test_world_survives_a_restart(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
         # Sequences continue where they stopped, in MAIN and in the survey dialog.
         assert after.publish(consumer(ids["c1"]), text(ids["conv1"], "still there?")) == 5
-        assert after.publish(BOT, text(ids["survey"], "Thanks!")) == 2
+        assert after.publish(SURVEY_BOT, text(ids["survey"], "Thanks!")) == 2
         # The open-conversation index is back: one open conversation per consumer...
         with pytest.raises(BadRequest):
             request(after, ids["c1"])

@@ -16,8 +16,9 @@ from tests.unit.model_harness import new_consumer as consumer
 from tests.worldkit import FakeScheduler, make_world
 
 ACC = "12345678"
-AGENT = "1001"  # skills sales (11) + support (12), manager
+AGENT = "1001"  # skills sales (11) + support (12) in tests.worldkit.unit_world, manager
 BOT = "2001"  # skill sales (11)
+SURVEY_BOT = "2002"  # the survey bot of support (12)
 
 
 @dataclass
@@ -111,7 +112,11 @@ def test_unknown_skill_is_refused(world: World) -> None:
         open_conv(world, consumer(world), skill="999")
 
 
-def test_skill_by_name(world: World) -> None:
+def test_skill_by_name_is_refused_unless_lenient(world: World) -> None:
+    """The platform routes by skill id; a skill's name is a convenience of the lenient mode."""
+    with pytest.raises(BadRequest, match="skills are named by id: support is 12"):
+        open_conv(world, consumer(world), skill="support")
+    world.lenient = True
     assert open_conv(world, consumer(world), skill="support").skill_id == "12"
 
 
@@ -136,9 +141,9 @@ def test_post_survey_dialog_needs_survey_skill_and_multi_dialog(world: World) ->
     survey = conv.dialogs[1]
     assert survey.dialog_type == "POST_SURVEY" and survey.state == "OPEN"
     roles = {(p.id, p.role) for p in survey.participants}
-    assert roles == {(who.id, "CONSUMER"), (BOT, "AGENT"), (AGENT, "READER")}
+    assert roles == {(who.id, "CONSUMER"), (SURVEY_BOT, "AGENT"), (AGENT, "READER")}
     # the survey dialog has its own sequence, from 0
-    assert text(world, agent(BOT), survey.dialog_id, "How did we do?") == 0
+    assert text(world, agent(SURVEY_BOT), survey.dialog_id, "How did we do?") == 0
     assert text(world, who, survey.dialog_id, "5") == 1
     dialog_close = {
         "field": "DialogChange",
@@ -492,5 +497,8 @@ def test_profiles(world: World) -> None:
     profile = world.get_user_profile(agent(), who.id)
     assert profile["firstName"] == "Ada" and profile["role"] == "CONSUMER"
     assert profile["privateData"]["email"] == "ada@example.com"
-    me = world.get_user_profile(agent(), None)
-    assert me["role"] == "AGENT" and me["nickName"] == "Alice"
+    # An agent's own profile is its old id (Messaging Agent API, getting started); another
+    # reader (a consumer) sees the agent's public profile, named by PID.
+    assert world.get_user_profile(agent(), None) == {"userId": "12345678.1001"}
+    public = world.get_user_profile(who, "1001")
+    assert public["role"] == "AGENT" and public["nickName"] == "Alice" and public["userId"] != "1001"

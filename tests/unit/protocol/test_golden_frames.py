@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from lpm.emulator.config import default_world
+from lpm.emulator.render import CONTROLLER_USER_ID, controller_pid
 from lpm.enums import DialogType, ParticipantRole, RingState, coerce
 from lpm.protocol.frames import Notification, Response, decode_frame
 from lpm.protocol.notifications import (
@@ -43,6 +44,11 @@ from tests.fixtures.make_frames import (
 _USERS = {u.user_id: u for spec in default_world().accounts for u in spec.users}
 AGENT_PID = _USERS["1001"].pid
 BOT_PID = _USERS["2001"].pid
+SURVEY_BOT_PID = _USERS["2002"].pid  # the survey bot of skill 12
+SURVEY_BOT_OLD_ID = f"{ACCOUNT}.2002"
+# The platform's own participant of every MAIN dialog (lpm.emulator.render).
+CONTROLLER_PID = controller_pid(ACCOUNT)
+CONTROLLER_OLD_ID = f"{ACCOUNT}.{CONTROLLER_USER_ID}"
 
 ALL_FILES = sorted(p.name for p in FRAMES_DIR.glob("*.json"))
 SPEC_FILES = [name for name in ALL_FILES if name.startswith("spec_")]
@@ -157,12 +163,16 @@ def test_consumer_sees_the_new_conversation() -> None:
         "OPEN",
         "OPEN",
     )
-    assert people(conv.participants) == [(CONSUMER_ID, "CONSUMER", None, "ACTIVE")]
+    assert people(conv.participants) == [
+        (CONSUMER_ID, "CONSUMER", None, "ACTIVE"),
+        (CONTROLLER_PID, "CONTROLLER", None, "ACTIVE"),
+    ]
     [main] = conv.dialogs
     assert main.dialog_id == CONVERSATION_ID and main.dialog_type == "MAIN"  # MAIN dialog id = conv id
     assert main.channel_type == "MESSAGING" and main.state == "OPEN"
-    assert conv.context is not None and conv.context["type"] == "SharkContext"
-    assert (conv.ttr_type, conv.ttr_value, conv.first_conversation) == ("NORMAL", 1200, True)
+    # Brand-only fields never reach a consumer (as the published consumer frames show).
+    assert conv.context is None and conv.first_conversation is None and conv.last_content_event is None
+    assert (conv.ttr_type, conv.ttr_value) == ("NORMAL", 1200)
     assert conv.raw is not None and conv.raw["convId"] == CONVERSATION_ID
 
 
@@ -170,12 +180,19 @@ def test_brand_sees_the_assigned_agent_by_pid_and_old_id() -> None:
     conv = conversation("brand_ex_conversation_upsert.json")
     expected = [
         (CONSUMER_ID, "CONSUMER", None, "ACTIVE"),
+        (CONTROLLER_PID, "CONTROLLER", CONTROLLER_OLD_ID, "ACTIVE"),
         (AGENT_PID, "ASSIGNED_AGENT", AGENT_OLD_ID, "ACTIVE"),
     ]
     assert people(conv.participants) == expected
     assert people(conv.dialogs[0].participants) == expected
     assert conv.handler_account_id == ACCOUNT and conv.handler_skill_id == "12"
-    assert conv.note == "" and conv.group_id == "-1" and conv.unread == {}
+    assert conv.note == "" and conv.group_id == "-1"
+    # Unread messages per participant (old ids for agents): nobody has read anything yet.
+    assert conv.unread == {CONSUMER_ID: 0, AGENT_OLD_ID: 0}
+    # The brand's context carries the consumer's client properties, the server's included.
+    assert conv.context is not None and conv.context["type"] == "SharkContext"
+    properties = conv.raw["conversationDetails"]["context"]["clientProperties"] if conv.raw else {}
+    assert properties["appId"] == "golden-frames" and properties["ipAddress"] == "127.0.0.1"
     # the raw brand shapes are kept as received
     assert conv.raw is not None
     assert conv.raw["conversationDetails"]["participants"]["ASSIGNED_AGENT"] == [AGENT_OLD_ID]
@@ -255,9 +272,13 @@ def test_brand_sees_the_suggested_transfer() -> None:
     conv = conversation("brand_ex_conversation_suggested.json")
     # Only ACTIVE participants are conversation participants; the SUGGESTED agent is in the
     # dialog and missing from participantsPId, so (like node-agent-sdk) it keeps its old id.
-    assert people(conv.participants) == [(CONSUMER_ID, "CONSUMER", None, "ACTIVE")]
+    assert people(conv.participants) == [
+        (CONSUMER_ID, "CONSUMER", None, "ACTIVE"),
+        (CONTROLLER_PID, "CONTROLLER", CONTROLLER_OLD_ID, "ACTIVE"),
+    ]
     assert people(conv.dialogs[0].participants) == [
         (CONSUMER_ID, "CONSUMER", None, "ACTIVE"),
+        (CONTROLLER_PID, "CONTROLLER", CONTROLLER_OLD_ID, "ACTIVE"),
         (BOT_OLD_ID, "ASSIGNED_AGENT", BOT_OLD_ID, "SUGGESTED"),
     ]
     assert conv.raw is not None and "ASSIGNED_AGENT" not in conv.raw["conversationDetails"]["participantsPId"]
@@ -279,10 +300,10 @@ def test_post_survey_dialog(dialect: str) -> None:
     assert main.end_ts is not None
     assert coerce(DialogType, survey.dialog_type) is DialogType.POST_SURVEY
     assert (survey.dialog_id, survey.state) == (SURVEY_DIALOG_ID, "OPEN")
-    assert survey.meta_data is not None and survey.meta_data["skillId"] == "12"
+    assert survey.meta_data is not None and set(survey.meta_data) == {"appInstallId"}
     assert people(survey.participants) == [
         (CONSUMER_ID, "CONSUMER", None, "ACTIVE"),
-        (BOT_PID, "AGENT", BOT_OLD_ID if brand else None, "ACTIVE"),
+        (SURVEY_BOT_PID, "AGENT", SURVEY_BOT_OLD_ID if brand else None, "ACTIVE"),
         (AGENT_PID, "READER", AGENT_OLD_ID if brand else None, "ACTIVE"),
     ]
     # the same agent appears once per role it holds
@@ -298,7 +319,7 @@ def test_consumer_gets_the_survey_question() -> None:
     assert (event.dialog_id, event.sequence, event.originator_id, event.originator_role) == (
         SURVEY_DIALOG_ID,
         0,  # every dialog has its own sequence
-        BOT_PID,
+        SURVEY_BOT_PID,
         "AGENT",
     )
 
@@ -308,14 +329,11 @@ def test_consumer_sees_the_conversation_end() -> None:
     assert (conv.state, conv.stage) == ("CLOSE", "CLOSE")
     survey = conv.dialogs[1]
     assert (survey.state, survey.closed_by, survey.closed_cause) == ("CLOSE", "CONSUMER", "Survey completed")
-    last = conv.last_content_event
-    assert last is not None
-    assert (last.dialog_id, last.sequence, last.originator_id, last.event["message"]) == (
-        SURVEY_DIALOG_ID,
-        1,
-        CONSUMER_ID,
-        "5",
-    )
+    # A consumer's frames carry no lastContentEventNotification (brand-only); the brand's does.
+    assert conv.last_content_event is None
+    _, [change] = decode_conversation_changes(_golden_body("brand_ex_conversation_delete.json"), brand=True)
+    last = change.conversation.last_content_event
+    assert last is not None and (last.dialog_id, last.event["message"]) == (SURVEY_DIALOG_ID, "5")
 
 
 def test_brand_subscription_drops_the_closed_conversation() -> None:
@@ -476,6 +494,7 @@ def test_suggested_brand_participant_missing_from_participants_pid() -> None:
     _, [change] = decode_conversation_changes(body, brand=True)
     assert people(change.conversation.dialogs[0].participants) == [
         (CONSUMER_ID, "CONSUMER", None, "ACTIVE"),
+        (CONTROLLER_PID, "CONTROLLER", CONTROLLER_OLD_ID, "ACTIVE"),
         (AGENT_PID, "ASSIGNED_AGENT", AGENT_OLD_ID, "ACTIVE"),
         (BOT_OLD_ID, "ASSIGNED_AGENT", BOT_OLD_ID, "SUGGESTED"),
     ]
@@ -499,13 +518,13 @@ def test_unknown_enum_values_are_kept_as_strings() -> None:
     details["ttr"]["ttrType"] = "LEISURELY"
     dialog = details["dialogs"][0]
     dialog.update(dialogType="HOLOGRAM", channelType="TELEPATHY", state="PAUSED")
-    dialog["participantsDetails"][1].update(role="SUPERVISOR", state="HOVERING")
+    dialog["participantsDetails"][2].update(role="SUPERVISOR", state="HOVERING")
     _, [decoded] = decode_conversation_changes(body, brand=True)
     conv = decoded.conversation
     assert decoded.type == "MERGE" and conv.state == "ARCHIVED" and conv.ttr_type == "LEISURELY"
     d = conv.dialogs[0]
     assert (d.dialog_type, d.channel_type, d.state) == ("HOLOGRAM", "TELEPATHY", "PAUSED")
-    assert people(d.participants)[1] == (AGENT_PID, "SUPERVISOR", AGENT_OLD_ID, "HOVERING")
+    assert people(d.participants)[2] == (AGENT_PID, "SUPERVISOR", AGENT_OLD_ID, "HOVERING")
     assert coerce(DialogType, d.dialog_type) == "HOLOGRAM" and not isinstance(
         coerce(DialogType, d.dialog_type), DialogType
     )
@@ -608,4 +627,8 @@ def test_consumer_frames_do_not_show_suggested_agents() -> None:
     )
     conv.main.participants.append(Participant(id="2001", role="ASSIGNED_AGENT", state="SUGGESTED"))
     details = render.conversation_result(world, conv, brand=False)["conversationDetails"]
-    assert [p["state"] for p in details["dialogs"][0]["participantsDetails"]] == ["ACTIVE"]
+    # The consumer dialect names no participant state (a v2.1 addition): only the consumer and
+    # the CONTROLLER, both active, are shown.
+    shown = details["dialogs"][0]["participantsDetails"]
+    assert [p["role"] for p in shown] == ["CONSUMER", "CONTROLLER"]
+    assert all("state" not in p for p in shown)

@@ -64,6 +64,7 @@ from lpm.client.opening import is_permanent
 from lpm.client.options import EXTENDED_RECONNECT_SCHEDULE, ConnectionOptions
 from lpm.client.retry import Backoff, retry
 from lpm.client.state_table import StateTable
+from lpm.client.typed_events import TokenEmitter
 from lpm.errors import AuthenticationError, ConfigurationError, InvalidStateError, LpmError
 
 log = logging.getLogger("lpm.client.auth.tokens")
@@ -227,7 +228,7 @@ async def _close_emitter(emitter: EventEmitter) -> None:
     emitter.remove_all_listeners()
 
 
-class TokenMaintainer(EventEmitter):
+class TokenMaintainer(TokenEmitter):
     """Keeps an agentVep bearer valid: login, periodic refresh, regeneration on demand.
 
     ``auth_data`` is the brand's credentials (``{username, password}`` or ``{username, app_key,
@@ -576,7 +577,7 @@ def _refused(exc: LpmError) -> bool:
     return isinstance(exc, AuthenticationError) and exc.status in (400, 401, 403)
 
 
-class StaticTokenMaintainer(EventEmitter):
+class StaticTokenMaintainer(TokenEmitter):
     """A caller-supplied bearer (the ``token`` option): no login, no refresh.
 
     :meth:`on_token_invalid` emits ``token-invalid`` and raises :class:`AuthenticationError`

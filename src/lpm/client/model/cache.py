@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from lpm.client.model.conversation import Conversation
 from lpm.client.model.skill import Skill
 from lpm.client.retry import Backoff, retry
-from lpm.enums import DialogState
+from lpm.enums import DialogState, ParticipantState
 from lpm.errors import (
     InvalidStateError,
     LimitExceededError,
@@ -373,8 +373,20 @@ class HistoryLoad:
         if dialog is None:
             return
         notify = self.notify
+        # Whether this user took part when the history was asked for: the refusal answers that.
+        member = _takes_part(dialog)
         try:
             await _retrying(lambda: dialog._load_history(notify=notify))
+        except RequestError as exc:
+            if exc.code == 403 and not (member and _takes_part(dialog)):
+                # Not a participant (yet): a bot sees the conversations waiting on its skills
+                # before it accepts one; once it joins, the history is loaded then.  (Its join
+                # may be known by the time the refusal arrives: the refusal answered the request
+                # made before.)  str(exc): the exception would keep its traceback's frames
+                # alive in a handler that keeps records.
+                log.debug("history of dialog %s not readable yet: %s", dialog.dialog_id, str(exc))
+                return
+            self._actions.report_error(exc)
         except LpmError as exc:
             self._actions.report_error(exc)
 
@@ -389,6 +401,12 @@ class HistoryLoad:
             await self.load()
         finally:
             self.release()
+
+
+def _takes_part(dialog: Dialog) -> bool:
+    """Whether this connection's user is an active participant of ``dialog``."""
+    me = dialog.get_self_participant()
+    return me is not None and me.state == ParticipantState.ACTIVE
 
 
 def _transient(exc: BaseException) -> bool:

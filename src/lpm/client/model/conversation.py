@@ -47,15 +47,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from lpm.client.events import EventEmitter
 from lpm.client.model.dialog import Dialog, DialogEvent
 from lpm.client.model.message import Message
 from lpm.client.model.participant import Participant
 from lpm.client.model.skill import Skill
+from lpm.client.typed_events import ConversationEmitter
 from lpm.enums import (
     ChannelType,
     ConversationState,
     CsatStatus,
+    DialogChangeType,
     DialogState,
     DialogType,
     MessageAudience,
@@ -155,7 +156,7 @@ def _digest(info: ConversationInfo) -> str:
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
-class Conversation(EventEmitter):
+class Conversation(ConversationEmitter):
     """One conversation of the connection's cache (see the module docstring for events)."""
 
     __slots__ = (
@@ -165,6 +166,7 @@ class Conversation(EventEmitter):
         "_early_events",
         "_hash",
         "_initialized",
+        "_unannounced",
         "account_id",
         "actions",
         "campaign_info",
@@ -256,7 +258,13 @@ class Conversation(EventEmitter):
         self.notification_out_of_order_count = 0
         self._hash: str | None = None
         self._initialized = False
-        self._close_pending = False
+        #: The dialogs a close request in flight closes (see :meth:`close`).
+        self._close_pending: frozenset[str] = frozenset()
+        #: Bubbled events held until the connection has announced the conversation (None: it
+        #: has been, or it needs no announcement -- it was created or loaded here).
+        self._unannounced: (
+            list[tuple[ConversationEvent | DialogEvent, tuple[Any, ...], Dialog | None]] | None
+        ) = None
         self._early_events: dict[str, list[MessagingEventInfo]] = {}
         # The MAIN dialog exists from the start (its id is the conversation id) so sending works
         # before the first notification.
@@ -358,14 +366,40 @@ class Conversation(EventEmitter):
         """Deliver a whitelisted event at every level, innermost first (the dialog, the
         conversation, then the connection as ``conversation:<name>``), as DOM events bubble: a
         listener at one level never silences another (the Node SDK delivers to one level only)."""
+        if self._unannounced is not None:
+            self._unannounced.append((name, args, dialog))
+            return
         if dialog is not None:
             dialog.emit(name, *args)
         self.emit(name, *args)
         self.actions.emit(CONNECTION_EVENT_PREFIX + name, self, *args)
 
+    @property
+    def announced(self) -> bool:
+        """Whether the connection has emitted its ``conversation`` event for this conversation
+        (or it needed none: created or loaded by this connection)."""
+        return self._unannounced is None
+
+    def _hold_until_announced(self) -> None:
+        """Hold bubbled events: the connection's ``conversation`` event must come first."""
+        if self._unannounced is None:
+            self._unannounced = []
+
+    def _release_announced(self) -> None:
+        """The ``conversation`` event went out: the held events follow, in order."""
+        held, self._unannounced = self._unannounced, None
+        for name, args, dialog in held or ():
+            if name == ConversationEvent.DIALOG_CLOSE and dialog is not None:
+                self._bubble_dialog_close(dialog)
+            else:
+                self._bubble(name, args, dialog)
+
     def _bubble_dialog_close(self, dialog: Dialog) -> None:
         """A dialog's close: ``close`` on the dialog, ``dialog:close`` on the conversation and
         ``conversation:dialog:close`` on the connection, in that order."""
+        if self._unannounced is not None:
+            self._unannounced.append((ConversationEvent.DIALOG_CLOSE, (dialog,), dialog))
+            return
         dialog.emit(DialogEvent.CLOSE, dialog)
         self.emit(ConversationEvent.DIALOG_CLOSE, dialog)
         self.actions.emit(CONNECTION_EVENT_PREFIX + ConversationEvent.DIALOG_CLOSE, self, dialog)
@@ -477,14 +511,16 @@ class Conversation(EventEmitter):
         stage = info.stage
         if stage is None or stage == self.stage:
             if stage == ConversationState.CLOSE:
-                self._close_pending = False
+                self._close_pending = frozenset()
             return False
-        main_open = any(
-            d.dialog_id == self.conversation_id and d.state == DialogState.OPEN for d in info.dialogs
+        # A state in which a dialog our close request closes is still open was sent before the
+        # request was applied: stay CLOSING.
+        still_open = any(
+            d.dialog_id in self._close_pending and d.state == DialogState.OPEN for d in info.dialogs
         )
-        if self._close_pending and stage == ConversationState.OPEN and main_open:
-            return False  # a state from before our close request: stay CLOSING
-        self._close_pending = False
+        if stage == ConversationState.OPEN and still_open:
+            return False
+        self._close_pending = frozenset()
         was_closed = self.stage == ConversationState.CLOSE
         self.stage = coerce(ConversationState, stage)
         return stage == ConversationState.CLOSE and not was_closed
@@ -587,27 +623,49 @@ class Conversation(EventEmitter):
         return await self.actions.update_conversation_field(self.conversation_id, fields, metadata=metadata)
 
     async def close(self) -> None:
-        """Close the conversation (``ConversationStateField`` CLOSE).  ``stage`` is CLOSING
-        until the notification confirming the close arrives (it returns to OPEN if a
-        POST_SURVEY dialog opened, or if the request fails)."""
+        """Close the conversation.  ``stage`` is CLOSING until the notification confirming the
+        close arrives (it returns to OPEN if a POST_SURVEY dialog opened, or if the request
+        fails).
+
+        While the MAIN dialog is open this is ``ConversationStateField`` CLOSE: MAIN closes, and
+        the conversation with it unless the skill's post-conversation survey opens a POST_SURVEY
+        dialog.  Once MAIN has closed while the survey (or another dialog) is open, the
+        conversation is still OPEN: then the open dialogs are closed (``DialogChange`` UPDATE
+        CLOSE, which ends the survey unanswered), and the conversation closes with them.
+        """
         if self.stage in (ConversationState.CLOSE, ConversationState.CLOSING):
             raise InvalidStateError(f"conversation {self.conversation_id} is already closed")
+        main = self.main_dialog
+        others = [d for d in self._dialogs.values() if d is not main and d.state == DialogState.OPEN]
+        ending_survey = main.state != DialogState.OPEN and bool(others)
+        if ending_survey:
+            pending = frozenset(d.dialog_id for d in others)
+            fields = [
+                {
+                    "field": "DialogChange",
+                    "type": DialogChangeType.UPDATE,
+                    "dialog": {"dialogId": d.dialog_id, "state": DialogState.CLOSE},
+                }
+                for d in others
+            ]
+        else:
+            pending = frozenset({main.dialog_id})
+            fields = [{"field": "ConversationStateField", "conversationState": "CLOSE"}]
         previous = self.stage
         self.stage = ConversationState.CLOSING
-        self._close_pending = True
+        self._close_pending = pending
         try:
-            result = await self._update_fields(
-                [{"field": "ConversationStateField", "conversationState": "CLOSE"}]
-            )
+            result = await self._update_fields(fields)
         except BaseException:
             self._undo_closing(previous)
             raise
-        if result != CLOSE_OK:
+        # Closing dialogs is answered with the dialog's own text ("OK Dialog updated ...").
+        if not ending_survey and result != CLOSE_OK:
             self._undo_closing(previous)
             raise UnexpectedResponseError(200, UPDATE_FIELD, result)
 
     def _undo_closing(self, previous: str) -> None:
-        self._close_pending = False
+        self._close_pending = frozenset()
         if self.stage == ConversationState.CLOSING:
             self.stage = previous
 

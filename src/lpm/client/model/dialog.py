@@ -40,9 +40,9 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from lpm.client.events import EventEmitter
 from lpm.client.model.message import Message, MessageDeliveryStatus
 from lpm.client.model.participant import Participant
+from lpm.client.typed_events import DialogEmitter
 from lpm.enums import (
     ChannelType,
     DeliveryStatus,
@@ -106,7 +106,7 @@ def _seq_key(message: Message) -> int:
     return message.sequence if message.sequence is not None else _NO_SEQUENCE
 
 
-class Dialog(EventEmitter):
+class Dialog(DialogEmitter):
     """One dialog (MAIN, POST_SURVEY, OTHER...) of a conversation.
 
     Times (``start_time``, ``end_time``, ``update_time``) are epoch milliseconds as UMS sends

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from lpm.client.model.dialog import Dialog
     from lpm.protocol.notifications import MessagingEventInfo
 
-__all__ = ["Message", "MessageDeliveryStatus"]
+__all__ = ["Message", "MessageBody", "MessageDeliveryStatus"]
 
 RICH_CONTENT_EVENT = "RichContentEvent"
 
@@ -59,13 +59,21 @@ class MessageDeliveryStatus:
         }
 
 
+#: What :attr:`Message.body` holds: the text (``text/plain``), or a JSON object (the message
+#: object of ``hosted/file`` and other content types, the structured content of rich content).
+MessageBody = str | dict[str, Any] | None
+
+
 class Message(EventEmitter):
     """One message; it has no events of its own (delivery changes are announced by the dialog
     with ``message-delivery-event``).
 
-    ``body`` is the text (``text/plain``), the message object (``hosted/file`` and other content
-    types) or the structured content (rich content); ``content_type`` is the event's
-    ``contentType`` or ``"RichContentEvent"``.  Times are epoch milliseconds as UMS sends them.
+    Read its content through the typed accessors: :attr:`text` (``text/plain`` messages),
+    :attr:`structured_content` (rich content), :attr:`relative_path` / :attr:`file_type` /
+    :attr:`caption` / :attr:`preview` (``hosted/file``).  ``body`` is the raw content, a
+    ``str`` or a JSON object (:data:`MessageBody`): ``message.body.strip()`` does not type-check,
+    because a file's body is a dict.  ``content_type`` is the event's ``contentType`` or
+    ``"RichContentEvent"``.  Times are epoch milliseconds as UMS sends them.
     """
 
     __slots__ = (
@@ -92,14 +100,14 @@ class Message(EventEmitter):
         *,
         sequence: int | None,
         time: int | None,
-        body: Any,
+        body: MessageBody,
         content_type: str,
         originator_id: str | None,
         originator_role: str | None = None,
         originator_agent_id: str | None = None,
         audience: str = MessageAudience.ALL,
         metadata: list[Any] | None = None,
-        quick_replies: Any = None,
+        quick_replies: dict[str, Any] | None = None,
         client_properties: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(dialog.conversation.actions.report_error)
@@ -113,11 +121,12 @@ class Message(EventEmitter):
         self.audience: str = coerce(MessageAudience, audience)
         #: The publish metadata (a list of objects) or None.
         self.metadata = metadata
-        #: Text, message object or rich content.
-        self.body = body
+        #: The raw content: text, message object or rich content (prefer :attr:`text` and the
+        #: other typed accessors).
+        self.body: MessageBody = body
         #: :class:`lpm.ContentType` value (other content types stay plain strings).
         self.content_type: str = coerce(ContentType, content_type)
-        #: Quick replies attached to the message, if any.
+        #: Quick replies attached to the message (their JSON object), if any.
         self.quick_replies = quick_replies
         #: ClientProperties of the sender (consumers), if UMS sent them.
         self.client_properties = client_properties
@@ -195,6 +204,22 @@ class Message(EventEmitter):
         if self.originator_id is not None and self.originator_id == actions.user_id:
             return True
         return self.originator_agent_id is not None and self.originator_agent_id == actions.agent_id
+
+    # ---------------------------------------------------------------- content
+
+    @property
+    def text(self) -> str | None:
+        """The text of a ``text/plain`` message; None for any other content (a file, rich
+        content...), so ``(message.text or "").split()`` is safe whatever arrives."""
+        body = self.body
+        return body if self.content_type == ContentType.PLAIN_TEXT and isinstance(body, str) else None
+
+    @property
+    def structured_content(self) -> dict[str, Any] | None:
+        """Rich content (``content_type`` ``RichContentEvent``): the structured content object
+        (``{"type": "vertical", "elements": [...]}``...); None for any other message."""
+        body = self.body
+        return body if self.content_type == ContentType.RICH_TEXT and isinstance(body, dict) else None
 
     # ---------------------------------------------------------------- hosted files
 

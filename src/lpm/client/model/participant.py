@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from lpm.client.events import EventEmitter
+from lpm.client.typed_events import ParticipantEmitter
 from lpm.enums import ParticipantChatState, ParticipantRole, ParticipantState, coerce
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class ParticipantEvent(enum.StrEnum):
     CHAT_STATE_CHANGE = "chat-state-change"
 
 
-class Participant(EventEmitter):
+class Participant(ParticipantEmitter):
     """One user in one dialog.
 
     Events (emitted on the participant only, never bubbled):

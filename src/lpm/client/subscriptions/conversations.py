@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
-from lpm.client.events import EventEmitter, cancel_and_wait
+from lpm.client.events import cancel_and_wait
 from lpm.client.model.cache import HistoryLoad, _retrying
 from lpm.client.subscriptions.lifecycle import (
     CONVERSATION_SUBSCRIPTION,
@@ -60,6 +60,7 @@ from lpm.client.subscriptions.lifecycle import (
     SubscriptionLifecycle,
     SubscriptionTrigger,
 )
+from lpm.client.typed_events import SubscriptionEmitter
 from lpm.enums import ConversationState, ParticipantState, SubscriptionState
 from lpm.errors import (
     ConfigurationError,
@@ -212,7 +213,9 @@ class ConversationFeed:
         return self._feed.get(conversation_id)
 
 
-class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifecycle[SubscriptionState]):
+class ConversationSubscription(
+    ConversationFeed, SubscriptionEmitter, SubscriptionLifecycle[SubscriptionState]
+):
     """One ``SubscribeExConversations`` of a connection: a feed of conversations matching
     ``query`` (Python names, see :func:`wire_query`).  See the module docstring.
 
@@ -471,6 +474,7 @@ class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifec
             if conversation is None:
                 # New to the connection: cached and referenced now, announced once prepared.
                 conversation = self._cache.from_info(info)
+                conversation._hold_until_announced()
                 self._cache.adopt(conversation)
                 self._feed[cid] = conversation
                 self.emit(SubscriptionEvent.UPSERT, conversation)
@@ -561,9 +565,12 @@ class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifec
 
     def _emit_conversation(self, conversation: Conversation) -> None:
         if self._feed.get(conversation.conversation_id) is not conversation:
-            return  # dropped while it was being prepared
+            # Dropped while it was being prepared: not announced, but what it held is not lost.
+            conversation._release_announced()
+            return
         self.emit(SubscriptionEvent.CONVERSATION, conversation)
         self._host.emit(SubscriptionEvent.CONVERSATION, conversation)
+        conversation._release_announced()
 
     # ---------------------------------------------------------------- snapshots and limit break
 
@@ -727,7 +734,7 @@ class ConversationSubscription(ConversationFeed, EventEmitter, SubscriptionLifec
             self._worker = None
 
 
-class ChildConversationSubscription(EventEmitter, SubscriptionLifecycle[SubscriptionState]):
+class ChildConversationSubscription(SubscriptionEmitter, SubscriptionLifecycle[SubscriptionState]):
     """A short-lived subscription fetching one limit-break page for its parent: its first
     notification is handed to the parent as ordinary updates, then it unsubscribes.
 

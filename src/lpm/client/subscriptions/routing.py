@@ -18,21 +18,26 @@ Processing is synchronous (nothing here needs I/O).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.actions import ConnectionActions
-from lpm.client.events import EventEmitter
+from lpm.client.events import cancel_and_wait
 from lpm.client.subscriptions.lifecycle import (
     ROUTING_SUBSCRIPTION,
     SubscriptionLifecycle,
     SubscriptionTrigger,
 )
+from lpm.client.typed_events import RingEmitter, RoutingEmitter
 from lpm.enums import RingState, RoutingSubscriptionState, coerce
 from lpm.errors import ConfigurationError, InvalidStateError
 from lpm.protocol.notifications import RingInfo, RoutingTaskInfo
+
+if TYPE_CHECKING:
+    from lpm.client.model.conversation import Conversation
 
 __all__ = [
     "Ring",
@@ -90,6 +95,10 @@ class RoutingHost(ConnectionActions, Protocol):
         """Route notifications of ``subscription.subscription_id`` to it (replacing ``old_id``)."""
         ...
 
+    async def wait_for_conversation(self, conversation_id: str) -> Conversation:
+        """The conversation once announced (at once if it already is)."""
+        ...
+
 
 def routing_wire_query(query: Mapping[str, Any]) -> dict[str, Any]:
     """The ``SubscribeRoutingTasks`` body of a query in Python names (``account_id`` → ``brandId``,
@@ -103,7 +112,7 @@ def routing_wire_query(query: Mapping[str, Any]) -> dict[str, Any]:
     return {_QUERY_KEYS[k]: str(v) for k, v in query.items() if v is not None}
 
 
-class Ring(EventEmitter):
+class Ring(RingEmitter):
     """An offer of a conversation to this agent.
 
     ``expiration_ts`` is the epoch ms at which it expires, ``expiration`` its lifetime in ms.
@@ -146,9 +155,22 @@ class Ring(EventEmitter):
         """True while the ring can still be accepted or rejected."""
         return self.state == RingState.WAITING
 
-    async def accept(self) -> None:
-        """Take the conversation (``UpdateRingState`` ACCEPTED)."""
-        await self.subscription._host.update_ring_state(self.ring_id, RingState.ACCEPTED)
+    async def accept(self) -> Conversation:
+        """Take the conversation (``UpdateRingState`` ACCEPTED) and return it once the connection
+        has announced it (its ``conversation`` event), so a bot can talk at once.
+
+        Waits up to ``ring_conversation_timeout`` seconds (30) for the announcement, then raises
+        :class:`~lpm.errors.WaitTimeoutError` (the ring stays accepted; the conversation arrives
+        through a conversation subscription, which the default one provides).
+        """
+        host = self.subscription._host
+        announced = asyncio.ensure_future(host.wait_for_conversation(self.conversation_id))
+        try:
+            await host.update_ring_state(self.ring_id, RingState.ACCEPTED)
+        except BaseException:
+            await cancel_and_wait([announced])
+            raise
+        return await announced
 
     async def reject(self) -> None:
         """Decline the conversation (``UpdateRingState`` REJECTED); routing offers it elsewhere."""
@@ -170,7 +192,7 @@ class Ring(EventEmitter):
                 self.emit(event, self)
 
 
-class RoutingTaskSubscription(EventEmitter, SubscriptionLifecycle[RoutingSubscriptionState]):
+class RoutingTaskSubscription(RoutingEmitter, SubscriptionLifecycle[RoutingSubscriptionState]):
     """``SubscribeRoutingTasks`` for this agent; see the module docstring.
 
     Events: ``ring`` ``(ring)`` (also on the connection), ``upsert`` ``(routing_task_info)``,

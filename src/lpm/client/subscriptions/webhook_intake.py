@@ -1,7 +1,10 @@
 """Webhooks intake: feed webhook notifications into a connection's objects (reference §3.10, §2.19).
 
-:func:`process_webhooks_notification` takes one webhook payload, ``{"wsNotificationMsg": {"type",
-"body"}, ...}`` (the consumer-v3 shapes LivePerson and the emulator POST), and applies it:
+:func:`process_webhooks_notification` takes one webhook payload in either form: the notification
+itself, ``{"kind": "notification", "type", "body"}``, as LivePerson's webhooks pages show it and
+LivePerson (and the emulator) POST it, or wrapped, ``{"wsNotificationMsg": {"type", "body"}, ...}``,
+the form the Node SDK's ``processWebhooksNotification`` reads (:func:`webhook_notification` tells
+them apart).  Bodies are the consumer-v3 shapes.  It applies the notification:
 
 * ``ms.MessagingEventNotification``: the events are routed to their conversations exactly as
   socket notifications are (``message``, ``message-delivery-event``, chat states...);
@@ -10,8 +13,8 @@
   new to the connection caches it and emits ``conversation`` (on the intake and on the
   connection), later UPSERTs update it (change events), a DELETE releases it;
 * any other type raises :class:`~lpm.errors.ConfigurationError` ``invalid notification type X``,
-  a payload without ``wsNotificationMsg`` ``notification is missing wsNotificationMsg``; a body
-  that is not the documented shape raises :class:`~lpm.errors.ProtocolError`.
+  a payload that is neither form ``notification is missing wsNotificationMsg``; a body that is
+  not the documented shape raises :class:`~lpm.errors.ProtocolError`.
 
 Intended for NULL and REST connections; it "should not be used in combination with conversation
 subscriptions" (the Node SDK's words): a subscription and the intake would both feed the same
@@ -37,8 +40,8 @@ from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.client.dispatch import RAW_EVENT_NAMES, dispatch_notification
-from lpm.client.events import EventEmitter
 from lpm.client.subscriptions.conversations import CLEAR_CONVERSATION_TIMEOUT, ConversationFeed
+from lpm.client.typed_events import IntakeEmitter
 from lpm.enums import ConnectionEvent, ConversationState
 from lpm.errors import ConfigurationError, ProtocolError
 from lpm.protocol.notifications import (
@@ -56,6 +59,7 @@ __all__ = [
     "IntakeHost",
     "WebhooksIntake",
     "process_webhooks_notification",
+    "webhook_notification",
     "webhooks_intake",
 ]
 
@@ -93,7 +97,7 @@ class IntakeHost(Protocol):
     def report_error(self, error: BaseException) -> None: ...
 
 
-class WebhooksIntake(ConversationFeed, EventEmitter):
+class WebhooksIntake(ConversationFeed, IntakeEmitter):
     """The conversation feed of a connection's ``cqm.ExConversationChangeNotification`` webhooks.
 
     Holds a reference (in the connection's cache) on every conversation it has seen and not yet
@@ -242,22 +246,43 @@ class _WebhookSink:
         raise ConfigurationError(f"invalid notification type {Notif.AGENT_STATE}")
 
 
-#: The notification types webhooks deliver (consumer-v3 spellings, as LivePerson POSTs them).
-WEBHOOK_TYPES = frozenset({Notif.MESSAGING_EVENT.value, Notif.EX_CONVERSATION_CHANGE.value})
+#: The notification types webhooks deliver (consumer-v3 spellings, as LivePerson POSTs them; the
+#: Messaging Window API reference also spells the conversation one ``aam.``).
+WEBHOOK_TYPES = frozenset(
+    {Notif.MESSAGING_EVENT.value, Notif.EX_CONVERSATION_CHANGE.value, "aam.ExConversationChangeNotification"}
+)
+
+
+def webhook_notification(payload: Any) -> Mapping[str, Any]:
+    """The notification (``{"kind", "type", "body"}``) of a webhook payload in either form: the
+    notification itself (what LivePerson POSTs) or ``{"wsNotificationMsg": <notification>}`` (what
+    the Node SDK's intake reads).  ``payload`` is a dict or its JSON text.
+
+    Raises :class:`~lpm.errors.ConfigurationError` for a payload that is neither.
+    """
+    outer = _payload_object(payload)
+    if "wsNotificationMsg" in outer:
+        message: Any = outer["wsNotificationMsg"]
+        if not isinstance(message, Mapping):
+            raise ConfigurationError("wsNotificationMsg must be an object")
+        return message
+    if "type" in outer and outer.get("kind", "notification") == "notification":
+        return outer
+    raise ConfigurationError(
+        "notification is missing wsNotificationMsg (and is not a"
+        ' {"kind": "notification", "type", "body"} notification either)'
+    )
 
 
 async def process_webhooks_notification(connection: IntakeHost, payload: Any) -> None:
-    """Apply one webhook payload (a dict, or its JSON text) to ``connection`` (module docstring).
+    """Apply one webhook payload (a dict, or its JSON text; either form of
+    :func:`webhook_notification`) to ``connection`` (module docstring).
 
     Decoded and routed by :func:`lpm.client.dispatch.dispatch_notification`, like a socket's
     notifications.  Await each call before the next one of the same conversation: notifications
     of one conversation must be applied in the order they were sent.
     """
-    message = _payload_object(payload).get("wsNotificationMsg")
-    if message is None:
-        raise ConfigurationError("notification is missing wsNotificationMsg")
-    if not isinstance(message, Mapping):
-        raise ConfigurationError("wsNotificationMsg must be an object")
+    message = webhook_notification(payload)
     kind = message.get("type")
     body = message.get("body")
     if kind not in WEBHOOK_TYPES:

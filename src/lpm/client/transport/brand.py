@@ -10,9 +10,12 @@ are reported on the connection's ``"error"``.
 After every (re)connect the session is restored before queued requests run: conversation
 subscriptions are recreated with their original queries (their snapshots reconcile the cached
 conversations), routing-task subscriptions are recreated, the last agent state set with
-:meth:`set_agent_state` is sent again, and -- since UMS does not replay what a brand socket missed --
-the history of every open dialog this user takes part in is fetched from the last sequence seen,
-so messages sent while the socket was down arrive as ordinary ``message`` events, in order.
+:meth:`set_agent_state` is sent again, this agent's own state is subscribed to (``agent-state``
+events; :attr:`BrandWebsocketConnection.agent_state` follows what the platform reports, so a change
+made by another session of the same agent is seen), and -- since UMS does not replay what a brand
+socket missed -- the history of every open dialog this user takes part in is fetched from the last
+sequence seen, so messages sent while the socket was down arrive as ordinary ``message`` events, in
+order.
 """
 
 from __future__ import annotations
@@ -27,17 +30,19 @@ from urllib.parse import quote
 from lpm.client.auth.brand_identity import BrandIdentity
 from lpm.client.auth.tokens import StaticTokenMaintainer, TokenMaintainer, brand_token_maintainer
 from lpm.client.options import ConnectionOptions
+from lpm.client.shift_status import ShiftStatusPoller
 from lpm.client.subscriptions.routing import RoutingTaskSubscription
 from lpm.client.transport.base import MessagesQuery
 from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import WebsocketConnection
 from lpm.enums import AgentState, ParticipantState, parse_enum
 from lpm.errors import AuthenticationError, LpmError, RequestError
-from lpm.protocol.notifications import MessagingEventInfo, decode_messaging_events
+from lpm.protocol.notifications import AgentStateInfo, MessagingEventInfo, decode_messaging_events
 from lpm.protocol.requests import (
     GetUserProfileBody,
     RingAnswer,
     SetAgentStateBody,
+    SubscribeAgentsStateBody,
     SubscribeRoutingTasksBody,
     UpdateRingStateBody,
 )
@@ -72,12 +77,18 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
         self.token_maintainer: Any = options.token_maintainer or brand_token_maintainer(options, self.http)
-        #: The last state set with :meth:`set_agent_state` (replayed after every reconnect).
+        #: This agent's state (``ONLINE``...): the last one set with :meth:`set_agent_state`, or
+        #: reported by the platform since (another session of the same agent, a manager); None
+        #: until either.  Sent again after every reconnect.
         self.agent_state: str | None = None
         self._agent_state_description: str | None = None
+        #: The application set a state: it is sent again after every reconnect.
+        self._agent_state_set = False
         self._token: str | None = None
         self._last_maintainer_error: BaseException | None = None
         self._forward_maintainer_events()
+        #: The skill shift-status poller (``poll_shift_status=True``; lpm.client.shift_status).
+        self.shift_status_poller = ShiftStatusPoller(self) if options.poll_shift_status else None
 
     def _forward_maintainer_events(self) -> None:
         maintainer = self.token_maintainer
@@ -150,11 +161,30 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         return True
 
     async def _restore(self, first: bool) -> None:
+        if self.shift_status_poller is not None:
+            self.shift_status_poller.start()  # the first status is asked before the subscriptions
         await self._restore_subscriptions(first)
-        if self.agent_state is not None:
+        if self._agent_state_set and self.agent_state is not None:
             await self._send_agent_state(self.agent_state, self._agent_state_description)
+        await self._follow_agent_state()
         if not first:
             await self._catch_up()
+
+    async def _follow_agent_state(self) -> None:
+        """Subscribe to this agent's own state (after the state above is set again, so the
+        subscription's first notification is that state, or whatever changed it since)."""
+        if not self.agent_id:
+            return
+        body = SubscribeAgentsStateBody(brandId=self.account_id, agentId=self.agent_id, agentAvailability="")
+        await self.request(Req.SUBSCRIBE_AGENTS_STATE, body)
+
+    def _on_agent_state(self, state: AgentStateInfo) -> None:
+        """Follow the platform's word on this agent's state (set by this connection, another
+        session of the same agent or a manager), then emit ``agent-state``."""
+        if state.agent_id is not None and state.agent_id in (self.agent_id, self.user_id):
+            self.agent_state = str(state.availability)
+            self._agent_state_description = state.description or None
+        super()._on_agent_state(state)
 
     async def _catch_up(self) -> None:
         """Fetch what the lost socket missed in every open dialog this user takes part in.
@@ -207,6 +237,8 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
             cursor = top
 
     async def _shutdown_extras(self) -> None:
+        if self.shift_status_poller is not None:
+            await self.shift_status_poller.stop()
         await self.token_maintainer.stop()
 
     # ---------------------------------------------------------------- agent state and routing
@@ -215,7 +247,11 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         self, agent_state: str, *, agent_id: str | None = None, description: str | None = None
     ) -> None:
         """``SetAgentState`` (ONLINE, OCCUPIED, AWAY, BACK_SOON, OFFLINE); remembered and re-sent
-        after every reconnect.  Rings arrive only while ONLINE (OCCUPIED: transfers only)."""
+        after every reconnect.  Rings arrive only while ONLINE (OCCUPIED: transfers only).
+
+        The platform's word wins afterwards: when another session of this agent or a manager
+        changes the state, :attr:`agent_state` follows it (an ``agent-state`` event says so), and
+        that is the state sent again after a reconnect."""
         state = str(parse_enum(AgentState, agent_state, "agent_state"))
         if agent_id is not None and agent_id != self.agent_id:
             body = SetAgentStateBody(
@@ -228,6 +264,7 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
             return
         self.agent_state = state
         self._agent_state_description = description
+        self._agent_state_set = True
         await self._send_agent_state(state, description)
 
     async def _send_agent_state(self, state: str, description: str | None) -> None:

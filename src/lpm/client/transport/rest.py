@@ -66,6 +66,7 @@ from lpm.client.auth.tokens import (
 )
 from lpm.client.model.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
+from lpm.client.shift_status import ShiftStatusPoller
 from lpm.client.transport.base import (
     MessagesQuery,
     Publish,
@@ -419,15 +420,20 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
             # Login failures the maintainer retries on its own are background errors of the
             # connection (and the cause open() names when it gives up).
             self.token_maintainer.on("error", self.report_error)
+        #: The skill shift-status poller (``poll_shift_status=True``; lpm.client.shift_status).
+        self.shift_status_poller = ShiftStatusPoller(self) if options.poll_shift_status else None
 
     # ---------------------------------------------------------------- lifecycle
 
     async def _establish(self) -> Callable[[], None]:
         await self.token_maintainer.start()
         await self.token_maintainer.get_token()
-        return lambda: None
+        poller = self.shift_status_poller
+        return poller.start if poller is not None else lambda: None
 
     async def _shutdown(self) -> None:
+        if self.shift_status_poller is not None:
+            await self.shift_status_poller.stop()
         await self.token_maintainer.stop()
 
     # ---------------------------------------------------------------- HTTP

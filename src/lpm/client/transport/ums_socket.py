@@ -113,8 +113,12 @@ async def open_ums_socket(
     ssl: Any,
     timeout: float,
     max_frame_size: int = MAX_FRAME_SIZE,
+    compression: bool = False,
 ) -> UmsSocket:
     """Open a socket (the upgrade bounded by ``timeout`` seconds) numbered by ``generation()``.
+
+    ``compression`` offers permessage-deflate (the largest window, 2**15); frames are compressed
+    only if the server accepts (aiohttp then inflates and deflates every frame itself).
 
     Raises :class:`UpgradeRefusedError` when the upgrade is answered with an HTTP error and
     :class:`~lpm.errors.ConnectFailedError` for a timeout or a network error.  No message
@@ -133,7 +137,7 @@ async def open_ums_socket(
                 autoping=True,
                 heartbeat=None,
                 max_msg_size=max_frame_size,
-                compress=0,
+                compress=15 if compression else 0,
             )
     except TimeoutError:
         failure = ConnectFailedError(f"the WebSocket upgrade did not complete within {timeout:g} s")

@@ -83,7 +83,7 @@ from lpm.errors import (
     TokenExpiredError,
 )
 from lpm.protocol import frames
-from lpm.protocol.notifications import NotificationError
+from lpm.protocol.notifications import AgentStateInfo, NotificationError
 from lpm.protocol.session import (
     Answered,
     ClientSession,
@@ -147,7 +147,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         self._sink = SocketSink(
             self.router,
             on_messaging_events=self._hold_events,
-            on_agent_state=lambda state: self.emit(ConnectionEvent.AGENT_STATE, state),
+            on_agent_state=self._on_agent_state,
         )
         self._socket: UmsSocket | None = None
         self._open_called = False
@@ -197,6 +197,10 @@ class WebsocketConnection(UmsActions, HttpConnection):
 
     async def _restore(self, first: bool) -> None:
         """Recreate what the server forgot with the old socket (subscriptions, agent state...)."""
+
+    def _on_agent_state(self, state: AgentStateInfo) -> None:
+        """An ``AgentStateNotification`` entry: emitted as ``agent-state`` (brand: see the subclass)."""
+        self.emit(ConnectionEvent.AGENT_STATE, state)
 
     async def _on_upgrade_unauthorized(self) -> None:
         """HTTP 401 at the upgrade: the token is bad."""
@@ -262,21 +266,10 @@ class WebsocketConnection(UmsActions, HttpConnection):
         async def attempt() -> None:
             if self._closing:
                 raise Fatal from NotConnectedError("connection was closed before it could connect")
-            if self.state == cs.FAILED_TO_CONNECT:
-                self._move(_T.RETRY)
-            try:
-                await self._attempt()
-            except Exception as exc:
-                if self.state == cs.CONNECTING:
-                    self._move(_T.CONNECT_FAILED)
-                if self._auth_failed_for_good or (
-                    isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
-                ):
-                    raise Fatal from exc
-                raise
+            await self._attempt_judged()
 
         def announce_wait(error: BaseException, _attempt: int, seconds: float) -> None:
-            self.report_error(error)
+            self.report_error(error)  # a permanent failure is raised by open(), not reported
             self.emit(ConnectionEvent.RECONNECT_WAIT, {"seconds": seconds})
 
         await first_open(
@@ -380,17 +373,10 @@ class WebsocketConnection(UmsActions, HttpConnection):
         async def attempt() -> None:
             if self._closing:
                 return
-            self._move(_T.RETRY)
             try:
-                await self._attempt()
+                await self._attempt_judged()
             except Exception as exc:
-                self.report_error(exc)
-                if self.state == cs.CONNECTING:
-                    self._move(_T.CONNECT_FAILED)
-                if self._auth_failed_for_good or (
-                    isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
-                ):
-                    raise Fatal from exc
+                self.report_error(exc.__cause__ if isinstance(exc, Fatal) and exc.__cause__ else exc)
                 raise
 
         def announce_wait(_error: BaseException, _attempt: int, seconds: float) -> None:
@@ -405,6 +391,22 @@ class WebsocketConnection(UmsActions, HttpConnection):
             )
         except Exception:  # only a Fatal's cause gets here: reported already
             await self._give_up()
+
+    async def _attempt_judged(self) -> None:
+        """One connect attempt from FAILED_TO_CONNECT / DISCONNECTED; a failure nothing can fix (a
+        refused token that cannot be replaced) is raised as :class:`~lpm.client.retry.Fatal`."""
+        if self.state != cs.CONNECTING:
+            self._move(_T.RETRY)
+        try:
+            await self._attempt()
+        except Exception as exc:
+            if self.state == cs.CONNECTING:
+                self._move(_T.CONNECT_FAILED)
+            if self._auth_failed_for_good or (
+                isinstance(exc, TokenExpiredError) and not await self._continue_after_auth_failure()
+            ):
+                raise Fatal from exc
+            raise
 
     async def _auth_close_allows_retry(self, code: int) -> bool:
         """:meth:`_on_auth_close`, which never ends maintenance by raising: an unexpected error
@@ -535,6 +537,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 ssl=self.http.ssl,
                 timeout=self.options.connect_timeout,
                 max_frame_size=self.options.max_frame_size,
+                compression=self.options.compression,
             )
         except UpgradeRefusedError as exc:
             if exc.status != 401:

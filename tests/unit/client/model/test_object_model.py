@@ -31,6 +31,7 @@ from tests.unit.model_harness import (
     BOT,
     BOT_OLD,
     CLOSE,
+    SURVEY_BOT,
     Events,
     FakeConnection,
     FakeScheduler,
@@ -420,7 +421,11 @@ async def test_post_survey_dialog_close_bubbles_and_new_dialog_event() -> None:
     assert conversation.open_dialog is survey
     assert env.fake.conversations.find_by_dialog(survey.dialog_id) is conversation
     roles = {(p.user_id, p.role) for p in survey.participants}
-    assert roles == {(who.id, "CONSUMER"), (pid(env.world, BOT), "AGENT"), (pid(env.world, AGENT), "READER")}
+    assert roles == {
+        (who.id, "CONSUMER"),
+        (pid(env.world, SURVEY_BOT), "AGENT"),
+        (pid(env.world, AGENT), "READER"),
+    }
 
 
 async def test_dialog_close_request_and_states() -> None:
@@ -672,7 +677,7 @@ async def test_events_of_an_unknown_dialog_wait_for_the_dialog() -> None:
     assert conversation is not None
     field_update(env.world, agent(), wconv, CLOSE)
     survey_id = wconv.dialogs[1].dialog_id
-    text(env.world, agent(BOT), survey_id, "How did we do?")
+    text(env.world, agent(SURVEY_BOT), survey_id, "How did we do?")
     close_change, event, content_change = env.link.pending
     env.fake.deliver_events(event_infos(env.world, [event[1]], brand=True))
     assert env.fake.errors == [] and conversation.get_dialog(DialogType.POST_SURVEY) is None

@@ -19,6 +19,7 @@ from tests.unit.model_harness import (
     AGENT_OLD,
     BOT,
     CLOSE,
+    SURVEY_BOT,
     Events,
     FakeConnection,
     Link,
@@ -223,7 +224,9 @@ async def test_unsubscribe_releases_conversations_and_ignores_late_notifications
 # ---------------------------------------------------------------- processing model
 
 
-async def test_announcements_wait_for_preparation_but_state_is_applied_at_once() -> None:
+async def gated_history() -> tuple[Any, FakeConnection, Link, asyncio.Event]:
+    """A brand with ``get_all_messages`` and an OPEN conversation subscription whose history
+    loads wait until the returned event is set (announcements wait with them)."""
     world, _ = make_world()
     fake = brand(world)
     fake.conversations.get_all_messages = True
@@ -239,8 +242,12 @@ async def test_announcements_wait_for_preparation_but_state_is_applied_at_once()
         return result
 
     fake.scripts["query_messages"] = slow_history
-    sub = ConversationSubscription(fake, {"stage": "OPEN"})
-    await sub.init()
+    await ConversationSubscription(fake, {"stage": "OPEN"}).init()
+    return world, fake, link, gate
+
+
+async def test_announcements_wait_for_preparation_but_state_is_applied_at_once() -> None:
+    world, fake, link, gate = await gated_history()
     seen = Events()
     seen.watch(fake, "conversation")
     alice, bob = new_consumer(world), new_consumer(world)
@@ -259,6 +266,28 @@ async def test_announcements_wait_for_preparation_but_state_is_applied_at_once()
     await settle()
     assert [a[0].conversation_id for a in seen.args("conversation")] == [first.conv_id, second.conv_id]
     assert [m.body for m in conversation.main_dialog.messages] == ["history"]
+
+
+async def test_no_event_of_a_conversation_comes_before_its_announcement() -> None:
+    """A participant joins and a message arrives while the announcement waits for the history:
+    both are applied at once, but their events follow the ``conversation`` event (issue 12)."""
+    world, fake, link, gate = await gated_history()
+    order: list[str] = []
+    fake.on("conversation", lambda conversation: order.append("conversation"))
+    fake.on("conversation:participant-added", lambda conversation, *args: order.append("participant-added"))
+    alice = new_consumer(world)
+    wconv = open_conv(world, alice)
+    await link.flush()
+    conversation = fake.conversations.get(wconv.conv_id)
+    assert conversation is not None and not conversation.announced
+    field_update(world, agent(), wconv, {"field": "ParticipantsChange", "type": "ADD", "role": "MANAGER"})
+    await link.flush()
+    assert conversation.main_dialog.get_self_participant() is not None  # applied at once
+    assert order == []  # ... but not announced before the conversation
+    gate.set()
+    await settle()
+    assert order == ["conversation", "participant-added"]
+    assert conversation.announced
 
 
 async def test_consumer_subscribes_to_messages_before_announcing() -> None:
@@ -315,7 +344,7 @@ async def test_consumer_subscribes_new_dialogs_of_known_conversations() -> None:
     accept(world, wconv)
     field_update(world, agent(), wconv, CLOSE)
     survey = wconv.dialogs[1].dialog_id
-    text(world, agent(BOT), survey, "How did we do?")
+    text(world, agent(SURVEY_BOT), survey, "How did we do?")
     await link.flush()
     assert [c.args for c in fake.called("subscribe_messaging_events")] == [
         (wconv.conv_id, wconv.conv_id, 0),

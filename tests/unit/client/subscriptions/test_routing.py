@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from lpm.client.subscriptions.conversations import ConversationSubscription
 from lpm.client.subscriptions.routing import Ring, RoutingTaskSubscription, routing_wire_query
 from lpm.enums import RingState, RoutingSubscriptionState
 from lpm.errors import ConfigurationError, InvalidStateError
@@ -23,6 +25,7 @@ from tests.unit.model_harness import (
     online,
     open_conv,
     pid,
+    settle,
     wire_to_world,
 )
 
@@ -70,9 +73,16 @@ async def test_new_ring_is_announced_and_accepted() -> None:
     assert sub.get_ring(ring.ring_id) is ring
     accepted: list[Ring] = []
     ring.on("accepted", accepted.append)
-    await ring.accept()
+    # accept() returns once the conversation is announced (by a conversation subscription).
+    link.serve()
+    feed = ConversationSubscription(fake, {"stage": "OPEN"})
+    await feed.init()
+    accepting = asyncio.ensure_future(ring.accept())
+    await settle()
     assert fake.called("update_ring_state")[-1].args == (ring.ring_id, "ACCEPTED")
     await link.flush()
+    conversation = await asyncio.wait_for(accepting, 5)
+    assert conversation.conversation_id == wconv.conv_id and conversation.announced
     assert accepted == [ring] and ring.state == RingState.ACCEPTED
     assert sub.get_ring(ring.ring_id) is None  # finished rings are forgotten
     assert [(p.id, p.role) for p in wconv.main.participants][-1] == (AGENT, "ASSIGNED_AGENT")
