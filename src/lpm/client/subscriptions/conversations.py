@@ -91,6 +91,8 @@ log = logging.getLogger("lpm.client.subscriptions.conversations")
 
 #: A snapshot this large may be truncated by UMS (its cap is 1001; 900 because of a UMS bug).
 CONVERSATION_LIMIT_THRESHOLD = 900
+#: Conversations prepared (history loaded, messaging subscribed) at once before their announcement.
+PREPARE_CONCURRENCY = 32
 #: Overlap between limit-break pages (ms).
 PAGE_OVERLAP_MS = 10_000
 #: Seconds a DELETEd conversation stays in the feed (late notifications still find it).
@@ -239,6 +241,7 @@ class ConversationSubscription(
         "_loaded",
         "_page_ids",
         "_paging",
+        "_preparing_slots",
         "_state",
         "_steps",
         "_stopped",
@@ -293,8 +296,11 @@ class ConversationSubscription(
         self._departed: dict[str, Conversation] = {}
         #: History loads decided but not over (their dialogs hold ``message`` events until then).
         self._history_loads: set[HistoryLoad] = set()
-        #: Tasks loading the history of conversations joined after their announcement.
+        #: Tasks preparing conversations (messaging subscriptions, history loads), before their
+        #: announcement or after a join.
         self._join_loads: set[asyncio.Task[None]] = set()
+        #: How many conversations are prepared at once.
+        self._preparing_slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
 
     def __repr__(self) -> str:
         return f"<ConversationSubscription {self.subscription_id} {self.state}>"
@@ -539,19 +545,30 @@ class ConversationSubscription(
             self._after_steps(lambda: self._emit_conversation(conversation))
             return
 
-        async def prepare_then_announce() -> None:
-            try:
+        async def prepare() -> None:
+            # Preparations run side by side (a snapshot of thousands of conversations is
+            # thousands of history loads: one at a time, their round trips add up); the
+            # announcements still come out in order, from the ordered queue below.
+            async with self._preparing_slots:
                 if dialogs:
                     await self._cache._subscribe_dialogs(dialogs)
                 if history is not None:
                     await history.load()
+
+        preparing = self._spawn(prepare())
+        self._join_loads.add(preparing)
+        preparing.add_done_callback(self._join_loads.discard)
+
+        async def announce_when_prepared() -> None:
+            try:
+                await asyncio.shield(preparing)
                 self._emit_conversation(conversation)
             finally:
                 # Live messages received meanwhile come out after the announcement, in order.
                 if history is not None:
                     self._end_history(history)
 
-        self._enqueue(prepare_then_announce)
+        self._enqueue(announce_when_prepared)
 
     def _begin_history(self, conversation: Conversation, *, notify: bool) -> HistoryLoad:
         """Decide a history load now (its dialog holds ``message`` events from now on)."""
