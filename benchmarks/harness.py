@@ -332,6 +332,11 @@ async def run_client(
     else:
         module = "benchmarks.raw_client" if variant.runner == "raw" else "benchmarks.py_client"
         argv = [sys.executable, "-m", module, scenario, json.dumps(params)]
+        profile_dir = os.environ.get("LPM_BENCH_PROFILE")
+        if profile_dir and variant.runner == "py" and variant.name != "before":
+            # Where the time goes: cProfile of our client, one file per scenario and variant.
+            out = Path(profile_dir) / f"{scenario}-{variant.name}.prof"
+            argv = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", module, scenario, json.dumps(params)]
         env = dict(os.environ)
         if variant.name == "before":
             if baseline is None:

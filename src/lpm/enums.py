@@ -78,10 +78,13 @@ def coerce(enum_cls: type[E], value: str) -> E | str:
         >>> coerce(RingState, "AUTO_ACCEPT")
         'AUTO_ACCEPT'
     """
+    # The value-to-member map directly: ``enum_cls(value)`` costs a call through EnumType and,
+    # for unknown values, an exception; this runs for every field of every notification.
     try:
-        return enum_cls(value)
-    except ValueError:
+        member = enum_cls._value2member_map_.get(value)
+    except TypeError:  # an unhashable value from a hostile server: kept as it is
         return value
+    return member if member is not None else value  # type: ignore[return-value]
 
 
 def parse_enum(enum_cls: type[E], value: object, what: str) -> E:
