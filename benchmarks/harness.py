@@ -336,7 +336,17 @@ async def run_client(
         if profile_dir and variant.runner == "py" and variant.name != "before":
             # Where the time goes: cProfile of our client, one file per scenario and variant.
             out = Path(profile_dir) / f"{scenario}-{variant.name}.prof"
-            argv = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", module, scenario, json.dumps(params)]
+            argv = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(out),
+                "-m",
+                module,
+                scenario,
+                json.dumps(params),
+            ]
         env = dict(os.environ)
         if variant.name == "before":
             if baseline is None:
