@@ -200,7 +200,7 @@ class ShiftStatusPoller(EventEmitter):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.info("shift status poll failed: %s", exc)
+                log.info("shift status poll failed: %s", str(exc))
                 self.emit(ShiftStatusEvent.ERROR, exc)
                 self._connection.report_error(exc)
             await self._sleep(self.next_delay(first))

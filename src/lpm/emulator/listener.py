@@ -403,7 +403,7 @@ class Listener:
                     self._shed(sock, exc)
                     await asyncio.sleep(RESOURCE_RETRY)
                 elif exc.errno not in _CLIENT_ERRNOS:
-                    self._warn("accept() failed on port %s: %s", self.port, exc)
+                    self._warn("accept() failed on port %s: %s", self.port, str(exc))
                     await asyncio.sleep(RESOURCE_RETRY)
                 continue
             self._admit(conn)
@@ -441,7 +441,7 @@ class Listener:
             # A failed (or too slow) TLS handshake: asyncio aborted the transport already, whose
             # socket closes in a callback queued before this one.  Should the transport not
             # have been built at all, the socket is still open: close it.
-            log.debug("connection not established: %r", exc)
+            log.debug("connection not established: %s", repr(exc))
             loop.call_soon(conn.close)
 
     def _handed_over(self, task: asyncio.Task[None]) -> None:

@@ -146,7 +146,9 @@ class Session:
                 try:
                     await self.ctx.world.store.durable()
                 except Exception as exc:  # the store closed with these writes unwritten
-                    log.warning("session %s closed without sending what was not stored: %s", self.id, exc)
+                    log.warning(
+                        "session %s closed without sending what was not stored: %s", self.id, str(exc)
+                    )
                     break
             if self.ctx.settings.log_frames:
                 log.debug("out %s %s", self.id, _redact(data))
