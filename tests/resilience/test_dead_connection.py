@@ -166,3 +166,20 @@ async def test_default_settings_detect_a_dead_socket_within_the_documented_bound
         print(f"default settings: detected after {detected:.2f} s, reconnected after {recovered:.2f} s")
     finally:
         await close_chat(chat)
+
+
+async def test_a_stalled_event_loop_is_not_taken_for_a_dead_server(
+    emulator: Emulator, proxy: TcpProxy
+) -> None:
+    """The application blocks the event loop (a long GC pause, a blocking call) for longer than
+    ``dead_connection_timeout``: frames the server sent meanwhile are unread, not missing, and the
+    socket must survive.  (The long chaos run's memory sampler stalled every client at once.)"""
+    chat = await chat_through(emulator, proxy, **QUICK)
+    try:
+        await exchange(chat, ["c before"])
+        time.sleep(QUICK["dead_connection_timeout"] * 2)  # noqa: ASYNC251 - the stall is the point
+        await asyncio.sleep(QUICK["dead_connection_timeout"])
+        await exchange(chat, ["c after"])
+        assert chat.bot_events.counts["disconnect"] == 0
+    finally:
+        await close_chat(chat)

@@ -47,6 +47,8 @@ class UmsSocket:
     closer: asyncio.Task[None] | None = None
     #: When the last frame arrived (``loop.time()``; the opening counts as one).
     last_received: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    #: Since when the watchdog counts silence (moved forward after a stall of the event loop).
+    counted_from: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     async def send(self, data: bytes) -> None:
         """Write one text frame (bytes already UTF-8 JSON).  Raises what aiohttp raises on a dead

@@ -111,6 +111,8 @@ log = logging.getLogger("lpm.client.transport.websocket")
 
 #: Close codes meaning "the token is no good" (protocol 3.5).
 AUTH_CLOSE_CODES = frozenset({4401, 4407})
+#: A timer that fires this many seconds late means the event loop itself was stalled.
+LOOP_STALL = 1.0
 #: Retry delays (seconds) of the session-restore step after a reconnect.
 RESTORE_BACKOFF = Backoff((0.2, 0.4, 0.8, 1.6, 3.2))
 #: Sort key of held events without a sequence (chat states): after their dialog's others.
@@ -727,10 +729,14 @@ class WebsocketConnection(UmsActions, HttpConnection):
         opts = self.options
         probe_at = loop.time() + opts.keep_alive_interval
         probes: set[asyncio.Task[None]] = set()
+        # Silence is counted only while this event loop runs: when the loop itself was stalled
+        # (a long GC pause, a blocking call in the application), frames the server sent meanwhile
+        # are still unread in the socket, and the stall must not pass for the server's silence.
+        sock.counted_from = loop.time()
         try:
             while sock is self._socket:
                 now = loop.time()
-                silent_since = sock.last_received
+                silent_since = max(sock.last_received, sock.counted_from)
                 if now - silent_since >= opts.dead_connection_timeout:
                     self._declare_dead(sock, f"no frame from UMS for {opts.dead_connection_timeout:g} s")
                     return
@@ -741,6 +747,8 @@ class WebsocketConnection(UmsActions, HttpConnection):
                     probe.add_done_callback(probes.discard)
                 wake = min(probe_at, silent_since + opts.dead_connection_timeout)
                 await asyncio.sleep(max(wake - now, 0.0))
+                if loop.time() - max(wake, now) > LOOP_STALL:
+                    sock.counted_from = loop.time()  # woken late: the loop was stalled
         finally:
             await cancel_and_wait(*probes)
 
@@ -750,7 +758,11 @@ class WebsocketConnection(UmsActions, HttpConnection):
         try:
             await self.requests.submit_bound(self.requests.new_call(type_, {}), sock)
         except RequestTimeoutError:
-            self._declare_dead(sock, "a keep-alive request was not answered")
+            # Unanswered, and nothing else arrived meanwhile either (a timer that fired late
+            # after a stall of the event loop is no evidence: the watchdog restarted its count).
+            silent = asyncio.get_running_loop().time() - max(sock.last_received, sock.counted_from)
+            if silent >= self.options.keep_alive_interval:
+                self._declare_dead(sock, "a keep-alive request was not answered")
         except LpmError:
             pass  # refused (the server is alive) or the socket is already lost
 
