@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 import lpm
+from lpm.client.dispatch import ORPHAN_GRACE
 from lpm.emulator.app import Emulator
 from lpm.errors import (
     ConnectFailedError,
@@ -515,3 +516,23 @@ async def test_close_leaves_no_task_running(emulator: Emulator) -> None:
         await until(lambda: not leftovers(), timeout=2)
     assert leftovers() == []
     assert chat.cons_events.errors == [] and chat.bot_events.errors == []
+
+
+async def test_a_subscription_answered_after_its_timeout_is_not_reported_as_unknown(
+    emulator: Emulator,
+) -> None:
+    """SubscribeExConversations answered after ``response_timeout``: the caller got its timeout;
+    the server's subscription and its snapshot are expected, not "unknown subscription" errors."""
+    bot = brand(emulator, response_timeout=0.3, create_default_subscription=False)
+    errors: list[BaseException] = []
+    bot.on("error", errors.append)
+    try:
+        await bot.open()
+        await fault(emulator, "requests", {"count": 1, "action": "delay", "delay": 1.0})
+        with pytest.raises(RequestTimeoutError):
+            await bot.create_conversation_subscription({"stage": ["OPEN"]})
+        await asyncio.sleep(1.0 + ORPHAN_GRACE + 0.5)  # the late answer, its snapshot, the grace
+        assert [e for e in errors if "unknown subscription" in str(e)] == []
+        assert bot.state == lpm.ConnectionState.CONNECTED
+    finally:
+        await bot.close()

@@ -34,7 +34,7 @@ import itertools
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
@@ -226,6 +226,8 @@ class LateResponse:
     """A response to a request nobody waits for any more (timed out, abandoned, or unknown)."""
 
     req_id: str
+    #: The response itself (a late subscription's id is in it); None only when built by hand.
+    response: frames.Response | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -391,7 +393,7 @@ class ClientSession:
             if request is None or request.settled:
                 # Requests are registered before they are written, so this answers one that
                 # timed out or whose caller gave up.
-                return LateResponse(req_id)
+                return LateResponse(req_id, frame)
             if frame.code > 399:
                 return Refused(request, frame)
             if request.policy is ReplayPolicy.RECONCILE:

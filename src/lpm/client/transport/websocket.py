@@ -576,6 +576,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self.requests.answered(event)
         elif isinstance(event, LateResponse):
             self.requests.late(event)
+            self._retire_late_subscription(event)
         elif isinstance(event, UnreadableRefusal):
             body = event.response.body
             self.report_error(
@@ -587,6 +588,16 @@ class WebsocketConnection(UmsActions, HttpConnection):
             )
         elif isinstance(event, UnexpectedRequest):
             self.report_error(ProtocolError("received a request frame from UMS", frame=data[:500]))
+
+    def _retire_late_subscription(self, event: LateResponse) -> None:
+        """A subscribe request answered after its caller gave up (a timeout): the server made a
+        subscription nobody here knows.  Its notifications are expected, not errors (retired);
+        the subscription itself ends with the socket, and a retry subscribes again."""
+        body = event.response.body if event.response is not None else None
+        if isinstance(body, dict) and isinstance(body.get("subscriptionId"), str):
+            subscription_id = body["subscriptionId"]
+            log.debug("late subscription %s retired", subscription_id)
+            self.router.retire(subscription_id)
 
     def _on_notification(self, frame: frames.Notification) -> None:
         self.emit(ConnectionEvent.NOTIFICATION, frame.type, frame.body)
