@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_DIR := tests/conformance/node
 
-.PHONY: all demo emulator test lint unit integration conformance chaos bench docs clean redis-server
+.PHONY: all demo emulator test lint unit integration conformance chaos bench docs clean redis-server chromium
 
 all: test
 
@@ -34,7 +34,11 @@ lint: $(VENV)/.installed
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
-test: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed redis-server lint
+# The browser tests drive Debian's headless Chromium through Playwright (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed redis-server chromium lint
 	$(PY) -m pytest -q
 
 unit: $(VENV)/.installed
