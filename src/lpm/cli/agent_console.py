@@ -34,6 +34,7 @@ from lpm.cli.console import (
     read_receipt_moot,
     render_message,
     role_name,
+    send_read_receipt,
     sender_name,
 )
 from lpm.enums import ConversationState, DialogState, DialogType, MessageAudience, ParticipantRole
@@ -276,18 +277,7 @@ class AgentConsole:
             and not read_receipt_moot(message)
         ):
             # Shown means read: the consumer's client shows the message as read.
-            self._spawn(self._read(message), f"[{n}] read receipt")
-
-    @staticmethod
-    async def _read(message: lpm.Message) -> None:
-        """Send READ for ``message``; a dialog that closed meanwhile needs no receipt."""
-        if read_receipt_moot(message):
-            return  # closed while the receipt waited its turn
-        try:
-            await message.read()
-        except LpmError:
-            if not read_receipt_moot(message):
-                raise
+            self._spawn(send_read_receipt(message), f"[{n}] read receipt")
 
     def _on_messaging_event(self, tracked: _Tracked, event: Any) -> None:
         if event.event_type != "ChatStateEvent" or event.originator_id == self.conn.user_id:

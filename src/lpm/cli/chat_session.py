@@ -27,6 +27,7 @@ from lpm.cli.console import (
     read_receipt_moot,
     render_message,
     role_name,
+    send_read_receipt,
     sender_name,
 )
 
@@ -233,7 +234,7 @@ class ChatSession:
             and not message.has_consumer_read()
             and not read_receipt_moot(message)
         ):
-            self._spawn(_read(message), "read receipt")
+            self._spawn(send_read_receipt(message), "read receipt")
 
     async def _sending(self, publish: Awaitable[int], content_type: str, text: str | None = None) -> int:
         """Run ``publish`` (a message sent from here), whose echo is not to be shown."""
@@ -519,21 +520,6 @@ _COMMANDS: dict[str, Handler] = {
     "csat": ChatSession.cmd_csat,
     "file": ChatSession.cmd_file,
 }
-
-
-async def _read(message: Message) -> None:
-    """Send READ for ``message``.  A bot that answers and closes at once closes the dialog while
-    the receipt is on its way: a receipt refused for a dialog that has closed is not a failure."""
-    from lpm.errors import LpmError
-
-    if read_receipt_moot(message):
-        return  # closed while the receipt waited its turn
-    try:
-        await message.read()
-    except LpmError:
-        if not read_receipt_moot(message):
-            raise
-        log.debug("read receipt not needed: dialog %s closed", message.dialog.dialog_id)
 
 
 def _read_file(name: str) -> tuple[Path, bytes]:

@@ -18,12 +18,15 @@ import asyncio
 import codecs
 import contextlib
 import json
+import logging
 import os
 import shlex
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
+
+from lpm.errors import LpmError
 
 if TYPE_CHECKING:
     from lpm.client.model.message import Message
@@ -42,8 +45,11 @@ __all__ = [
     "read_receipt_moot",
     "render_message",
     "role_name",
+    "send_read_receipt",
     "sender_name",
 ]
+
+log = logging.getLogger("lpm.cli.console")
 
 PLAIN_TEXT = "text/plain"
 HOSTED_FILE = "hosted/file"
@@ -228,6 +234,20 @@ def read_receipt_moot(message: Message) -> bool:
         dialog = message.dialog
         return not dialog.is_open or dialog.conversation.stage != "OPEN"
     return True
+
+
+async def send_read_receipt(message: Message) -> None:
+    """Send READ for ``message`` unless :func:`read_receipt_moot`.  A bot that answers and closes
+    at once closes the dialog while the receipt is on its way: a receipt refused for a dialog that
+    has closed meanwhile is not a failure (any other refusal is raised)."""
+    if read_receipt_moot(message):
+        return  # closed while the receipt waited its turn
+    try:
+        await message.read()
+    except LpmError:
+        if not read_receipt_moot(message):
+            raise
+        log.debug("read receipt not needed: dialog %s closed", message.dialog.dialog_id)
 
 
 def render_message(message: Message, sender: str | None = None, *, indent: str = "  ") -> str:

@@ -114,24 +114,29 @@ def _session_for(ctx: Context, request: web.Request, body: object) -> AgentSessi
     return None
 
 
-async def refresh(ctx: Context, request: web.Request) -> web.Response:
-    body = await _body(request, "refresh")
+async def _live_session(ctx: Context, request: web.Request, action: str) -> AgentSession | web.Response:
+    """The agentVep session a refresh or logout names, or the error answer to send instead."""
+    body = await _body(request, action)
     if isinstance(body, web.Response):
         return body
     session = _session_for(ctx, request, body)
     if session is None:
         return agentvep_error(401, "session is invalid or expired")
+    return session
+
+
+async def refresh(ctx: Context, request: web.Request) -> web.Response:
+    session = await _live_session(ctx, request, "refresh")
+    if isinstance(session, web.Response):
+        return session
     ctx.world.refresh_session(session)
     return web.Response(status=200)
 
 
 async def logout(ctx: Context, request: web.Request) -> web.Response:
-    body = await _body(request, "logout")
-    if isinstance(body, web.Response):
-        return body
-    session = _session_for(ctx, request, body)
-    if session is None:
-        return agentvep_error(401, "session is invalid or expired")
+    session = await _live_session(ctx, request, "logout")
+    if isinstance(session, web.Response):
+        return session
     ctx.world.logout(session)
     ctx.hub.close_expired(session.account_id)
     return web.Response(status=200)
