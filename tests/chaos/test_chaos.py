@@ -510,7 +510,31 @@ class Consumer:
             f"view {final_of(conversation)}, cached {conv_id in self.conn.conversations}, feed {feed!r} "
             f"holds it {feed.get(conv_id) is not None if feed else None}, departed "
             f"{sorted(feed._departed) if feed else None}, reconnects {self.events.counts}, "
-            f"errors {[text for _, text in self.events.errors[-5:]]}"
+            f"errors {[text for _, text in self.events.errors[-5:]]}; {self._bookkeeping(conversation)}"
+        )
+
+    def _bookkeeping(self, conversation: lpm.Conversation) -> str:
+        """How the consumer's conversation took its notifications, and what the emulator's
+        sessions of this consumer subscribe to (which subscription should carry the close)."""
+        conv_id = conversation.conversation_id
+        feed = self.conn.default_subscription
+        world = self.chaos.emu.world.accounts[ACC].conversations.get(conv_id)
+        hub = self.chaos.emu.ctx.hub
+        sessions = [
+            {
+                "subs": {sid: conv_id in sub.known for sid, sub in session.conv_subs.items()},
+                "consumer": session.actor.id if session.actor else None,
+            }
+            for session in hub.sessions
+            if world is not None and session.actor is not None and session.actor.id == world.consumer_id
+        ]
+        return (
+            f"notifications {conversation.notification_count}, ignored "
+            f"{conversation.notification_ignored_count}, out of order "
+            f"{conversation.notification_out_of_order_count}, view update_time {conversation.update_time}, "
+            f"world last_update_ts {world.last_update_ts if world else None}, feed subscription "
+            f"{feed.subscription_id if feed else None} ({feed.state if feed else None}), emulator sessions "
+            f"of this consumer {sessions}"
         )
 
     async def run(self) -> None:
