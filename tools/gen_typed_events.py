@@ -37,6 +37,7 @@ from lpm.client.auth.tokens import TokenEvent  # noqa: E402
 from lpm.client.model.conversation import ConversationEvent  # noqa: E402
 from lpm.client.model.dialog import DialogEvent  # noqa: E402
 from lpm.client.model.participant import ParticipantEvent  # noqa: E402
+from lpm.client.shift_status import ShiftStatusEvent  # noqa: E402
 from lpm.client.subscriptions.conversations import SubscriptionEvent  # noqa: E402
 from lpm.client.subscriptions.routing import RingEvent, RoutingEvent  # noqa: E402
 from lpm.client.subscriptions.webhook_intake import IntakeEvent  # noqa: E402
@@ -78,6 +79,7 @@ IMPORTS: dict[str, str] = {
     "RingEvent": "lpm.client.subscriptions.routing",
     "RoutingEvent": "lpm.client.subscriptions.routing",
     "IntakeEvent": "lpm.client.subscriptions.webhook_intake",
+    "ShiftStatusEvent": "lpm.client.shift_status",
     "TokenEvent": "lpm.client.auth.tokens",
     "ConnectionEvent": "lpm.enums",
 }
@@ -166,6 +168,13 @@ SIGNATURES: tuple[tuple[enum.StrEnum, Args], ...] = (
     (IntakeEvent.UPSERT, ("Conversation",)),
     (IntakeEvent.DELETE, ("Conversation",)),
     (IntakeEvent.NOTIFICATION, ("list[ConversationChange]",)),
+    # ShiftStatusPoller (``poll_shift_status=True``): times in epoch ms, items as received.
+    (ShiftStatusEvent.REQUEST, ("dict[str, int]",)),
+    (ShiftStatusEvent.RESPONSE, ("dict[str, int]",)),
+    (ShiftStatusEvent.ERROR, ("BaseException",)),
+    (ShiftStatusEvent.DATA, ("list[dict[str, Any]]",)),
+    (ShiftStatusEvent.SKILL_ENTERED_WORK_HOURS, ("dict[str, Any]",)),
+    (ShiftStatusEvent.SKILL_ENTERED_OFF_HOURS, ("dict[str, Any]",)),
 )
 
 
@@ -242,6 +251,7 @@ def check_signatures() -> None:
         SubscriptionEvent,
         TokenEvent,
         IntakeEvent,
+        ShiftStatusEvent,
     )
     members = {_key(m) for e in enums for m in e}
     missing = sorted(f"{e.__name__}.{name}" for e, name in members - _ARGS.keys())
@@ -272,6 +282,15 @@ def emitters() -> list[Emitter]:
         connection.add_members((member,), prefix=PREFIX, first=("Conversation",))
     connection.add_members((RoutingEvent.RING, SubscriptionEvent.CONVERSATION, SubscriptionEvent.LIMIT_BREAK))
     connection.add_members(TokenEvent(name) for name in MAINTAINER_EVENTS)
+    # The poller's answers and errors are re-emitted on the connection, with the skill events.
+    connection.add_members(
+        (
+            ShiftStatusEvent.RESPONSE,
+            ShiftStatusEvent.ERROR,
+            ShiftStatusEvent.SKILL_ENTERED_WORK_HOURS,
+            ShiftStatusEvent.SKILL_ENTERED_OFF_HOURS,
+        )
+    )
     for name, args in CONSUMER_TOKEN_EVENTS:
         connection.add(name, args)
     for req in Req:
@@ -292,7 +311,10 @@ def emitters() -> list[Emitter]:
     token.add_members(TokenEvent)
     intake = Emitter("IntakeEmitter", "The events of the webhooks intake (``connection.webhooks_intake``).")
     intake.add_members(IntakeEvent)
-    return [connection, conversation, dialog, participant, ring, routing, subscription, token, intake]
+    shift_status = Emitter("ShiftStatusEmitter", "The events of the skill shift-status poller.")
+    shift_status.add_members(ShiftStatusEvent)
+    emitters = [connection, conversation, dialog, participant, ring, routing, subscription, token, intake]
+    return [*emitters, shift_status]
 
 
 # ---------------------------------------------------------------- rendering

@@ -35,7 +35,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lpm.client.events import EventEmitter, cancel_and_wait
+from lpm.client.events import cancel_and_wait
+from lpm.client.typed_events import ShiftStatusEmitter
 from lpm.errors import AuthenticationError, ProtocolError
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def process_shift_status_response(connection: ShiftStatusHost, items: Iterable[A
             connection.emit(name, item)
 
 
-class ShiftStatusPoller(EventEmitter):
+class ShiftStatusPoller(ShiftStatusEmitter):
     """Polls the account's shift status for a brand connection (module docstring).
 
     ``interval`` (seconds), ``jitter`` (a source of floats in [0, 1)) and ``sleep`` can be

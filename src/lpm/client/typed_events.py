@@ -26,6 +26,7 @@ __all__ = [
     "ParticipantEmitter",
     "RingEmitter",
     "RoutingEmitter",
+    "ShiftStatusEmitter",
     "SubscriptionEmitter",
     "TokenEmitter",
 ]
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from lpm.client.model.dialog import Dialog, DialogEvent
     from lpm.client.model.message import Message
     from lpm.client.model.participant import Participant, ParticipantEvent
+    from lpm.client.shift_status import ShiftStatusEvent
     from lpm.client.subscriptions.conversations import LimitBreak, SubscriptionEvent
     from lpm.client.subscriptions.routing import Ring, RingEvent, RoutingEvent
     from lpm.client.subscriptions.webhook_intake import IntakeEvent
@@ -90,26 +92,33 @@ if TYPE_CHECKING:
     _F23 = TypeVar("_F23", bound=Callable[[LimitBreak], object])
     _F24 = TypeVar("_F24", bound=Callable[[TokenInvalidInfo], object])
     _F25 = TypeVar("_F25", bound=Callable[[AgentTokenInfo], object])
-    _F26 = TypeVar("_F26", bound=Callable[[RequestEventInfo], object])
-    _F27 = TypeVar("_F27", bound=Callable[[ResponseEventInfo], object])
-    _F28 = TypeVar("_F28", bound=Callable[[str | None, str | None], object])
-    _F29 = TypeVar("_F29", bound=Callable[[str, str], object])
-    _F30 = TypeVar("_F30", bound=Callable[[Dialog], object])
-    _F31 = TypeVar("_F31", bound=Callable[[str | None, int | None, int | None], object])
-    _F32 = TypeVar("_F32", bound=Callable[[int | None, int | None], object])
-    _F33 = TypeVar("_F33", bound=Callable[[ConversationInfo], object])
-    _F34 = TypeVar("_F34", bound=Callable[[MessagingEventInfo], object])
-    _F35 = TypeVar("_F35", bound=Callable[[Participant, bool], object])
-    _F36 = TypeVar("_F36", bound=Callable[[Participant], object])
-    _F37 = TypeVar("_F37", bound=Callable[[str | None], object])
-    _F38 = TypeVar("_F38", bound=Callable[[Message], object])
-    _F39 = TypeVar("_F39", bound=Callable[[list[Message]], object])
-    _F40 = TypeVar("_F40", bound=Callable[[DialogInfo], object])
-    _F41 = TypeVar("_F41", bound=Callable[[RoutingTaskInfo], object])
-    _F42 = TypeVar("_F42", bound=Callable[[list[tuple[str, RoutingTaskInfo]]], object])
-    _F43 = TypeVar("_F43", bound=Callable[[list[ConversationChange]], object])
+    _F26 = TypeVar("_F26", bound=Callable[[dict[str, int]], object])
+    _F27 = TypeVar("_F27", bound=Callable[[RequestEventInfo], object])
+    _F28 = TypeVar("_F28", bound=Callable[[ResponseEventInfo], object])
+    _F29 = TypeVar("_F29", bound=Callable[[str | None, str | None], object])
+    _F30 = TypeVar("_F30", bound=Callable[[str, str], object])
+    _F31 = TypeVar("_F31", bound=Callable[[Dialog], object])
+    _F32 = TypeVar("_F32", bound=Callable[[str | None, int | None, int | None], object])
+    _F33 = TypeVar("_F33", bound=Callable[[int | None, int | None], object])
+    _F34 = TypeVar("_F34", bound=Callable[[ConversationInfo], object])
+    _F35 = TypeVar("_F35", bound=Callable[[MessagingEventInfo], object])
+    _F36 = TypeVar("_F36", bound=Callable[[Participant, bool], object])
+    _F37 = TypeVar("_F37", bound=Callable[[Participant], object])
+    _F38 = TypeVar("_F38", bound=Callable[[str | None], object])
+    _F39 = TypeVar("_F39", bound=Callable[[Message], object])
+    _F40 = TypeVar("_F40", bound=Callable[[list[Message]], object])
+    _F41 = TypeVar("_F41", bound=Callable[[DialogInfo], object])
+    _F42 = TypeVar("_F42", bound=Callable[[RoutingTaskInfo], object])
+    _F43 = TypeVar("_F43", bound=Callable[[list[tuple[str, RoutingTaskInfo]]], object])
+    _F44 = TypeVar("_F44", bound=Callable[[list[ConversationChange]], object])
+    _F45 = TypeVar("_F45", bound=Callable[[list[dict[str, Any]]], object])
 
-    _Connection0 = Literal["error", ConnectionEvent.ERROR]
+    _Connection0 = Literal[
+        "error",
+        "getShiftStatus#error",
+        ConnectionEvent.ERROR,
+        ShiftStatusEvent.ERROR,
+    ]
     _Connection1 = Literal["state", ConnectionEvent.STATE]
     _Connection2 = Literal[
         "connect",
@@ -151,9 +160,13 @@ if TYPE_CHECKING:
         "conversationNotification",
         "messageNotification",
         "routingTaskNotification",
+        "skill-entered-work-hours",
+        "skill-entered-off-hours",
         ConnectionEvent.CONVERSATION_NOTIFICATION,
         ConnectionEvent.MESSAGE_NOTIFICATION,
         ConnectionEvent.ROUTING_TASK_NOTIFICATION,
+        ShiftStatusEvent.SKILL_ENTERED_WORK_HOURS,
+        ShiftStatusEvent.SKILL_ENTERED_OFF_HOURS,
     ]
     _Connection10 = Literal["agent-state", ConnectionEvent.AGENT_STATE]
     _Connection11 = Literal[
@@ -187,7 +200,8 @@ if TYPE_CHECKING:
         TokenEvent.REFRESH_TOKEN,
         TokenEvent.TOKEN_REGENERATED,
     ]
-    _Connection26 = Literal[
+    _Connection26 = Literal["getShiftStatus#response", ShiftStatusEvent.RESPONSE]
+    _Connection27 = Literal[
         "InitConnection#request",
         "GetClock#request",
         "KeepAlive#request",
@@ -212,7 +226,7 @@ if TYPE_CHECKING:
         "routing.UpdateRoutingTaskSubscription#request",
         "routing.UpdateRingState#request",
     ]
-    _Connection27 = Literal[
+    _Connection28 = Literal[
         "InitConnection#response",
         "GetClock#response",
         "KeepAlive#response",
@@ -266,6 +280,7 @@ if TYPE_CHECKING:
         | _Connection25
         | _Connection26
         | _Connection27
+        | _Connection28
     )
 
     class ConnectionEmitter(EventEmitter):
@@ -590,8 +605,8 @@ if TYPE_CHECKING:
         def on(
             self,
             name: _Connection26,
-            handler: Callable[[RequestEventInfo], _R],
-        ) -> Callable[[RequestEventInfo], _R]: ...
+            handler: Callable[[dict[str, int]], _R],
+        ) -> Callable[[dict[str, int]], _R]: ...
         @overload
         def on(
             self,
@@ -602,14 +617,26 @@ if TYPE_CHECKING:
         def on(
             self,
             name: _Connection27,
-            handler: Callable[[ResponseEventInfo], _R],
-        ) -> Callable[[ResponseEventInfo], _R]: ...
+            handler: Callable[[RequestEventInfo], _R],
+        ) -> Callable[[RequestEventInfo], _R]: ...
         @overload
         def on(
             self,
             name: _Connection27,
             handler: None = None,
         ) -> Callable[[_F27], _F27]: ...
+        @overload
+        def on(
+            self,
+            name: _Connection28,
+            handler: Callable[[ResponseEventInfo], _R],
+        ) -> Callable[[ResponseEventInfo], _R]: ...
+        @overload
+        def on(
+            self,
+            name: _Connection28,
+            handler: None = None,
+        ) -> Callable[[_F28], _F28]: ...
         def on(
             self,
             name: str,
@@ -932,8 +959,8 @@ if TYPE_CHECKING:
         def once(
             self,
             name: _Connection26,
-            handler: Callable[[RequestEventInfo], _R],
-        ) -> Callable[[RequestEventInfo], _R]: ...
+            handler: Callable[[dict[str, int]], _R],
+        ) -> Callable[[dict[str, int]], _R]: ...
         @overload
         def once(
             self,
@@ -944,14 +971,26 @@ if TYPE_CHECKING:
         def once(
             self,
             name: _Connection27,
-            handler: Callable[[ResponseEventInfo], _R],
-        ) -> Callable[[ResponseEventInfo], _R]: ...
+            handler: Callable[[RequestEventInfo], _R],
+        ) -> Callable[[RequestEventInfo], _R]: ...
         @overload
         def once(
             self,
             name: _Connection27,
             handler: None = None,
         ) -> Callable[[_F27], _F27]: ...
+        @overload
+        def once(
+            self,
+            name: _Connection28,
+            handler: Callable[[ResponseEventInfo], _R],
+        ) -> Callable[[ResponseEventInfo], _R]: ...
+        @overload
+        def once(
+            self,
+            name: _Connection28,
+            handler: None = None,
+        ) -> Callable[[_F28], _F28]: ...
         def once(
             self,
             name: str,
@@ -1144,13 +1183,20 @@ if TYPE_CHECKING:
         async def wait_for(
             self,
             name: _Connection26,
+            check: Callable[[dict[str, int]], bool] | None = None,
+            timeout: float | None = None,
+        ) -> dict[str, int]: ...
+        @overload
+        async def wait_for(
+            self,
+            name: _Connection27,
             check: Callable[[RequestEventInfo], bool] | None = None,
             timeout: float | None = None,
         ) -> RequestEventInfo: ...
         @overload
         async def wait_for(
             self,
-            name: _Connection27,
+            name: _Connection28,
             check: Callable[[ResponseEventInfo], bool] | None = None,
             timeout: float | None = None,
         ) -> ResponseEventInfo: ...
@@ -1349,11 +1395,18 @@ if TYPE_CHECKING:
             name: _Connection26,
             *,
             maxsize: int = 0,
-        ) -> AsyncIterator[RequestEventInfo]: ...
+        ) -> AsyncIterator[dict[str, int]]: ...
         @overload
         def events(
             self,
             name: _Connection27,
+            *,
+            maxsize: int = 0,
+        ) -> AsyncIterator[RequestEventInfo]: ...
+        @overload
+        def events(
+            self,
+            name: _Connection28,
             *,
             maxsize: int = 0,
         ) -> AsyncIterator[ResponseEventInfo]: ...
@@ -1441,7 +1494,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation0,
             handler: None = None,
-        ) -> Callable[[_F28], _F28]: ...
+        ) -> Callable[[_F29], _F29]: ...
         @overload
         def on(
             self,
@@ -1453,7 +1506,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation1,
             handler: None = None,
-        ) -> Callable[[_F29], _F29]: ...
+        ) -> Callable[[_F30], _F30]: ...
         @overload
         def on(
             self,
@@ -1477,7 +1530,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation3,
             handler: None = None,
-        ) -> Callable[[_F30], _F30]: ...
+        ) -> Callable[[_F31], _F31]: ...
         @overload
         def on(
             self,
@@ -1489,7 +1542,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation4,
             handler: None = None,
-        ) -> Callable[[_F31], _F31]: ...
+        ) -> Callable[[_F32], _F32]: ...
         @overload
         def on(
             self,
@@ -1501,7 +1554,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation5,
             handler: None = None,
-        ) -> Callable[[_F32], _F32]: ...
+        ) -> Callable[[_F33], _F33]: ...
         @overload
         def on(
             self,
@@ -1513,7 +1566,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation6,
             handler: None = None,
-        ) -> Callable[[_F33], _F33]: ...
+        ) -> Callable[[_F34], _F34]: ...
         @overload
         def on(
             self,
@@ -1525,7 +1578,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation7,
             handler: None = None,
-        ) -> Callable[[_F34], _F34]: ...
+        ) -> Callable[[_F35], _F35]: ...
         @overload
         def on(
             self,
@@ -1537,7 +1590,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation8,
             handler: None = None,
-        ) -> Callable[[_F35], _F35]: ...
+        ) -> Callable[[_F36], _F36]: ...
         @overload
         def on(
             self,
@@ -1549,7 +1602,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation9,
             handler: None = None,
-        ) -> Callable[[_F36], _F36]: ...
+        ) -> Callable[[_F37], _F37]: ...
         @overload
         def on(
             self,
@@ -1561,7 +1614,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation10,
             handler: None = None,
-        ) -> Callable[[_F37], _F37]: ...
+        ) -> Callable[[_F38], _F38]: ...
         @overload
         def on(
             self,
@@ -1573,7 +1626,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation11,
             handler: None = None,
-        ) -> Callable[[_F38], _F38]: ...
+        ) -> Callable[[_F39], _F39]: ...
         @overload
         def on(
             self,
@@ -1585,7 +1638,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation12,
             handler: None = None,
-        ) -> Callable[[_F39], _F39]: ...
+        ) -> Callable[[_F40], _F40]: ...
         def on(
             self,
             name: str,
@@ -1603,7 +1656,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation0,
             handler: None = None,
-        ) -> Callable[[_F28], _F28]: ...
+        ) -> Callable[[_F29], _F29]: ...
         @overload
         def once(
             self,
@@ -1615,7 +1668,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation1,
             handler: None = None,
-        ) -> Callable[[_F29], _F29]: ...
+        ) -> Callable[[_F30], _F30]: ...
         @overload
         def once(
             self,
@@ -1639,7 +1692,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation3,
             handler: None = None,
-        ) -> Callable[[_F30], _F30]: ...
+        ) -> Callable[[_F31], _F31]: ...
         @overload
         def once(
             self,
@@ -1651,7 +1704,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation4,
             handler: None = None,
-        ) -> Callable[[_F31], _F31]: ...
+        ) -> Callable[[_F32], _F32]: ...
         @overload
         def once(
             self,
@@ -1663,7 +1716,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation5,
             handler: None = None,
-        ) -> Callable[[_F32], _F32]: ...
+        ) -> Callable[[_F33], _F33]: ...
         @overload
         def once(
             self,
@@ -1675,7 +1728,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation6,
             handler: None = None,
-        ) -> Callable[[_F33], _F33]: ...
+        ) -> Callable[[_F34], _F34]: ...
         @overload
         def once(
             self,
@@ -1687,7 +1740,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation7,
             handler: None = None,
-        ) -> Callable[[_F34], _F34]: ...
+        ) -> Callable[[_F35], _F35]: ...
         @overload
         def once(
             self,
@@ -1699,7 +1752,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation8,
             handler: None = None,
-        ) -> Callable[[_F35], _F35]: ...
+        ) -> Callable[[_F36], _F36]: ...
         @overload
         def once(
             self,
@@ -1711,7 +1764,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation9,
             handler: None = None,
-        ) -> Callable[[_F36], _F36]: ...
+        ) -> Callable[[_F37], _F37]: ...
         @overload
         def once(
             self,
@@ -1723,7 +1776,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation10,
             handler: None = None,
-        ) -> Callable[[_F37], _F37]: ...
+        ) -> Callable[[_F38], _F38]: ...
         @overload
         def once(
             self,
@@ -1735,7 +1788,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation11,
             handler: None = None,
-        ) -> Callable[[_F38], _F38]: ...
+        ) -> Callable[[_F39], _F39]: ...
         @overload
         def once(
             self,
@@ -1747,7 +1800,7 @@ if TYPE_CHECKING:
             self,
             name: _Conversation12,
             handler: None = None,
-        ) -> Callable[[_F39], _F39]: ...
+        ) -> Callable[[_F40], _F40]: ...
         def once(
             self,
             name: str,
@@ -1991,7 +2044,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog0,
             handler: None = None,
-        ) -> Callable[[_F35], _F35]: ...
+        ) -> Callable[[_F36], _F36]: ...
         @overload
         def on(
             self,
@@ -2003,7 +2056,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog1,
             handler: None = None,
-        ) -> Callable[[_F36], _F36]: ...
+        ) -> Callable[[_F37], _F37]: ...
         @overload
         def on(
             self,
@@ -2027,7 +2080,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog3,
             handler: None = None,
-        ) -> Callable[[_F37], _F37]: ...
+        ) -> Callable[[_F38], _F38]: ...
         @overload
         def on(
             self,
@@ -2039,7 +2092,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog4,
             handler: None = None,
-        ) -> Callable[[_F38], _F38]: ...
+        ) -> Callable[[_F39], _F39]: ...
         @overload
         def on(
             self,
@@ -2051,7 +2104,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog5,
             handler: None = None,
-        ) -> Callable[[_F39], _F39]: ...
+        ) -> Callable[[_F40], _F40]: ...
         @overload
         def on(
             self,
@@ -2063,7 +2116,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog6,
             handler: None = None,
-        ) -> Callable[[_F30], _F30]: ...
+        ) -> Callable[[_F31], _F31]: ...
         @overload
         def on(
             self,
@@ -2075,7 +2128,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog7,
             handler: None = None,
-        ) -> Callable[[_F40], _F40]: ...
+        ) -> Callable[[_F41], _F41]: ...
         def on(
             self,
             name: str,
@@ -2093,7 +2146,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog0,
             handler: None = None,
-        ) -> Callable[[_F35], _F35]: ...
+        ) -> Callable[[_F36], _F36]: ...
         @overload
         def once(
             self,
@@ -2105,7 +2158,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog1,
             handler: None = None,
-        ) -> Callable[[_F36], _F36]: ...
+        ) -> Callable[[_F37], _F37]: ...
         @overload
         def once(
             self,
@@ -2129,7 +2182,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog3,
             handler: None = None,
-        ) -> Callable[[_F37], _F37]: ...
+        ) -> Callable[[_F38], _F38]: ...
         @overload
         def once(
             self,
@@ -2141,7 +2194,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog4,
             handler: None = None,
-        ) -> Callable[[_F38], _F38]: ...
+        ) -> Callable[[_F39], _F39]: ...
         @overload
         def once(
             self,
@@ -2153,7 +2206,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog5,
             handler: None = None,
-        ) -> Callable[[_F39], _F39]: ...
+        ) -> Callable[[_F40], _F40]: ...
         @overload
         def once(
             self,
@@ -2165,7 +2218,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog6,
             handler: None = None,
-        ) -> Callable[[_F30], _F30]: ...
+        ) -> Callable[[_F31], _F31]: ...
         @overload
         def once(
             self,
@@ -2177,7 +2230,7 @@ if TYPE_CHECKING:
             self,
             name: _Dialog7,
             handler: None = None,
-        ) -> Callable[[_F40], _F40]: ...
+        ) -> Callable[[_F41], _F41]: ...
         def once(
             self,
             name: str,
@@ -2493,7 +2546,7 @@ if TYPE_CHECKING:
             self,
             name: _Routing1,
             handler: None = None,
-        ) -> Callable[[_F41], _F41]: ...
+        ) -> Callable[[_F42], _F42]: ...
         @overload
         def on(
             self,
@@ -2505,7 +2558,7 @@ if TYPE_CHECKING:
             self,
             name: _Routing2,
             handler: None = None,
-        ) -> Callable[[_F42], _F42]: ...
+        ) -> Callable[[_F43], _F43]: ...
         def on(
             self,
             name: str,
@@ -2535,7 +2588,7 @@ if TYPE_CHECKING:
             self,
             name: _Routing1,
             handler: None = None,
-        ) -> Callable[[_F41], _F41]: ...
+        ) -> Callable[[_F42], _F42]: ...
         @overload
         def once(
             self,
@@ -2547,7 +2600,7 @@ if TYPE_CHECKING:
             self,
             name: _Routing2,
             handler: None = None,
-        ) -> Callable[[_F42], _F42]: ...
+        ) -> Callable[[_F43], _F43]: ...
         def once(
             self,
             name: str,
@@ -2658,7 +2711,7 @@ if TYPE_CHECKING:
             self,
             name: _Subscription1,
             handler: None = None,
-        ) -> Callable[[_F43], _F43]: ...
+        ) -> Callable[[_F44], _F44]: ...
         @overload
         def on(
             self,
@@ -2700,7 +2753,7 @@ if TYPE_CHECKING:
             self,
             name: _Subscription1,
             handler: None = None,
-        ) -> Callable[[_F43], _F43]: ...
+        ) -> Callable[[_F44], _F44]: ...
         @overload
         def once(
             self,
@@ -3098,7 +3151,7 @@ if TYPE_CHECKING:
             self,
             name: _Intake1,
             handler: None = None,
-        ) -> Callable[[_F43], _F43]: ...
+        ) -> Callable[[_F44], _F44]: ...
         def on(
             self,
             name: str,
@@ -3128,7 +3181,7 @@ if TYPE_CHECKING:
             self,
             name: _Intake1,
             handler: None = None,
-        ) -> Callable[[_F43], _F43]: ...
+        ) -> Callable[[_F44], _F44]: ...
         def once(
             self,
             name: str,
@@ -3182,6 +3235,211 @@ if TYPE_CHECKING:
             name: _IntakeName,
             handler: Callable[..., object] | None = None,
         ) -> None: ...
+
+    _ShiftStatus0 = Literal[
+        "getShiftStatus#request",
+        "getShiftStatus#response",
+        ShiftStatusEvent.REQUEST,
+        ShiftStatusEvent.RESPONSE,
+    ]
+    _ShiftStatus1 = Literal["getShiftStatus#error", ShiftStatusEvent.ERROR]
+    _ShiftStatus2 = Literal["shiftStatusData", ShiftStatusEvent.DATA]
+    _ShiftStatus3 = Literal[
+        "skill-entered-work-hours",
+        "skill-entered-off-hours",
+        ShiftStatusEvent.SKILL_ENTERED_WORK_HOURS,
+        ShiftStatusEvent.SKILL_ENTERED_OFF_HOURS,
+    ]
+    _ShiftStatusName = _ShiftStatus0 | _ShiftStatus1 | _ShiftStatus2 | _ShiftStatus3
+
+    class ShiftStatusEmitter(EventEmitter):
+        """The events of the skill shift-status poller."""
+
+        __slots__ = ()
+
+        @overload  # type: ignore[override]
+        def on(
+            self,
+            name: _ShiftStatus0,
+            handler: Callable[[dict[str, int]], _R],
+        ) -> Callable[[dict[str, int]], _R]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus0,
+            handler: None = None,
+        ) -> Callable[[_F26], _F26]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus1,
+            handler: Callable[[BaseException], _R],
+        ) -> Callable[[BaseException], _R]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus1,
+            handler: None = None,
+        ) -> Callable[[_F0], _F0]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus2,
+            handler: Callable[[list[dict[str, Any]]], _R],
+        ) -> Callable[[list[dict[str, Any]]], _R]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus2,
+            handler: None = None,
+        ) -> Callable[[_F45], _F45]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus3,
+            handler: Callable[[dict[str, Any]], _R],
+        ) -> Callable[[dict[str, Any]], _R]: ...
+        @overload
+        def on(
+            self,
+            name: _ShiftStatus3,
+            handler: None = None,
+        ) -> Callable[[_F9], _F9]: ...
+        def on(
+            self,
+            name: str,
+            handler: Any = None,
+        ) -> Any: ...
+
+        @overload  # type: ignore[override]
+        def once(
+            self,
+            name: _ShiftStatus0,
+            handler: Callable[[dict[str, int]], _R],
+        ) -> Callable[[dict[str, int]], _R]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus0,
+            handler: None = None,
+        ) -> Callable[[_F26], _F26]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus1,
+            handler: Callable[[BaseException], _R],
+        ) -> Callable[[BaseException], _R]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus1,
+            handler: None = None,
+        ) -> Callable[[_F0], _F0]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus2,
+            handler: Callable[[list[dict[str, Any]]], _R],
+        ) -> Callable[[list[dict[str, Any]]], _R]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus2,
+            handler: None = None,
+        ) -> Callable[[_F45], _F45]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus3,
+            handler: Callable[[dict[str, Any]], _R],
+        ) -> Callable[[dict[str, Any]], _R]: ...
+        @overload
+        def once(
+            self,
+            name: _ShiftStatus3,
+            handler: None = None,
+        ) -> Callable[[_F9], _F9]: ...
+        def once(
+            self,
+            name: str,
+            handler: Any = None,
+        ) -> Any: ...
+
+        @overload  # type: ignore[override]
+        async def wait_for(
+            self,
+            name: _ShiftStatus0,
+            check: Callable[[dict[str, int]], bool] | None = None,
+            timeout: float | None = None,
+        ) -> dict[str, int]: ...
+        @overload
+        async def wait_for(
+            self,
+            name: _ShiftStatus1,
+            check: Callable[[BaseException], bool] | None = None,
+            timeout: float | None = None,
+        ) -> BaseException: ...
+        @overload
+        async def wait_for(
+            self,
+            name: _ShiftStatus2,
+            check: Callable[[list[dict[str, Any]]], bool] | None = None,
+            timeout: float | None = None,
+        ) -> list[dict[str, Any]]: ...
+        @overload
+        async def wait_for(
+            self,
+            name: _ShiftStatus3,
+            check: Callable[[dict[str, Any]], bool] | None = None,
+            timeout: float | None = None,
+        ) -> dict[str, Any]: ...
+        async def wait_for(
+            self,
+            name: str,
+            check: Any = None,
+            timeout: float | None = None,
+        ) -> Any: ...
+
+        @overload  # type: ignore[override]
+        def events(
+            self,
+            name: _ShiftStatus0,
+            *,
+            maxsize: int = 0,
+        ) -> AsyncIterator[dict[str, int]]: ...
+        @overload
+        def events(
+            self,
+            name: _ShiftStatus1,
+            *,
+            maxsize: int = 0,
+        ) -> AsyncIterator[BaseException]: ...
+        @overload
+        def events(
+            self,
+            name: _ShiftStatus2,
+            *,
+            maxsize: int = 0,
+        ) -> AsyncIterator[list[dict[str, Any]]]: ...
+        @overload
+        def events(
+            self,
+            name: _ShiftStatus3,
+            *,
+            maxsize: int = 0,
+        ) -> AsyncIterator[dict[str, Any]]: ...
+        def events(
+            self,
+            name: str,
+            *,
+            maxsize: int = 0,
+        ) -> AsyncIterator[Any]: ...
+
+        def off(  # type: ignore[override]
+            self,
+            name: _ShiftStatusName,
+            handler: Callable[..., object] | None = None,
+        ) -> None: ...
 else:
     ConnectionEmitter = EventEmitter
     ConversationEmitter = EventEmitter
@@ -3192,3 +3450,4 @@ else:
     SubscriptionEmitter = EventEmitter
     TokenEmitter = EventEmitter
     IntakeEmitter = EventEmitter
+    ShiftStatusEmitter = EventEmitter

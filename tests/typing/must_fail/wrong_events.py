@@ -49,3 +49,7 @@ async def wrong_payloads(conn: lpm.BrandWebsocketConnection, conversation: lpm.C
     conversation_and_message = await conn.wait_for("conversation:message")
     print(conversation_and_message.text)  # E: attr-defined
     await conversation.wait_for("message", lambda conversation, message: True)  # E: call-overload
+
+
+def wrong_shift_status(conn: lpm.BrandWebsocketConnection) -> None:
+    conn.on("skill-entered-off-hours", lambda: None)  # E: call-overload

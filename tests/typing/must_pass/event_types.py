@@ -82,3 +82,11 @@ async def other_classes(
     assert_type(await dialog.wait_for("participant-added"), tuple[lpm.Participant, bool])
     participant = dialog.participants[0]
     participant.on("chat-state-change", lambda chat_state: print(chat_state.lower()))
+
+
+async def shift_status(conn: lpm.BrandWebsocketConnection) -> None:
+    conn.on("skill-entered-off-hours", lambda item: print(item["skillId"]))
+    assert_type(await conn.wait_for("getShiftStatus#response"), dict[str, int])
+    poller = conn.shift_status_poller
+    if poller is not None:
+        assert_type(await poller.wait_for("shiftStatusData"), list[dict[str, Any]])
