@@ -528,7 +528,11 @@ class Consumer:
             for session in hub.sessions
             if world is not None and session.actor is not None and session.actor.id == world.consumer_id
         ]
+        dialogs = None
+        if world is not None:
+            dialogs = [(d.dialog_id[:8], d.state, d.closed_by, d.closed_cause) for d in world.dialogs]
         return (
+            f"world dialogs {dialogs}, close reason {world.close_reason if world else None}, "
             f"notifications {conversation.notification_count}, ignored "
             f"{conversation.notification_ignored_count}, out of order "
             f"{conversation.notification_out_of_order_count}, view update_time {conversation.update_time}, "
@@ -552,7 +556,10 @@ class Consumer:
         bot_closes = rng.random() < 0.5
         sent = [f"c{self.index}.{self.cycles}.{i}" for i in range(count)]
         for i, body in enumerate(sent):
-            await send(conversation, body + ("#close" if bot_closes and i == count - 1 else ""))
+            try:
+                await send(conversation, body + ("#close" if bot_closes and i == count - 1 else ""))
+            except RequestError as exc:
+                raise Failure(f"send {body} to {conv_id}: {exc!r}; {self.describe(conversation)}") from exc
             await asyncio.sleep(rng.uniform(0.02, 0.3))
         if bot_closes:
             sent[-1] += "#close"
