@@ -520,10 +520,12 @@ class Consumer:
         feed = self.conn.default_subscription
         world = self.chaos.emu.world.accounts[ACC].conversations.get(conv_id)
         hub = self.chaos.emu.ctx.hub
+        main = conversation.main_dialog
         sessions = [
             {
                 "subs": {sid: conv_id in sub.known for sid, sub in session.conv_subs.items()},
                 "consumer": session.actor.id if session.actor else None,
+                "streams main": main.dialog_id in session.dialog_subs,
             }
             for session in hub.sessions
             if world is not None and session.actor is not None and session.actor.id == world.consumer_id
@@ -538,7 +540,9 @@ class Consumer:
             f"{conversation.notification_out_of_order_count}, view update_time {conversation.update_time}, "
             f"world last_update_ts {world.last_update_ts if world else None}, feed subscription "
             f"{feed.subscription_id if feed else None} ({feed.state if feed else None}), emulator sessions "
-            f"of this consumer {sessions}"
+            f"of this consumer {sessions}; main dialog: contiguous {main._contiguous}, seen above "
+            f"{sorted(main._seen)}, holds {main._holds} ({len(main._held)} held), streaming "
+            f"{main._ms_subscribed}, connection holds {self.conn._held_events!r:.200}"
         )
 
     async def run(self) -> None:
@@ -568,7 +572,8 @@ class Consumer:
             lambda: len(received) >= count,
             lambda: (
                 f"replies in {conv_id}: consumer got {received}, bot got {bot.received.get(conv_id)}, "
-                f"consumer view {final_of(conversation)}, {chaos.describe(conv_id)}"
+                f"consumer view {final_of(conversation)}, {chaos.describe(conv_id)}; consumer side: "
+                f"{self.describe(conversation)}"
             ),
         )
         if not bot_closes:
