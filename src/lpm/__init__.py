@@ -29,6 +29,7 @@ from lpm.client.events import (
     WaitInfo,
 )
 from lpm.client.factory import create_connection
+from lpm.client.history_search import ConversationHistoryRecord, HistoryPage, HistoryQuery, HistorySearch
 from lpm.client.model.conversation import Conversation
 from lpm.client.model.dialog import Dialog
 from lpm.client.model.message import Message
@@ -132,6 +133,7 @@ __all__ = [
     "ContentType",
     "Conversation",
     "ConversationContextType",
+    "ConversationHistoryRecord",
     "ConversationState",
     "ConversationSubscription",
     "CsatStatus",
@@ -145,6 +147,9 @@ __all__ = [
     "DialogType",
     "Features",
     "HandlerError",
+    "HistoryPage",
+    "HistoryQuery",
+    "HistorySearch",
     "HttpError",
     "Integration",
     "InvalidStateError",

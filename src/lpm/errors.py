@@ -53,6 +53,7 @@ class NoOpenDialogError(InvalidStateError):
 
     def __init__(self, conversation_id: str | None) -> None:
         super().__init__(f"conversation {conversation_id} has no open dialog")
+        #: The conversation acted on.
         self.conversation_id = conversation_id
 
 
@@ -67,7 +68,9 @@ class UnsupportedActionError(InvalidStateError):
     def __init__(self, action: str, transport: str, hint: str = "") -> None:
         message = f"cannot {action} on {transport}"
         super().__init__(f"{message}: {hint}" if hint else message)
+        #: What was attempted (``"query messages"``).
         self.action = action
+        #: The connection that cannot do it (``"a REST connection (UMS REST v1)"``).
         self.transport = transport
 
 
@@ -84,7 +87,9 @@ class ConnectionClosedError(LpmConnectionError):
 
     def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
         super().__init__(message)
+        #: The socket's close code, when it closed with one.
         self.code = code
+        #: The socket's close reason.
         self.reason = reason
 
 
@@ -93,7 +98,9 @@ class ConnectFailedError(LpmConnectionError):
 
     def __init__(self, message: str, *, close_code: int | None = None, status: int | None = None) -> None:
         super().__init__(message)
+        #: The close code when the socket closed during verification.
         self.close_code = close_code
+        #: The HTTP status of a failed HTTP step (CSDS, login), if any.
         self.status = status
 
 
@@ -106,6 +113,7 @@ class AuthenticationError(LpmError):
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
+        #: The HTTP status of the refusal, if any.
         self.status = status
 
 
@@ -119,11 +127,17 @@ class RequestError(LpmError):
     def __init__(self, code: int, request_type: str, body: Any, *, response_type: str | None = None) -> None:
         detail = body if isinstance(body, str) else repr(body)
         super().__init__(f"{request_type} failed with code {code}: {detail}")
+        #: The response code UMS answered (400, 403, 404, 500...).
         self.code = code
+        #: The request refused, by its canonical name (``ms.PublishEvent``).
         self.request_type = request_type
+        #: The response body as received (a string or a JSON value).
         self.body = body
+        #: The response's type, when it had one.
         self.response_type = response_type
+        #: The conversation the request was about, when the SDK knows it.
         self.conversation_id: str | None = None
+        #: The dialog the request was about, when the SDK knows it.
         self.dialog_id: str | None = None
 
 
@@ -136,7 +150,9 @@ class RequestTimeoutError(LpmError, TimeoutError):
 
     def __init__(self, request_type: str, timeout: float) -> None:
         super().__init__(f"no response to {request_type} within {timeout:g} s")
+        #: The request that got no response.
         self.request_type = request_type
+        #: How long it waited (seconds).
         self.timeout = timeout
 
 
@@ -145,6 +161,7 @@ class ProtocolError(LpmError):
 
     def __init__(self, message: str, *, frame: Any = None) -> None:
         super().__init__(message)
+        #: The offending frame or body (possibly cut short), for diagnosis.
         self.frame = frame
 
 
@@ -157,6 +174,7 @@ class LimitExceededError(ProtocolError):
 
     def __init__(self, message: str, *, limit: str, frame: Any = None) -> None:
         super().__init__(message, frame=frame)
+        #: The option that sets the limit (``max_frame_size``...).
         self.limit = limit
 
 
@@ -165,7 +183,9 @@ class HttpError(LpmError):
 
     def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
         super().__init__(message)
+        #: The HTTP status, when a response came.
         self.status = status
+        #: The response body, when a response came.
         self.body = body
 
 
@@ -174,6 +194,7 @@ class AccountNotFoundError(HttpError):
 
     def __init__(self, account_id: str, message: str, *, status: int | None = None, body: Any = None) -> None:
         super().__init__(message, status=status, body=body)
+        #: The account id the platform does not know.
         self.account_id = account_id
 
 
@@ -190,8 +211,11 @@ class HandlerError(LpmError):
         super().__init__(
             f"handler {handler} of event {event!r} on {emitter} raised {type(error).__name__}: {error}"
         )
+        #: The event whose handler raised.
         self.event = event
+        #: A description of the object the event was emitted on.
         self.emitter = emitter
+        #: The handler's qualified name.
         self.handler = handler
         self.__cause__ = error
 
@@ -201,6 +225,9 @@ class WaitTimeoutError(LpmError, TimeoutError):
 
     def __init__(self, event: str, emitter: str, timeout: float) -> None:
         super().__init__(f"no {event!r} event on {emitter} within {timeout:g} s")
+        #: The event awaited.
         self.event = event
+        #: A description of the object awaited.
         self.emitter = emitter
+        #: How long it waited (seconds).
         self.timeout = timeout

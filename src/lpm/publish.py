@@ -48,6 +48,7 @@ class PublishResponse:
 
     #: HTTP status (201).
     status: int
+    #: The response's HTTP headers.
     headers: Mapping[str, str] = field(repr=False)
     #: The decoded JSON body (``{"sequence": N}``).
     body: Any

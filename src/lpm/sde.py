@@ -238,9 +238,13 @@ class CustomerAge:
         ConfigurationError: a part is invalid.
     """
 
+    #: The age in years (0-150).
     age: int | None = None
+    #: The year of birth.
     year: int | None = None
+    #: The month of birth (1-12).
     month: int | None = None
+    #: The day of birth (1-31, a real day of the month when it is known).
     day: int | None = None
 
     def __post_init__(self) -> None:
@@ -282,8 +286,11 @@ class PersonalContact:
         ConfigurationError: a field is invalid.
     """
 
+    #: A postal address: free text, or a mapping of strings.
     address: str | Mapping[str, str] | None = None
+    #: An e-mail address (``name@domain``).
     email: str | None = None
+    #: A phone number (with digits).
     phone: str | None = None
 
     def __post_init__(self) -> None:

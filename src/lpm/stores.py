@@ -1,11 +1,15 @@
-"""Conversation stores: where a stateless bot keeps ``Conversation.serialize()`` output between
-webhooks, outside the process, so any of several bot processes can serve the next one.
+"""Conversation stores: where a bot keeps per-conversation text outside its handlers — a stateless
+bot's ``Conversation.serialize()`` output between webhooks, an :mod:`lpm.bot` bot's conversation
+state between handlers and across restarts — so any of several bot processes can serve the next
+event.
 
-* :class:`FileConversationStore` — one JSON file per conversation in a directory (the default;
-  every process on one machine, or on a shared volume, sees the same state);
+* :class:`MemoryConversationStore` — a dict in the process (tests, a single bot that may forget
+  its conversations when it restarts);
+* :class:`FileConversationStore` — one JSON file per conversation in a directory (every process
+  on one machine, or on a shared volume, sees the same state);
 * :class:`RedisConversationStore` — one Redis string per conversation (``redis.asyncio`` from
   the ``redis`` package, installed with the ``lp-messaging-sdk[redis]`` extra);
-* :func:`store_from_url` — ``file:///path/to/dir`` or ``redis://host:port/db``.
+* :func:`store_from_url` — ``memory://``, ``file:///path/to/dir`` or ``redis://host:port/db``.
 
 A store holds opaque text: what a bot puts is what it gets back.  Stores do no locking between
 processes — a bot serves one conversation's notifications one at a time (webhooks of a
@@ -29,6 +33,7 @@ from lpm.errors import ConfigurationError
 __all__ = [
     "ConversationStore",
     "FileConversationStore",
+    "MemoryConversationStore",
     "RedisConversationStore",
     "store_from_url",
 ]
@@ -61,6 +66,39 @@ class ConversationStore(Protocol):
     async def close(self) -> None:
         """Release the store's resources (connections); idempotent."""
         ...
+
+
+class MemoryConversationStore:
+    """A dict in this process: nothing survives the process, nothing is shared with another.
+
+    Values are kept as given (text is immutable), so a reader never sees a partial write.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryConversationStore {len(self._values)} conversation(s)>"
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    async def get(self, conversation_id: str) -> str | None:
+        """The text last put, or None."""
+        return self._values.get(_check_id(conversation_id))
+
+    async def put(self, conversation_id: str, serialized: str) -> None:
+        """Replace the conversation's text."""
+        if not isinstance(serialized, str):
+            raise ConfigurationError("serialized must be a string")
+        self._values[_check_id(conversation_id)] = serialized
+
+    async def delete(self, conversation_id: str) -> None:
+        """Forget the conversation."""
+        self._values.pop(_check_id(conversation_id), None)
+
+    async def close(self) -> None:
+        """Nothing to release (the values stay: closing is not forgetting)."""
 
 
 class FileConversationStore:
@@ -178,16 +216,24 @@ class RedisConversationStore:
             await client.aclose()
 
 
-def store_from_url(url: str) -> ConversationStore:
-    """The store a URL names: ``file:///abs/dir`` (:class:`FileConversationStore`) or
-    ``redis://host:port/db`` / ``rediss://...`` (:class:`RedisConversationStore`)."""
+def store_from_url(url: str, *, prefix: str | None = None, ttl: float | None = None) -> ConversationStore:
+    """The store a URL names: ``memory://`` (:class:`MemoryConversationStore`), ``file:///abs/dir``
+    (:class:`FileConversationStore`) or ``redis://host:port/db`` / ``rediss://...``
+    (:class:`RedisConversationStore`, with ``prefix`` and ``ttl`` when given; the file and memory
+    stores take neither: a directory is already a namespace, and memory is private)."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError("store URL must be a non-empty string")
     parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return MemoryConversationStore()
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
             raise ConfigurationError("a file store URL is file:///absolute/directory")
         return FileConversationStore(unquote(parts.path))
     if parts.scheme in ("redis", "rediss"):
-        return RedisConversationStore(url)
-    raise ConfigurationError(f"unsupported store URL scheme {parts.scheme!r} (file:// or redis://)")
+        if prefix is None:
+            return RedisConversationStore(url, ttl=ttl)
+        return RedisConversationStore(url, prefix=prefix, ttl=ttl)
+    raise ConfigurationError(
+        f"unsupported store URL scheme {parts.scheme!r} (memory://, file:// or redis://)"
+    )

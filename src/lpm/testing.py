@@ -16,6 +16,12 @@ yourself.  Mark a test to run it against another world or other settings::
     @pytest.mark.lpm_emulator(spec=lpm.emulator.load_toml("world.toml"), ring_expiry=1)
     async def test_ring_expiry(lpm_emulator): ...
 
+Bots written on :mod:`lpm.bot` run against the fixture with ``await lpm_emulator.start_bot(bot)``
+(stopped after the test), and conversation scripts check them::
+
+    await lpm_emulator.start_bot(bot)
+    await ConversationScript([say("hi"), expect("Hello!")]).run(await lpm_emulator.consumer())
+
 The fixture is async and runs on pytest-asyncio (``pip install 'lp-messaging-sdk[testing]'``).
 The settings docs/testing.md recommends (``asyncio_mode = "auto"``,
 ``asyncio_default_fixture_loop_scope = "function"``) run every async test and fixture with no
@@ -31,6 +37,18 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from lpm.bot import Bot
+from lpm.bot.testing import (
+    ConversationScript,
+    ScriptFailure,
+    Step,
+    consumer_close,
+    expect,
+    expect_close,
+    expect_no_reply,
+    expect_transfer,
+    say,
+)
 from lpm.client.connection import Connection
 from lpm.client.factory import create_connection
 from lpm.client.transport.brand import BrandWebsocketConnection
@@ -51,7 +69,19 @@ def _async_fixture(fn: _F) -> _F:
     return cast(_F, pytest_asyncio.fixture(fn))
 
 
-__all__ = ["TestEmulator", "lpm_emulator"]
+__all__ = [
+    "ConversationScript",
+    "ScriptFailure",
+    "Step",
+    "TestEmulator",
+    "consumer_close",
+    "expect",
+    "expect_close",
+    "expect_no_reply",
+    "expect_transfer",
+    "lpm_emulator",
+    "say",
+]
 
 #: The fixture's name (the plugin marks the async tests that use it; see the module docstring).
 FIXTURE = "lpm_emulator"
@@ -80,6 +110,8 @@ class TestEmulator(Emulator):
 
     #: The connections the helpers opened, oldest first (a tuple: rebound, never shared).
     _clients: tuple[Connection, ...] = ()
+    #: The bots :meth:`start_bot` started.
+    _bots: tuple[Bot, ...] = ()
 
     def connection_options(self, **options: Any) -> dict[str, Any]:
         """The :func:`lpm.create_connection` keywords that point a connection at this emulator.
@@ -131,6 +163,26 @@ class TestEmulator(Emulator):
         assert isinstance(conn, BrandWebsocketConnection)
         return conn
 
+    async def start_bot(
+        self, bot: Bot, username: str = "bot", password: str | None = None, **settings: Any
+    ) -> Bot:
+        """Start an :class:`lpm.bot.Bot` logged in as ``username`` on this emulator (stopped,
+        without a grace period, when the emulator stops); ``settings`` are more bot settings
+        (``store=``, ``http_port=0``...)."""
+        options = self.connection_options()
+        bot.configure(
+            account_id=self.account_id,
+            csds_domain=self.csds_domain,
+            ca_file=options.get("ssl"),
+            username=username,
+            password=password if password is not None else self._password_of(username),
+            connection_options=dict(TEST_CONNECTION_OPTIONS),
+            **settings,
+        )
+        self._bots = (*self._bots, bot)
+        await bot.start()
+        return bot
+
     def _password_of(self, username: str) -> str:
         for account in self.spec.accounts:
             if account.account_id != self.account_id:
@@ -141,7 +193,10 @@ class TestEmulator(Emulator):
         raise ConfigurationError(f"no user {username!r} with a password in the emulator's world")
 
     async def close_clients(self) -> None:
-        """Close every connection the helpers opened (most recent first)."""
+        """Stop the bots, then close every connection the helpers opened (most recent first)."""
+        bots, self._bots = self._bots, ()
+        for bot in reversed(bots):
+            await bot.stop(grace=0)
         clients, self._clients = self._clients, ()
         for conn in reversed(clients):
             await conn.close()

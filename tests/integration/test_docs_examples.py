@@ -122,7 +122,8 @@ def test_cli_exit_code_tables_match_the_code() -> None:
 
 
 def test_doc_links_resolve() -> None:
-    """Relative links of the guides point at files that exist (pages others write excepted)."""
+    """Relative links of the guides point at files that exist (pages others write excepted).
+    The strict site build (tests/docs/test_site.py) checks every link of every page, anchors too."""
     later = {"cli-chat.md", "cli-agent.md", "performance.md"}
     for page in (
         "index.md",
@@ -131,6 +132,8 @@ def test_doc_links_resolve() -> None:
         "testing.md",
         "troubleshooting.md",
         "cli.md",
+        "porting-from-node.md",
+        "porting-from-node-agent-sdk.md",
     ):
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", (DOCS / page).read_text(encoding="utf-8")):
             if target in later:

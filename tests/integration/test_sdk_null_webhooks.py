@@ -91,7 +91,11 @@ async def installations(
     http: aiohttp.ClientSession, emu: Emulator, bearer: str, method: str, suffix: str, body: Any
 ) -> dict[str, Any]:
     url = f"{emu.base_url}/api/account/{ACC}/configuration/app-install/installations{suffix}"
-    async with http.request(method, url, json=body, headers={"Authorization": f"Bearer {bearer}"}) as resp:
+    headers = {"Authorization": f"Bearer {bearer}"}
+    if method in ("PUT", "DELETE"):  # writes name the installations' revision (ac-revision)
+        async with http.get(url, headers=headers) as resp:
+            headers["If-Match"] = resp.headers["ac-revision"]
+    async with http.request(method, url, json=body, headers=headers) as resp:
         assert resp.status in (200, 201), await resp.text()
         data: dict[str, Any] = await resp.json()
         return data

@@ -98,10 +98,13 @@ async def hooked(emulator: Emulator, http: aiohttp.ClientSession) -> AsyncIterat
     bearer = (await login(http, emulator, "agent"))["bearer"]
     hooks: dict[str, Any] = {key: {"endpoint": url} for key in WEBHOOK_KEYS}
     hooks["retry"] = {"retention_time": 10}
+    installs = f"{emulator.base_url}/api/account/{ACC}/configuration/app-install/installations"
+    async with http.get(installs, headers={"Authorization": f"Bearer {bearer}"}) as resp:
+        revision = resp.headers["ac-revision"]  # PUT names it in If-Match
     async with http.put(
-        f"{emulator.base_url}/api/account/{ACC}/configuration/app-install/installations/{APP_ID}",
+        f"{installs}/{APP_ID}",
         json={"client_name": "send-api-connector", "capabilities": {"webhooks": hooks}},
-        headers={"Authorization": f"Bearer {bearer}"},
+        headers={"Authorization": f"Bearer {bearer}", "If-Match": revision},
     ) as resp:
         assert resp.status == 200, await resp.text()
     yield Hooked(conn, lpm.webhooks.receiver_of(app))

@@ -222,7 +222,11 @@ async def test_installation_api(wemu: Emulator, http: aiohttp.ClientSession, end
         assert resp.status == 200
 
     updated_body = {"capabilities": {"webhooks": {ALL_KEYS[1]: {"endpoint": "https://example.com/x"}}}}
-    async with http.put(f"{base}/{client_id}", json=updated_body, headers=auth) as resp:
+    async with http.get(base, headers=auth) as resp:
+        revision = resp.headers["ac-revision"]  # writes name it in If-Match
+    async with http.put(
+        f"{base}/{client_id}", json=updated_body, headers={**auth, "If-Match": revision}
+    ) as resp:
         updated = await resp.json()
         assert resp.status == 200
     assert set(updated["capabilities"]["webhooks"]) == {ALL_KEYS[1], "retry"}
@@ -248,7 +252,10 @@ async def test_installation_api(wemu: Emulator, http: aiohttp.ClientSession, end
     ) as resp:
         assert resp.status == 401
 
-    async with http.delete(f"{base}/{client_id}", headers=auth) as resp:
+    async with http.delete(f"{base}/{client_id}", headers={**auth, "If-Match": revision}) as resp:
+        assert resp.status == 412  # the PUT made a new revision
+        revision = resp.headers["ac-revision"]
+    async with http.delete(f"{base}/{client_id}", headers={**auth, "If-Match": revision}) as resp:
         assert resp.status == 204
     async with http.get(f"{base}/{client_id}", headers=auth) as resp:
         assert resp.status == 404 and (await resp.json())["code"] == 404
@@ -379,10 +386,13 @@ async def test_dropped_after_retention_then_next_delivered(
     assert sink(wemu).dropped == 2 and sink(wemu).delivered == 0 and sink(wemu).retried >= 5
 
     # The endpoint comes back (the install now points at a live server): delivery continues.
+    base = f"{wemu.base_url}/api/account/{ACC}/configuration/app-install/installations"
+    async with http.get(base, headers=auth) as resp:
+        revision = resp.headers["ac-revision"]
     async with http.put(
-        f"{wemu.base_url}/api/account/{ACC}/configuration/app-install/installations/{install['client_id']}",
+        f"{base}/{install['client_id']}",
         json=installation_body(endpoint.url, keys, retention=2),
-        headers=auth,
+        headers={**auth, "If-Match": revision},
     ) as resp:
         assert resp.status == 200
     await say(sock, conv_id, "found")

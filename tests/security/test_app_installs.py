@@ -31,8 +31,10 @@ async def test_agents_manage_only_their_own_app_installs(
         own = await resp.json()
     async with http.get(base, headers=bot) as resp:
         assert [i["client_id"] for i in await resp.json()] == [own["client_id"]]
-    async with http.put(f"{base}/{own['client_id']}", headers=bot, json=BODY) as resp:
+    revision = {"If-Match": resp.headers["ac-revision"]}  # of the list just read
+    async with http.put(f"{base}/{own['client_id']}", headers={**bot, **revision}, json=BODY) as resp:
         assert resp.status == 200
+        revision = {"If-Match": resp.headers["ac-revision"]}
     # Consumers and apps have no business here.
     for token in (await signup(http, emulator), await app_jwt(http, emulator)):
         async with http.get(base, headers={"Authorization": f"Bearer {token}"}) as resp:
@@ -43,5 +45,5 @@ async def test_agents_manage_only_their_own_app_installs(
         listed = {i["client_id"]: i for i in await resp.json()}
     assert listed.keys() == {"lpm-emulator-app", own["client_id"]}
     assert listed["lpm-emulator-app"]["client_secret"] == APP_SECRET
-    async with http.delete(f"{base}/{own['client_id']}", headers=manager) as resp:
+    async with http.delete(f"{base}/{own['client_id']}", headers={**manager, **revision}) as resp:
         assert resp.status == 204

@@ -17,6 +17,11 @@ consumer's publish to the answer's arrival); with more, a progress bar; then a s
 (:mod:`lpm.cli.demo_report`).  ``--json`` prints one JSON summary object instead and nothing else
 on stdout.
 
+With ``--ui`` the emulator also serves its web UI (:mod:`lpm.emulator.ui`): once the consumers
+are done, the summary and the page's URL are printed and the demo's world keeps running -- the
+bot and the survey bot stay online, the scripted human agent leaves so the agent seat is yours --
+until Ctrl-C (then the exit code is the demo's as below).
+
 Exit codes: 0 when every conversation completed within ``--timeout``; 1 otherwise (the reason
 goes to stderr); SDK errors outside a conversation (e.g. a refused login) map through
 :func:`lpm.cli.common.exit_code_for`; 130 after Ctrl-C.  Tokens and JWTs are never printed.
@@ -26,7 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 import time
+import webbrowser
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -37,7 +45,7 @@ from lpm.cli.demo_consumer import run_consumer
 from lpm.cli.demo_report import ConversationResult, Reporter, Who, make_reporter, print_summary, summarize
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     import lpm
     from lpm.emulator.app import Emulator
@@ -81,11 +89,22 @@ async def _run_consumers(
     return results
 
 
-async def run_demo(consumers: int, time_limit: float, reporter: Reporter) -> dict[str, Any]:
-    """Run the whole demo against a fresh in-process emulator; return the summary."""
+async def run_demo(
+    consumers: int,
+    time_limit: float,
+    reporter: Reporter,
+    *,
+    ui: bool = False,
+    after: Callable[[Emulator, list[BrandUser], dict[str, Any]], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """Run the whole demo against a fresh in-process emulator; return the summary.
+
+    ``ui``: the emulator serves its web UI (the summary has its ``ui_url``); ``after`` is awaited
+    with the emulator, the brand users and the summary before anything stops (``--ui`` waits
+    there for Ctrl-C)."""
     from lpm.emulator.app import Emulator
 
-    async with Emulator(port=0, tls=False) as emu, contextlib.AsyncExitStack() as stack:
+    async with Emulator(port=0, tls=False, ui=ui) as emu, contextlib.AsyncExitStack() as stack:
         reporter.act("emulator", f"listening on {emu.base_url}, account {emu.account_id}")
         common_options: dict[str, Any] = {"account_id": emu.account_id, "csds_domain": emu.csds_domain}
         started = time.monotonic()
@@ -108,7 +127,12 @@ async def run_demo(consumers: int, time_limit: float, reporter: Reporter) -> dic
         duration = time.monotonic() - started
         # Taken before the brand connections close: handlers cut short by the close are no errors.
         brand_errors = [e for u in brand for e in u.errors]
-    return summarize(results, brand_errors, duration)
+        summary = summarize(results, brand_errors, duration)
+        if emu.ui_url is not None:
+            summary["ui_url"] = emu.ui_url
+        if after is not None:
+            await after(emu, brand, summary)
+    return summary
 
 
 @click.command("demo")
@@ -128,27 +152,81 @@ async def run_demo(consumers: int, time_limit: float, reporter: Reporter) -> dic
     metavar="S",
     help="Seconds every conversation has to complete.",
 )
-def demo(consumers: int, as_json: bool, timeout: float) -> None:
+@click.option(
+    "--ui",
+    is_flag=True,
+    default=False,
+    help="Serve the emulator's web UI and keep the demo's world running with it until Ctrl-C.",
+)
+def demo(consumers: int, as_json: bool, timeout: float, ui: bool) -> None:
     """Chat with a bot and a human agent on a local emulator and show it live.
 
     Each consumer talks to the bot, is transferred to a human agent, and answers the
     post-conversation survey.  One consumer shows the transcript with each answer's latency;
     more show a progress bar.  Both end with a summary table (or, with --json, one JSON object).
+    With --ui the world then stays up with the web UI (chat with the bot, take the agent's seat,
+    inspect the frames) until Ctrl-C.
     """
     from rich.console import Console
 
     console = Console()
-    with make_reporter(console, consumers, as_json) as reporter:
-        summary = common.run(run_demo(consumers, timeout, reporter))
-    if as_json:
-        common.print_json(summary)
-    else:
-        print_summary(console, summary)
+    shown = False
+
+    def show(summary: dict[str, Any]) -> None:
+        nonlocal shown
+        shown = True
+        if as_json:
+            common.print_json(summary)
+        else:
+            print_summary(console, summary)
+
+    with contextlib.ExitStack() as reporting:
+        reporter = reporting.enter_context(make_reporter(console, consumers, as_json))
+
+        async def keep_running(emu: Emulator, brand: list[BrandUser], summary: dict[str, Any]) -> None:
+            reporting.close()  # the live transcript or progress bar is done
+            show(summary)
+            await _serve_ui(emu, brand, quiet=as_json)
+
+        summary = common.run(
+            run_demo(consumers, timeout, reporter, ui=ui, after=keep_running if ui else None)
+        )
+    if not shown:
+        show(summary)
     failed = summary["consumers"] - summary["completed"]
     if failed:
         _fail(f"{failed} of {summary['consumers']} conversations did not complete", summary)
     if summary["errors"]:
         _fail(f"{summary['errors']} errors", summary)
+
+
+async def _serve_ui(emu: Emulator, brand: list[BrandUser], *, quiet: bool) -> None:
+    """Keep the demo's world up with its web UI until Ctrl-C (or SIGTERM)."""
+    for user in brand:
+        if isinstance(user, HumanAgent):
+            # The agent seat is the person's now: the scripted agent leaves (and takes no rings).
+            await user.conn.close()
+    url = emu.ui_url
+    if not quiet:
+        click.echo(f"\nWeb UI: {url}")
+        click.echo(
+            "The bot (sales) and the survey bot are still online; log in as the agent in the Agent seat."
+        )
+        click.echo("Press Ctrl-C to stop.")
+    if url and sys.stdout.isatty():
+        with contextlib.suppress(Exception):
+            webbrowser.open(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
 
 
 def _fail(message: str, summary: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ The world comes from ``--config`` (a TOML file, see :mod:`lpm.emulator.config`) 
 world; flags override the file's ``[settings]``.  Once listening, the command prints where to
 connect and the default credentials: a rich summary for people, or with ``--json`` exactly one
 JSON line (``Emulator.describe()``) as the first line of stdout, for scripts and test harnesses.
-It then serves until SIGINT/SIGTERM and exits 0.
+It then serves until SIGINT/SIGTERM and exits 0.  With ``--ui`` it also serves the web UI
+(:mod:`lpm.emulator.ui`) and prints its URL (``ui_url`` in the JSON line).
 
 The command owns its process, so it raises the soft open-file limit (``RLIMIT_NOFILE``) to the
 hard limit before it starts (an embedded :class:`~lpm.emulator.Emulator` leaves its host's limit
@@ -135,6 +136,13 @@ def _apply_overrides(settings: Settings, overrides: dict[str, Any]) -> None:
 )
 @click.option("--faults", is_flag=True, default=False, help="Serve the fault-injection API under /_emulator.")
 @click.option(
+    "--ui",
+    is_flag=True,
+    default=False,
+    help="Serve the web UI at /_emulator/ui/ (chat, overview, inspector, agent seat, faults); "
+    "turns on the fault API, whose buttons it has.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, default=False, help="Print one JSON line describing the emulator."
 )
 @click.option("--ring-expiry", type=_seconds, default=None, metavar="S", help="Ring lifetime in seconds.")
@@ -168,6 +176,7 @@ def emulator(
     db: Path | None,
     config_file: Path | None,
     faults: bool,
+    ui: bool,
     as_json: bool,
     ring_expiry: float | None,
     idle_timeout: float | None,
@@ -205,7 +214,7 @@ def emulator(
         logging.getLogger("lpm.emulator.ws_session").setLevel(logging.DEBUG)
     _raise_open_file_limit()
     try:
-        asyncio.run(_serve(spec, db, as_json))
+        asyncio.run(_serve(spec, db, as_json, ui))
     except _StartError as exc:
         _fail(str(exc), exc.code)
     except KeyboardInterrupt:
@@ -238,7 +247,7 @@ def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, 
             os.write(2, line.encode(errors="replace"))
 
 
-async def _serve(spec: WorldSpec, db: Path | None, as_json: bool) -> None:
+async def _serve(spec: WorldSpec, db: Path | None, as_json: bool, ui: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception_handler)
@@ -246,7 +255,7 @@ async def _serve(spec: WorldSpec, db: Path | None, as_json: bool) -> None:
         # Not available on Windows' event loop: Ctrl-C then arrives as KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    emu = await _start(spec, db)
+    emu = await _start(spec, db, ui)
     try:
         if as_json:
             # The first stdout line is the description and nothing else: harnesses read one line.
@@ -260,13 +269,13 @@ async def _serve(spec: WorldSpec, db: Path | None, as_json: bool) -> None:
         await emu.stop()
 
 
-async def _start(spec: WorldSpec, db: Path | None) -> Emulator:
+async def _start(spec: WorldSpec, db: Path | None, ui: bool = False) -> Emulator:
     from lpm.emulator.app import Emulator
     from lpm.emulator.config import ConfigError
     from lpm.emulator.persistence import StoreError
 
     settings = spec.settings
-    emu = Emulator(spec, settings=settings, db=db)
+    emu = Emulator(spec, settings=settings, db=db, ui=ui)
     try:
         await emu.start()
     except BaseException as exc:
@@ -339,6 +348,9 @@ def _print_summary(emu: Emulator, db: Path | None) -> None:
     head.add_row(
         "fault API",
         Text(f"{emu.base_url}/_emulator" if emu.settings.faults else "off (--faults to enable)"),
+    )
+    head.add_row(
+        "web UI", Text(emu.ui_url, style="bold cyan") if emu.ui_url else Text("off (--ui to enable)")
     )
 
     skill_of, role_of, survey_bot_of = _roles(emu)

@@ -13,7 +13,7 @@ import logging
 import click
 
 from lpm._version import __version__
-from lpm.cli import agent_cmd, chat_cmd, demo_cmd, emulator_cmd
+from lpm.cli import agent_cmd, chat_cmd, demo_cmd, emulator_cmd, run_cmd
 
 
 def _configure_logging(verbose: int) -> None:
@@ -37,6 +37,7 @@ main.add_command(emulator_cmd.emulator)
 main.add_command(demo_cmd.demo)
 main.add_command(chat_cmd.chat)
 main.add_command(agent_cmd.agent)
+main.add_command(run_cmd.run)
 
 
 if __name__ == "__main__":

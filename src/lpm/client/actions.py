@@ -90,7 +90,9 @@ class ConnectionActions(Protocol):
         """Emit a connection event (used for bubbling ``conversation:*`` events)."""
         ...
 
-    def has_listeners(self, name: str) -> bool: ...
+    def has_listeners(self, name: str) -> bool:
+        """Whether any handler listens to the connection event ``name``."""
+        ...
 
     def report_error(self, error: BaseException) -> None:
         """Report a background error on the connection's ``"error"`` event."""
@@ -105,7 +107,16 @@ class ConnectionActions(Protocol):
         audience: str = "ALL",
         metadata: list[Any] | None = None,
     ) -> int:
-        """``ms.PublishEvent``; returns the event's sequence (0 for chat states)."""
+        """Publish one messaging event to a dialog (``ms.PublishEvent``) and return its sequence.
+
+        ``event`` is the wire event object: ``{"type": "ContentEvent", "contentType":
+        "text/plain", "message": ...}``, an ``AcceptStatusEvent`` (``status`` ``ACCEPT`` or
+        ``READ`` with a ``sequenceList``), a ``ChatStateEvent``, a ``RichContentEvent``...
+        ``audience`` is ``ALL`` or ``AGENTS_AND_MANAGERS`` (a private message); ``metadata`` is
+        the request's metadata list (``[{"type": "ExternalId", "id": ...}]``).  The sequence is
+        0 for events that get none (chat states).  Conversations and dialogs call it for you
+        (``send_message``, ``set_chat_state``, ``message.read()``); call it directly to send an
+        event they have no method for."""
         return await self._publish(Publish(conversation_id, dialog_id, event, audience, metadata))
 
     async def _publish(self, publish: Publish) -> int:
@@ -115,7 +126,14 @@ class ConnectionActions(Protocol):
     async def update_conversation_field(
         self, conversation_id: str, fields: list[dict[str, Any]], *, metadata: list[Any] | None = None
     ) -> Any:
-        """``cm.UpdateConversationField`` with one or more fields; returns the response body."""
+        """Change a conversation (``cm.UpdateConversationField``) and return the response body.
+
+        ``fields`` are the wire ``conversationField`` objects, applied together: for example
+        ``{"field": "ConversationStateField", "conversationState": "CLOSE"}`` closes the
+        conversation, ``{"field": "ParticipantsChange", "type": "ADD", "role": "MANAGER"}`` joins
+        it, ``{"field": "Skill", "type": "UPDATE", "skill": "12"}`` transfers it.  The object
+        model's methods (``conversation.close()``, ``transfer()``, ``join()``, ``set_ttr()``,
+        ``dialog.close()``...) build these for you."""
         names = ", ".join(str(f.get("field")) for f in fields) or "nothing"
         refuse(self, f"update conversation fields ({names})")
 
@@ -128,7 +146,12 @@ class ConnectionActions(Protocol):
         newer_than: int | None = None,
         older_than: int | None = None,
     ) -> list[MessagingEventInfo]:
-        """Stored events of a dialog, oldest first (brand ``QueryMessages`` / REST ``getMessages``)."""
+        """The stored messaging events of a dialog, oldest first (brand ``ms.QueryMessages``; REST
+        ``GET .../messages``).
+
+        ``max_quantity`` caps how many come back; ``newer_than`` / ``older_than`` take only the
+        events after / before that sequence.  Conversations load their history with it
+        (``conversation.query_messages()``), so a bot rarely needs it directly."""
         query = MessagesQuery(conversation_id, dialog_id, max_quantity, newer_than, older_than)
         return await self._query_messages(query)
 
@@ -148,9 +171,13 @@ class ConnectionActions(Protocol):
         refuse(self, "subscribe to conversations")
 
     async def unsubscribe_conversations(self, subscription_id: str) -> None:
+        """End a conversation subscription (``cqm.UnsubscribeExConversations``) by its id."""
         refuse(self, "unsubscribe from conversations")
 
     async def subscribe_routing_tasks(self, query: dict[str, Any]) -> str:
+        """Subscribe to this agent's routing tasks (``routing.SubscribeRoutingTasks``, rings) with a
+        wire query body; returns the subscription id.  ``create_routing_task_subscription()``
+        wraps it in an object with ``ring`` events."""
         refuse(self, "subscribe to routing tasks")
 
     async def unsubscribe_routing_tasks(self, subscription_id: str) -> None:
@@ -165,6 +192,7 @@ class ConnectionActions(Protocol):
         refuse(self, "register a conversation subscription")
 
     def unregister_conversation_subscription(self, subscription_id: str) -> None:
+        """Stop routing notifications of ``subscription_id`` (the subscription ended)."""
         refuse(self, "unregister a conversation subscription")
 
     def register_routing_subscription(
@@ -175,15 +203,25 @@ class ConnectionActions(Protocol):
         refuse(self, "register a routing-task subscription")
 
     async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        """Answer a ring (``routing.UpdateRingState``): ``ring_state`` is ``ACCEPTED`` or
+        ``REJECTED``.  ``ring.accept()`` and ``ring.reject()`` call it for you."""
         refuse(self, "answer a ring")
 
     async def get_user_profile(self, user_id: str | None) -> Any:
+        """A user's profile (``userprofile.GetUserProfile``) as the platform returns it (for a
+        consumer, a list of SDEs); this connection's own user when ``user_id`` is None."""
         refuse(self, "get a user profile")
 
     async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
+        """A temporary upload location for a file to share (``ms.GenerateURLForUploadFile``):
+        ``{"relativePath", "queryParams"}``.  ``conversation.upload_file()`` does the whole
+        upload."""
         refuse(self, "upload a file")
 
     async def generate_download_url(self, relative_path: str) -> dict[str, Any]:
+        """A temporary download location for a shared file (``ms.GenerateURLForDownloadFile``):
+        ``{"relativePath", "queryParams"}``.  ``conversation.download_file()`` does the whole
+        download."""
         refuse(self, "download a file")
 
     async def put_file(self, relative_path: str, query: dict[str, str], data: bytes) -> None:
@@ -191,4 +229,5 @@ class ConnectionActions(Protocol):
         refuse(self, "upload a file")
 
     async def get_file(self, relative_path: str, query: dict[str, str]) -> bytes:
+        """Download bytes from the ``swift`` storage with a temp URL."""
         refuse(self, "download a file")

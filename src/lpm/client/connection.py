@@ -114,11 +114,14 @@ def not_connected(request_type: str, state: str) -> NotConnectedError:
 
 
 class Connection(ConnectionEmitter):
-    """Base of every connection type (WebSocket, REST, Send API, NULL).
+    """Base of every connection type (WebSocket, REST, Send API, NULL):
+    :func:`lpm.create_connection` returns one of its subclasses.
 
-    Owns the conversation cache and the webhooks intake; the object model's interface
-    (:class:`~lpm.client.actions.ConnectionActions`) is implemented by
-    :class:`~lpm.client.transport.base.TransportConnection` and the transports.
+    What every connection has: its state, the conversations it knows (a cache), the webhooks
+    intake, ``open()`` / ``close()`` (or ``async with``), and its events.  What a connection can
+    ask of the platform depends on its transport; an action it cannot do at all raises
+    :class:`~lpm.errors.UnsupportedActionError` before any I/O.  (Internally, the object model's
+    interface, :class:`~lpm.client.actions.ConnectionActions`, is implemented by the transports.)
     """
 
     def __init__(self, options: ConnectionOptions, *, initial_state: str = INITIAL) -> None:

@@ -197,9 +197,11 @@ class EventEmitter:
             self._handlers.pop(name, None)
 
     def has_listeners(self, name: str) -> bool:
+        """Whether any handler listens to ``name`` (the Node ``emitter.listenerCount(name) > 0``)."""
         return bool(self._handlers.get(name))
 
     def listener_count(self, name: str) -> int:
+        """How many handlers listen to ``name`` (``once`` handlers included until they ran)."""
         return len(self._handlers.get(name, ()))
 
     # ---------------------------------------------------------------- emission

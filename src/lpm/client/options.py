@@ -47,45 +47,85 @@ MASK = "***"
 class ConnectionOptions:
     """Validated options of one connection (see :func:`lpm.create_connection`)."""
 
+    #: The brand's account id (``brandId`` on the wire); required.
     account_id: str
+    #: :class:`lpm.UserType` value: ``brand`` (agents, managers, bots) or ``consumer``; required.
     user_type: str
+    #: :class:`lpm.ConnectionType` value: ``ws`` (default), ``rest``, ``sendapi`` or ``null``.
     connection_type: str = "ws"
+    #: Brand credentials: ``{username, password}`` or ``{username, appKey, secret, accessToken,
+    #: accessTokenSecret}`` (an API user or bot); for consumers the Send API's app credentials.
     auth_data: dict[str, Any] | None = None
+    #: Consumer: the client properties sent with ``InitConnection`` and in each new conversation's
+    #: context (see :func:`lpm.create_client_properties`).
     client_properties: dict[str, Any] | None = None
+    #: Reconnect after a lost socket, on the reconnect schedule, with subscriptions restored.
     maintain_connection: bool = True
+    #: Subscribe to conversations once connected (:attr:`Connection.default_subscription`).
     create_default_subscription: bool = True
+    #: The default subscription's query; None: brands ``{stage: [OPEN]}``, consumers all stages.
     default_subscription_query: dict[str, Any] | None = None
+    #: ``open()`` returns only once the default subscription's first notification has arrived.
     wait_for_first_notification: bool = False
+    #: ``open()`` returns only once the default subscription has loaded every existing conversation
+    #: (the ``ready`` event).
     wait_for_ready: bool = False
+    #: Brand: poll the account's skill shift status (:mod:`lpm.client.shift_status`).
     poll_shift_status: bool = False
+    #: A ready token: the consumer's JWT, or a brand bearer for REST (then never refreshed).
     token: str | None = None
+    #: Consumer: the unauthenticated connector whose anonymous identity flow to use.
     unauth_connector_id: str | None = None
+    #: Consumer: the authenticated connector (with ``jwt_claims_set`` or ``id_token``).
     auth_connector_id: str | None = None
+    #: Consumer: claims of the brand-signed JWT for the authenticated connector
+    #: (see :func:`lpm.create_jwt_claims_set`).
     jwt_claims_set: dict[str, Any] | None = None
     #: Key that signs ``jwt_claims_set``: an RS256 private key (PEM text or file path) or an HS256 secret.
     jwt_signing_key: str | Path | None = None
+    #: How ``jwt_signing_key`` signs: ``RS256`` or ``HS256``.
     jwt_algorithm: str = "RS256"
     #: A ready brand-signed id_token for the authenticated connector (instead of claims + key).
     id_token: str | None = None
+    #: Brand: load a newly discovered conversation's history before announcing it.
     get_all_messages: bool = False
+    #: Your application's id, sent for tracking (``appid``).
     app_id: str | None = None
+    #: Your application's version, sent for tracking (``appvn``).
     app_version: str | None = None
+    #: Page past UMS's cap of about 1,000 conversations per subscription snapshot.
     limit_break_enabled: bool = True
+    #: Reconnect waits grow to 4 hours (True) or to 10 minutes (False).
     use_extended_reconnect_schedule: bool = True
+    #: Brand: an existing agentVep session ``{token, csrf, sessionId}`` to use instead of a login.
     auth_agent_session_data: dict[str, Any] | None = None
+    #: Brand: your own token maintainer (an object with the :class:`lpm.TokenMaintainer` methods).
     token_maintainer: Any = None
+    #: Seconds a request waits for its response.
     response_timeout: float = 60.0
+    #: Seconds of silence after which a keep-alive ``GetClock`` is sent.
     keep_alive_interval: float = 10.0
+    #: Seconds after a socket was lost during which new requests are still queued (later ones
+    #: fail at once with :class:`~lpm.errors.NotConnectedError`).
     max_request_queue_time: float = 60.0
+    #: Seconds a queued request waits for the connection before it fails.
     request_queue_timeout: float = 60.0
+    #: Seconds before the first reconnect attempt after a lost socket.
     wait_to_reconnect: float = 2.0
+    #: Seconds a conversation that left every subscription stays cached.
     conversations_cache_duration: float = 600.0
     #: Seconds ``Ring.accept()`` (and ``wait_for_conversation``) wait for the accepted
     #: conversation to be announced (the Node SDK's ``ringConversationTimeout``).
     ring_conversation_timeout: float = 30.0
+    #: The agent id a NULL connection reports (``{account}.{user id}``); others learn it at login.
     agent_id: str | None = None
+    #: Where to discover the services: ``host[:port]`` (HTTPS and WSS) or ``http://host[:port]``
+    #: (plain, e.g. a local emulator).
     csds_domain: str = "adminlogin.liveperson.net"
+    #: Per-service host overrides (CSDS service name to ``host[:port]``).
     domains: dict[str, str] = field(default_factory=dict)
+    #: TLS: an :class:`ssl.SSLContext`, a CA file to trust, False to skip verification, or None
+    #: (the system's trust store).
     ssl: SslOption = None
     #: Seconds between attempts; overrides the schedule chosen by ``use_extended_reconnect_schedule``.
     reconnect_schedule: tuple[float, ...] | None = None

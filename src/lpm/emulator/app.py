@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,6 +31,9 @@ from lpm.emulator.tls import EmulatorTLS
 from lpm.emulator.token_issuer import TokenService, generate_private_key_pem, public_key_pem
 from lpm.emulator.world import World
 from lpm.emulator.ws_session import Session
+
+if TYPE_CHECKING:
+    from lpm.emulator.ui import WebUI
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,9 @@ def _fault_target(path: str) -> str | None:
     for suffix, target in _FAULT_TARGETS:
         if path.endswith(suffix):
             return target
-    if "/service/" in path and path.endswith("baseURI.json"):
+    if "/service/" in path and path.endswith(("baseURI.json", "baseURI.lpCsds")):
         return "csds"
-    if "/authenticate" in path or path.endswith(("/signup", "/authorize", "/consumer")):
+    if "/authenticate" in path or path.endswith(("/signup", "/signup.jsonp", "/authorize", "/consumer")):
         return "idp"
     if path.startswith("/sentinel/"):
         return "sentinel"
@@ -73,6 +76,7 @@ class Emulator:
         settings: Settings | None = None,
         db: str | Path | None = None,
         state_dir: str | Path | None = None,
+        ui: bool = False,
         **overrides: Any,
     ) -> None:
         self.spec = spec or default_world()
@@ -81,6 +85,14 @@ class Emulator:
             if not hasattr(self.settings, key):
                 raise TypeError(f"unknown emulator setting {key!r}")
             setattr(self.settings, key, value)
+        #: The web UI (``ui=True``, ``lpm emulator --ui``) at :attr:`ui_url`; its fault buttons
+        #: need the fault API, so it turns that on.
+        self.ui: WebUI | None = None
+        if ui:
+            from lpm.emulator.ui import WebUI
+
+            self.ui = WebUI(self)
+            self.settings.faults = True
         self.db_path = Path(db) if db else None
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="lpm-emulator-"))
@@ -120,6 +132,11 @@ class Emulator:
     def ws_base_url(self) -> str:
         """``ws://host:port`` or ``wss://host:port`` (TLS): the root of the WebSocket APIs."""
         return f"{'wss' if self.settings.tls else 'ws'}://{self.public_host}"
+
+    @property
+    def ui_url(self) -> str | None:
+        """The web UI's page (``ui=True``), e.g. ``http://127.0.0.1:8443/_emulator/ui/``."""
+        return self.ui.url if self.ui is not None else None
 
     @property
     def ca_file(self) -> Path | None:
@@ -198,6 +215,8 @@ class Emulator:
         faults = Faults(enabled=self.settings.faults)
         self.ctx = Context(settings=self.settings, world=self.world, hub=hub, tokens=tokens, faults=faults)
         self._add_faces(self.ctx)
+        if self.ui is not None:
+            self.ui.attach()
         app = self._make_app(self.ctx)
         ssl_context = None
         if self.settings.tls:
@@ -273,6 +292,8 @@ class Emulator:
             from lpm.emulator import extensions
 
             await extensions.shutdown(self.ctx)
+        if self.ui is not None:
+            await self.ui.shutdown()
         if self._runner is not None:
             # aiohttp's graceful part: answers in flight get shutdown_timeout to finish.
             await self._runner.cleanup()
@@ -286,6 +307,24 @@ class Emulator:
             self._store = None
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    async def restart(self) -> None:
+        """Stop and start again on the same port, with the same ``db`` and state directory: what
+        clients see when the platform restarts (every socket closes with 1001, the world comes
+        back from the SQLite file; without ``db`` it comes back empty).  The UI's fault panel
+        calls it."""
+        port = self.port
+        own_state_dir, self._own_state_dir = self._own_state_dir, False
+        try:
+            await self.stop()
+        finally:
+            self._own_state_dir = own_state_dir
+        self.world = World(scheduler=_LoopScheduler(), ring_expiry=self.settings.ring_expiry)
+        configured, self.settings.port = self.settings.port, port
+        try:
+            await self.start()
+        finally:
+            self.settings.port = configured
 
     async def __aenter__(self) -> Emulator:
         return await self.start()
@@ -353,6 +392,9 @@ class Emulator:
             web.get(acc + "/service/baseURI.json", bind(http_csds.all_services)),
             web.get("/csdr/account/{account}/service/baseURI.json", bind(http_csds.all_services)),
             web.get(acc + "/service/{service}/baseURI.json", bind(http_csds.one_service)),
+            web.get(
+                "/csdr/account/{account}/service/{service}/baseURI.lpCsds", bind(http_csds.one_service_script)
+            ),
             web.post(acc + "/login", bind(http_login.login)),
             web.post(acc + "/refresh", bind(http_login.refresh)),
             web.post(acc + "/logout", bind(http_login.logout)),
@@ -369,6 +411,8 @@ class Emulator:
 
         for method, path, fn in extensions.routes(ctx):
             routes.append(web.route(method, path, bind(fn)))
+        if self.ui is not None:
+            routes.extend(self.ui.routes())
         app.add_routes(routes)
         return app
 
@@ -410,4 +454,5 @@ class Emulator:
             "app_installs": [
                 {"client_id": a.client_id, "client_secret": a.client_secret} for a in acc_spec.app_installs
             ],
+            **({"ui_url": self.ui_url} if self.ui is not None else {}),
         }

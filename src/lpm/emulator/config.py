@@ -116,6 +116,9 @@ class AccountSpec:
 
 @dataclass(slots=True)
 class WorldSpec:
+    """A whole world: its accounts (each with its users, skills and connectors) and the runtime
+    :class:`Settings` (``lpm emulator --config FILE`` reads one from TOML)."""
+
     accounts: list[AccountSpec]
     settings: Settings = field(default_factory=Settings)
 

@@ -1,9 +1,9 @@
 """The emulator's optional faces, each a module with a small interface.
 
 A face module provides ``routes(ctx) -> list[(method, path, handler)]`` where a handler is
-``async def handler(ctx, request) -> web.StreamResponse``; it may also provide
-``sink(ctx) -> WorldSink | None`` (a receiver of world changes, e.g. webhooks) and
-``async def shutdown(ctx)``.  The core faces (CSDS, agentVep, both WebSockets, file storage)
+``async def handler(ctx, request) -> web.StreamResponse``, ``sink(ctx) -> WorldSink | None`` (a
+receiver of world changes, e.g. webhooks), or both; it may also provide ``async def
+shutdown(ctx)``.  The core faces (CSDS, agentVep, both WebSockets, file storage)
 are wired in :mod:`lpm.emulator.app` directly.
 """
 
@@ -27,6 +27,8 @@ FACE_MODULES: list[str] = [
     "lpm.emulator.rest_v1",
     "lpm.emulator.http_shift_status",
     "lpm.emulator.webhook_delivery",
+    "lpm.emulator.http_app_install",
+    "lpm.emulator.http_history",
     "lpm.emulator.control",
     "lpm.emulator.bench_api",
 ]
@@ -39,7 +41,9 @@ def _modules() -> list[ModuleType]:
 def routes(ctx: Context) -> list[Route]:
     out: list[Route] = []
     for module in _modules():
-        out.extend(module.routes(ctx))
+        make = getattr(module, "routes", None)
+        if make is not None:
+            out.extend(make(ctx))
     return out
 
 

@@ -3,6 +3,12 @@
 IdP, every path under ``/api/account/{acc}/`` (protocol §2.3, node SDK reference §3.12):
 
 * ``POST signup`` (no body) → ``{"jwt"}``: a new *anonymous* consumer (legacy demo flow).
+* ``GET signup.jsonp?callback=<name>``: the same for a web page, as a script
+  (``application/javascript``, :mod:`lpm.emulator.jsonp`): ``/**/<name>({"jwt": "..."});``, what
+  LivePerson's messaging-window JavaScript SDK (``windowKit``, ``lpUtils.signup``) loads and reads
+  ``jwt`` from.  A missing or malformed ``callback`` is refused with 400 (the IdP's error body, no
+  script); an unknown account answers 404 with the error body passed to the callback (a browser
+  does not run it: the script element's ``error`` event fires).  Not cached (``no-store``).
 * ``POST anonymous/authorize`` (empty body) → ``{"token"}``: an external unauthenticated token
   (``settings.anonymous_token_ttl``).  With ``{"id_token": <old token>}`` it is refreshed: a fresh
   token with the same ``sub``.  An expired old token is accepted as long as it is validly signed
@@ -75,6 +81,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from lpm.emulator import jsonp
 from lpm.emulator import token_issuer as tk
 from lpm.emulator.context import Context
 from lpm.emulator.entities import Account, Connector
@@ -328,6 +335,21 @@ async def signup(ctx: Context, request: web.Request) -> web.Response:
     return json_response({"jwt": token})
 
 
+async def signup_script(ctx: Context, request: web.Request) -> web.Response:
+    """``GET /api/account/{acc}/signup.jsonp?callback=<name>``: :func:`signup` for a web page."""
+    try:
+        callback = jsonp.callback_name(request, "callback")
+    except jsonp.BadCallback as exc:
+        raise IdpError(400, BAD_REQUEST, str(exc)) from None
+    account_id = request.match_info["account"]
+    if account_id not in ctx.world.accounts:
+        body = {"error": {"message": f"unknown account {account_id}", "internalErrorCode": UNKNOWN_ACCOUNT}}
+        return jsonp.script(callback, body, 404, no_store=True)
+    consumer = ctx.world.add_consumer(account_id, "anonymous")
+    token = ctx.tokens.issue_consumer(account_id, consumer.consumer_id, ctx.settings.consumer_token_ttl)
+    return jsonp.script(callback, {"jwt": token}, no_store=True)
+
+
 async def anonymous_authorize(ctx: Context, request: web.Request) -> web.Response:
     """``POST anonymous/authorize``: a new anonymous token, or a refreshed one (same ``sub``)."""
     acc = _account(ctx, request)
@@ -475,6 +497,7 @@ def routes(ctx: Context) -> list[Route]:
     acc = "/api/account/{account}"
     return [
         ("POST", acc + "/signup", _guarded(signup)),
+        ("GET", acc + "/signup.jsonp", _guarded(signup_script)),
         ("POST", acc + "/anonymous/authorize", _guarded(anonymous_authorize)),
         ("POST", acc + "/app/{connector}/authenticate", _guarded(app_authenticate)),
         ("POST", acc + "/authenticate", _guarded(legacy_authenticate)),

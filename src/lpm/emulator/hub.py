@@ -123,6 +123,23 @@ class SocketSession(Protocol):
         """The close code of an expired identity (4401 or 4407)."""
 
 
+class FrameTap(Protocol):
+    """What watches the sockets for the web UI (:mod:`lpm.emulator.ui.capture`): every frame in
+    and out, and sessions coming and going.  The hub has none unless the UI runs, and a session
+    checks for one once per frame, so without the UI nothing else happens."""
+
+    #: ``(session id, request id)`` of the request being handled right now (None: none).
+    cause: tuple[int, str | None] | None
+
+    def inbound(self, session: Any, data: str) -> None: ...
+
+    def outbound(self, session: Any, data: bytes) -> None: ...
+
+    def attached(self, session: Any) -> None: ...
+
+    def detached(self, session: Any) -> None: ...
+
+
 S = TypeVar("S", bound=SocketSession)
 
 
@@ -139,6 +156,8 @@ class Hub(Generic[S]):
         # but only its own consumer's sessions, and walking every consumer socket of the account
         # on each change made a busy account quadratic.
         self._brand_by_account: dict[str, set[S]] = {}
+        #: The web UI's frame capture (None unless the UI runs; see :class:`FrameTap`).
+        self.tap: FrameTap | None = None
 
     # ---------------------------------------------------------------- registration
 
@@ -151,10 +170,14 @@ class Hub(Generic[S]):
         self._by_account.setdefault(actor.account_id, set()).add(session)
         if not actor.is_consumer:
             self._brand_by_account.setdefault(actor.account_id, set()).add(session)
+        if self.tap is not None:
+            self.tap.attached(session)
 
     def detach(self, session: S) -> None:
         actor = session.actor
         self.sessions.discard(session)
+        if self.tap is not None:
+            self.tap.detached(session)
         if actor is None:
             return
         index = self._by_consumer if actor.is_consumer else self._by_agent

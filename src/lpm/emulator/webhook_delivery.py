@@ -1,42 +1,17 @@
 """Connector webhooks: world changes POSTed to the endpoints of app installs (protocol §5.3).
 
-Registration (App Installation API shape), with an agentVep bearer of the account in
-``Authorization: Bearer <bearer>``, under ``/api/account/{acc}/configuration/app-install``.
-Installs hold client secrets (which buy AppJWTs), so managers see and manage every install, other
-agents only those they created:
-
-* ``POST /installations`` with ::
-
-      {"client_name": "my-bot",
-       "capabilities": {"webhooks": {
-           "ms.MessagingEventNotification.ContentEvent": {"endpoint": "https://...",
-                                                          "headers": [{"header_name": "X-A",
-                                                                       "header_value": "1"}]},
-           "cqm.ExConversationChangeNotification": {"endpoint": "https://..."},
-           "retry": {"retention_time": 60}}}}
-
-  → 201 with the install: ``{"id", "client_id", "client_secret", "client_name", "grant_types",
-  "scope", "enabled", "capabilities": {"webhooks": {...same form..., "retry": {...}}}}``.  The
-  client id and secret are generated; they also work with sentinel for an AppJWT.
-* ``GET /installations`` → the list of installs; ``GET /installations/{client_id}`` → one.
-* ``PUT /installations/{client_id}`` (same body) → 200: replaces the webhooks (and the name when
-  given; the retention time when ``retry`` is given).
-* ``DELETE /installations/{client_id}`` → 204.
-
-Event keys: ``cqm.ExConversationChangeNotification`` and
+App installs (their client credentials and webhook registrations) come from the world file or
+from the App Installation API, :mod:`lpm.emulator.http_app_install`.  Event keys:
+``cqm.ExConversationChangeNotification`` and
 ``ms.MessagingEventNotification.{ContentEvent,RichContentEvent,AcceptStatusEvent,ChatStateEvent}``.
-Endpoints must be ``http://`` or ``https://`` URLs (https is verified against the system trust
-store).  ``retention_time`` is 2 s to 3 days (default 60 s).  Header entries are
-``{"header_name", "header_value"}`` (a ``{name: value}`` object is accepted too).  Errors are
-JSON ``{"code": <HTTP status>, "message": ...}``: 400 invalid body, 401 missing/invalid bearer,
-403 another agent's install (for an agent who is no manager), 404 unknown install or account.
-Installs configured in the world (TOML, default world) are active as well (managed by managers).
 
 Delivery: each notification is POSTed as LivePerson's webhooks pages show it (Connector API,
 "Webhooks Examples" and "Events"), the notification itself: ``{"kind": "notification", "body":
-B, "type": T}``, in the public v3 shapes of the brand's view (:mod:`lpm.emulator.render`).  (The
-Node SDK's ``processWebhooksNotification`` reads a ``{"wsNotificationMsg": ...}`` wrapper instead;
-this SDK's intake and :func:`lpm.webhooks.create_app` take both.)
+B, "type": T}``, in the public v3 shapes of the brand's view (:mod:`lpm.emulator.render`), so an
+application reads ``body.changes[0]`` of the POST body.  (The Node SDK's
+``processWebhooksNotification`` reads a ``{"wsNotificationMsg": ...}`` wrapper instead; this
+SDK's intake and :func:`lpm.webhooks.create_app` take both.)  The published frames these bodies
+are held to are ``tests/fixtures/frames/published/webhook_*.json``.
 
 * ``ms.MessagingEventNotification``: ``{"changes": [<one event change>]}`` (the change names its
   dialog and conversation).  Private (AGENTS_AND_MANAGERS) messages are delivered too: the
@@ -52,7 +27,8 @@ timeouts (``settings.webhook_timeout``) and other statuses are retried with expo
 (``webhook_retry_base`` doubling up to ``webhook_retry_max``) until ``retention_time`` seconds
 after the notification was created; then it is dropped (warning logged, ``dropped`` counted) and
 the next one is sent.  Notifications of one (install, conversation) pair go out strictly in order
-from one queue; different conversations are delivered in parallel.
+from one queue; different conversations are delivered in parallel.  An install removed (or an
+endpoint unregistered) while notifications wait drops them.
 """
 
 from __future__ import annotations
@@ -63,15 +39,11 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import secrets
-import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from aiohttp import web
 from yarl import URL
 
 from lpm.emulator import render
@@ -82,18 +54,13 @@ from lpm.emulator.entities import (
     Conversation,
     EventRecord,
     RoutingTask,
-    User,
 )
 from lpm.emulator.entities import WebhookEndpoint as Endpoint
-from lpm.emulator.http_common import decode_body, json_response
-from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound, Unauthorized, WorldError
-from lpm.protocol.frames import FrameError, encode
+from lpm.protocol.frames import encode
 from lpm.protocol.types import Notif
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
-    from lpm.emulator.entities import Account
-    from lpm.emulator.extensions import Route
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +73,6 @@ EVENT_KEYS = frozenset(
         for t in ("ContentEvent", "RichContentEvent", "AcceptStatusEvent", "ChatStateEvent")
     }
 )
-#: Bounds of ``retry.retention_time`` (protocol §5.3: 2 s to 3 days).
-MIN_RETENTION = 2.0
-MAX_RETENTION = 3 * 24 * 3600.0
-DEFAULT_RETENTION = 60.0
-
-Handler = Callable[["Context", web.Request], Awaitable[web.StreamResponse]]
 
 
 def signature(body: bytes, client_secret: str) -> str:
@@ -129,7 +90,9 @@ def _safe_url(endpoint: str) -> str:
     return str(url.with_query(None).with_fragment(None).with_user(None))
 
 
-def _header_items(headers: list[dict[str, str]]) -> list[tuple[str, str]]:
+def header_items(headers: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(name, value) pairs of an endpoint's headers: ``{"header_name", "header_value"}`` entries or
+    ``{name: value}`` objects."""
     out = []
     for entry in headers:
         if "header_name" in entry:
@@ -300,7 +263,7 @@ class WebhookSink:
         """One POST; ``None`` on success, else a short description of the failure."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        headers = dict(_header_items(endpoint.headers))
+        headers = dict(header_items(endpoint.headers))
         headers.update(
             {
                 "Content-Type": "application/json",
@@ -370,205 +333,3 @@ async def shutdown(ctx: Context) -> None:
     found = sink_of(ctx)
     if found is not None:
         await found.close()
-
-
-# ---------------------------------------------------------------- installation API
-
-
-def error_response(status: int, message: str) -> web.Response:
-    """The installation API's error body."""
-    return json_response({"code": status, "message": message}, status)
-
-
-def _guard(fn: Handler) -> Handler:
-    async def handler(ctx: Context, request: web.Request) -> web.StreamResponse:
-        try:
-            return await fn(ctx, request)
-        except WorldError as exc:
-            return error_response(exc.status, exc.message)
-
-    handler.__name__ = fn.__name__
-    handler.__doc__ = fn.__doc__
-    return handler
-
-
-def _account(ctx: Context, request: web.Request) -> tuple[Account, User]:
-    """The path's account and the caller, who has an agentVep bearer of that account."""
-    account_id = request.match_info["account"]
-    auth = request.headers.get("Authorization", "").strip()
-    if auth[:7].lower() == "bearer ":
-        auth = auth[7:].strip()
-    session = ctx.world.session(auth) if auth else None
-    if session is None:
-        raise Unauthorized("Authorization: Bearer <agent bearer> is required")
-    acc = ctx.world.accounts.get(account_id)
-    if acc is None:
-        raise NotFound(f"unknown account {account_id}")
-    if session.account_id != account_id:
-        raise Unauthorized(f"the bearer token is not valid for account {account_id}")
-    user = acc.users.get(session.user_id)
-    if user is None:
-        raise Unauthorized("the bearer's user no longer exists")
-    return acc, user
-
-
-def _manages(user: User, install: AppInstall) -> bool:
-    """Managers manage every install, other agents those they created."""
-    return user.is_manager or install.created_by == user.user_id
-
-
-def _install(acc: Account, user: User, request: web.Request) -> AppInstall:
-    client_id = request.match_info["client_id"]
-    install = acc.app_installs.get(client_id)
-    if install is None:
-        raise NotFound(f"app install {client_id} not found")
-    if not _manages(user, install):
-        raise Forbidden(f"app install {client_id} belongs to someone else: only managers manage it")
-    return install
-
-
-def _endpoint(key: str, raw: Any) -> Endpoint:
-    if not isinstance(raw, dict) or not isinstance(raw.get("endpoint"), str):
-        raise BadRequest(f"webhook {key} needs an endpoint URL")
-    try:
-        url = URL(raw["endpoint"])
-    except ValueError:
-        url = URL()
-    if url.scheme not in ("http", "https") or not url.host:
-        raise BadRequest(f"webhook {key}: endpoint must be an http:// or https:// URL")
-    headers = raw.get("headers") or []
-    if not isinstance(headers, list) or not all(isinstance(h, dict) for h in headers):
-        raise BadRequest(f"webhook {key}: headers must be a list of objects")
-    normalized: list[dict[str, str]] = []
-    for name, value in _header_items(headers):
-        if not name or any(c in name + value for c in "\r\n"):
-            raise BadRequest(f"webhook {key}: invalid header {name!r}")
-        normalized.append({"header_name": name, "header_value": value})
-    return Endpoint(endpoint=str(raw["endpoint"]), headers=normalized)
-
-
-@dataclass(slots=True)
-class _InstallSpec:
-    name: str | None
-    webhooks: dict[str, Endpoint]
-    retention_time: float | None
-
-
-async def _spec(request: web.Request) -> _InstallSpec:
-    raw_bytes = await request.read()
-    try:
-        raw = decode_body(raw_bytes) if raw_bytes.strip() else {}
-    except FrameError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BadRequest("the body must be a JSON object")
-    name = raw.get("client_name")
-    if name is not None and not isinstance(name, str):
-        raise BadRequest("client_name must be a string")
-    capabilities = raw.get("capabilities") or {}
-    hooks = capabilities.get("webhooks") if isinstance(capabilities, dict) else None
-    hooks = hooks or {}
-    if not isinstance(hooks, dict):
-        raise BadRequest("capabilities.webhooks must be an object")
-    webhooks: dict[str, Endpoint] = {}
-    retention: float | None = None
-    for key, value in hooks.items():
-        if key == "retry":
-            value = value if isinstance(value, dict) else {}
-            seconds = value.get("retention_time")
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-                raise BadRequest("retry.retention_time must be a number of seconds")
-            if not MIN_RETENTION <= seconds <= MAX_RETENTION:
-                raise BadRequest(
-                    f"retry.retention_time must be between {MIN_RETENTION:g} and {MAX_RETENTION:g} seconds"
-                )
-            retention = float(seconds)
-        elif key in EVENT_KEYS:
-            webhooks[key] = _endpoint(key, value)
-        else:
-            raise BadRequest(f"unknown webhook event {key} (one of {', '.join(sorted(EVENT_KEYS))})")
-    return _InstallSpec(name=name, webhooks=webhooks, retention_time=retention)
-
-
-def install_body(install: AppInstall) -> dict[str, Any]:
-    """An install as the installation API shows it."""
-    hooks: dict[str, Any] = {
-        key: {"endpoint": hook.endpoint, "headers": hook.headers} for key, hook in install.webhooks.items()
-    }
-    retention = install.retention_time
-    hooks["retry"] = {"retention_time": int(retention) if retention == int(retention) else retention}
-    return {
-        "id": install.client_id,
-        "client_id": install.client_id,
-        "client_secret": install.client_secret,
-        "client_name": install.name,
-        "grant_types": ["client_credentials"],
-        "scope": "msg.consumer",
-        "enabled": True,
-        "capabilities": {"webhooks": hooks},
-    }
-
-
-async def create_install(ctx: Context, request: web.Request) -> web.StreamResponse:
-    """``POST .../installations``: a new app install with generated credentials."""
-    acc, user = _account(ctx, request)
-    spec = await _spec(request)
-    install = AppInstall(
-        client_id=str(uuid.uuid4()),
-        client_secret=secrets.token_urlsafe(32),
-        name=spec.name or "app",
-        webhooks=spec.webhooks,
-        retention_time=spec.retention_time if spec.retention_time is not None else DEFAULT_RETENTION,
-        created_by=user.user_id,
-    )
-    acc.app_installs[install.client_id] = install
-    ctx.world.store.app_install_changed(acc.account_id, install)
-    log.info("app install %s created on account %s", install.client_id, acc.account_id)
-    return json_response(install_body(install), 201)
-
-
-async def list_installs(ctx: Context, request: web.Request) -> web.StreamResponse:
-    """``GET .../installations``."""
-    acc, user = _account(ctx, request)
-    return json_response([install_body(i) for i in acc.app_installs.values() if _manages(user, i)])
-
-
-async def get_install(ctx: Context, request: web.Request) -> web.StreamResponse:
-    """``GET .../installations/{client_id}``."""
-    acc, user = _account(ctx, request)
-    return json_response(install_body(_install(acc, user, request)))
-
-
-async def update_install(ctx: Context, request: web.Request) -> web.StreamResponse:
-    """``PUT .../installations/{client_id}``: replace the webhooks."""
-    acc, user = _account(ctx, request)
-    install = _install(acc, user, request)
-    spec = await _spec(request)
-    install.webhooks = spec.webhooks
-    if spec.name is not None:
-        install.name = spec.name
-    if spec.retention_time is not None:
-        install.retention_time = spec.retention_time
-    ctx.world.store.app_install_changed(acc.account_id, install)
-    return json_response(install_body(install))
-
-
-async def delete_install(ctx: Context, request: web.Request) -> web.StreamResponse:
-    """``DELETE .../installations/{client_id}``; queued notifications of it are dropped."""
-    acc, user = _account(ctx, request)
-    install = _install(acc, user, request)
-    del acc.app_installs[install.client_id]
-    ctx.world.store.app_install_removed(acc.account_id, install.client_id)
-    return web.Response(status=204)
-
-
-def routes(ctx: Context) -> list[Route]:
-    """The installation API routes."""
-    base = "/api/account/{account}/configuration/app-install/installations"
-    return [
-        ("POST", base, _guard(create_install)),
-        ("GET", base, _guard(list_installs)),
-        ("GET", base + "/{client_id}", _guard(get_install)),
-        ("PUT", base + "/{client_id}", _guard(update_install)),
-        ("DELETE", base + "/{client_id}", _guard(delete_install)),
-    ]

@@ -89,6 +89,8 @@ class Session:
         self._close_code: int | None = None
         self._close_reason = ""
         self._deferred_close: tuple[int, str] | None = None
+        #: The web UI's frame capture (lpm.emulator.ui.capture); None unless the UI runs.
+        self.tap = ctx.hub.tap
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.dialect.value} {self.account_id}>"
@@ -130,6 +132,7 @@ class Session:
 
     async def _writer(self) -> None:
         send_frame = getattr(self.ws, "send_frame", None)
+        tap = self.tap
         # Frames still queued that a finished durable() already covers (they were queued before
         # it was called): one wait per burst, not one per frame.
         covered = 0
@@ -152,6 +155,8 @@ class Session:
                     break
             if self.ctx.settings.log_frames:
                 log.debug("out %s %s", self.id, _redact(data))
+            if tap is not None:
+                tap.outbound(self, data)
             try:
                 if send_frame is not None:
                     await send_frame(data, WSMsgType.TEXT)
@@ -228,6 +233,8 @@ class Session:
         return CLOSE_AUTH
 
     async def handle_text(self, data: str) -> None:
+        if self.tap is not None:
+            self.tap.inbound(self, data)
         if self.ctx.settings.log_frames:
             log.debug("in %s %s", self.id, _redact(data.encode()))
         try:
@@ -251,7 +258,16 @@ class Session:
                 # The server closed this session meanwhile (4401/4407 expiry, shutdown, fault):
                 # it no longer acts for its identity, so the held request is never processed.
                 return
-        self.dispatch(frame)
+        tap = self.tap
+        if tap is None:
+            self.dispatch(frame)
+            return
+        # The UI's transcript names the request behind each change it sees during dispatch.
+        tap.cause = (self.id, frame.id)
+        try:
+            self.dispatch(frame)
+        finally:
+            tap.cause = None
 
     def dispatch(self, req: frames.Request) -> None:
         canonical = canonical_request(req.type)

@@ -228,6 +228,7 @@ class RoutingTaskSubscription(RoutingEmitter, SubscriptionLifecycle[RoutingSubsc
         )
 
     def get_ring(self, ring_id: str) -> Ring | None:
+        """The ring ``ring_id`` this subscription holds (still waiting or answered), or None."""
         return self.rings.get(ring_id)
 
     async def _subscribe(self, old_id: str | None) -> None:

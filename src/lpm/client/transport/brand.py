@@ -300,6 +300,8 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
         self.router.unregister_routing_subscription(subscription_id)
 
     async def update_ring_state(self, ring_id: str, ring_state: str) -> None:
+        """Answer a ring (``routing.UpdateRingState``): ``ring_state`` is ``ACCEPTED`` or
+        ``REJECTED``.  ``ring.accept()`` and ``ring.reject()`` call it for you."""
         # The server refuses any other answer than ACCEPTED / REJECTED.
         body = UpdateRingStateBody(ringId=ring_id, ringState=cast(RingAnswer, str(ring_state)))
         await self.request(Req.UPDATE_RING_STATE, body)

@@ -64,6 +64,7 @@ from lpm.client.auth.tokens import (
     brand_token_maintainer,
     strip_bearer,
 )
+from lpm.client.history_search import SEARCH_PATH, HistoryQuery, HistorySearch
 from lpm.client.model.conversation import CLOSE_OK, Conversation
 from lpm.client.options import ConnectionOptions
 from lpm.client.shift_status import ShiftStatusPoller
@@ -645,6 +646,29 @@ class BrandRestConnection(BrandIdentity, RequestConnection):
 
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
         """Brands need no messaging subscription (and REST has none): nothing to do."""
+
+    # ---------------------------------------------------------------- history
+
+    def search_conversations(self, query: HistoryQuery, *, page_size: int = 50) -> HistorySearch:
+        """Search the account's conversations, open and closed (Messaging Interactions API,
+        ``msgHist``): ``async for page in conn.search_conversations(HistoryQuery(...))`` yields
+        :class:`~lpm.client.history_search.HistoryPage` objects of typed records, ``page_size``
+        (1 to 100) conversations each; ``.records()`` yields the records one by one.  Each page is
+        one ``POST .../conversations/search`` with the connection's bearer (an agent sees the
+        conversations it took part in, a manager all).  See :mod:`lpm.client.history_search`;
+        refusals raise :class:`RequestError` (400 bad filters, 401, 403).
+        """
+        return HistorySearch(self._search_page, query, page_size=page_size)
+
+    async def _search_page(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        request_type = f"REST POST {SEARCH_PATH}"
+        self._require_connected(request_type)
+        host = await self.lookup_service(ServiceName.MSG_HIST)
+        url = self.http.base_url(host) + SEARCH_PATH.format(accountId=path_segment(self.account_id))
+        response = await self._authorized("POST", url, request_type, body, params, None)
+        if response.status != 200:
+            raise request_error(response.status, request_type, response.body, None, None)
+        return response.body
 
     async def generate_upload_url(self, file_size: int, file_type: str) -> dict[str, Any]:
         """``POST /v1/brands/{acc}/file-upload-path`` → ``{relativePath, queryParams}``."""

@@ -51,11 +51,14 @@ class UmsActions:
         self.router.register_conversation_subscription(subscription, old_id)
 
     def unregister_conversation_subscription(self: _Requester, subscription_id: str) -> None:
+        """Stop routing notifications of ``subscription_id`` (the subscription ended)."""
         self.router.unregister_conversation_subscription(subscription_id)
 
     def register_routing_subscription(
         self: _Requester, subscription: RoutingTaskSubscription, old_id: str | None = None
     ) -> None:
+        """Route ring notifications of ``subscription.subscription_id`` to it (re-keyed on
+        resubscribe)."""
         self.router.register_routing_subscription(subscription, old_id)
 
     async def _publish(self: _Requester, publish: Publish) -> int:
@@ -72,13 +75,21 @@ class UmsActions:
         *,
         metadata: list[Any] | None = None,
     ) -> Any:
-        """``cm.UpdateConversationField``; returns the response body."""
+        """Change a conversation (``cm.UpdateConversationField``) and return the response body.
+
+        ``fields`` are the wire ``conversationField`` objects, applied together (for example
+        ``{"field": "ConversationStateField", "conversationState": "CLOSE"}`` closes the
+        conversation); the object model's methods (``conversation.close()``, ``transfer()``,
+        ``join()``...) build them for you."""
         # The fields stay the object model's dicts (UpdateConversationFieldRequest is generic over them).
         body = UpdateConversationFieldRequest(conversationId=conversation_id, conversationField=fields)
         return await self.request(Req.UPDATE_CONVERSATION_FIELD, body, metadata=metadata or None)
 
     async def subscribe_conversations(self: _Requester, query: dict[str, Any]) -> str:
-        """``cqm.SubscribeExConversations`` of a wire query; returns the subscription id."""
+        """Subscribe to conversations (``cqm.SubscribeExConversations``) with a wire query
+        (``{"convState": ["OPEN"], "agentIds": [...]}``); returns the subscription id.  Its
+        notifications arrive raw on ``conversationNotification``;
+        ``create_conversation_subscription()`` gives a subscription object with events."""
         result = await self.request(Req.SUBSCRIBE_EX_CONVERSATIONS, SubscribeExConversationsBody(**query))
         sub_id = result.get("subscriptionId") if isinstance(result, dict) else None
         if not isinstance(sub_id, str):
@@ -91,21 +102,27 @@ class UmsActions:
         await self.request(Req.UNSUBSCRIBE_EX_CONVERSATIONS, UnsubscribeBody(subscriptionId=subscription_id))
 
     async def get_user_profile(self: _Requester, user_id: str | None) -> Any:
-        """``userprofile.GetUserProfile`` (this user's when ``user_id`` is None)."""
+        """A user's profile (``userprofile.GetUserProfile``) as UMS returns it; this connection's
+        own user when ``user_id`` is None."""
         return await self.request(Req.GET_USER_PROFILE, GetUserProfileBody(userId=user_id or None))
 
     async def generate_upload_url(self: _Requester, file_size: int, file_type: str) -> dict[str, Any]:
-        """``ms.GenerateURLForUploadFile``: ``relativePath`` and ``queryParams``."""
+        """A temporary upload location for a file to share (``ms.GenerateURLForUploadFile``):
+        ``{"relativePath", "queryParams"}``.  ``conversation.upload_file()`` does the whole
+        upload."""
         # A dict: the schema's fileSize is a string, which GenerateUploadURLBody decodes as an int.
         body = {"fileSize": str(file_size), "fileType": file_type}
         return dict(await self.request(Req.GENERATE_UPLOAD_URL, body))
 
     async def generate_download_url(self: _Requester, relative_path: str) -> dict[str, Any]:
-        """``ms.GenerateURLForDownloadFile``: ``relativePath`` and ``queryParams``."""
+        """A temporary download location for a shared file (``ms.GenerateURLForDownloadFile``):
+        ``{"relativePath", "queryParams"}``.  ``conversation.download_file()`` does the whole
+        download."""
         body = GenerateDownloadURLBody(relativePath=relative_path)
         return dict(await self.request(Req.GENERATE_DOWNLOAD_URL, body))
 
     async def get_clock(self: _Requester) -> int:
-        """The server's clock (epoch ms)."""
+        """The server's clock (``GetClock``), in epoch milliseconds.  Not needed as a keep-alive:
+        the connection sends its own."""
         result = await self.request(Req.GET_CLOCK, {})
         return int(result["currentTime"])
