@@ -80,7 +80,6 @@ conversation itself come from the world and its database.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -101,7 +100,8 @@ from lpm.emulator.history_records import (
     source_of,
 )
 from lpm.emulator.http_common import decode_body, json_response
-from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound, Unauthorized, WorldError
+from lpm.emulator.rest_v1 import guard
+from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound, Unauthorized
 from lpm.protocol.frames import FrameError
 
 if TYPE_CHECKING:
@@ -392,22 +392,6 @@ def _sde_match(consumer: m.Consumer | None, search: dict[str, str]) -> bool:
 # ---------------------------------------------------------------- the handler
 
 
-def error_response(status: int, message: str) -> web.Response:
-    """The history face's error body."""
-    return json_response({"code": status, "message": message}, status)
-
-
-def _guard(fn: Handler) -> Handler:
-    @functools.wraps(fn)
-    async def handler(ctx: Context, request: web.Request) -> web.StreamResponse:
-        try:
-            return await fn(ctx, request)
-        except WorldError as exc:
-            return error_response(exc.status, exc.message)
-
-    return handler
-
-
 def authenticate(ctx: Context, request: web.Request) -> Actor:
     """The caller: an agent (agentVep bearer) or an app install (AppJWT) of the path's account."""
     account_id = request.match_info["account"]
@@ -528,6 +512,6 @@ async def search(ctx: Context, request: web.Request) -> web.StreamResponse:
 def routes(ctx: Context) -> list[Route]:
     """The Messaging Interactions API routes."""
     return [
-        ("POST", BASE + "/search", _guard(search)),
-        ("POST", BASE + "/conversation/search", _guard(search)),
+        ("POST", BASE + "/search", guard(search)),
+        ("POST", BASE + "/conversation/search", guard(search)),
     ]

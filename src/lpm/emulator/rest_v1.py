@@ -148,8 +148,9 @@ def error_response(status: int, message: str) -> web.Response:
     return json_response({"code": status, "message": message}, status)
 
 
-def _guard(fn: Handler) -> Handler:
-    """Turn world refusals and invalid bodies into the JSON error body."""
+def guard(fn: Handler) -> Handler:
+    """Turn world refusals and invalid bodies into the JSON error body ``{code, message}`` (the
+    REST face's; the history face answers in the same shape)."""
 
     @functools.wraps(fn)
     async def handler(ctx: Context, request: web.Request) -> web.StreamResponse:
@@ -638,15 +639,15 @@ def routes(ctx: Context) -> list[Route]:
     conv = "/v1/conversations/{cid}"
     dialog = conv + "/dialogs/{did}"
     return [
-        ("GET", conv, _guard(get_conversation)),
-        ("PATCH", conv, _guard(patch_conversation)),
-        ("GET", dialog, _guard(get_dialog)),
-        ("PATCH", dialog, _guard(patch_dialog)),
-        ("POST", dialog + "/participants", _guard(add_participant)),
-        ("GET", dialog + "/participants/{agent}", _guard(get_participant)),
-        ("DELETE", dialog + "/participants/{agent}", _guard(remove_participant)),
-        ("POST", dialog + "/messages", _guard(publish_message)),
-        ("GET", dialog + "/messages", _guard(get_messages)),
-        ("POST", "/v1/brands/{account}/file-upload-path", _guard(file_upload_path)),
-        ("POST", "/v1/brands/{account}/file-download-path", _guard(file_download_path)),
+        ("GET", conv, guard(get_conversation)),
+        ("PATCH", conv, guard(patch_conversation)),
+        ("GET", dialog, guard(get_dialog)),
+        ("PATCH", dialog, guard(patch_dialog)),
+        ("POST", dialog + "/participants", guard(add_participant)),
+        ("GET", dialog + "/participants/{agent}", guard(get_participant)),
+        ("DELETE", dialog + "/participants/{agent}", guard(remove_participant)),
+        ("POST", dialog + "/messages", guard(publish_message)),
+        ("GET", dialog + "/messages", guard(get_messages)),
+        ("POST", "/v1/brands/{account}/file-upload-path", guard(file_upload_path)),
+        ("POST", "/v1/brands/{account}/file-download-path", guard(file_download_path)),
     ]
