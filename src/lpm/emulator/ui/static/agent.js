@@ -9,7 +9,7 @@
 
 import { $, clear, clock, h, say, short } from "./dom.js";
 import { renderContent, renderQuickReplies } from "./cards.js";
-import { BACKOFF, UmsSocket, discover, fetchJson, httpScheme, wsScheme } from "./ums.js";
+import { UmsSocket, discover, fetchJson, httpScheme, reconnectWithBackoff, wsScheme } from "./ums.js";
 
 const TYPING_IDLE = 3000;
 
@@ -154,22 +154,20 @@ export class AgentSeat {
     this.controls();
     if (byUs || this.left) return;
     say(this.status, `Connection lost (code ${code}); reconnecting…`);
-    this.reconnect(code, 0);
+    this.reconnect(code);
   }
 
-  async reconnect(code, attempt) {
-    const delay = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
-    await new Promise((resolve) => setTimeout(resolve, delay * 1000));
-    if (this.left) return;
-    try {
-      if (code === 4401) await this.authenticate(this.user_);
-      await this.connect();
-      say(this.status, `Reconnected as ${this.user_.login}`);
-    } catch (error) {
-      if (String(error.message).includes("401")) code = 4401;
-      say(this.status, `Still disconnected (${error.message}); trying again…`);
-      this.reconnect(code, attempt + 1);
-    }
+  async reconnect(code) {
+    const back = await reconnectWithBackoff({
+      code,
+      gaveUp: () => this.left,
+      attempt: async (lastCode) => {
+        if (lastCode === 4401) await this.authenticate(this.user_);
+        await this.connect();
+      },
+      onRetry: (error) => say(this.status, `Still disconnected (${error.message}); trying again…`),
+    });
+    if (back) say(this.status, `Reconnected as ${this.user_.login}`);
   }
 
   async logout() {

@@ -12,7 +12,7 @@
 
 import { $, clear, clock, h, say } from "./dom.js";
 import { clickActions, localImage, renderContent, renderQuickReplies } from "./cards.js";
-import { BACKOFF, UmsSocket, discover, fetchJson, httpScheme, jwtClaims, wsScheme } from "./ums.js";
+import { UmsSocket, discover, fetchJson, httpScheme, jwtClaims, reconnectWithBackoff, wsScheme } from "./ums.js";
 
 const FEATURES = ["PHOTO_SHARING", "QUICK_REPLIES", "AUTO_MESSAGES", "MULTI_DIALOG", "FILE_SHARING", "RICH_CONTENT"];
 const BRAND_ROLES = new Set(["ASSIGNED_AGENT", "AGENT", "MANAGER", "READER"]);
@@ -213,24 +213,23 @@ export class ConsumerChat {
     if (byUs) return;
     this.system(`Connection lost (code ${code}${reason ? `, ${reason}` : ""}); reconnecting…`, "warning");
     say(this.status, `Connection lost (code ${code}); reconnecting…`);
-    this.reconnect(code, 0);
+    this.reconnect(code);
   }
 
-  async reconnect(code, attempt) {
-    const delay = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
-    await new Promise((resolve) => setTimeout(resolve, delay * 1000));
-    if (this.left) return;
-    try {
-      if (code === 4401 || code === 4407 || code === 1008) {
-        this.token = await this.authenticate(true);
-        this.me = jwtClaims(this.token).sub;
-      }
-      await this.connect();
-      this.system("Reconnected; the conversation goes on.", "success");
-    } catch (error) {
-      say(this.status, `Still disconnected (${error.message}); trying again…`);
-      this.reconnect(code, attempt + 1);
-    }
+  async reconnect(code) {
+    const back = await reconnectWithBackoff({
+      code,
+      gaveUp: () => this.left,
+      attempt: async (lastCode) => {
+        if (lastCode === 4401 || lastCode === 4407 || lastCode === 1008) {
+          this.token = await this.authenticate(true);
+          this.me = jwtClaims(this.token).sub;
+        }
+        await this.connect();
+      },
+      onRetry: (error) => say(this.status, `Still disconnected (${error.message}); trying again…`),
+    });
+    if (back) this.system("Reconnected; the conversation goes on.", "success");
   }
 
   leave() {

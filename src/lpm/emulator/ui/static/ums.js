@@ -160,3 +160,23 @@ export function jwtClaims(token) {
 
 // Reconnection delays (seconds), then the last one again.
 export const BACKOFF = [0.5, 1, 2, 4, 8];
+
+/**
+ * Reconnect on the BACKOFF schedule until `attempt(code)` succeeds or `gaveUp()` says the page
+ * left.  `attempt` gets the last close code (it renews its token after an auth close) and may
+ * return a new code to remember for the next try; `onRetry(error)` reports each failure.
+ */
+export async function reconnectWithBackoff({ code, gaveUp, attempt, onRetry }) {
+  for (let n = 0; ; n += 1) {
+    const delay = BACKOFF[Math.min(n, BACKOFF.length - 1)];
+    await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+    if (gaveUp()) return false;
+    try {
+      await attempt(code);
+      return true;
+    } catch (error) {
+      if (String(error.message).includes("401")) code = 4401;
+      onRetry(error);
+    }
+  }
+}
