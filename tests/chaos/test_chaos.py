@@ -437,11 +437,23 @@ class Bot:
 
 
 async def send(conversation: lpm.Conversation, body: str) -> None:
+    def landed() -> bool:
+        return any(text == body for _, text in bodies(conversation))
+
+    refused_as_closed = False
+
+    def closed_meanwhile(error: RequestError) -> bool:
+        # An earlier attempt landed (its answer was lost) and the other side answered and
+        # closed before this retry: the retry is refused, the message is there all the same.
+        nonlocal refused_as_closed
+        refused_as_closed = error.code == 400 and "is closed" in str(error.body)
+        return refused_as_closed
+
     await persist(
-        lambda: conversation.send_message(body),
-        f"send {body}",
-        landed=lambda: any(text == body for _, text in bodies(conversation)),
+        lambda: conversation.send_message(body), f"send {body}", landed=landed, accept=closed_meanwhile
     )
+    if refused_as_closed:
+        await until(landed, f"{body} (refused as closed on a retry) landed before the close")
 
 
 async def close(conversation: lpm.Conversation) -> None:
@@ -510,7 +522,9 @@ class Consumer:
             f"view {final_of(conversation)}, cached {conv_id in self.conn.conversations}, feed {feed!r} "
             f"holds it {feed.get(conv_id) is not None if feed else None}, departed "
             f"{sorted(feed._departed) if feed else None}, reconnects {self.events.counts}, "
-            f"errors {[text for _, text in self.events.errors[-5:]]}; {self._bookkeeping(conversation)}"
+            f"errors {[text for _, text in self.events.errors[-5:]]}, errors about it "
+            f"{[text for _, text in self.events.errors if conv_id in text]}; "
+            f"{self._bookkeeping(conversation)}"
         )
 
     def _bookkeeping(self, conversation: lpm.Conversation) -> str:
