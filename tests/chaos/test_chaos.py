@@ -60,6 +60,7 @@ from lpm.errors import (
     QueueTimeoutError,
     RequestError,
     RequestTimeoutError,
+    WaitTimeoutError,
 )
 
 ACC = "12345678"
@@ -379,7 +380,17 @@ class Bot:
             # "ring not WAITING" (400): it was accepted by an attempt whose answer was lost, or
             # it expired; "ring not found" (404): the emulator restarted (rings are not kept).
             # Either way the conversation is assigned or rings again.
-            self._spawn(persist(ring.accept, "accept", accept=lambda e: e.code in (400, 404)))
+            self._spawn(persist(lambda: self._accept(ring), "accept", accept=lambda e: e.code in (400, 404)))
+
+    async def _accept(self, ring: Any) -> None:
+        disconnects = self.events.counts["disconnect"]
+        try:
+            await ring.accept()
+        except WaitTimeoutError:
+            # Accepted, but the announcement did not come within ring_conversation_timeout (30 s)
+            # because the socket was down meanwhile: the restored feed announces it later.
+            if self.events.counts["disconnect"] == disconnects and self.conn.state == "connected":
+                raise
 
     def _on_conversation(self, conversation: lpm.Conversation) -> None:
         # Announced once its history is loaded (get_all_messages): only then does the bot know
