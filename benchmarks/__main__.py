@@ -4,7 +4,9 @@ Options: ``--quick`` (small sizes, for development), ``--scenario NAME`` (repeat
 ``--rounds N`` (default 3), ``--out DIR`` (default benchmarks/results), ``--write-docs``
 (rewrite the generated section of docs/performance.md with this run's table), ``--baseline
 TREE`` (also run our SDK from another source tree, e.g. ``git archive <commit> src | tar -x -C
-TREE``, as a "before" column: a before/after table from one run on one machine).
+TREE``, as a "before" column: a before/after table from one run on one machine).  Environment:
+``LPM_BENCH_EMULATOR_TREE=TREE`` runs the emulator of that source tree (a fixed one) in every run,
+``LPM_BENCH_PROFILE=DIR`` writes a cProfile of our client per scenario.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "command": " ".join(["python -m benchmarks", *(args.argv or [])]),
         "baseline": str(args.baseline) if args.baseline else None,
+        "emulator_tree": os.environ.get(harness.EMULATOR_TREE_ENV) or None,
         "machine": machine(),
         "scenarios": {},
     }

@@ -170,6 +170,10 @@ RATIOS: tuple[tuple[str, str], ...] = (
 DB_SCENARIOS = {"rtt_db": "rtt", "pipeline_db": "pipeline"}
 
 
+#: Environment variable naming a source tree whose emulator the runs use (default: this tree's).
+EMULATOR_TREE_ENV = "LPM_BENCH_EMULATOR_TREE"
+
+
 class EmulatorProcess:
     """The emulator (``benchmarks.emulator_proc``) in a child process, with a CPU sampler.
 
@@ -190,12 +194,19 @@ class EmulatorProcess:
         self._stderr: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EmulatorProcess:
+        env = dict(os.environ)
+        tree = os.environ.get(EMULATOR_TREE_ENV)
+        if tree:
+            # The emulator of another source tree (a fixed one: a before/after then compares
+            # the clients only, whatever happens to the emulator in this tree meanwhile).
+            env["PYTHONPATH"] = os.pathsep.join([str(Path(tree) / "src"), str(ROOT)])
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "benchmarks.emulator_proc",
             *(["--db", str(self.db)] if self.db is not None else []),
             cwd=str(ROOT),
+            env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import VARIANTS
+from benchmarks.harness import EMULATOR_TREE_ENV, VARIANTS
 
 #: (scenario, metric, label, better) for the tables and the chart; better is "higher" or "lower".
 ROWS: list[tuple[str, str, str, str]] = [
@@ -97,7 +97,12 @@ def _header(results: dict[str, Any]) -> list[str]:
         + " (a shared machine: other work ran meanwhile). "
         f"Python {m['python']} (lpm {m.get('lpm', '?')}, aiohttp {m.get('aiohttp', '?')}, msgspec "
         f"{m.get('msgspec', '?')}), Node {m['node']} (node-agent-sdk {m['peer_sdk']}, ws "
-        f"{m.get('peer_ws', '?')}).",
+        f"{m.get('peer_ws', '?')})."
+        + (
+            f" The emulator of every run came from `{results['emulator_tree']}` (`{EMULATOR_TREE_ENV}`)."
+            if results.get("emulator_tree")
+            else ""
+        ),
     ]
     return lines
 

@@ -113,6 +113,87 @@ def decode_frame(data: str | bytes) -> Frame:
     raise FrameError(f"unknown frame kind {kind!r}")
 
 
+class _Inbound(msgspec.Struct):
+    """What a client reads of any frame in one pass: the envelope's fields, the body left as
+    JSON (:class:`msgspec.Raw`, validated but not built) so that each body is decoded once,
+    straight into the structs of whoever reads it."""
+
+    kind: Any = None
+    type: Any = None
+    body: msgspec.Raw = msgspec.Raw(b"null")
+    reqId: Any = None
+    code: Any = None
+
+
+_inbound_decoder = msgspec.json.Decoder(_Inbound)
+
+
+class InboundNotification:
+    """A notification received by a client: its ``type`` and its body as received (``raw``,
+    JSON bytes).  ``body`` decodes them into Python objects on first use (the same value
+    :func:`decode_frame` gives), so the typed decoders of :mod:`lpm.protocol.notifications`
+    read the JSON once and nobody pays for dicts nobody reads."""
+
+    __slots__ = ("_body", "raw", "type")
+
+    _UNSET: Any = object()
+
+    def __init__(self, type_: str, raw: msgspec.Raw) -> None:
+        self.type = type_
+        self.raw = raw
+        self._body: Any = InboundNotification._UNSET
+
+    @property
+    def body(self) -> Any:
+        body = self._body
+        if body is InboundNotification._UNSET:
+            body = self._body = _decoder.decode(self.raw)
+        return body
+
+    def __repr__(self) -> str:
+        return f"<InboundNotification {self.type}>"
+
+
+def decode_inbound(data: str | bytes, *, raw_response_body: bool = False) -> Frame | InboundNotification:
+    """:func:`decode_frame` for a client: the same frames and errors, but a notification comes
+    as an :class:`InboundNotification` whose body is not built into Python objects yet.
+
+    ``raw_response_body``: a response's body too stays JSON (:class:`msgspec.Raw`), for whoever
+    matches it to its request to decode (see :func:`materialize_body`).
+    """
+    try:
+        head = _inbound_decoder.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        head = None
+    if head is not None:
+        kind = head.kind
+        if kind == "notification" and isinstance(head.type, str):
+            return InboundNotification(head.type, head.body)
+        if kind == "resp":
+            code = head.code
+            if isinstance(code, str) and code.upper() == "OK":
+                code = 200  # the Send API answers with the string "OK"
+            if isinstance(code, int) and not isinstance(code, bool):
+                req_id = head.reqId
+                if req_id is None or isinstance(req_id, str):
+                    body = head.body if raw_response_body else _decoder.decode(head.body)
+                    return Response(reqId=req_id, code=code, type=str(head.type or ""), body=body)
+    # Anything else (requests, errors, unusual shapes): the reference decoder says what it is.
+    return decode_frame(data)
+
+
+def materialize_body(response: Response) -> Response:
+    """``response`` with its body as Python objects (decoded if still JSON); returns it."""
+    if type(response.body) is msgspec.Raw:
+        response.body = _decoder.decode(response.body)
+    return response
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as Python objects: decoded if it is still JSON (:class:`msgspec.Raw`)."""
+    return _decoder.decode(value) if type(value) is msgspec.Raw else value
+
+
 def encode(frame: Any) -> bytes:
     """Encode a frame (or any msgspec-encodable value) to compact JSON bytes."""
     return _encoder.encode(frame)

@@ -45,16 +45,20 @@ class NotificationError(ValueError):
 
 
 # ---------------------------------------------------------------- normalized structs
+#
+# Every struct here is ``gc=False``: plain data decoded from the wire, which never refers back to
+# anything holding it (no reference cycle to collect), so the cyclic garbage collector need not
+# track the several of them each notification makes (fewer, shorter collections).
 
 
-class ParticipantInfo(msgspec.Struct, frozen=True):
+class ParticipantInfo(msgspec.Struct, frozen=True, gc=False):
     user_id: str
     role: str
     agent_id: str | None = None
     state: str = "ACTIVE"
 
 
-class DialogInfo(msgspec.Struct):
+class DialogInfo(msgspec.Struct, gc=False):
     dialog_id: str
     dialog_type: str
     channel_type: str
@@ -68,7 +72,7 @@ class DialogInfo(msgspec.Struct):
     meta_data: dict[str, Any] | None = None
 
 
-class MessagingEventInfo(msgspec.Struct):
+class MessagingEventInfo(msgspec.Struct, gc=False):
     """One messaging event (a ``changes[]`` entry or an OnlineEventDistribution body)."""
 
     dialog_id: str
@@ -88,7 +92,7 @@ class MessagingEventInfo(msgspec.Struct):
         return str(self.event.get("type", ""))
 
 
-class ConversationInfo(msgspec.Struct):
+class ConversationInfo(msgspec.Struct, gc=False):
     """The complete state of a conversation as one ExConversation change carries it."""
 
     conversation_id: str
@@ -120,16 +124,23 @@ class ConversationInfo(msgspec.Struct):
     handler_skill_id: str | None = None
     unread: dict[str, int] | None = None
     last_content_event: MessagingEventInfo | None = None
-    #: The ``result`` exactly as received.
-    raw: dict[str, Any] | None = None
+    #: The ``result`` exactly as received, as JSON (see :attr:`raw`).
+    raw_json: msgspec.Raw | None = None
+
+    @property
+    def raw(self) -> dict[str, Any] | None:
+        """The ``result`` exactly as received, every field (known to the decoder or not);
+        decoded from :attr:`raw_json` on each read."""
+        raw = self.raw_json
+        return None if raw is None else _json_decode(raw)
 
 
-class ConversationChange(msgspec.Struct):
+class ConversationChange(msgspec.Struct, gc=False):
     type: str
     conversation: ConversationInfo
 
 
-class RingInfo(msgspec.Struct):
+class RingInfo(msgspec.Struct, gc=False):
     ring_id: str
     state: str
     expiration_ms: int | None = None
@@ -137,7 +148,7 @@ class RingInfo(msgspec.Struct):
     weight: int | None = None
 
 
-class RoutingTaskInfo(msgspec.Struct):
+class RoutingTaskInfo(msgspec.Struct, gc=False):
     conversation_id: str
     rings: list[RingInfo]
     consumer_id: str | None = None
@@ -146,7 +157,7 @@ class RoutingTaskInfo(msgspec.Struct):
     account_id: str | None = None
 
 
-class AgentStateInfo(msgspec.Struct):
+class AgentStateInfo(msgspec.Struct, gc=False):
     availability: str
     agent_id: str | None = None
     channels: list[str] | None = None
@@ -156,15 +167,16 @@ class AgentStateInfo(msgspec.Struct):
 # ---------------------------------------------------------------- wire structs (both dialects)
 
 
-class _WireParticipantDetail(msgspec.Struct):
+class _WireParticipantDetail(msgspec.Struct, gc=False):
     id: str
     role: str
     state: str = "ACTIVE"
 
 
-class _WireDialog(msgspec.Struct):
+class _WireDialog(msgspec.Struct, gc=False):
     dialogId: str
-    participantsDetails: list[_WireParticipantDetail] = []
+    # A list[_WireParticipantDetail], read by _dialog_members (see _conversation_participants).
+    participantsDetails: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     dialogType: str = "MAIN"
     channelType: str = "MESSAGING"
     state: str = "OPEN"
@@ -178,24 +190,26 @@ class _WireDialog(msgspec.Struct):
     participants: list[Any] | None = None
 
 
-class _WireTTR(msgspec.Struct):
+class _WireTTR(msgspec.Struct, gc=False):
     ttrType: str | None = None
     value: int | None = None
 
 
-class _WireHandler(msgspec.Struct):
+class _WireHandler(msgspec.Struct, gc=False):
     accountId: str | None = None
     skillId: str | None = None
 
 
-class _WireV3Participant(msgspec.Struct):
+class _WireV3Participant(msgspec.Struct, gc=False):
     id: str
     role: str
 
 
-class _WireDetails(msgspec.Struct):
-    participants: Any = None
-    participantsPId: dict[str, list[str]] | None = None
+class _WireDetails(msgspec.Struct, gc=False):
+    # Any / dict[str, list[str]] | None, as JSON: read by _conversation_participants, which
+    # remembers what recent ones meant (they repeat in every notification of a conversation).
+    participants: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    participantsPId: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     dialogs: list[_WireDialog] = []
     skillId: str | int | None = None
     brandId: str | None = None
@@ -218,7 +232,7 @@ class _WireDetails(msgspec.Struct):
     conversationHandlerDetails: _WireHandler | None = None
 
 
-class _WireEvent(msgspec.Struct):
+class _WireEvent(msgspec.Struct, gc=False):
     event: dict[str, Any]
     # Optional per change: a MessagingEventNotification may carry it once, on the body.
     dialogId: str = ""
@@ -233,7 +247,13 @@ class _WireEvent(msgspec.Struct):
     metadata: list[Any] | None = None
 
 
-class _WireResult(msgspec.Struct):
+class _WireSingleEvent(_WireEvent):
+    """An event body that may turn out to be a ``{changes}`` body (then decoded as one)."""
+
+    changes: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _WireResult(msgspec.Struct, gc=False):
     convId: str
     conversationDetails: _WireDetails | None = None
     effectiveTTR: int | None = None
@@ -243,22 +263,34 @@ class _WireResult(msgspec.Struct):
     lastContentEventNotification: _WireEvent | None = None
 
 
-class _WireChange(msgspec.Struct):
+class _WireChange(msgspec.Struct, gc=False):
     type: str
     result: _WireResult
 
 
-class _WireExConversationBody(msgspec.Struct):
+class _WireExConversationBody(msgspec.Struct, gc=False):
     changes: list[_WireChange]
     subscriptionId: str | None = None
 
 
-class _WireMessagingBody(msgspec.Struct):
+class _WireRawChange(msgspec.Struct, gc=False):
+    type: str
+    # Each result is decoded on its own: its JSON is the conversation's state as received (the
+    # digest a conversation compares, ConversationInfo.raw).
+    result: msgspec.Raw
+
+
+class _WireRawExConversationBody(msgspec.Struct, gc=False):
+    changes: list[_WireRawChange]
+    subscriptionId: str | None = None
+
+
+class _WireMessagingBody(msgspec.Struct, gc=False):
     changes: list[_WireEvent]
     dialogId: str | None = None
 
 
-class _WireRing(msgspec.Struct):
+class _WireRing(msgspec.Struct, gc=False):
     ringId: str
     ringState: str
     ringExpiration: int | None = None
@@ -270,7 +302,7 @@ class _WireRing(msgspec.Struct):
     skillId: str | int | None = None
 
 
-class _WireRoutingResult(msgspec.Struct):
+class _WireRoutingResult(msgspec.Struct, gc=False):
     conversationId: str | None = None
     ringsDetails: list[_WireRing] = []
     consumerId: str | None = None
@@ -279,38 +311,61 @@ class _WireRoutingResult(msgspec.Struct):
     brandId: str | None = None
 
 
-class _WireRoutingChange(msgspec.Struct):
+class _WireRoutingChange(msgspec.Struct, gc=False):
     type: str
     result: _WireRoutingResult
 
 
-class _WireRoutingBody(msgspec.Struct):
+class _WireRoutingBody(msgspec.Struct, gc=False):
     changes: list[_WireRoutingChange]
     subscriptionId: str | None = None
 
 
-class _WireAgentStateResult(msgspec.Struct):
+class _WireAgentStateResult(msgspec.Struct, gc=False):
     availability: str
     agentUserId: str | None = None
     channels: list[str] | None = None
     description: str | None = None
 
 
-class _WireAgentStateChange(msgspec.Struct):
+class _WireAgentStateChange(msgspec.Struct, gc=False):
     type: str
     result: _WireAgentStateResult
 
 
-class _WireAgentStateBody(msgspec.Struct):
+class _WireAgentStateBody(msgspec.Struct, gc=False):
     changes: list[_WireAgentStateChange]
     subscriptionId: str | None = None
 
 
-def _convert(raw: Any, kind: type[Any], what: str) -> Any:
+_json_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _convert(raw: Any, kind: Any, what: str) -> Any:
+    """``raw`` (Python objects, or JSON as :class:`msgspec.Raw`: a socket's notification body)
+    as ``kind``, with the same lax rules either way (``strict=False``: numbers in strings...)."""
+    if type(raw) is msgspec.Raw:
+        decoder = _DECODERS.get(kind)
+        if decoder is None:
+            decoder = _DECODERS[kind] = msgspec.json.Decoder(kind, strict=False)
+        try:
+            return decoder.decode(raw)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise NotificationError(f"invalid {what}: {exc}") from None
     try:
         return msgspec.convert(raw, kind, strict=False)
     except msgspec.ValidationError as exc:
         raise NotificationError(f"invalid {what}: {exc}") from None
+
+
+def as_json(body: Any) -> msgspec.Raw:
+    """A body as JSON (:class:`msgspec.Raw`), as a socket delivers it (a body that came as
+    Python objects, from webhooks or a test, is encoded)."""
+    if type(body) is msgspec.Raw:
+        return body
+    return msgspec.Raw(_json_encode(body))
 
 
 def _str(value: Any) -> str | None:
@@ -321,97 +376,180 @@ def _str(value: Any) -> str | None:
 
 
 def _event(wire: _WireEvent, brand: bool) -> MessagingEventInfo:
-    meta = wire.originatorMetadata or {}
+    meta = wire.originatorMetadata
+    originator_id = wire.originatorId
     if brand:
         # Raw brand events: originatorId is the old id for agents; originatorPId the PID.
-        originator = wire.originatorPId or meta.get("id") or wire.originatorId
-        agent_id = wire.originatorId if wire.originatorId != originator else None
+        originator = wire.originatorPId or (meta.get("id") if meta else None) or originator_id
+        agent_id = originator_id if originator_id != originator else None
     else:
-        originator = wire.originatorId or meta.get("id")
+        originator = originator_id or (meta.get("id") if meta else None)
         agent_id = None
+    # Positional: the fields of MessagingEventInfo in order (this runs for every event).
     return MessagingEventInfo(
-        dialog_id=wire.dialogId,
-        event=wire.event,
-        originator_id=originator,
-        originator_role=meta.get("role"),
-        originator_agent_id=agent_id,
-        sequence=wire.sequence,
-        conversation_id=wire.conversationId,
-        server_ts=wire.serverTimestamp,
-        audience=wire.messageAudience or "ALL",
-        metadata=wire.metadata,
-        client_properties=wire.originatorClientProperties or meta.get("clientProperties"),
+        wire.dialogId,
+        wire.event,
+        originator,
+        meta.get("role") if meta else None,
+        agent_id,
+        wire.sequence,
+        wire.conversationId,
+        wire.serverTimestamp,
+        wire.messageAudience or "ALL",
+        wire.metadata,
+        wire.originatorClientProperties or (meta.get("clientProperties") if meta else None),
     )
 
 
-def _brand_id_map(details: _WireDetails) -> dict[str, str]:
+def _brand_id_map(participants: Any, pids: Any) -> dict[str, str]:
     """Old id -> PID, pairing ``participants[role][i]`` with ``participantsPId[role][i]``."""
     mapping: dict[str, str] = {}
-    old = details.participants if isinstance(details.participants, dict) else {}
-    pids = details.participantsPId if isinstance(details.participantsPId, dict) else {}
+    old = participants if isinstance(participants, dict) else {}
+    pids = pids if isinstance(pids, dict) else {}
     for role, ids in old.items():
         role_pids = pids.get(role) or []
         if not isinstance(ids or [], list) or not isinstance(role_pids, list):
             raise NotificationError(f"the participants of role {str(role)[:40]!r} are not a list")
-        for i, old_id in enumerate(ids or []):
-            if i < len(role_pids):
-                mapping[str(old_id)] = role_pids[i]
+        if ids:
+            for old_id, pid in zip(ids, role_pids, strict=False):
+                mapping[str(old_id)] = pid
     return mapping
 
 
 def _participant(raw_id: str, role: str, state: str, id_map: dict[str, str] | None) -> ParticipantInfo:
+    # Positional: user_id, role, agent_id, state.
     if id_map is None or role == "CONSUMER":
-        return ParticipantInfo(user_id=raw_id, role=role, state=state)
+        return ParticipantInfo(raw_id, role, None, state)
     pid = id_map.get(raw_id)
     if pid is None and "." not in raw_id:
         # Already a PID (e.g. SUGGESTED agents missing from participantsPId keep the raw id).
-        return ParticipantInfo(user_id=raw_id, role=role, state=state)
-    return ParticipantInfo(user_id=pid or raw_id, role=role, state=state, agent_id=raw_id)
+        return ParticipantInfo(raw_id, role, None, state)
+    return ParticipantInfo(pid or raw_id, role, raw_id, state)
 
 
-def _conversation(result: _WireResult, raw: dict[str, Any] | None, brand: bool) -> ConversationInfo:
+_BODY = "ExConversationChangeNotification body"
+_pids_decoder = msgspec.json.Decoder(dict[str, list[str]] | None, strict=False)
+_details_decoder = msgspec.json.Decoder(list[_WireParticipantDetail], strict=False)
+#: Recent participant lists (conversation and dialog), by their JSON: every notification of a
+#: conversation repeats them, and what they mean (PIDs paired with old ids) is worked out once.
+#: ParticipantInfo is frozen, so the same objects may be handed out again (in new lists).
+_PARTICIPANTS: dict[tuple[bytes, bytes, bool], tuple[tuple[ParticipantInfo, ...], dict[str, str] | None]] = {}
+_MEMBERS: dict[tuple[bytes, tuple[bytes, bytes, bool]], tuple[ParticipantInfo, ...]] = {}
+#: Entries kept at most (each cache is emptied when full: the recent ones come back at once);
+#: about 2.5 KB a conversation for both.  Only notifications of a few changes are remembered (the
+#: live updates that repeat them): a snapshot's thousands of conversations would only churn them.
+MAX_REMEMBERED_PARTICIPANTS = 1024
+REMEMBERED_UP_TO_CHANGES = 4
+
+
+def _decode_part(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any], path: str) -> Any:
+    """A part of a conversation change left as JSON, decoded; errors name it as if the whole body
+    had been decoded in one piece."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        detail = str(exc)
+        detail = detail.replace("at `$", f"at `{path}", 1) if "at `$" in detail else f"{detail} - at `{path}`"
+        raise NotificationError(f"invalid {_BODY}: {detail}") from None
+
+
+def _conversation_participants(
+    details: _WireDetails, brand: bool, where: str, remember: bool
+) -> tuple[list[ParticipantInfo], dict[str, str] | None, tuple[bytes, bytes, bool]]:
+    """(participants, brand old id -> PID map, cache key) of a conversation's details
+    (``remember``: keep them for the next notification of the conversation)."""
+    raw, raw_pids = details.participants, details.participantsPId
+    key = (
+        b"" if raw is msgspec.UNSET else bytes(raw),
+        b"" if raw_pids is msgspec.UNSET else bytes(raw_pids),
+        brand,
+    )
+    known = _PARTICIPANTS.get(key)
+    if known is None:
+        value = None if raw is msgspec.UNSET else _json_decode(raw)
+        pids = (
+            None
+            if raw_pids is msgspec.UNSET
+            else _decode_part(raw_pids, _pids_decoder, f"{where}.participantsPId")
+        )
+        known = _normalize_participants(value, pids, brand)
+        if remember:
+            if len(_PARTICIPANTS) >= MAX_REMEMBERED_PARTICIPANTS:
+                _PARTICIPANTS.clear()
+            _PARTICIPANTS[key] = known
+    return list(known[0]), known[1], key
+
+
+def _normalize_participants(
+    value: Any, pids: dict[str, list[str]] | None, brand: bool
+) -> tuple[tuple[ParticipantInfo, ...], dict[str, str] | None]:
+    if brand:
+        id_map = _brand_id_map(value, pids)
+        participants = []
+        old = value if isinstance(value, dict) else {}
+        for role, ids in old.items():
+            if ids:
+                for raw_id in ids:
+                    participants.append(_participant(str(raw_id), role, "ACTIVE", id_map))
+        return tuple(participants), id_map
+    if isinstance(value, list):
+        wire_participants = _convert(value, list[_WireV3Participant], "participants")
+        return tuple(ParticipantInfo(p.id, p.role) for p in wire_participants), None
+    # Older v3 traces: a role -> ids map (``participantsPId``, or ``participants`` as a map).
+    role_map = pids or (value if isinstance(value, dict) else {})
+    return tuple(ParticipantInfo(str(pid), role) for role, ids in role_map.items() for pid in ids or []), None
+
+
+def _dialog_members(
+    raw: msgspec.Raw | msgspec.UnsetType,
+    id_map: dict[str, str] | None,
+    key: tuple[bytes, bytes, bool],
+    where: str,
+    remember: bool,
+) -> list[ParticipantInfo]:
+    """A dialog's participants (``participantsDetails``), with the conversation's id map."""
+    if raw is msgspec.UNSET:
+        return []
+    member_key = (bytes(raw), key)
+    known = _MEMBERS.get(member_key)
+    if known is None:
+        wire = _decode_part(raw, _details_decoder, where)
+        known = tuple(_participant(p.id, p.role, p.state, id_map) for p in wire)
+        if remember:
+            if len(_MEMBERS) >= MAX_REMEMBERED_PARTICIPANTS:
+                _MEMBERS.clear()
+            _MEMBERS[member_key] = known
+    return list(known)
+
+
+def _conversation(
+    result: _WireResult, raw: msgspec.Raw | None, brand: bool, where: str = "$", remember: bool = True
+) -> ConversationInfo:
     details = result.conversationDetails
     if details is None:
         raise NotificationError(f"conversation {result.convId} is missing conversationDetails")
-    id_map = _brand_id_map(details) if brand else None
-    if brand:
-        participants = []
-        old = details.participants if isinstance(details.participants, dict) else {}
-        for role, ids in old.items():
-            for raw_id in ids or []:
-                participants.append(_participant(str(raw_id), role, "ACTIVE", id_map))
-    elif isinstance(details.participants, list):
-        wire_participants = _convert(details.participants, list[_WireV3Participant], "participants")
-        participants = [ParticipantInfo(user_id=p.id, role=p.role) for p in wire_participants]
-    else:
-        # Older v3 traces: a role -> ids map (``participantsPId``, or ``participants`` as a map).
-        role_map = details.participantsPId or (
-            details.participants if isinstance(details.participants, dict) else {}
-        )
-        participants = [
-            ParticipantInfo(user_id=str(pid), role=role)
-            for role, ids in role_map.items()
-            for pid in ids or []
-        ]
+    where = f"{where}.conversationDetails"
+    participants, id_map, key = _conversation_participants(details, brand, where, remember)
     dialogs = []
-    for d in details.dialogs:
-        if d.channelType == "COBROWSE" and not d.participantsDetails:
-            members: list[ParticipantInfo] = []
-        else:
-            members = [_participant(p.id, p.role, p.state, id_map) for p in d.participantsDetails]
+    for j, d in enumerate(details.dialogs):
+        # (A COBROWSE dialog lists bare ids in ``participants``, no participantsDetails: none.)
+        members = _dialog_members(
+            d.participantsDetails, id_map, key, f"{where}.dialogs[{j}].participantsDetails", remember
+        )
+        # Positional: the fields of DialogInfo in order.
         dialogs.append(
             DialogInfo(
-                dialog_id=d.dialogId,
-                dialog_type=d.dialogType,
-                channel_type=d.channelType,
-                state=d.state,
-                participants=members,
-                creation_ts=d.creationTs,
-                end_ts=d.endTs,
-                last_update_ts=d.metaDataLastUpdateTs,
-                closed_by=d.closedBy,
-                closed_cause=d.closedCause,
-                meta_data=d.metaData,
+                d.dialogId,
+                d.dialogType,
+                d.channelType,
+                d.state,
+                members,
+                d.creationTs,
+                d.endTs,
+                d.metaDataLastUpdateTs,
+                d.closedBy,
+                d.closedCause,
+                d.metaData,
             )
         )
     handler = details.conversationHandlerDetails
@@ -422,56 +560,68 @@ def _conversation(result: _WireResult, raw: dict[str, Any] | None, brand: bool) 
     last_update = details.metaDataLastUpdateTs
     if last_update is None:
         last_update = result.lastUpdateTime
+    ttr = details.ttr
+    last_event = result.lastContentEventNotification
+    skill_id = details.skillId
+    group_id = details.groupId
+    # Positional, in the order of ConversationInfo's fields (test_golden_frames pins the mapping).
     return ConversationInfo(
-        conversation_id=result.convId,
-        dialogs=dialogs,
-        participants=participants,
-        account_id=details.brandId,
-        skill_id=_str(details.skillId),
-        state=details.state,
+        result.convId,
+        dialogs,
+        participants,
+        details.brandId,
+        skill_id if skill_id is None or type(skill_id) is str else str(skill_id),
+        details.state,
         # ``stage`` came after ``state``: without it, ``state`` was the whole conversation's.
-        stage=details.stage if details.stage is not None else details.state,
-        close_reason=details.closeReason,
-        start_ts=details.startTs,
-        end_ts=details.endTs,
-        last_update_ts=last_update,
-        first_conversation=details.firstConversation,
-        effective_ttr=result.effectiveTTR,
-        ttr_type=details.ttr.ttrType if details.ttr else None,
-        ttr_value=details.ttr.value if details.ttr else None,
-        manual_ettr=details.manualETTR,
-        delay=details.delay,
-        csat_rate=csat_rate,
-        csat=csat,
-        note=details.note,
-        group_id=_str(details.groupId),
-        context=details.context,
-        campaign_info=details.campaignInfo,
-        handler_account_id=handler.accountId if handler else None,
-        handler_skill_id=_str(handler.skillId) if handler else None,
-        unread=result.numberOfunreadMessages,
-        last_content_event=_event(result.lastContentEventNotification, brand)
-        if result.lastContentEventNotification
-        else None,
-        raw=raw,
+        details.stage if details.stage is not None else details.state,
+        details.closeReason,
+        details.startTs,
+        details.endTs,
+        last_update,
+        details.firstConversation,
+        result.effectiveTTR,
+        ttr.ttrType if ttr else None,
+        ttr.value if ttr else None,
+        details.manualETTR,
+        details.delay,
+        csat_rate,
+        csat,
+        details.note,
+        group_id if group_id is None or type(group_id) is str else str(group_id),
+        details.context,
+        details.campaignInfo,
+        handler.accountId if handler else None,
+        _str(handler.skillId) if handler else None,
+        result.numberOfunreadMessages,
+        _event(last_event, brand) if last_event else None,
+        raw,
     )
 
 
 def decode_conversation_changes(body: Any, *, brand: bool) -> tuple[str | None, list[ConversationChange]]:
-    """(subscriptionId, changes) of an ExConversationChangeNotification body of either dialect."""
-    wire = _convert(body, _WireExConversationBody, "ExConversationChangeNotification body")
-    raw_changes = body.get("changes", []) if isinstance(body, dict) else []
+    """(subscriptionId, changes) of an ExConversationChangeNotification body of either dialect
+    (Python objects, or JSON as :class:`msgspec.Raw`)."""
+    what = "ExConversationChangeNotification body"
+    wire = _convert(as_json(body), _WireRawExConversationBody, what)
+    remember = len(wire.changes) <= REMEMBERED_UP_TO_CHANGES
     changes = []
     for i, change in enumerate(wire.changes):
-        raw = (
-            raw_changes[i].get("result")
-            if i < len(raw_changes) and isinstance(raw_changes[i], dict)
-            else None
-        )
-        changes.append(
-            ConversationChange(type=change.type, conversation=_conversation(change.result, raw, brand))
-        )
+        try:
+            result = _result_decoder.decode(change.result)
+        except msgspec.DecodeError as exc:
+            # Named as if the body had been decoded in one piece.
+            detail = str(exc).replace("at `$", f"at `$.changes[{i}].result", 1)
+            if "at `$" not in detail:
+                detail += f" - at `$.changes[{i}].result`"
+            raise NotificationError(f"invalid {what}: {detail}") from None
+        conversation = _conversation(result, change.result, brand, f"$.changes[{i}].result", remember)
+        changes.append(ConversationChange(type=change.type, conversation=conversation))
     return wire.subscriptionId, changes
+
+
+_result_decoder = msgspec.json.Decoder(_WireResult, strict=False)
+_single_event_decoder = msgspec.json.Decoder(_WireSingleEvent, strict=False)
+_event_list_decoder = msgspec.json.Decoder(list[_WireEvent], strict=False)
 
 
 def decode_messaging_events(
@@ -484,6 +634,17 @@ def decode_messaging_events(
     say) is handed to it and the valid events of the same body are still returned; without it,
     the first one raises :class:`NotificationError`.
     """
+    if type(body) is msgspec.Raw:
+        # A socket's body, still JSON.  The usual one (a brand's OnlineEventDistribution: one
+        # event) is decoded straight into its struct; any other shape, or a body that does not
+        # decode, takes the general path below, which names what is wrong.
+        try:
+            single = _single_event_decoder.decode(body)
+        except msgspec.DecodeError:
+            single = None
+        if single is not None and single.changes is msgspec.UNSET:
+            return [_event(single, brand)]
+        body = _json_decode(body)
     if isinstance(body, list):
         try:
             wires = _convert(body, list[_WireEvent], "messaging events")
@@ -508,6 +669,17 @@ def decode_messaging_events(
             out.append(_event(w, brand))
         return out
     return [_event(_convert(body, _WireEvent, "OnlineEventDistribution body"), brand)]
+
+
+def decode_query_messages(answer: Any, *, brand: bool) -> list[MessagingEventInfo]:
+    """The events of a ``ms.QueryMessages`` answer (its body: a list of events, as Python objects
+    or as JSON); an answer that is not a list has none."""
+    if type(answer) is msgspec.Raw:
+        try:
+            return [_event(w, brand) for w in _event_list_decoder.decode(answer)]
+        except msgspec.DecodeError:
+            answer = _json_decode(answer)  # the general path says what is wrong
+    return decode_messaging_events(answer if isinstance(answer, list) else [], brand=brand)
 
 
 def _each_valid(raw_events: list[Any], on_invalid: Callable[[NotificationError], None]) -> list[_WireEvent]:

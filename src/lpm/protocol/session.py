@@ -181,6 +181,9 @@ class OutboundRequest:
     generation: int = 0
     #: Epoch seconds at which it was written (for the ``#request`` / ``#response`` events).
     start: float = 0.0
+    #: A success answer's body is handed over as received, JSON (:class:`msgspec.Raw`), for the
+    #: caller to decode straight into its own structs (``ms.QueryMessages``: a page of history).
+    raw_answer: bool = False
 
 
 class LossVerdict(enum.Enum):
@@ -252,7 +255,8 @@ class UnexpectedRequest:
     data: str
 
 
-#: What :meth:`ClientSession.receive_text` returns; a notification comes as its frame.
+#: What :meth:`ClientSession.receive_text` returns; a notification comes as its frame (its body
+#: still JSON: :class:`lpm.protocol.frames.InboundNotification`).
 ReceiveEvent = (
     Answered
     | Refused
@@ -260,7 +264,7 @@ ReceiveEvent = (
     | UnreadableRefusal
     | InvalidFrame
     | UnexpectedRequest
-    | frames.Notification
+    | frames.InboundNotification
 )
 
 
@@ -380,22 +384,24 @@ class ClientSession:
         if now is not None:
             self.last_received = now
         try:
-            frame = frames.decode_frame(data)
+            frame = frames.decode_inbound(data, raw_response_body=True)
         except frames.FrameError as exc:
             return InvalidFrame(str(exc), data if isinstance(data, str) else data.decode(errors="replace"))
-        if isinstance(frame, frames.Notification):
+        if type(frame) is frames.InboundNotification:
             return frame
         if isinstance(frame, frames.Response):
             req_id = frame.reqId
             if req_id is None:
-                return UnreadableRefusal(frame)
+                return UnreadableRefusal(frames.materialize_body(frame))
             request = self._in_flight.pop(req_id, None)
             if request is None or request.settled:
                 # Requests are registered before they are written, so this answers one that
                 # timed out or whose caller gave up.
-                return LateResponse(req_id, frame)
+                return LateResponse(req_id, frames.materialize_body(frame))
             if frame.code > 399:
-                return Refused(request, frame)
+                return Refused(request, frames.materialize_body(frame))
+            if not request.raw_answer:
+                frames.materialize_body(frame)
             if request.policy is ReplayPolicy.RECONCILE:
                 self.claim(request, frame.body)
             return Answered(request, frame)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 
 from lpm.protocol import frames
@@ -217,6 +218,20 @@ def test_a_success_response_answers_its_request() -> None:
     assert session.in_flight() == [] and session.last_received == 42.0
 
 
+def test_a_raw_answer_request_gets_its_body_as_json_and_its_errors_as_objects() -> None:
+    session = new_session()
+    session.socket_opened()
+    req = request(Req.QUERY_MESSAGES, raw_answer=True)
+    written(session, req)
+    event = session.receive_text(response("r1", body=[{"sequence": 1}]))
+    assert isinstance(event, Answered) and isinstance(event.response.body, msgspec.Raw)
+    assert msgspec.json.decode(event.response.body) == [{"sequence": 1}]
+    failing = request(Req.QUERY_MESSAGES, raw_answer=True)
+    written(session, failing)
+    event = session.receive_text(response("r2", code=400, body="no such dialog"))
+    assert isinstance(event, Refused) and event.response.body == "no such dialog"
+
+
 def test_an_error_response_refuses_its_request() -> None:
     session = new_session()
     session.socket_opened()
@@ -265,8 +280,48 @@ def test_a_refusal_without_request_id_is_reported_as_unreadable() -> None:
 
 def test_notifications_come_out_as_frames() -> None:
     session = new_session()
-    event = session.receive_text('{"kind":"notification","type":"ms.MessagingEventNotification","body":{}}')
-    assert isinstance(event, frames.Notification) and event.type == "ms.MessagingEventNotification"
+    event = session.receive_text(
+        '{"kind":"notification","type":"ms.MessagingEventNotification","body":{"changes":[]}}'
+    )
+    # The body stays JSON until read (the typed decoders read the JSON itself).
+    assert isinstance(event, frames.InboundNotification) and event.type == "ms.MessagingEventNotification"
+    assert bytes(event.raw) == b'{"changes":[]}'
+    assert event.body == {"changes": []} and event.body is event.body
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"kind":"resp","reqId":"r1","code":200,"type":"t","body":{"a":[1,{"b":null}]}}',
+        '{"kind":"resp","reqId":"r1","code":"OK","type":"t"}',
+        '{"kind":"resp","reqId":7,"code":201,"body":"x"}',
+        '{"kind":"resp","reqId":null,"code":400,"type":"t","body":"bad"}',
+        '{"kind":"resp","reqId":"r1","code":true}',
+        '{"kind":"notification","type":"x","body":[1,"two",{"3":4.5}]}',
+        '{"kind":"notification","body":{}}',
+        '{"kind":"notification","type":7}',
+        '{"id":"1","type":"GetClock"}',
+        '{"kind":"req","id":"1","type":"GetClock"}',
+        '{"kind":"?"}',
+        "[]",
+        "not json",
+        '{"kind":"resp","body":' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_the_client_decoder_reads_every_frame_as_the_reference_decoder(data: str) -> None:
+    """decode_inbound only defers a notification's body: every frame means what decode_frame says."""
+    try:
+        expected: object = frames.decode_frame(data)
+    except frames.FrameError as exc:
+        expected = ("error", str(exc), exc.req_id)
+    try:
+        got: object = frames.decode_inbound(data)
+    except frames.FrameError as exc:
+        got = ("error", str(exc), exc.req_id)
+    if isinstance(got, frames.InboundNotification):
+        assert isinstance(expected, frames.Notification)
+        got = frames.Notification(type=got.type, body=got.body)
+    assert got == expected
 
 
 @pytest.mark.parametrize("data", ["not json", "[]", '{"kind":"resp","code":"x","reqId":"1"}', '{"kind":"?"}'])

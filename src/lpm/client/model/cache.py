@@ -64,7 +64,9 @@ class ConversationCache:
 
     __slots__ = (
         "_conversations",
+        "_deferred",
         "_dialog_index",
+        "_expiry_held",
         "_loaded",
         "_refs",
         "_skills",
@@ -73,6 +75,7 @@ class ConversationCache:
         "cache_duration",
         "get_all_messages",
         "max_conversations",
+        "report_error",
     )
 
     def __init__(
@@ -85,6 +88,9 @@ class ConversationCache:
     ) -> None:
         #: The connection, through the object model's interface.
         self.actions = actions
+        #: ``actions.report_error``, bound once: every object of the model shares it as its
+        #: emitter's error sink (a bound method per object is 64 bytes).
+        self.report_error = actions.report_error
         #: Seconds an unreferenced conversation stays cached (0: leaves at once).
         self.cache_duration = cache_duration
         #: Brand: load a new conversation's whole open-dialog history before announcing it.
@@ -97,6 +103,9 @@ class ConversationCache:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loaded: set[str] = set()
         self._skills: dict[str, Skill] = {}
+        # While the session is not restored, expiries are deferred (see hold_expiry).
+        self._expiry_held = False
+        self._deferred: set[str] = set()
 
     # ---------------------------------------------------------------- lookup
 
@@ -199,7 +208,7 @@ class ConversationCache:
         if count or cid not in self._conversations:
             return
         if self.cache_duration <= 0:
-            self.remove(conversation)
+            self._expire(cid)
             return
         try:
             loop = asyncio.get_running_loop()
@@ -214,8 +223,27 @@ class ConversationCache:
     def _expire(self, conversation_id: str) -> None:
         self._timers.pop(conversation_id, None)
         conversation = self._conversations.get(conversation_id)
-        if conversation is not None and not self._refs.get(conversation_id):
-            self.remove(conversation)
+        if conversation is None or self._refs.get(conversation_id):
+            return
+        if self._expiry_held:
+            self._deferred.add(conversation_id)
+            return
+        self.remove(conversation)
+
+    def hold_expiry(self) -> None:
+        """The session is lost: conversations whose time is up stay cached until
+        :meth:`resume_expiry`.  Messages sent before a conversation closed may still be on their
+        way -- replayed by the next session's catch-up, or answering a messaging subscription
+        whose response timed out -- and a conversation no longer cached could not take them:
+        they would be lost."""
+        self._expiry_held = True
+
+    def resume_expiry(self) -> None:
+        """The session is restored and its catch-up applied: the deferred expiries happen now."""
+        self._expiry_held = False
+        deferred, self._deferred = self._deferred, set()
+        for conversation_id in deferred:
+            self._expire(conversation_id)
 
     def remove(self, conversation: Conversation) -> None:
         """Forget a conversation now, whatever its references."""
@@ -237,6 +265,7 @@ class ConversationCache:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._deferred.clear()
 
     # ---------------------------------------------------------------- stateless bots
 
@@ -334,9 +363,13 @@ class ConversationCache:
                     await dialog.subscribe_messaging_events()
                     if closed:
                         dialog._ms_subscribed = False  # caught up: a closed dialog has no more to send
-                except LpmError as exc:
-                    if closed:
-                        dialog._ms_subscribed = True  # still to catch up: the restore is retried
+                except BaseException as exc:
+                    # Still to catch up, open or closed: the restore is retried, and a dialog that
+                    # closes before the retry must still be replayed then (the failed request
+                    # cleared the mark, and the messages sent before the close were lost).
+                    dialog._ms_subscribed = True
+                    if not isinstance(exc, LpmError):
+                        raise  # cancelled: the restore is over
                     # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
                     # would keep the exception, its traceback's frames and the conversations they held.
                     log.debug("resubscribing dialog %s failed: %s", dialog.dialog_id, str(exc))

@@ -124,6 +124,8 @@ UPLOAD_FILE_TYPES = frozenset({"PNG", "JPG", "JPEG", "GIF"})
 #: Messaging events kept for a dialog the conversation does not know yet (see ``apply_event``).
 MAX_EARLY_EVENTS = 500
 SERIALIZATION_VERSION = 1
+#: No close in flight (one shared empty set rather than one per conversation).
+_NONE_PENDING: frozenset[str] = frozenset()
 
 
 def _now_ms() -> int:
@@ -151,9 +153,12 @@ def hash_body(body: Any) -> str | None:
 
 
 def _digest(info: ConversationInfo) -> str:
-    # The raw result when available: it holds every field UMS sent, known to the decoder or not.
-    payload = msgspec.json.encode(info.raw if info.raw is not None else info, order="sorted")
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+    # The result as received when available: it holds every field UMS sent, known to the
+    # decoder or not, and hashing its JSON as it is costs no re-encoding.
+    # SHA-256 (hardware-assisted on current CPUs: the fastest of hashlib's here), 128 bits kept.
+    raw = info.raw_json
+    payload = raw if raw is not None else msgspec.json.encode(info, order="sorted")
+    return hashlib.sha256(payload).hexdigest()[:32]
 
 
 class Conversation(ConversationEmitter):
@@ -206,7 +211,7 @@ class Conversation(ConversationEmitter):
         context: dict[str, Any] | None = None,
         campaign_info: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(cache.actions.report_error)
+        super().__init__(cache.report_error)
         self._cache = cache
         #: The connection (through the one interface the object model uses).
         self.actions: ConnectionActions = cache.actions
@@ -259,7 +264,7 @@ class Conversation(ConversationEmitter):
         self._hash: str | None = None
         self._initialized = False
         #: The dialogs a close request in flight closes (see :meth:`close`).
-        self._close_pending: frozenset[str] = frozenset()
+        self._close_pending: frozenset[str] = _NONE_PENDING
         #: Bubbled events held until the connection has announced the conversation (None: it
         #: has been, or it needs no announcement -- it was created or loaded here).
         self._unannounced: (
@@ -369,9 +374,12 @@ class Conversation(ConversationEmitter):
         if self._unannounced is not None:
             self._unannounced.append((name, args, dialog))
             return
-        if dialog is not None:
+        # ``if x._handlers``: most dialogs and conversations have no listener at all, and this
+        # runs for every message (emit would find nothing, at the cost of a call).
+        if dialog is not None and dialog._handlers:
             dialog.emit(name, *args)
-        self.emit(name, *args)
+        if self._handlers:
+            self.emit(name, *args)
         self.actions.emit(CONNECTION_EVENT_PREFIX + name, self, *args)
 
     @property
@@ -427,14 +435,15 @@ class Conversation(ConversationEmitter):
         silent = not self._initialized
         self._initialized = True
         self._apply_state(info, silent=silent)
-        self.emit(ConversationEvent.NOTIFICATION, info)
+        if self._handlers:
+            self.emit(ConversationEvent.NOTIFICATION, info)
         return True
 
     def _apply_state(self, info: ConversationInfo, *, silent: bool) -> None:
-        def bubble(name: ConversationEvent, args: tuple[Any, ...], dialog: Dialog | None = None) -> None:
-            if not silent:  # a conversation's first state initialises it without change events
-                self._bubble(name, args, dialog)
-
+        # A conversation's first state initialises it without change events (``silent``).
+        # Written for the usual notification, in which nearly nothing changed: each field is
+        # compared before anything else is done with it.
+        bubble = self._bubble
         self.ttr_effective = info.effective_ttr
         if info.unread is not None:
             self.number_of_unread_messages = dict(info.unread)
@@ -450,37 +459,42 @@ class Conversation(ConversationEmitter):
 
         if info.group_id != self.group_id:
             previous_group, self.group_id = self.group_id, info.group_id
-            bubble(ConversationEvent.GROUP_CHANGE, (previous_group, info.group_id))
+            if not silent:
+                bubble(ConversationEvent.GROUP_CHANGE, (previous_group, info.group_id))
         skill_changed = False
-        if info.skill_id is not None and info.skill_id != self.skill_id:
+        skill_id = info.skill_id
+        if skill_id is not None and (self.skill is None or skill_id != self.skill.skill_id):
             previous_skill = self.skill_id
-            self.skill = self._cache.skill(info.skill_id)
+            self.skill = self._cache.skill(skill_id)
             skill_changed = previous_skill is not None
-            if skill_changed:
-                bubble(ConversationEvent.SKILL_CHANGE, (previous_skill, info.skill_id))
-        if info.state is not None:
+            if skill_changed and not silent:
+                bubble(ConversationEvent.SKILL_CHANGE, (previous_skill, skill_id))
+        if info.state is not None and info.state != self.state:
             self.state = coerce(ConversationState, info.state)
         closed_now = self._apply_stage(info)
         self.close_time = info.end_ts
         self.close_reason = info.close_reason
-        if closed_now:
+        if closed_now and not silent:
             bubble(ConversationEvent.CLOSE, ())
         self.csat = info.csat_rate or None  # UMS sends 0 until the consumer rates
         self.note = info.note
-        if (info.ttr_type, info.ttr_value) != (self.ttr_type, self.ttr_value):
+        if info.ttr_type != self.ttr_type or info.ttr_value != self.ttr_value:
             self.ttr_type = coerce(TTRType, info.ttr_type) if info.ttr_type is not None else None
             self.ttr_value = info.ttr_value
-            bubble(ConversationEvent.TTR_CHANGE, (self.ttr_type, self.ttr_value, self.ttr_effective))
+            if not silent:
+                bubble(ConversationEvent.TTR_CHANGE, (self.ttr_type, self.ttr_value, self.ttr_effective))
         if info.manual_ettr != self.ttr_effective_manual:
             self.ttr_effective_manual = info.manual_ettr
-            bubble(ConversationEvent.MANUAL_ETTR_CHANGE, (self.ttr_effective_manual, self.ttr_effective))
+            if not silent:
+                bubble(ConversationEvent.MANUAL_ETTR_CHANGE, (self.ttr_effective_manual, self.ttr_effective))
         self.delay = info.delay
         if info.campaign_info is not None:
             self.campaign_info = info.campaign_info
         self.handler_account_id = info.handler_account_id
         self.handler_skill_id = info.handler_skill_id
-        if info.context is not None:
-            self._set_context(info.context)
+        context = info.context
+        if context is not None and (context != self.context or "clientProperties" in context):
+            self._set_context(context)
 
         new_dialogs: list[Dialog] = []
         for dinfo in info.dialogs:
@@ -493,13 +507,13 @@ class Conversation(ConversationEmitter):
             else:
                 dialog.apply(dinfo, skill_changed=skill_changed, silent=silent)
         for dialog in new_dialogs:
-            if dialog.dialog_type != DialogType.MAIN:
+            if dialog.dialog_type != DialogType.MAIN and not silent:
                 bubble(ConversationEvent.DIALOG, (dialog,), dialog)
             self._replay_early_events(dialog)
 
         last = info.last_content_event
         if last is not None:
-            target = self._dialogs.get(last.dialog_id, self.main_dialog)
+            target = self._dialogs.get(last.dialog_id) or self.main_dialog
             # Only when it directly follows what the dialog has seen: a later one would be
             # announced ahead of the events the messaging stream is about to (re)deliver, and
             # messages must come out in sequence order.
@@ -511,7 +525,7 @@ class Conversation(ConversationEmitter):
         stage = info.stage
         if stage is None or stage == self.stage:
             if stage == ConversationState.CLOSE:
-                self._close_pending = frozenset()
+                self._close_pending = _NONE_PENDING
             return False
         # A state in which a dialog our close request closes is still open was sent before the
         # request was applied: stay CLOSING.
@@ -520,7 +534,7 @@ class Conversation(ConversationEmitter):
         )
         if stage == ConversationState.OPEN and still_open:
             return False
-        self._close_pending = frozenset()
+        self._close_pending = _NONE_PENDING
         was_closed = self.stage == ConversationState.CLOSE
         self.stage = coerce(ConversationState, stage)
         return stage == ConversationState.CLOSE and not was_closed
@@ -542,7 +556,8 @@ class Conversation(ConversationEmitter):
         An event of a dialog this conversation does not know yet (its state notification is
         still being processed) is kept and applied when the dialog appears, so it is not lost.
         """
-        self.emit(ConversationEvent.MESSAGING_EVENT, event)
+        if self._handlers:
+            self.emit(ConversationEvent.MESSAGING_EVENT, event)
         dialog = self._dialogs.get(event.dialog_id)
         if dialog is not None:
             dialog.apply_event(event)
@@ -665,7 +680,7 @@ class Conversation(ConversationEmitter):
             raise UnexpectedResponseError(200, UPDATE_FIELD, result)
 
     def _undo_closing(self, previous: str) -> None:
-        self._close_pending = frozenset()
+        self._close_pending = _NONE_PENDING
         if self.stage == ConversationState.CLOSING:
             self.stage = previous
 

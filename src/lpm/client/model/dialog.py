@@ -90,6 +90,9 @@ CHAT_STATE_EVENT = "ChatStateEvent"
 MAX_HISTORY_PAGES = 10_000
 #: Sort key of events without a sequence (kept last).
 _NO_SEQUENCE = 1 << 62
+#: ``Dialog._seen`` of a dialog without gaps (the usual one): shared, instead of a set each
+#: (an empty set is 216 bytes).
+_NOTHING_ABOVE: frozenset[int] = frozenset()
 
 
 def _same_message(message: Message, event: MessagingEventInfo) -> bool:
@@ -114,7 +117,6 @@ class Dialog(DialogEmitter):
     """
 
     __slots__ = (
-        "_by_seq",
         "_closing",
         "_contiguous",
         "_emitted_top",
@@ -148,7 +150,7 @@ class Dialog(DialogEmitter):
         state: str = DialogState.OPEN,
         start_time: int | None = None,
     ) -> None:
-        super().__init__(conversation.actions.report_error)
+        super().__init__(conversation._error_sink)
         #: The conversation this dialog belongs to.
         self.conversation = conversation
         #: The dialog id (the MAIN dialog's id is the conversation id).
@@ -169,12 +171,11 @@ class Dialog(DialogEmitter):
         self.meta_data: dict[str, Any] | None = None
         #: Messages sorted by sequence.
         self.messages: list[Message] = []
-        self._by_seq: dict[int, Message] = {}
         self._participants: dict[str, Participant] = {}
         self._removed: dict[str, Participant] = {}
         # Every sequence <= _contiguous has been seen; _seen holds the seen ones above it.
         self._contiguous = -1
-        self._seen: set[int] = set()
+        self._seen: set[int] | frozenset[int] = _NOTHING_ABOVE
         self._closing = False
         self._ms_subscribed = False
         # ``message`` events held while a history load is pending (see _hold_messages), and the
@@ -249,7 +250,15 @@ class Dialog(DialogEmitter):
 
     def get_message(self, sequence: int) -> Message | None:
         """The message with this sequence, if loaded."""
-        return self._by_seq.get(sequence)
+        # ``messages`` is sorted by sequence: found by bisection (an index by sequence would
+        # double what every message costs in memory).
+        messages = self.messages
+        if not isinstance(sequence, int):
+            return None
+        i = bisect.bisect_left(messages, sequence, key=_seq_key)
+        if i < len(messages) and messages[i].sequence == sequence:
+            return messages[i]
+        return None
 
     # ---------------------------------------------------------------- sequences
 
@@ -270,10 +279,16 @@ class Dialog(DialogEmitter):
     def _mark_seen(self, sequence: int) -> None:
         if sequence <= self._contiguous:
             return
-        self._seen.add(sequence)
-        while self._contiguous + 1 in self._seen:
+        current = self._seen
+        if sequence == self._contiguous + 1 and not current:
+            self._contiguous = sequence  # the usual case: the next one, no gap
+            return
+        seen = current if isinstance(current, set) else set()
+        self._seen = seen
+        seen.add(sequence)
+        while self._contiguous + 1 in seen:
             self._contiguous += 1
-            self._seen.discard(self._contiguous)
+            seen.discard(self._contiguous)
 
     def _seen_ranges(self) -> list[list[int]]:
         """Seen sequences as ``[first, last]`` ranges (for serialization)."""
@@ -300,8 +315,10 @@ class Dialog(DialogEmitter):
         ):
             self.emit(DialogEvent.NOTIFICATION_OUT_OF_ORDER, info)
             return
-        self.dialog_type = coerce(DialogType, info.dialog_type)
-        self.channel_type = coerce(ChannelType, info.channel_type)
+        if info.dialog_type != self.dialog_type:
+            self.dialog_type = coerce(DialogType, info.dialog_type)
+        if info.channel_type != self.channel_type:
+            self.channel_type = coerce(ChannelType, info.channel_type)
         if info.creation_ts is not None:
             self.start_time = info.creation_ts
         if info.last_update_ts is not None:
@@ -355,9 +372,27 @@ class Dialog(DialogEmitter):
             return revived
         return Participant(self, uid, pinfo.role, agent_id=pinfo.agent_id, state=pinfo.state)
 
+    def _same_participants(self, infos: Iterable[ParticipantInfo]) -> bool:
+        """Whether ``infos`` are the current participants as they are, in the same order (each
+        user once): then the full comparison below would change and announce nothing."""
+        current = self._participants
+        if type(infos) is not list or len(infos) != len(current):
+            return False
+        for pinfo, participant in zip(infos, current.values()):  # noqa: B905 (same length)
+            if (
+                pinfo.user_id != participant.user_id
+                or pinfo.role != participant.role
+                or pinfo.state != participant.state
+                or (pinfo.agent_id and not participant.agent_id)
+            ):
+                return False
+        return True
+
     def _diff_participants(
         self, infos: Iterable[ParticipantInfo], *, skill_changed: bool, closed_now: bool
     ) -> None:
+        if not closed_now and not skill_changed and self._same_participants(infos):
+            return  # nothing to compare further, nothing to announce (the usual notification)
         incoming = _dedupe(infos)
         added: list[tuple[Participant, bool]] = []
         suggested: list[Participant] = []
@@ -431,9 +466,11 @@ class Dialog(DialogEmitter):
     def _apply(self, event: MessagingEventInfo, *, notify: bool) -> Message | None:
         """Apply an event once; returns the content message it is (new or already known)."""
         seq = event.sequence
-        etype = event.event_type
-        if seq is not None and self.has_seen(seq):
-            known = self._by_seq.get(seq)
+        etype = event.event.get("type", "")
+        if type(etype) is not str:
+            etype = str(etype)
+        if seq is not None and (seq <= self._contiguous or seq in self._seen):
+            known = self.get_message(seq)
             if known is not None and not _same_message(known, event):
                 # A replay repeats an event as it was; other content under a known sequence is
                 # the server's error, and applying either silently would hide one message.
@@ -449,7 +486,6 @@ class Dialog(DialogEmitter):
             message = Message.from_event(self, event)
             if seq is not None:
                 self._mark_seen(seq)
-                self._by_seq[seq] = message
             self._insert(message)
             if notify:
                 if self._holds:
@@ -519,7 +555,7 @@ class Dialog(DialogEmitter):
         status = coerce(DeliveryStatus, status)
         changed: list[Message] = []
         for seq in raw.get("sequenceList") or ():
-            message = self._by_seq.get(seq) if isinstance(seq, int) else None
+            message = self.get_message(seq)
             if message is None:
                 continue  # a message this dialog never loaded (older than the subscription)
             entry = MessageDeliveryStatus(user_id, role, status, event.server_ts, event.sequence)
@@ -805,8 +841,6 @@ class Dialog(DialogEmitter):
                 metadata=m.get("metadata"),
             )
             message._load_delivery(m.get("delivery") or {})
-            if message.sequence is not None:
-                dialog._by_seq[message.sequence] = message
             dialog._insert(message)
         return dialog
 

@@ -8,10 +8,10 @@ kept; repeats (UMS sends duplicates) are ignored.  ``READ`` counts even without 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
-from lpm.client.events import EventEmitter
-from lpm.client.model.participant import Participant
+from lpm.client.model.participant import NO_HANDLERS, LazyHandlers, Participant
 from lpm.enums import ContentType, DeliveryStatus, MessageAudience, ParticipantRole, ParticipantState, coerce
 
 if TYPE_CHECKING:
@@ -64,7 +64,12 @@ class MessageDeliveryStatus:
 MessageBody = str | dict[str, Any] | None
 
 
-class Message(EventEmitter):
+_intern = sys.intern
+#: Delivery states of a message nobody reported on yet (shared; see ``_apply_status``).
+_NO_DELIVERY: dict[str, dict[str, MessageDeliveryStatus]] = {}
+
+
+class Message(LazyHandlers):
     """One message; it has no events of its own (delivery changes are announced by the dialog
     with ``message-delivery-event``).
 
@@ -110,7 +115,11 @@ class Message(EventEmitter):
         quick_replies: dict[str, Any] | None = None,
         client_properties: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(dialog.conversation.actions.report_error)
+        # EventEmitter's state, with the dialog's error sink (the same bound method: one object
+        # for all) and no handler table of its own until a handler is registered.
+        self._handlers = NO_HANDLERS
+        self._handler_tasks = None
+        self._error_sink = dialog._error_sink
         #: The dialog the message belongs to.
         self.dialog = dialog
         #: The message's sequence in its dialog (None only for malformed events).
@@ -118,33 +127,44 @@ class Message(EventEmitter):
         #: Server timestamp (epoch ms).
         self.time = time
         #: :class:`lpm.MessageAudience` value.
-        self.audience: str = coerce(MessageAudience, audience)
+        self.audience: str = (
+            MessageAudience.ALL if audience == MessageAudience.ALL else coerce(MessageAudience, audience)
+        )
         #: The publish metadata (a list of objects) or None.
         self.metadata = metadata
         #: The raw content: text, message object or rich content (prefer :attr:`text` and the
         #: other typed accessors).
         self.body: MessageBody = body
         #: :class:`lpm.ContentType` value (other content types stay plain strings).
-        self.content_type: str = coerce(ContentType, content_type)
+        self.content_type: str = (
+            ContentType.PLAIN_TEXT
+            if content_type == ContentType.PLAIN_TEXT
+            else coerce(ContentType, content_type)
+        )
         #: Quick replies attached to the message (their JSON object), if any.
         self.quick_replies = quick_replies
         #: ClientProperties of the sender (consumers), if UMS sent them.
         self.client_properties = client_properties
+        # The sender's ids and role repeat in every message of a dialog: one string object each
+        # (interned) rather than one per message.
         #: PID / consumer id of the sender.
-        self.originator_id = originator_id
+        self.originator_id = _intern(originator_id) if type(originator_id) is str else originator_id
         #: The sender's role as the event reported it.
-        self.originator_role = originator_role
+        self.originator_role = _intern(originator_role) if type(originator_role) is str else originator_role
         #: Brand dialect: the sender's old-style agent id.
-        self.originator_agent_id = originator_agent_id
+        self.originator_agent_id = (
+            _intern(originator_agent_id) if type(originator_agent_id) is str else originator_agent_id
+        )
         self._participant: Participant | None = None
         self._synthesized: Participant | None = None
-        self._delivery: dict[str, dict[str, MessageDeliveryStatus]] = {}
+        # Status -> user id -> entry; the shared empty _NO_DELIVERY until the first status.
+        self._delivery: dict[str, dict[str, MessageDeliveryStatus]] = _NO_DELIVERY
 
     @classmethod
     def from_event(cls, dialog: Dialog, event: MessagingEventInfo) -> Message:
         """Build a message from a ContentEvent / RichContentEvent."""
         raw = event.event
-        if event.event_type == RICH_CONTENT_EVENT:
+        if raw.get("type") == RICH_CONTENT_EVENT:
             body: Any = raw.get("content")
             content_type = RICH_CONTENT_EVENT
         else:
@@ -286,6 +306,8 @@ class Message(EventEmitter):
 
     def _apply_status(self, status: MessageDeliveryStatus) -> bool:
         """Record a status; returns False for a repeat of a status this user already reported."""
+        if self._delivery is _NO_DELIVERY:
+            self._delivery = {}
         by_user = self._delivery.setdefault(status.delivery_status, {})
         if status.user_id in by_user:
             return False

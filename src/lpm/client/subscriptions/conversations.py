@@ -74,6 +74,7 @@ from lpm.errors import (
 if TYPE_CHECKING:
     from lpm.client.model.cache import ConversationCache
     from lpm.client.model.conversation import Conversation
+    from lpm.client.model.dialog import Dialog
     from lpm.protocol.notifications import ConversationChange, ConversationInfo
 
 __all__ = [
@@ -212,6 +213,7 @@ class ConversationFeed:
         return list(self._feed.values())
 
     def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation ``conversation_id`` if this feed holds it, else None."""
         return self._feed.get(conversation_id)
 
 
@@ -241,7 +243,8 @@ class ConversationSubscription(
         "_loaded",
         "_page_ids",
         "_paging",
-        "_preparing_slots",
+        "_prepare_queue",
+        "_preparers",
         "_state",
         "_steps",
         "_stopped",
@@ -299,8 +302,10 @@ class ConversationSubscription(
         #: Tasks preparing conversations (messaging subscriptions, history loads), before their
         #: announcement or after a join.
         self._join_loads: set[asyncio.Task[None]] = set()
-        #: How many conversations are prepared at once.
-        self._preparing_slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
+        #: Conversations waiting for a preparation worker, and how many workers run (at most
+        #: PREPARE_CONCURRENCY).
+        self._prepare_queue: deque[tuple[list[Dialog], HistoryLoad | None, asyncio.Future[None]]] = deque()
+        self._preparers = 0
 
     def __repr__(self) -> str:
         return f"<ConversationSubscription {self.subscription_id} {self.state}>"
@@ -412,6 +417,9 @@ class ConversationSubscription(
             timer.cancel()
         self._delete_timers.clear()
         self._steps.clear()
+        for _, _, preparing in self._prepare_queue:
+            preparing.cancel()
+        self._prepare_queue.clear()
         for load in self._history_loads:
             load.release()  # it will not run now: its dialog must not hold its events for good
         self._history_loads.clear()
@@ -468,7 +476,8 @@ class ConversationSubscription(
             )
         if self._page_ids is not None:
             self._page_ids |= present
-        self.emit(SubscriptionEvent.NOTIFICATION, changes)
+        if self._handlers:
+            self.emit(SubscriptionEvent.NOTIFICATION, changes)
         if snapshot:
             self._after_snapshot(changes, present)
 
@@ -488,12 +497,16 @@ class ConversationSubscription(
                 return
             self._cache.adopt(conversation)
             self._feed[cid] = conversation
-        was_member = _takes_part(conversation)
+        # Only a brand loading whole histories acts on a join (see below): nobody else needs to know.
+        cache = self._cache
+        watch_join = cache.get_all_messages and cache.actions.is_brand
+        was_member = _takes_part(conversation) if watch_join else True
         if conversation.apply(info):
             timer = self._delete_timers.pop(cid, None)
             if timer is not None:
                 timer.cancel()  # it matches again (a stale or duplicate state would not count)
-        self.emit(SubscriptionEvent.UPSERT, conversation)
+        if self._handlers:
+            self.emit(SubscriptionEvent.UPSERT, conversation)
         dialogs = self._cache._reserve_messaging(conversation)
         if dialogs:
             self._enqueue(lambda: self._cache._subscribe_dialogs(dialogs))
@@ -545,19 +558,18 @@ class ConversationSubscription(
             self._after_steps(lambda: self._emit_conversation(conversation))
             return
 
-        async def prepare() -> None:
-            # Preparations run side by side (a snapshot of thousands of conversations is
-            # thousands of history loads: one at a time, their round trips add up); the
-            # announcements still come out in order, from the ordered queue below.
-            async with self._preparing_slots:
-                if dialogs:
-                    await self._cache._subscribe_dialogs(dialogs)
-                if history is not None:
-                    await history.load()
-
-        preparing = self._spawn(prepare())
-        self._join_loads.add(preparing)
-        preparing.add_done_callback(self._join_loads.discard)
+        # Preparations run side by side (a snapshot of thousands of conversations is thousands
+        # of history loads: one at a time, their round trips add up), PREPARE_CONCURRENCY at a
+        # time, by as many workers: a queue entry and a future per conversation rather than a
+        # task each (a task, its coroutine and its context for every conversation of a snapshot,
+        # all at once).  The announcements still come out in order, from the ordered queue below.
+        preparing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._prepare_queue.append((dialogs, history, preparing))
+        if self._preparers < PREPARE_CONCURRENCY:
+            self._preparers += 1
+            worker = self._spawn(self._prepare_worker())
+            self._join_loads.add(worker)
+            worker.add_done_callback(self._join_loads.discard)
 
         async def announce_when_prepared() -> None:
             try:
@@ -569,6 +581,29 @@ class ConversationSubscription(
                     self._end_history(history)
 
         self._enqueue(announce_when_prepared)
+
+    async def _prepare_worker(self) -> None:
+        """Prepare queued conversations (see :meth:`_announce`) until the queue is empty."""
+        queue = self._prepare_queue
+        try:
+            while queue:
+                dialogs, history, done = queue.popleft()
+                if done.done():
+                    continue
+                try:
+                    if dialogs:
+                        await self._cache._subscribe_dialogs(dialogs)
+                    if history is not None:
+                        await history.load()
+                except asyncio.CancelledError:
+                    done.cancel()
+                    raise
+                except BaseException as exc:  # for its announcement to raise, as a task's would
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+        finally:
+            self._preparers -= 1
 
     def _begin_history(self, conversation: Conversation, *, notify: bool) -> HistoryLoad:
         """Decide a history load now (its dialog holds ``message`` events from now on)."""

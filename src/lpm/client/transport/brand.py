@@ -37,7 +37,7 @@ from lpm.client.transport.tracking import tracking_query
 from lpm.client.transport.websocket import WebsocketConnection
 from lpm.enums import AgentState, ParticipantState, parse_enum
 from lpm.errors import AuthenticationError, LpmError, RequestError
-from lpm.protocol.notifications import AgentStateInfo, MessagingEventInfo, decode_messaging_events
+from lpm.protocol.notifications import AgentStateInfo, MessagingEventInfo, decode_query_messages
 from lpm.protocol.requests import (
     GetUserProfileBody,
     RingAnswer,
@@ -318,8 +318,9 @@ class BrandWebsocketConnection(BrandIdentity, WebsocketConnection):
             ("olderThanSequence", query.older_than),
         )
         body.update((name, value) for name, value in bounds if value is not None)
-        result = await self.request(Req.QUERY_MESSAGES, body)
-        return decode_messaging_events(result if isinstance(result, list) else [], brand=True)
+        # The page's JSON is decoded straight into the events (no dicts in between).
+        result = await self.request(Req.QUERY_MESSAGES, body, raw_answer=True)
+        return decode_query_messages(result, brand=True)
 
     async def subscribe_messaging_events(self, conversation_id: str, dialog_id: str, from_seq: int) -> None:
         """Brands receive live events of their conversations without subscribing: nothing to do."""

@@ -32,6 +32,7 @@ from lpm.errors import (
     RequestError,
     RequestTimeoutError,
 )
+from lpm.protocol.frames import json_value
 from lpm.protocol.session import (
     Answered,
     ClientSession,
@@ -152,11 +153,15 @@ class RequestPipeline:
 
     # ---------------------------------------------------------------- making requests
 
-    def new_call(self, type_: str, body: Any, headers: Any = None, metadata: Any = None) -> Call:
+    def new_call(
+        self, type_: str, body: Any, headers: Any = None, metadata: Any = None, *, raw_answer: bool = False
+    ) -> Call:
         """A request of wire type ``type_`` with its future and replay policy; a publish records
-        the highest sequence its dialog has seen (see :func:`~lpm.protocol.session.landed_sequence`)."""
+        the highest sequence its dialog has seen (see :func:`~lpm.protocol.session.landed_sequence`).
+        ``raw_answer``: its success answer's body comes as JSON (see ``OutboundRequest.raw_answer``)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         call = Call(type_, body, headers, metadata, replay_policy(type_, body), future=future)
+        call.raw_answer = raw_answer
         if call.policy is ReplayPolicy.RECONCILE:
             call.conversation_id, call.dialog_id = publish_target(body)
             dialog = self._dialog_of(call.conversation_id, call.dialog_id)
@@ -206,6 +211,10 @@ class RequestPipeline:
         name = f"{call.type}#request"
         if self._has_listeners(name):
             self._emit(name, {"start": call.start, "request": _public_request(call)})
+        if sock.can_batch:
+            # Written with the other frames of this turn of the event loop (see send_soon).
+            sock.send_soon(data, lambda: _mark_unwritten(call), self._on_write_failed)
+            return
         try:
             await sock.send(data)
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
@@ -237,7 +246,8 @@ class RequestPipeline:
                     "start": call.start,
                     "end": time.time(),
                     "request": _public_request(call),
-                    "response": response.body,
+                    # (A raw_answer call's body is still JSON: the event shows it as objects.)
+                    "response": json_value(response.body),
                 },
             )
         call.settle(result=response.body)
@@ -347,3 +357,8 @@ class RequestPipeline:
         if dialog is None:
             return None
         return landed_sequence(request, dialog.messages, self.session.claimed(dialog.dialog_id))
+
+
+def _mark_unwritten(call: Call) -> None:
+    log.debug("writing %s failed", call.type)
+    call.unwritten = True

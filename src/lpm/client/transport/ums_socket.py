@@ -49,6 +49,77 @@ class UmsSocket:
     last_received: float = field(default_factory=lambda: asyncio.get_running_loop().time())
     #: Since when the watchdog counts silence (moved forward after a stall of the event loop).
     counted_from: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    #: Frames queued by :meth:`send_soon` for the end of this turn of the event loop, with what
+    #: to call if they cannot be written.
+    _batch: list[tuple[bytes, Callable[[], None], Callable[[UmsSocket], None]]] | None = None
+    #: Whether :meth:`send_soon` may be used: frames are written as they are (no compression)
+    #: through the aiohttp writer this module knows (None: not looked at yet).
+    _batchable: bool | None = None
+
+    @property
+    def can_batch(self) -> bool:
+        """Whether :meth:`send_soon` may be used (see ``_batchable``)."""
+        batchable = self._batchable
+        if batchable is None:
+            writer = getattr(self.ws, "_writer", None)
+            batchable = self._batchable = (
+                writer is not None
+                and not getattr(writer, "compress", 1)
+                and hasattr(writer, "_write_websocket_frame")
+                and hasattr(getattr(writer, "transport", None), "writelines")
+            )
+        return batchable
+
+    def send_soon(
+        self, data: bytes, on_unwritten: Callable[[], None], on_failed: Callable[[UmsSocket], None]
+    ) -> None:
+        """Write one text frame (bytes already UTF-8 JSON).  The first frame of a turn of the event
+        loop is written at once (a lone request waits for nothing); the frames that follow it in
+        the same turn are written together at its end, in one ``writelines``: one TLS record and
+        one system call for all of them, where a write each costs both per frame (pipelined
+        requests: a burst of responses wakes many callers, each writing its next request).
+
+        If frames cannot be written, ``on_unwritten`` of each of them is called, then each
+        distinct ``on_failed`` once, with this socket.  Only when :attr:`can_batch`.
+        """
+        frame = (data, on_unwritten, on_failed)
+        batch = self._batch
+        if batch is None:
+            self._batch = []
+            asyncio.get_running_loop().call_soon(self._flush)
+            self._write([frame])
+        else:
+            batch.append(frame)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[bytes, Callable[[], None], Callable[[UmsSocket], None]]]) -> None:
+        writer: Any = self.ws._writer
+        transport = writer.transport
+        collector = _Collector(transport)
+        try:
+            if writer._closing or transport is None:
+                raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+            writer.transport = collector
+            try:
+                for data, _, _ in batch:
+                    writer._write_websocket_frame(data, aiohttp.WSMsgType.TEXT, 0)
+            finally:
+                writer.transport = transport
+            if writer._output_size > writer._limit:
+                writer._output_size = 0
+            transport.writelines(collector.chunks)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            log.debug("writing %d frame(s) to socket %s failed: %s", len(batch), self.generation, str(exc))
+            failed: dict[Callable[[UmsSocket], None], None] = {}
+            for _, on_unwritten, on_failed in batch:
+                on_unwritten()
+                failed[on_failed] = None
+            for on_failed in failed:
+                on_failed(self)
 
     async def send(self, data: bytes) -> None:
         """Write one text frame (bytes already UTF-8 JSON).  Raises what aiohttp raises on a dead
@@ -104,6 +175,22 @@ class UmsSocket:
             # A code the server sent (4401...) is not ours to echo: close normally.
             await asyncio.wait_for(self.ws.close(code=1000), 5)
         await cancel_and_wait(*tasks)
+
+
+class _Collector:
+    """Stands in for the transport while the aiohttp writer frames a batch: keeps the bytes."""
+
+    __slots__ = ("chunks", "transport")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def is_closing(self) -> bool:
+        return bool(self.transport.is_closing())
 
 
 async def open_ums_socket(

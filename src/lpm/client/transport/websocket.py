@@ -119,6 +119,13 @@ RESTORE_BACKOFF = Backoff((0.2, 0.4, 0.8, 1.6, 3.2))
 _NO_SEQUENCE = 1 << 62
 #: Set (to the socket generation) while a connect attempt verifies and restores the session:
 #: requests made in that context go straight to the new socket instead of the queue.
+#: The raw ``*Notification`` events (see _on_notification).
+_RAW_CONVERSATION, _RAW_MESSAGE, _RAW_ROUTING = (
+    RAW_EVENT_NAMES[Notif.EX_CONVERSATION_CHANGE],
+    RAW_EVENT_NAMES[Notif.MESSAGING_EVENT],
+    RAW_EVENT_NAMES[Notif.ROUTING_TASK],
+)
+assert len(RAW_EVENT_NAMES) == 3  # every raw event is looked at in _on_notification
 _restoring: contextvars.ContextVar[int | None] = contextvars.ContextVar("lpm_restoring", default=None)
 
 
@@ -466,6 +473,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 )
             # From here to the end nothing awaits: the session becomes ready atomically.
             self._release_held_events()
+            self.conversations.resume_expiry()
             self._disconnected_at = None
             first = not self._connected_once
             self._connected_once = True
@@ -565,7 +573,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
 
     def _on_text(self, data: str) -> None:
         event = self.session.receive_text(data)
-        if type(event) is frames.Notification:  # the hot path first
+        if type(event) is frames.InboundNotification:  # the hot path first
             try:
                 self._on_notification(event)
             except NotificationError as exc:
@@ -599,24 +607,31 @@ class WebsocketConnection(UmsActions, HttpConnection):
             log.debug("late subscription %s retired", subscription_id)
             self.router.retire(subscription_id)
 
-    def _on_notification(self, frame: frames.Notification) -> None:
-        self.emit(ConnectionEvent.NOTIFICATION, frame.type, frame.body)
+    def _on_notification(self, frame: frames.InboundNotification) -> None:
+        # The raw events carry the body as Python objects: built only for listeners (the typed
+        # decoders read the JSON itself).
+        handlers = self._handlers
+        if handlers.get(ConnectionEvent.NOTIFICATION):
+            self.emit(ConnectionEvent.NOTIFICATION, frame.type, frame.body)
+        before_route = None
+        if handlers.get(_RAW_CONVERSATION) or handlers.get(_RAW_MESSAGE) or handlers.get(_RAW_ROUTING):
+            before_route = lambda kind, _raw: self._emit_raw(kind, frame)  # noqa: E731
         dispatch_notification(
             frame.type,
-            frame.body,
+            frame.raw,
             brand=self.is_brand,
             sink=self._sink,
-            before_route=self._emit_raw,
+            before_route=before_route,
             on_invalid_event=self._report_invalid_event,
         )
 
     def _report_invalid_event(self, error: NotificationError) -> None:
         self.report_error(ProtocolError(f"{error} (the event was dropped)"))
 
-    def _emit_raw(self, kind: Notif, body: Any) -> None:
+    def _emit_raw(self, kind: Notif, frame: frames.InboundNotification) -> None:
         name = RAW_EVENT_NAMES.get(kind)
-        if name is not None:
-            self.emit(name, body)
+        if name is not None and self._handlers.get(name):
+            self.emit(name, frame.body)
 
     def _hold_events(self, events: list[MessagingEventInfo]) -> None:
         """Messaging events, live or fetched by a restore (history): while a session is being
@@ -668,6 +683,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         was_ready = self.requests.ready
         self.requests.pause()
         self._held_events = None  # fetched again by the next restore (replay / catch-up)
+        self.conversations.hold_expiry()  # what the catch-up brings must find its conversation
         # Closing releases its HTTP connection and stops its reader and keep-alive; owned, so
         # close() can wait for it.
         sock.closer = asyncio.create_task(sock.shut(), name=f"lpm-close-{sock.generation}")
@@ -798,12 +814,23 @@ class WebsocketConnection(UmsActions, HttpConnection):
             raise ConfigurationError("type must be a non-empty request type string")
         return await self._submit(type, body, headers, metadata)
 
-    async def request(self, req: Req, body: Any = None, *, metadata: Any = None, headers: Any = None) -> Any:
-        """Send ``req`` in this connection's dialect."""
-        return await self._submit(request_wire_name(req, self.dialect), body, headers, metadata)
+    async def request(
+        self,
+        req: Req,
+        body: Any = None,
+        *,
+        metadata: Any = None,
+        headers: Any = None,
+        raw_answer: bool = False,
+    ) -> Any:
+        """Send ``req`` in this connection's dialect.  ``raw_answer``: the answer's body is returned
+        as received, JSON (:class:`msgspec.Raw`), for the caller to decode into its own structs."""
+        return await self._submit(request_wire_name(req, self.dialect), body, headers, metadata, raw_answer)
 
-    async def _submit(self, type_: str, body: Any, headers: Any, metadata: Any) -> Any:
-        call = self.requests.new_call(type_, body, headers, metadata)
+    async def _submit(
+        self, type_: str, body: Any, headers: Any, metadata: Any, raw_answer: bool = False
+    ) -> Any:
+        call = self.requests.new_call(type_, body, headers, metadata, raw_answer=raw_answer)
         restoring = _restoring.get()
         if restoring is not None and restoring == self._restoring_generation:
             # A request of the connect attempt itself: on its socket or nowhere.

@@ -11,7 +11,7 @@ import pytest
 from lpm.client.model.cache import ConversationCache
 from lpm.client.subscriptions.conversations import ConversationSubscription, LimitBreak, wire_query
 from lpm.enums import SubscriptionState
-from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError, RequestError
+from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError, RequestError, RequestTimeoutError
 from lpm.protocol.notifications import MessagingEventInfo
 from tests.unit.model_harness import (
     ACC,
@@ -411,6 +411,48 @@ def _info(world: Any, wconv: Any, *, brand: bool) -> Any:
     return decode_conversation_changes(
         conversation_body(world, "s", [("UPSERT", wconv)], brand=brand), brand=brand
     )[1][0].conversation
+
+
+async def test_a_dialog_whose_resubscribe_failed_is_replayed_after_it_closed() -> None:
+    """The long chaos run lost a conversation's last messages: a restore's resubscribe of the
+    open dialog failed (the request timed out), the agent answered and closed before the next
+    restore, and that restore skipped the now closed dialog -- the failed request had cleared
+    its mark.  A dialog is replayed until one resubscribe succeeds, whatever its state then."""
+    world, _ = make_world()
+    who = new_consumer(world)
+    fake = FakeConnection(brand=False, user_id=who.id)
+    link = Link(world, fake, consumer_id=who.id)
+    fake.scripts["subscribe_messaging_events"] = lambda cid, did, from_seq: link.replay(did, from_seq)
+    online(world, AGENT)
+    wconv = open_conv(world, who)
+    accept(world, wconv)
+    link.pending.clear()
+    conversation = fake.conversations.create_local(wconv.conv_id)
+    await conversation.subscribe_messaging()
+    received: list[str] = []
+    conversation.on("message", lambda m: received.append(m.body))
+    text(world, agent(), wconv.conv_id, "before")
+    await link.flush()
+    # The socket dies; the next restore's resubscribe fails.
+    link.pending.clear()
+
+    def refused(cid: str, did: str, from_seq: int) -> None:
+        raise RequestTimeoutError("ms.SubscribeMessagingEvents", 5.0)
+
+    fake.scripts["subscribe_messaging_events"] = refused
+    with pytest.raises(RequestTimeoutError):
+        await fake.conversations.resubscribe_messaging()
+    # Meanwhile the agent answers twice and closes; the consumer learns of the close first.
+    text(world, agent(), wconv.conv_id, "second")
+    text(world, agent(), wconv.conv_id, "last")
+    field_update(world, who, wconv, CLOSE)
+    link.pending.clear()
+    conversation.apply(_info(world, wconv, brand=False))
+    assert conversation.main_dialog.state == "CLOSE"
+    fake.scripts["subscribe_messaging_events"] = lambda cid, did, from_seq: link.replay(did, from_seq)
+    await fake.conversations.resubscribe_messaging()
+    await link.flush()
+    assert received == ["before", "second", "last"]
 
 
 async def test_resubscribe_messaging_raises_the_first_failure_after_trying_all() -> None:
