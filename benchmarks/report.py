@@ -269,7 +269,7 @@ def markdown(results: dict[str, Any]) -> str:
     if goal_list:
         lines += [
             "",
-            "Goals (issue 13; ratios are lpm / node-agent-sdk at the same settings unless stated):",
+            "Goals (ratios are lpm / node-agent-sdk at the same settings unless stated):",
             "",
             "| goal | measured | met |",
             "|---|---|---|",

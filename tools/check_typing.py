@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("README.md", "docs/*.md", "docs/reference/*.md")
+PAGES = ("README.md", "docs/*.md", "docs/connections/*.md", "docs/reference/*.md")
 TYPING = ROOT / "tests" / "typing"
 EXPECTED = re.compile(r"#\s*E:\s*(?P<code>[a-z][a-z0-9-]*)(?:\s+(?P<text>.+?))?\s*$")
 MYPY_LINE = re.compile(

@@ -28,32 +28,9 @@ from tests.docs.site import (
     rendered_objects,
 )
 
-#: Public methods, properties and classes still without a description, in modules this change
-#: could not edit (they were being changed by other work), by canonical path.  A new one fails the
-#: test; remove an entry once it has its description.
-KNOWN_UNDOCUMENTED = frozenset(
-    {
-        "lpm.client.history_search.SurveyAnswer",
-        "lpm.client.model.conversation.Conversation.campaign_id",
-        "lpm.client.model.conversation.Conversation.engagement_id",
-        "lpm.client.model.conversation.Conversation.skill_id",
-        "lpm.client.model.dialog.Dialog.is_open",
-    }
-)
-
 #: What a reader of the site does not have: the project's design notes, its issue tracker, the
 #: specifications it was written from.
 CITATION = re.compile(r"DESIGN\.md|shared/|\bspec/|node-sdk-reference|protocol\.md|\b[Ii]ssues? \d+|§")
-#: Python fragments of the connection guides (not whole programs, so not run) that no test
-#: type-checks yet: ``(page, first line)``.  Each guide's whole program runs
-#: (tests/integration/test_sdk_null_webhooks.py); these wait for the pages to be type-checked too.
-UNCHECKED_FRAGMENTS = {
-    ("docs/connections/null-webhooks.md", "response = await lpm.publish_message("),
-    ("docs/connections/send-api.md", "conn = lpm.create_connection("),
-    ("docs/connections/stateless-bots.md", "from lpm.stores import FileConversationStore,"),
-}
-#: Pages another change is rewriting, and the citations they still carry until then.
-PENDING_CITATIONS = {"performance.md": re.compile(r"\b[Ii]ssue \d+")}
 
 
 def load_tool(name: str) -> ModuleType:
@@ -180,7 +157,7 @@ def test_public_methods_and_properties_have_descriptions() -> None:
         kind = obj.is_function or obj.is_class or (obj.is_attribute and "property" in obj.labels)
         if kind and not described:
             missing.add(obj.path)
-    assert not missing - KNOWN_UNDOCUMENTED, f"without a description: {sorted(missing - KNOWN_UNDOCUMENTED)}"
+    assert not missing, f"without a description: {sorted(missing)}"
 
 
 def test_every_option_has_a_description() -> None:
@@ -240,9 +217,7 @@ def test_no_page_cites_what_a_reader_does_not_have() -> None:
         rel = page.relative_to(DOCS).as_posix() if page.is_relative_to(DOCS) else page.name
         for n, line in enumerate(text_of(page).splitlines(), start=1):
             for match in CITATION.finditer(line):
-                pending = PENDING_CITATIONS.get(rel)
-                if pending is None or not pending.fullmatch(match.group(0)):
-                    found.append(f"{rel}:{n}: {match.group(0)!r} in {line.strip()!r}")
+                found.append(f"{rel}:{n}: {match.group(0)!r} in {line.strip()!r}")
     assert not found, "\n".join(found)
 
 
@@ -266,11 +241,9 @@ def test_every_code_block_is_run_or_type_checked() -> None:
     for page, language, code in blocks:
         where = (page, code[:60])
         if language == "python":
-            # tools/check_typing.py type-checks these pages; the connection guides' programs run
-            # in tests/integration/test_sdk_null_webhooks.py (each is a whole program).
-            runs = page.startswith("docs/connections/") and "asyncio.run(" in code
-            pending = any(page == p and code.startswith(first) for p, first in UNCHECKED_FRAGMENTS)
-            assert page in type_checked or runs or pending, where
+            # tools/check_typing.py type-checks every page (the connection guides included); the
+            # guides' whole programs also run in tests/integration/test_sdk_null_webhooks.py.
+            assert page in type_checked, where
         elif language == "javascript":
             # tests/docs/test_porting_guides.py runs it with node-agent-sdk.
             assert page == "docs/porting-from-node-agent-sdk.md", where

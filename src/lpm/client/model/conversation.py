@@ -283,14 +283,17 @@ class Conversation(ConversationEmitter):
 
     @property
     def skill_id(self) -> str | None:
+        """The id of the conversation's current skill (None before its first state)."""
         return self.skill.skill_id if self.skill is not None else None
 
     @property
     def campaign_id(self) -> Any:
+        """The campaign the conversation came from (``campaignInfo.campaignId``), if any."""
         return (self.campaign_info or {}).get("campaignId")
 
     @property
     def engagement_id(self) -> Any:
+        """The engagement the conversation came from (``campaignInfo.engagementId``), if any."""
         return (self.campaign_info or {}).get("engagementId")
 
     @property

@@ -201,6 +201,7 @@ class Dialog(DialogEmitter):
 
     @property
     def is_open(self) -> bool:
+        """Whether the dialog is OPEN (messages can be published to it)."""
         return self.state == DialogState.OPEN
 
     @property
