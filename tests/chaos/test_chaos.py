@@ -498,6 +498,30 @@ class Consumer:
         self.cycles = 0
         #: The conversation of the cycle under way (held by the run: not a leak).
         self.current: lpm.Conversation | None = None
+        #: The last conversation notifications as received: (seconds, subscription id, the feed's
+        #: id then, [(conversation id, change type, stage)]) -- which subscription carried what.
+        self.received_changes: deque[tuple[float, Any, Any, list[tuple[Any, Any, Any]]]] = deque(maxlen=300)
+        self.conn.on("conversationNotification", self._record_changes)
+
+    def _record_changes(self, body: dict[str, Any]) -> None:
+        feed = self.conn.default_subscription
+        changes = [
+            (
+                (change.get("result") or {}).get("convId"),
+                change.get("type"),
+                ((change.get("result") or {}).get("conversationDetails") or {}).get("stage"),
+            )
+            for change in body.get("changes") or ()
+            if isinstance(change, dict)
+        ]
+        self.received_changes.append(
+            (
+                round(time.monotonic(), 2),
+                body.get("subscriptionId"),
+                feed.subscription_id if feed else None,
+                changes,
+            )
+        )
 
     async def open_conversation(self) -> lpm.Conversation:
         conn = self.conn
@@ -546,6 +570,7 @@ class Consumer:
         world = self.chaos.emu.world.accounts[ACC].conversations.get(conv_id)
         hub = self.chaos.emu.ctx.hub
         main = conversation.main_dialog
+        named = [r for r in self.received_changes if any(c[0] == conv_id for c in r[3])]
         sessions = [
             {
                 "subs": {sid: conv_id in sub.known for sid, sub in session.conv_subs.items()},
@@ -567,7 +592,8 @@ class Consumer:
             f"{feed.subscription_id if feed else None} ({feed.state if feed else None}), emulator sessions "
             f"of this consumer {sessions}; main dialog: contiguous {main._contiguous}, seen above "
             f"{sorted(main._seen)}, holds {main._holds} ({len(main._held)} held), streaming "
-            f"{main._ms_subscribed}, connection holds {self.conn._held_events!r:.200}"
+            f"{main._ms_subscribed}, connection holds {self.conn._held_events!r:.200}; conversation "
+            f"notifications that named it {named}; the last ten received {list(self.received_changes)[-10:]}"
         )
 
     async def run(self) -> None:
