@@ -5,7 +5,7 @@ close from the next snapshot (the conversation has left the feed) and releases t
 with a short ``conversations_cache_duration`` it left the cache before the session's catch-up
 replayed the dialog's last messages -- those then found no conversation and were dropped
 ("ContentEvent received for conversation not in cache").  While a session is not restored,
-expiries wait (``ConversationCache.hold_expiry``, unit-tested in
+expiries wait (``ConversationCache.session_lost``, unit-tested in
 ``tests/unit/client/model/test_cache_expiry.py``).  Whether the expiry falls before the replay
 depends on the timing of a loaded machine, so this end-to-end scenario does not always meet the
 race; it pins the behaviour a user sees.  Real emulator, real sockets.

@@ -63,6 +63,7 @@ class ConversationCache:
     """Conversations of one connection, with reference counting and timed expiry."""
 
     __slots__ = (
+        "_caught_up",
         "_conversations",
         "_deferred",
         "_dialog_index",
@@ -103,9 +104,11 @@ class ConversationCache:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loaded: set[str] = set()
         self._skills: dict[str, Skill] = {}
-        # While the session is not restored, expiries are deferred (see hold_expiry).
+        # While the session is not restored, expiries are deferred (see session_lost).
         self._expiry_held = False
         self._deferred: set[str] = set()
+        # Closed dialogs the restore under way has replayed: caught up once it completes.
+        self._caught_up: list[Dialog] = []
 
     # ---------------------------------------------------------------- lookup
 
@@ -230,16 +233,21 @@ class ConversationCache:
             return
         self.remove(conversation)
 
-    def hold_expiry(self) -> None:
+    def session_lost(self) -> None:
         """The session is lost: conversations whose time is up stay cached until
-        :meth:`resume_expiry`.  Messages sent before a conversation closed may still be on their
-        way -- replayed by the next session's catch-up, or answering a messaging subscription
-        whose response timed out -- and a conversation no longer cached could not take them:
-        they would be lost."""
+        :meth:`session_restored`.  Messages sent before a conversation closed may still be on
+        their way -- replayed by the next session's catch-up, or answering a messaging
+        subscription whose response timed out -- and a conversation no longer cached could not
+        take them: they would be lost.  Replays of closed dialogs not applied yet are void."""
         self._expiry_held = True
+        self._caught_up.clear()
 
-    def resume_expiry(self) -> None:
-        """The session is restored and its catch-up applied: the deferred expiries happen now."""
+    def session_restored(self) -> None:
+        """The session is restored and its catch-up applied (the replayed events are in): the
+        closed dialogs it replayed are caught up, and the deferred expiries happen now."""
+        for dialog in self._caught_up:
+            dialog._ms_subscribed = False  # a closed dialog has no more to send
+        self._caught_up.clear()
         self._expiry_held = False
         deferred, self._deferred = self._deferred, set()
         for conversation_id in deferred:
@@ -362,7 +370,9 @@ class ConversationCache:
                 try:
                     await dialog.subscribe_messaging_events()
                     if closed:
-                        dialog._ms_subscribed = False  # caught up: a closed dialog has no more to send
+                        # Caught up only once the replay is applied (session_restored): the
+                        # events come after this answer, and wait for the end of the restore.
+                        self._caught_up.append(dialog)
                 except BaseException as exc:
                     # Still to catch up, open or closed: the restore is retried, and a dialog that
                     # closes before the retry must still be replayed then (the failed request

@@ -473,7 +473,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 )
             # From here to the end nothing awaits: the session becomes ready atomically.
             self._release_held_events()
-            self.conversations.resume_expiry()
+            self.conversations.session_restored()
             self._disconnected_at = None
             first = not self._connected_once
             self._connected_once = True
@@ -683,7 +683,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
         was_ready = self.requests.ready
         self.requests.pause()
         self._held_events = None  # fetched again by the next restore (replay / catch-up)
-        self.conversations.hold_expiry()  # what the catch-up brings must find its conversation
+        self.conversations.session_lost()  # what the catch-up brings must find its conversation
         # Closing releases its HTTP connection and stops its reader and keep-alive; owned, so
         # close() can wait for it.
         sock.closer = asyncio.create_task(sock.shut(), name=f"lpm-close-{sock.generation}")

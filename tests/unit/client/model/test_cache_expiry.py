@@ -20,22 +20,22 @@ def _released(conn: FakeConnection, conversation_id: str) -> Conversation:
 async def test_an_expiry_due_while_the_session_is_lost_waits_until_it_is_restored() -> None:
     conn = FakeConnection(brand=False, user_id="consumer-1", cache_duration=0.01)
     cache = conn.conversations
-    cache.hold_expiry()
+    cache.session_lost()
     conversation = _released(conn, "c1")
     await asyncio.sleep(0.05)
     assert cache.get("c1") is conversation  # due, but the catch-up may still bring its messages
-    cache.resume_expiry()
+    cache.session_restored()
     assert cache.get("c1") is None
 
 
 async def test_a_conversation_taken_again_meanwhile_is_not_expired() -> None:
     conn = FakeConnection(brand=False, user_id="consumer-1", cache_duration=0.01)
     cache = conn.conversations
-    cache.hold_expiry()
+    cache.session_lost()
     conversation = _released(conn, "c1")
     await asyncio.sleep(0.05)
     cache.adopt(conversation)  # the restored feed holds it again
-    cache.resume_expiry()
+    cache.session_restored()
     assert cache.get("c1") is conversation
 
 
