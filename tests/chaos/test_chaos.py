@@ -717,6 +717,8 @@ class Chaos:
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    #: (loose count, referrers of a few loose conversations) of each sample over the slack.
+    loose_holders: list[tuple[int, list[list[str]]]] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     memory: list[MemorySample] = field(default_factory=list)
     first_snapshot: tracemalloc.Snapshot | None = None
@@ -862,6 +864,7 @@ class Chaos:
         held |= {id(c) for c in self.bot.views.values()}
         held |= {id(c.current) for c in self.consumers if c.current is not None}
         objects = loose = 0
+        strays: list[lpm.Conversation] = []
         for obj in gc.get_objects():
             module = type(obj).__dict__.get("__module__")  # (classes' __module__ is a descriptor)
             if not isinstance(module, str) or not module.startswith("lpm.client."):
@@ -870,6 +873,10 @@ class Chaos:
                 objects += 1
             elif isinstance(obj, lpm.Conversation) and id(obj) not in held:
                 loose += 1
+                strays.append(obj)
+        if loose > LOOSE_SLACK:
+            # What holds them (printed with the failure): the types of their referrers.
+            self.loose_holders.append((loose, holders_of(strays[:5])))
         return objects, loose
 
     async def sample_memory(self) -> None:
@@ -1017,7 +1024,24 @@ def check(chaos: Chaos) -> None:
     assert reconnects > 0 and chaos.bot.events.counts["reconnect"] > 0
     if chaos.memory:
         print("SDK memory growth by line since the second sample:", *chaos.growth, sep="\n  ")
+        print("what held loose conversations (samples over the slack):", *chaos.loose_holders, sep="\n  ")
         check_memory(chaos.memory)
+
+
+def holders_of(conversations: list[lpm.Conversation]) -> list[list[str]]:
+    """For each conversation, what refers to it (type names; for dicts and lists, what refers
+    to them in turn): the objects that keep a conversation alive beyond the caches."""
+    found = []
+    for conversation in conversations:
+        names = []
+        for ref in gc.get_referrers(conversation):
+            if isinstance(ref, dict | list | set | tuple):
+                outer = [type(r).__qualname__ for r in gc.get_referrers(ref)[:4] if r is not conversations]
+                names.append(f"{type(ref).__name__} in {outer}")
+            elif ref is not conversations:
+                names.append(type(ref).__qualname__)
+        found.append(names[:8])
+    return found
 
 
 def check_memory(samples: list[MemorySample]) -> None:
