@@ -1039,7 +1039,9 @@ def holders_of(conversations: list[lpm.Conversation]) -> list[list[str]]:
                 outer = [type(r).__qualname__ for r in gc.get_referrers(ref)[:4] if r is not conversations]
                 names.append(f"{type(ref).__name__} in {outer}")
             elif ref is not conversations:
-                names.append(type(ref).__qualname__)
+                # An object of the model (a dialog): what refers to it, but the conversation.
+                outer = [type(r).__qualname__ for r in gc.get_referrers(ref) if r is not conversation][:6]
+                names.append(f"{type(ref).__qualname__} in {outer}")
         found.append(names[:8])
     return found
 
