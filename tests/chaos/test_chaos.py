@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import json
 import os
 import random
 import time
@@ -262,6 +263,65 @@ TRACE: deque[tuple[float, str, str]] = deque(maxlen=5000)
 def trace(who: str, what: str) -> None:
     """Keep the recent history of the run (printed when a check fails)."""
     TRACE.append((time.monotonic(), who, what))
+
+
+class ConsumerSocketTap:
+    """The emulator's side of every consumer socket (a :class:`lpm.emulator.hub.FrameTap`):
+    per consumer, the sessions coming and going, the conversation requests they received
+    (subscribe, unsubscribe, create) and the conversation notifications they sent, as written.
+    Printed when a consumer's conversation never got a state notification: whether the emulator
+    sent one, on which session and subscription."""
+
+    TRACKED = (b"SubscribeExConversations", b"UnsubscribeExConversations", b"ConsumerRequestConversation")
+
+    def __init__(self) -> None:
+        self.cause: tuple[int, str | None] | None = None
+        self.by_consumer: dict[str, deque[tuple[Any, ...]]] = {}
+
+    def _log(self, session: Any, *entry: Any) -> None:
+        actor = session.actor
+        if session.brand or actor is None:
+            return
+        self.by_consumer.setdefault(actor.id, deque(maxlen=400)).append(
+            (round(time.monotonic(), 2), session.id, *entry)
+        )
+
+    def inbound(self, session: Any, data: str) -> None:
+        raw = data.encode()
+        if any(kind in raw for kind in self.TRACKED):
+            with contextlib.suppress(Exception):
+                frame = json.loads(data)
+                self._log(session, "in", frame.get("type"), frame.get("id"), frame.get("body"))
+
+    def outbound(self, session: Any, data: bytes) -> None:
+        notification = b"ExConversationChange" in data and b"reqId" not in data[:40]
+        tracked_response = b"reqId" in data and (b"subscriptionId" in data or b"conversationId" in data)
+        if not notification and not tracked_response:
+            return
+        with contextlib.suppress(Exception):
+            frame = json.loads(data)
+            body = frame.get("body")
+            if not notification:
+                self._log(session, "resp", frame.get("reqId"), frame.get("code"), body)
+                return
+            changes = [
+                (
+                    (c.get("result") or {}).get("convId"),
+                    c.get("type"),
+                    ((c.get("result") or {}).get("conversationDetails") or {}).get("stage"),
+                )
+                for c in (body or {}).get("changes") or ()
+            ]
+            self._log(session, "notif", (body or {}).get("subscriptionId"), changes)
+
+    def attached(self, session: Any) -> None:
+        self._log(session, "attached")
+
+    def detached(self, session: Any) -> None:
+        self._log(session, "detached")
+
+    def history(self, consumer_id: str | None) -> list[tuple[Any, ...]]:
+        return list(self.by_consumer.get(consumer_id or "", ()))
 
 
 class Recorder:
@@ -571,6 +631,7 @@ class Consumer:
         hub = self.chaos.emu.ctx.hub
         main = conversation.main_dialog
         named = [r for r in self.received_changes if any(c[0] == conv_id for c in r[3])]
+        tapped = self.chaos.tap.history(world.consumer_id if world else None)
         sessions = [
             {
                 "subs": {sid: conv_id in sub.known for sid, sub in session.conv_subs.items()},
@@ -594,6 +655,7 @@ class Consumer:
             f"{sorted(main._seen)}, holds {main._holds} ({len(main._held)} held), streaming "
             f"{main._ms_subscribed}, connection holds {self.conn._held_events!r:.200}; conversation "
             f"notifications that named it {named}; the last ten received {list(self.received_changes)[-10:]}"
+            f"; the emulator's sockets of this consumer: {tapped}"
         )
 
     async def run(self) -> None:
@@ -727,6 +789,8 @@ class Chaos:
     consumers: list[Consumer] = field(default_factory=list)
     bot: Bot = None  # type: ignore[assignment]
     restarts: int = 0
+    #: What the emulator's consumer sockets received and sent of conversation subscriptions.
+    tap: ConsumerSocketTap = field(default_factory=ConsumerSocketTap)
 
     def record(
         self,
@@ -780,6 +844,8 @@ class Chaos:
         await asyncio.sleep(self.rng.uniform(0.1, 0.8))
         self.emu = Emulator(db=self.db, port=port, faults=True)
         await self.emu.start()
+        assert self.emu.ctx is not None
+        self.emu.ctx.hub.tap = self.tap
         self.restarts += 1
 
     async def inject(self) -> None:
@@ -935,6 +1001,8 @@ async def test_chaos(tmp_path: Path) -> None:
         tracemalloc.start()
     emu = await Emulator(db=tmp_path / "world.sqlite", port=0, faults=True).start()
     chaos = Chaos(db=tmp_path / "world.sqlite", emu=emu)
+    assert emu.ctx is not None
+    emu.ctx.hub.tap = chaos.tap
     tasks_before = asyncio.all_tasks()
     try:
         await run(chaos)
