@@ -372,6 +372,18 @@ def dump_trace(*names: str) -> str:
     )
 
 
+def awaiting(task: asyncio.Task[Any] | None) -> list[str] | None:
+    """The chain of coroutines a task is suspended in, outermost first (None: no task)."""
+    if task is None:
+        return None
+    chain: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(chain) < 12:
+        chain.append(getattr(coro, "__qualname__", type(coro).__name__))
+        coro = getattr(coro, "cr_await", None)
+    return chain
+
+
 class Bot:
     """Accepts every ring and answers each consumer message ``c...`` with ``b...``, in order.
 
@@ -444,13 +456,36 @@ class Bot:
 
     async def _accept(self, ring: Any) -> None:
         disconnects = self.events.counts["disconnect"]
+        started = time.monotonic()
         try:
             await ring.accept()
         except WaitTimeoutError:
             # Accepted, but the announcement did not come within ring_conversation_timeout (30 s)
             # because the socket was down meanwhile: the restored feed announces it later.
             if self.events.counts["disconnect"] == disconnects and self.conn.state == "connected":
-                raise
+                # What held the announcement up, then how long it took after all.
+                stuck = self.announcing(ring.conversation_id)
+                trace("bot", f"accept {ring.conversation_id}: not announced in 30 s: {stuck}")
+                try:
+                    await self.conn.wait_for_conversation(ring.conversation_id, timeout=120)
+                    late = f"announced {time.monotonic() - started:.1f} s after the accept began"
+                except WaitTimeoutError:
+                    late = "not announced in 150 s"
+                raise Failure(f"accept {ring.conversation_id}: {late}; at 30 s: {stuck}") from None
+
+    def announcing(self, conv_id: str) -> str:
+        """The bot feed's ordered steps and preparations (for a late announcement)."""
+        feed = self.conn.default_subscription
+        if feed is None:
+            return "no feed"
+        cached = self.conn.get_conversation_by_id(conv_id)
+        return (
+            f"cached {cached is not None}, announced {cached.announced if cached else None}, in feed "
+            f"{feed.get(conv_id) is not None}, feed {feed!r}, steps queued "
+            f"{[getattr(step, '__qualname__', repr(step)) for step in feed._steps]}, running "
+            f"{awaiting(feed._worker)}, preparations queued {len(feed._prepare_queue)}, preparers "
+            f"{[awaiting(task) for task in feed._join_loads]}"
+        )
 
     def _on_conversation(self, conversation: lpm.Conversation) -> None:
         # Announced once its history is loaded (get_all_messages): only then does the bot know
