@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,7 @@ RH = TypeVar("RH", bound=RingHandler)
 CH = TypeVar("CH", bound=ConversationHandler)
 MH = TypeVar("MH", bound=MessageHandler)
 SH = TypeVar("SH", bound=SurveyHandler)
+_H = TypeVar("_H", bound=Callable[..., Any])
 
 _log = logging.getLogger("lpm.bot")
 
@@ -122,14 +124,7 @@ class Bot:
         Without a ring handler for a ring's skill the bot accepts it; past ``max_conversations``
         it rejects it without asking, and while it stops it leaves rings alone.
         """
-        skills = skill_set(skill)
-
-        def register(handler: RH) -> RH:
-            check_handler(handler, "ring")
-            self._registry.rings.append(Registration(handler, skills))
-            return handler
-
-        return register
+        return self._registrar(self._registry.rings, "ring", skill)
 
     @overload
     def conversation_started(self, handler: CH, /) -> CH: ...
@@ -147,15 +142,7 @@ class Bot:
         ``@bot.message(re.compile(r"price"))`` (a search; ``ctx.match``), ``@bot.message(lambda
         m: ...)`` (a predicate on the :class:`lpm.Message`) or ``@bot.message()`` (every message
         that is not a file).  The first handler that matches gets the message."""
-        matcher = message_matcher(what)
-        skills = skill_set(skill)
-
-        def register(handler: MH) -> MH:
-            check_handler(handler, "message")
-            self._registry.messages.append(Registration(handler, skills, matcher))
-            return handler
-
-        return register
+        return self._registrar(self._registry.messages, "message", skill, message_matcher(what))
 
     @overload
     def file(self, handler: MH, /) -> MH: ...
@@ -187,14 +174,26 @@ class Bot:
         return self._register(self._registry.closed, "conversation_closed", handler, skill)
 
     def _register(self, target: list[Registration[Any]], kind: str, handler: Any, skill: SkillFilter) -> Any:
+        """``handler`` registered, or (without one) the decorator that registers it."""
+        register = self._registrar(target, kind, skill)
+        return register(handler) if handler is not None else register
+
+    def _registrar(
+        self,
+        target: list[Registration[Any]],
+        kind: str,
+        skill: SkillFilter,
+        matcher: Callable[[lpm.Message], tuple[bool, re.Match[str] | None]] | None = None,
+    ) -> Callable[[_H], _H]:
+        """The decorator that checks a ``@bot.<kind>`` handler and adds it to ``target``."""
         skills = skill_set(skill)
 
-        def register(fn: Any) -> Any:
-            check_handler(fn, kind)
-            target.append(Registration(fn, skills))
-            return fn
+        def register(handler: _H) -> _H:
+            check_handler(handler, kind)
+            target.append(Registration(handler, skills, matcher))
+            return handler
 
-        return register(handler) if handler is not None else register
+        return register
 
     # ---------------------------------------------------------------- what the bot is made of
 

@@ -13,13 +13,15 @@ saved before it first ran.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import KW_ONLY, InitVar, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from lpm.bot.handlers import RingDecision
 from lpm.bot.logs import BotLogger
 
 if TYPE_CHECKING:
     from lpm import Conversation, Dialog, Message, Ring
+    from lpm.bot.engine import Engine
 
 __all__ = [
     "ConversationContext",
@@ -33,46 +35,23 @@ __all__ = [
 State = dict[str, Any]
 
 
-class Actions(Protocol):
-    """What contexts ask of the bot (implemented by the bot's conversation engine)."""
-
-    async def send(
-        self,
-        ctx: ConversationContext,
-        *,
-        text: str | None,
-        content: dict[str, Any] | None,
-        quick_replies: dict[str, Any] | None,
-        metadata: list[Any] | None,
-    ) -> int | None: ...
-
-    async def typing(self, ctx: ConversationContext, on: bool) -> None: ...
-
-    async def transfer(self, ctx: ConversationContext, skill: str | None, agent: str | None) -> None: ...
-
-    async def close(self, ctx: ConversationContext) -> None: ...
-
-
+@dataclass(slots=True, eq=False, repr=False)
 class RingContext:
     """A ring (an offer of a conversation) for a ``@bot.ring`` handler, which returns a
     :class:`~lpm.bot.RingDecision` (or True / False)."""
-
-    __slots__ = ("logger", "max_conversations", "open_conversations", "ring")
 
     ACCEPT = RingDecision.ACCEPT
     REJECT = RingDecision.REJECT
     DEFER = RingDecision.DEFER
 
-    def __init__(
-        self, ring: Ring, *, open_conversations: int, max_conversations: int | None, logger: BotLogger
-    ) -> None:
-        #: The SDK's ring.
-        self.ring = ring
-        #: Conversations this process holds now, and its capacity (None: no limit).
-        self.open_conversations = open_conversations
-        self.max_conversations = max_conversations
-        #: A logger whose records carry the conversation id.
-        self.logger = logger
+    #: The SDK's ring.
+    ring: Ring
+    _: KW_ONLY
+    #: Conversations this process holds now, and its capacity (None: no limit).
+    open_conversations: int
+    max_conversations: int | None
+    #: A logger whose records carry the conversation id.
+    logger: BotLogger
 
     @property
     def conversation_id(self) -> str:
@@ -86,6 +65,7 @@ class RingContext:
         return f"<RingContext {self.ring.ring_id} skill={self.skill_id}>"
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class ConversationContext:
     """A conversation for ``@bot.conversation_started`` and ``@bot.conversation_closed``
     handlers, and the base of the message and survey contexts.
@@ -94,29 +74,24 @@ class ConversationContext:
     when the handler returns (not when it raises: then the state stays as it was before).
     """
 
-    __slots__ = ("_actions", "_count", "_key", "conversation", "dialog", "logger", "state")
+    #: The bot's engine, which does the actions once each.
+    _actions: Engine
+    #: The SDK's conversation (read anything from it; prefer the context's actions to act).
+    conversation: Conversation
+    #: The dialog this event is about (MAIN, or the POST_SURVEY dialog of a survey).
+    dialog: Dialog
+    #: The conversation's state (JSON-serializable values).
+    state: State
+    _: KW_ONLY
+    #: What triggered the handler (its messages' idempotency keys are ``<dialog>/<key>/<n>``).
+    key: InitVar[str]
+    #: A logger whose records carry the conversation id.
+    logger: BotLogger
+    _key: str = field(init=False)
+    _count: int = field(default=0, init=False)
 
-    def __init__(
-        self,
-        actions: Actions,
-        conversation: Conversation,
-        dialog: Dialog,
-        state: State,
-        *,
-        key: str,
-        logger: BotLogger,
-    ) -> None:
-        self._actions = actions
-        #: The SDK's conversation (read anything from it; prefer the context's actions to act).
-        self.conversation = conversation
-        #: The dialog this event is about (MAIN, or the POST_SURVEY dialog of a survey).
-        self.dialog = dialog
-        #: The conversation's state (JSON-serializable values).
-        self.state: State = state
-        #: A logger whose records carry the conversation id.
-        self.logger = logger
+    def __post_init__(self, key: str) -> None:
         self._key = key
-        self._count = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.conversation_id}>"
@@ -176,28 +151,15 @@ class ConversationContext:
         await self._actions.close(self)
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class MessageContext(ConversationContext):
     """A consumer message for ``@bot.message`` and ``@bot.file`` handlers."""
 
-    __slots__ = ("match", "message")
-
-    def __init__(
-        self,
-        actions: Actions,
-        conversation: Conversation,
-        dialog: Dialog,
-        state: State,
-        message: Message,
-        *,
-        key: str,
-        logger: BotLogger,
-        match: re.Match[str] | None = None,
-    ) -> None:
-        super().__init__(actions, conversation, dialog, state, key=key, logger=logger)
-        #: The consumer's message.
-        self.message = message
-        #: The regular expression's match when the handler's filter is a regex.
-        self.match = match
+    #: The consumer's message.
+    message: Message
+    _: KW_ONLY
+    #: The regular expression's match when the handler's filter is a regex.
+    match: re.Match[str] | None = None
 
     @property
     def text(self) -> str:
@@ -205,27 +167,14 @@ class MessageContext(ConversationContext):
         return self.message.text or ""
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class SurveyContext(ConversationContext):
     """A post-conversation survey for ``@bot.survey`` handlers: called once when the survey
     dialog opens (``message`` is None: ask the first question), then for each consumer message
     in it.  ``close()`` ends the survey (and the conversation)."""
 
-    __slots__ = ("message",)
-
-    def __init__(
-        self,
-        actions: Actions,
-        conversation: Conversation,
-        dialog: Dialog,
-        state: State,
-        message: Message | None,
-        *,
-        key: str,
-        logger: BotLogger,
-    ) -> None:
-        super().__init__(actions, conversation, dialog, state, key=key, logger=logger)
-        #: The consumer's answer, or None when the survey has just opened.
-        self.message = message
+    #: The consumer's answer, or None when the survey has just opened.
+    message: Message | None
 
     @property
     def text(self) -> str:

@@ -27,6 +27,7 @@ import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import lpm
@@ -91,44 +92,34 @@ def _serving_dialog(conversation: lpm.Conversation) -> lpm.Dialog | None:
     return dialog if me is not None and me.is_active else None
 
 
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class Engine:
     """Runs the handlers of one bot's conversations (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        host: Host,
-        store: ConversationStore,
-        coordinator: Coordinator,
-        registry: Registry,
-        metrics: BotMetrics,
-        tracer: Tracer,
-        logger: BotLogger,
-    ) -> None:
-        self._host = host
-        self.store = store
-        self.coordinator = coordinator
-        self.registry = registry
-        self.metrics = metrics
-        self.tracer = tracer
-        self.logger = logger
-        #: New handler runs may start (False once a stop was asked for).
-        self.accepting = True
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._dirty: set[str] = set()
-        self._records: dict[str, Record] = {}
-        self._history_read: set[str] = set()
-        self._closed_done: set[str] = set()
-        self._retry: dict[str, float] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        #: Handler runs in progress and finished (for shutdown reports and tests).
-        self.in_flight = 0
-        self.started_runs = 0
-        self.finished_runs = 0
+    host: Host
+    store: ConversationStore
+    coordinator: Coordinator
+    registry: Registry
+    metrics: BotMetrics
+    tracer: Tracer
+    logger: BotLogger
+    #: New handler runs may start (False once a stop was asked for).
+    accepting: bool = field(default=True, init=False)
+    _workers: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _dirty: set[str] = field(default_factory=set, init=False)
+    _records: dict[str, Record] = field(default_factory=dict, init=False)
+    _history_read: set[str] = field(default_factory=set, init=False)
+    _closed_done: set[str] = field(default_factory=set, init=False)
+    _retry: dict[str, float] = field(default_factory=dict, init=False)
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False)
+    #: Handler runs in progress and finished (for shutdown reports and tests).
+    in_flight: int = field(default=0, init=False)
+    started_runs: int = field(default=0, init=False)
+    finished_runs: int = field(default=0, init=False)
 
     @property
     def conn(self) -> lpm.BrandWebsocketConnection:
-        return self._host.connection
+        return self.host.connection
 
     # ---------------------------------------------------------------- wake-ups
 
@@ -423,7 +414,7 @@ class Engine:
         record.stored = True
         self._records[cid] = record
 
-    # ---------------------------------------------------------------- actions (lpm.bot.context.Actions)
+    # ---------------------------------------------------------------- actions (what the contexts ask)
 
     def _check(self, ctx: ConversationContext) -> None:
         if not self.coordinator.owns(ctx.conversation_id):

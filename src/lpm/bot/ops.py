@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -19,22 +20,15 @@ from lpm.bot.metrics import CONTENT_TYPE_LATEST, BotMetrics
 __all__ = ["OpsServer"]
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
 class OpsServer:
     """Serves ``/healthz``, ``/readyz`` and ``/metrics`` on ``host:port`` (0: a free port)."""
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        readiness: Callable[[], dict[str, Any]],
-        metrics: BotMetrics,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self._readiness = readiness
-        self._metrics = metrics
-        self._runner: web.AppRunner | None = None
+    host: str
+    port: int
+    readiness: Callable[[], dict[str, Any]]
+    metrics: BotMetrics
+    _runner: web.AppRunner | None = field(default=None, init=False)
 
     @property
     def url(self) -> str | None:
@@ -67,11 +61,11 @@ class OpsServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        report = self._readiness()
+        report = self.readiness()
         return web.json_response(report, status=200 if report.get("ready") else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
-        body = self._metrics.exposition()
+        body = self.metrics.exposition()
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

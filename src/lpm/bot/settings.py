@@ -28,9 +28,9 @@ Secrets (password, app secrets) never appear in ``repr`` or logs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lpm.errors import ConfigurationError
 
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from lpm.stores import ConversationStore
 
 __all__ = ["BotSettings"]
+
+_N = TypeVar("_N", int, float)
 
 _SECRET = frozenset({"password", "app_secret", "access_token", "access_token_secret"})
 
@@ -196,22 +198,22 @@ def _redact(value: Any) -> str:
 def _int(value: Any, name: str, *, minimum: int) -> int | None:
     if value is None:
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} must be an integer, not {value!r}") from None
-    if isinstance(value, bool) or number < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return number
+    return _number(value, name, int, lambda n: n >= minimum, f"an integer >= {minimum}")
 
 
 def _float(value: Any, name: str, *, default: float) -> float:
     if value is None:
         return default
+    return _number(value, name, float, lambda n: n > 0, "a positive number of seconds")
+
+
+def _number(value: Any, name: str, kind: Callable[[Any], _N], valid: Callable[[_N], bool], what: str) -> _N:
+    """``value`` (a number or its text) as ``kind``, when ``valid``; else a
+    :class:`~lpm.errors.ConfigurationError` saying that ``name`` must be ``what``."""
     try:
-        number = float(value)
+        number = kind(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}") from None
-    if isinstance(value, bool) or not number > 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+        raise ConfigurationError(f"{name} must be {what}, not {value!r}") from None
+    if isinstance(value, bool) or not valid(number):
+        raise ConfigurationError(f"{name} must be {what}, not {value!r}")
     return number

@@ -72,19 +72,22 @@ def bot_answer(text: str) -> str:
 class BrandUser:
     """A brand connection that answers the consumers of the conversations assigned to it.
 
-    Subclasses say which rings to take (:meth:`wants`), what to say first (:attr:`greeting`) and
-    how to answer (:meth:`on_consumer_message`).  Errors raised by handlers reach the
-    connection's ``error`` event and are collected in :attr:`errors`, not raised: one failed
-    conversation must not stop the others.
+    Subclasses say which rings to take (:attr:`skill`, or :meth:`wants`), what to say first
+    (:attr:`greeting`) and how to answer (:meth:`on_consumer_message`).  Errors raised by
+    handlers reach the connection's ``error`` event and are collected in :attr:`errors`, not
+    raised: one failed conversation must not stop the others.
     """
 
     name: Literal["bot", "agent", "survey"]
     greeting: str
+    #: The skill whose rings (and conversations) this user takes.
+    skill: str | None = None
+    #: What it serves, for the report.
+    skill_label: str
 
-    def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter, skill_label: str) -> None:
+    def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter) -> None:
         self.conn = conn
         self.reporter = reporter
-        self.skill_label = skill_label
         self.errors: list[str] = []
         self._greeted: set[str] = set()
         #: (dialog id, sequence) of the last message before a close, closed once the consumer read it.
@@ -105,8 +108,8 @@ class BrandUser:
     # ---------------------------------------------------------------- what subclasses decide
 
     def wants(self, skill_id: str | None) -> bool:
-        """Whether to accept a ring (or greet a conversation) on ``skill_id``."""
-        raise NotImplementedError
+        """Whether to accept a ring (or greet a conversation) on ``skill_id``: its :attr:`skill`."""
+        return self.skill is not None and skill_id == self.skill
 
     async def on_consumer_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
         """Answer a consumer message in a conversation assigned to this user."""
@@ -190,13 +193,8 @@ class Bot(BrandUser):
 
     name = "bot"
     greeting = BOT_GREETING
-
-    def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter) -> None:
-        super().__init__(conn, reporter, f"skill {BOT_SKILL} (sales)")
-
-    def wants(self, skill_id: str | None) -> bool:
-        """Only sales."""
-        return skill_id == BOT_SKILL
+    skill = BOT_SKILL
+    skill_label = f"skill {BOT_SKILL} (sales)"
 
     async def on_consumer_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
         """Answer; on a request for a human, say so and transfer to support."""
@@ -212,9 +210,10 @@ class SurveyBot(BrandUser):
 
     name = "survey"
     greeting = ""
+    skill_label = f"the survey of skill {HUMAN_SKILL} (support)"
 
     def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter) -> None:
-        super().__init__(conn, reporter, f"the survey of skill {HUMAN_SKILL} (support)")
+        super().__init__(conn, reporter)
         #: Conversation id -> the consumer's survey answer.
         self.survey_answers: dict[str, str] = {}
         conn.on("conversation:dialog", self._on_dialog)
@@ -222,10 +221,6 @@ class SurveyBot(BrandUser):
     async def start(self) -> None:
         """Nothing to take: it stays out of routing (not ONLINE, no routing subscription)."""
         self.reporter.act(self.name, f"logged in as survey-bot, runs {self.skill_label}; takes no rings")
-
-    def wants(self, skill_id: str | None) -> bool:
-        """No conversation of its own."""
-        return False
 
     async def on_consumer_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
         """Never assigned: nothing to answer in a MAIN dialog."""
@@ -256,13 +251,9 @@ class HumanAgent(BrandUser):
 
     name = "agent"
     greeting = AGENT_GREETING
-
-    def __init__(self, conn: lpm.BrandWebsocketConnection, reporter: Reporter) -> None:
-        super().__init__(conn, reporter, f"skill {HUMAN_SKILL} (support)")
-
-    def wants(self, skill_id: str | None) -> bool:
-        """Only support: the sales rings are the bot's."""
-        return skill_id == HUMAN_SKILL
+    #: Only support: the sales rings are the bot's.
+    skill = HUMAN_SKILL
+    skill_label = f"skill {HUMAN_SKILL} (support)"
 
     async def on_consumer_message(self, conversation: lpm.Conversation, message: lpm.Message) -> None:
         """Answer; after a goodbye, close once the consumer read ours."""

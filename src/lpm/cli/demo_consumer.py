@@ -10,6 +10,7 @@ READ receipt); the brand's typing indicators and READ receipts are reported as t
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import lpm
@@ -36,30 +37,25 @@ class DemoError(Exception):
     """The conversation did not go as the script says (a wrong speaker, a missing step)."""
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class _Consumer:
     """Event handlers and the script of one consumer's conversation."""
 
-    def __init__(
-        self,
-        conversation: lpm.Conversation,
-        me: str,
-        names: dict[str, Who],
-        result: ConversationResult,
-        reporter: Reporter,
-    ) -> None:
-        self.conversation = conversation
-        self.me = me
-        self.names = names
-        self.result = result
-        self.reporter = reporter
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        #: Brand messages in arrival order.
-        self._inbox: asyncio.Queue[lpm.Message] = asyncio.Queue()
-        #: Loop time of the last line sent and not answered yet.
-        self._asked_at: float | None = None
-        self.closed = asyncio.Event()
-        self._reads: set[tuple[str, int | None, str]] = set()
+    conversation: lpm.Conversation
+    me: str
+    names: dict[str, Who]
+    result: ConversationResult
+    reporter: Reporter
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop, init=False)
+    #: Brand messages in arrival order.
+    _inbox: asyncio.Queue[lpm.Message] = field(default_factory=asyncio.Queue, init=False)
+    #: Loop time of the last line sent and not answered yet.
+    _asked_at: float | None = field(default=None, init=False)
+    closed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _reads: set[tuple[str, int | None, str]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        conversation = self.conversation
         conversation.on("message", self._on_message)
         conversation.on("messaging-event", self._on_messaging_event)
         conversation.on("message-delivery-event", self._on_delivery)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from lpm.emulator.world_errors import BadRequest
 from lpm.protocol.frames import FrameError, decode_json, encode
 
 if TYPE_CHECKING:
     from lpm.emulator.context import Context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_D = TypeVar("_D", int, None)
 
 #: Deepest nesting of arrays and objects accepted in a client's JSON (a frame counts as one
 #: level).  Far above any real body (structured content nests about ten deep), far below what
@@ -95,6 +97,22 @@ class NotAJsonObject(ValueError):
     def __init__(self, decode_error: FrameError | None) -> None:
         super().__init__(str(decode_error) if decode_error else "not a JSON object")
         self.decode_error = decode_error
+
+
+def query_int(request: web.Request, name: str, default: _D, low: int, high: int | None = None) -> int | _D:
+    """The integer query parameter ``name`` (``default`` when absent or empty);
+    :class:`~lpm.emulator.world_errors.BadRequest` when it is no integer from ``low`` to ``high``."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        limit = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise BadRequest(f"query parameter {name} must be {limit}")
+    return value
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

@@ -99,7 +99,7 @@ from lpm.emulator.history_records import (
     message_records,
     source_of,
 )
-from lpm.emulator.http_common import decode_body, json_response
+from lpm.emulator.http_common import decode_body, json_response, query_int
 from lpm.emulator.rest_v1 import guard
 from lpm.emulator.world_errors import BadRequest, Forbidden, NotFound, Unauthorized
 from lpm.protocol.frames import FrameError
@@ -417,22 +417,8 @@ def authenticate(ctx: Context, request: web.Request) -> Actor:
 
 def _paging(request: web.Request) -> tuple[int, int, list[tuple[str, bool]], bool]:
     """(offset, limit, sort keys as (key, descending), typed SDEs) of the query string."""
-
-    def integer(name: str, default: int, low: int, high: int | None) -> int:
-        raw = request.query.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest(f"query parameter {name} must be an integer") from None
-        if value < low or (high is not None and value > high):
-            limit = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise BadRequest(f"query parameter {name} must be {limit}")
-        return value
-
-    offset = integer("offset", 0, 0, None)
-    limit = integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = query_int(request, "offset", 0, 0)
+    limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     keys: list[tuple[str, bool]] = []
     for part in (request.query.get("sort") or "start:desc").split(","):
         key, _, order = part.strip().partition(":")

@@ -56,15 +56,6 @@ from typing import Final, Literal, TypeVar
 import msgspec
 
 from lpm.emulator import entities as m
-from lpm.emulator.entities import (
-    Account,
-    AgentSession,
-    AgentState,
-    AppInstall,
-    Consumer,
-    Conversation,
-    EventRecord,
-)
 from lpm.emulator.sinks import NullStore
 from lpm.emulator.world import World
 
@@ -179,12 +170,12 @@ class SqliteStore(NullStore):
         self.retry_delay = retry_delay
         self._conn: sqlite3.Connection | None = self._open(self.path, synchronous)
         # Write buffers, emptied by flush().  Latest object wins for everything but events.
-        self._conversations: dict[str, Conversation] = {}
+        self._conversations: dict[str, m.Conversation] = {}
         self._events: list[tuple[str, str, int, str]] = []
-        self._consumers: dict[tuple[str, str], Consumer] = {}
-        self._agent_states: dict[tuple[str, str], AgentState] = {}
-        self._app_installs: dict[tuple[str, str], AppInstall | None] = {}  # None: delete
-        self._sessions: dict[str, AgentSession | None] = {}  # bearer -> None: delete
+        self._consumers: dict[tuple[str, str], m.Consumer] = {}
+        self._agent_states: dict[tuple[str, str], m.AgentState] = {}
+        self._app_installs: dict[tuple[str, str], m.AppInstall | None] = {}  # None: delete
+        self._sessions: dict[str, m.AgentSession | None] = {}  # bearer -> None: delete
         self._pending = 0
         #: Callers of durable() waiting for the next successful commit.
         self._waiters: list[asyncio.Future[None]] = []
@@ -263,12 +254,12 @@ class SqliteStore(NullStore):
         elif self._commit_handle is None:
             self._schedule_commit(0.0)
 
-    def conversation_changed(self, conv: Conversation) -> None:
+    def conversation_changed(self, conv: m.Conversation) -> None:
         """Buffer the conversation (encoded at flush time, so only its latest state is written)."""
         self._conversations[conv.conv_id] = conv
         self._wrote()
 
-    def messaging_event(self, conv: Conversation, record: EventRecord) -> None:
+    def messaging_event(self, conv: m.Conversation, record: m.EventRecord) -> None:
         """Buffer one stored event; chat-state records (sequence None) are not persisted."""
         if record.sequence is None:
             return
@@ -278,22 +269,22 @@ class SqliteStore(NullStore):
         self._conversations[conv.conv_id] = conv
         self._wrote()
 
-    def agent_state_changed(self, account_id: str, user_id: str, state: AgentState) -> None:
+    def agent_state_changed(self, account_id: str, user_id: str, state: m.AgentState) -> None:
         """Buffer an agent's state."""
         self._agent_states[account_id, user_id] = state
         self._wrote()
 
-    def consumer_changed(self, account_id: str, consumer: Consumer) -> None:
+    def consumer_changed(self, account_id: str, consumer: m.Consumer) -> None:
         """Buffer a consumer identity and profile."""
         self._consumers[account_id, consumer.consumer_id] = consumer
         self._wrote()
 
-    def session_changed(self, session: AgentSession | None, bearer: str) -> None:
+    def session_changed(self, session: m.AgentSession | None, bearer: str) -> None:
         """Buffer an agent login session, or its deletion when ``session`` is None."""
         self._sessions[bearer] = session
         self._wrote()
 
-    def app_install_changed(self, account_id: str, install: AppInstall) -> None:
+    def app_install_changed(self, account_id: str, install: m.AppInstall) -> None:
         """Buffer an app install (it overrides the configured one of the same client id on load)."""
         self._app_installs[account_id, install.client_id] = install
         self._wrote()
@@ -479,7 +470,7 @@ class SqliteStore(NullStore):
         conn = self._connection()
         skipped: Counter[tuple[str, str]] = Counter()
 
-        def account_of(account_id: str, what: str) -> Account | None:
+        def account_of(account_id: str, what: str) -> m.Account | None:
             acc = world.accounts.get(account_id)
             if acc is None:
                 skipped[account_id, what] += 1
@@ -489,7 +480,7 @@ class SqliteStore(NullStore):
             acc = account_of(account_id, "conversations")
             if acc is None:
                 continue
-            conv = _decode(raw, Conversation, f"conversations ({conv_id})")
+            conv = _decode(raw, m.Conversation, f"conversations ({conv_id})")
             acc.conversations[conv.conv_id] = conv
             for dialog in conv.dialogs:
                 acc.dialog_index[dialog.dialog_id] = conv.conv_id
@@ -519,7 +510,7 @@ class SqliteStore(NullStore):
             if dialog_id not in acc.dialog_index:
                 orphans[account_id] += 1
                 continue
-            record = _decode(raw, EventRecord, f"events ({dialog_id}, {sequence})")
+            record = _decode(raw, m.EventRecord, f"events ({dialog_id}, {sequence})")
             if record.sequence != sequence or record.dialog_id != dialog_id:
                 raise StoreError(f"corrupt row in events ({dialog_id}, {sequence}): key and json disagree")
             acc.events[dialog_id].append(record)
@@ -534,7 +525,7 @@ class SqliteStore(NullStore):
         ):
             acc = account_of(account_id, "consumers")
             if acc is not None:
-                acc.consumers[consumer_id] = _decode(raw, Consumer, f"consumers ({consumer_id})")
+                acc.consumers[consumer_id] = _decode(raw, m.Consumer, f"consumers ({consumer_id})")
 
         for account_id, user_id, raw in conn.execute("SELECT account_id, user_id, json FROM agent_states"):
             acc = account_of(account_id, "agent states")
@@ -544,14 +535,14 @@ class SqliteStore(NullStore):
                 # The user was removed from the config; a state for nobody would only confuse.
                 log.info("account %s: dropping stored state of unknown user %s", account_id, user_id)
                 continue
-            acc.agent_states[user_id] = _decode(raw, AgentState, f"agent_states ({user_id})")
+            acc.agent_states[user_id] = _decode(raw, m.AgentState, f"agent_states ({user_id})")
 
         for account_id, client_id, raw in conn.execute(
             "SELECT account_id, client_id, json FROM app_installs"
         ):
             acc = account_of(account_id, "app installs")
             if acc is not None:
-                acc.app_installs[client_id] = _decode(raw, AppInstall, f"app_installs ({client_id})")
+                acc.app_installs[client_id] = _decode(raw, m.AppInstall, f"app_installs ({client_id})")
 
         self._load_sessions(world, conn)
 
@@ -562,7 +553,7 @@ class SqliteStore(NullStore):
 
     @staticmethod
     def _repair_dialogs(
-        account_id: str, conversations: dict[str, Conversation], events: dict[str, list[EventRecord]]
+        account_id: str, conversations: dict[str, m.Conversation], events: dict[str, list[m.EventRecord]]
     ) -> None:
         for conv in conversations.values():
             for dialog in conv.dialogs:
@@ -594,7 +585,7 @@ class SqliteStore(NullStore):
         kept = 0
         for bearer, raw in conn.execute("SELECT bearer, json FROM sessions"):
             # The bearer is a credential: errors name the table only.
-            session = _decode(raw, AgentSession, "sessions")
+            session = _decode(raw, m.AgentSession, "sessions")
             if session.expires_at <= now:
                 expired.append((bearer,))
                 continue

@@ -64,17 +64,18 @@ def _agent_ids(acc: Account, participant_id: str, role: str) -> tuple[str, str]:
     return acc.old_id(user.user_id), user.pid
 
 
-def _controller() -> m.Participant:
-    return m.Participant(id=CONTROLLER_USER_ID, role=m.CONTROLLER)
+def _with_controller(participants: list[m.Participant]) -> list[m.Participant]:
+    """``participants`` with the CONTROLLER (after the consumer) unless it is there already."""
+    if not any(p.role == m.CONTROLLER for p in participants):
+        at = 1 if participants and participants[0].role == m.CONSUMER else 0
+        participants.insert(at, m.Participant(id=CONTROLLER_USER_ID, role=m.CONTROLLER))
+    return participants
 
 
 def _members(conv: Conversation, dialog: Dialog) -> list[m.Participant]:
     """A dialog's participants as shown: MAIN's with the CONTROLLER after the consumer."""
     members = list(dialog.participants)
-    if dialog.dialog_type == m.MAIN and not any(p.role == m.CONTROLLER for p in members):
-        at = 1 if members and members[0].role == m.CONSUMER else 0
-        members.insert(at, _controller())
-    return members
+    return _with_controller(members) if dialog.dialog_type == m.MAIN else members
 
 
 def _dialog(acc: Account, conv: Conversation, dialog: Dialog, view: str) -> dict[str, Any]:
@@ -93,28 +94,21 @@ def _dialog(acc: Account, conv: Conversation, dialog: Dialog, view: str) -> dict
         "participantsDetails": details,
         "dialogType": dialog.dialog_type,
         "channelType": dialog.channel_type,
+        "metaData": dialog.meta_data,
+        "state": dialog.state,
+        "creationTs": dialog.creation_ts,
+        "endTs": dialog.end_ts,
+        "metaDataLastUpdateTs": dialog.last_update_ts,
+        "closedBy": dialog.closed_by,
+        "closedCause": dialog.closed_cause,
     }
-    if dialog.meta_data is not None:
-        out["metaData"] = dialog.meta_data
-    out["state"] = dialog.state
-    out["creationTs"] = dialog.creation_ts
-    if dialog.end_ts is not None:
-        out["endTs"] = dialog.end_ts
-    out["metaDataLastUpdateTs"] = dialog.last_update_ts
-    if dialog.closed_by is not None:
-        out["closedBy"] = dialog.closed_by
-    if dialog.closed_cause is not None:
-        out["closedCause"] = dialog.closed_cause
-    return out
+    # Only the optional fields (metaData, endTs, closedBy, closedCause) can be None: left out.
+    return {key: value for key, value in out.items() if value is not None}
 
 
 def _participants(conv: Conversation) -> list[m.Participant]:
     """Conversation-level participants (every active (id, role) once), the CONTROLLER included."""
-    out = conv.participants()
-    if not any(p.role == m.CONTROLLER for p in out):
-        at = 1 if out and out[0].role == m.CONSUMER else 0
-        out.insert(at, _controller())
-    return out
+    return _with_controller(conv.participants())
 
 
 def _context(conv: Conversation) -> dict[str, Any]:

@@ -112,7 +112,7 @@ from aiohttp import web
 from lpm.emulator import entities as m
 from lpm.emulator import files, render
 from lpm.emulator.entities import Account, Actor, Conversation, Dialog, EventRecord, Participant
-from lpm.emulator.http_common import decode_body, json_response
+from lpm.emulator.http_common import decode_body, json_response, query_int
 from lpm.emulator.world_errors import BadRequest, NotFound, Unauthorized, WorldError
 from lpm.protocol import requests as pm
 from lpm.protocol.frames import FrameError, encode
@@ -222,19 +222,6 @@ async def _json_body(request: web.Request) -> Any:
         return decode_body(raw)
     except FrameError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
-
-
-def _int_query(request: web.Request, name: str, default: int | None, minimum: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name} must be an integer") from None
-    if value < minimum:
-        raise BadRequest(f"query parameter {name} must be >= {minimum}")
-    return value
 
 
 def _check_if_match(request: web.Request, current: str, what: str) -> None:
@@ -599,15 +586,15 @@ async def get_messages(ctx: Context, request: web.Request) -> web.StreamResponse
     else:
         conv = ctx.world.conversation(actor.account_id, cid)
     dialog = _dialog(conv, did)
-    limit = _int_query(request, "limit", DEFAULT_PAGE, 0)
-    offset = _int_query(request, "offset", 0, 0)
+    limit = query_int(request, "limit", DEFAULT_PAGE, 0)
+    offset = query_int(request, "offset", 0, 0)
     assert limit is not None and offset is not None
     limit = min(limit, MAX_PAGE)
     _, records = ctx.world.events(
         actor,
         dialog.dialog_id,
-        newer_than=_int_query(request, "newerThanSequence", None, -1),
-        older_than=_int_query(request, "olderThanSequence", None, 0),
+        newer_than=query_int(request, "newerThanSequence", None, -1),
+        older_than=query_int(request, "olderThanSequence", None, 0),
         conversation_id=conv.conv_id,
     )
     page = records[offset : offset + limit]

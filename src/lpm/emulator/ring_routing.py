@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple, Protocol
 
@@ -123,22 +124,15 @@ class RoutingAccount(Protocol):
     def rings(self) -> dict[str, str]: ...
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
 class Router:
     """Owns the routing tasks of every account of a world."""
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float],
-        scheduler: Scheduler | None,
-        ring_expiry: float,
-        on_change: Callable[[str, RoutingTask], None],
-    ) -> None:
-        self.clock = clock
-        self.scheduler = scheduler
-        self.ring_expiry = ring_expiry
-        self.on_change = on_change
-        self._timers: dict[str, Cancellable] = {}
+    clock: Callable[[], float]
+    scheduler: Scheduler | None
+    ring_expiry: float
+    on_change: Callable[[str, RoutingTask], None]
+    _timers: dict[str, Cancellable] = field(default_factory=dict, init=False)
 
     # ---------------------------------------------------------------- entry points
 

@@ -46,16 +46,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from yarl import URL
 
+from lpm.emulator import entities as m
 from lpm.emulator import render
-from lpm.emulator.entities import (
-    AgentState,
-    AppInstall,
-    Consumer,
-    Conversation,
-    EventRecord,
-    RoutingTask,
-)
-from lpm.emulator.entities import WebhookEndpoint as Endpoint
 from lpm.protocol.frames import encode
 from lpm.protocol.types import Notif
 
@@ -140,7 +132,7 @@ class WebhookSink:
 
     # ---------------------------------------------------------------- WorldSink
 
-    def conversation_changed(self, conv: Conversation) -> None:
+    def conversation_changed(self, conv: m.Conversation) -> None:
         """Queue a ``cqm.ExConversationChangeNotification`` UPSERT for each subscribed install."""
         installs = self._installs(conv.account_id, CONVERSATION_KEY)
         if not installs:
@@ -150,7 +142,7 @@ class WebhookSink:
         for install in installs:
             self._enqueue(install, conv, CONVERSATION_KEY, Notif.EX_CONVERSATION_CHANGE, body)
 
-    def messaging_event(self, conv: Conversation, record: EventRecord) -> None:
+    def messaging_event(self, conv: m.Conversation, record: m.EventRecord) -> None:
         """Queue a ``ms.MessagingEventNotification`` for installs subscribed to its event type."""
         key = MESSAGING_PREFIX + str(record.event.get("type"))
         installs = self._installs(conv.account_id, key)
@@ -161,24 +153,26 @@ class WebhookSink:
         for install in installs:
             self._enqueue(install, conv, key, Notif.MESSAGING_EVENT, body)
 
-    def routing_task_changed(self, account_id: str, task: RoutingTask) -> None:
+    def routing_task_changed(self, account_id: str, task: m.RoutingTask) -> None:
         """Routing is not a webhook event."""
 
-    def agent_state_changed(self, account_id: str, user_id: str, state: AgentState) -> None:
+    def agent_state_changed(self, account_id: str, user_id: str, state: m.AgentState) -> None:
         """Agent state is not a webhook event."""
 
-    def consumer_changed(self, account_id: str, consumer: Consumer) -> None:
+    def consumer_changed(self, account_id: str, consumer: m.Consumer) -> None:
         """Consumer identities are not a webhook event."""
 
     # ---------------------------------------------------------------- queues
 
-    def _installs(self, account_id: str, key: str) -> list[AppInstall]:
+    def _installs(self, account_id: str, key: str) -> list[m.AppInstall]:
         acc = self.ctx.world.accounts.get(account_id)
         if acc is None or self._closed:
             return []
         return [i for i in acc.app_installs.values() if key in i.webhooks]
 
-    def _enqueue(self, install: AppInstall, conv: Conversation, key: str, notif: Notif, body: Any) -> None:
+    def _enqueue(
+        self, install: m.AppInstall, conv: m.Conversation, key: str, notif: Notif, body: Any
+    ) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -258,7 +252,7 @@ class WebhookSink:
             delay = min(delay * 2, settings.webhook_retry_max)
 
     async def _attempt(
-        self, account_id: str, install: AppInstall, endpoint: Endpoint, body: bytes
+        self, account_id: str, install: m.AppInstall, endpoint: m.WebhookEndpoint, body: bytes
     ) -> str | None:
         """One POST; ``None`` on success, else a short description of the failure."""
         if self._session is None:

@@ -274,17 +274,10 @@ ReceiveEvent = (
 class PublishedMessage(Protocol):
     """What reconciliation reads of a dialog's message (the object model's ``Message``)."""
 
-    @property
-    def sequence(self) -> int | None: ...
-
-    @property
-    def audience(self) -> Any: ...
-
-    @property
-    def content_type(self) -> Any: ...
-
-    @property
-    def body(self) -> Any: ...
+    sequence: int | None
+    audience: Any
+    content_type: Any
+    body: Any
 
     def sent_by_current_user(self) -> bool: ...
 

@@ -143,8 +143,8 @@ def test_a_line_finds_its_request_response_and_notifications() -> None:
     )
     index = FrameIndex(tap)
     index.update()
-    assert index.for_event("d1", 0, (1, "5"), at=1) == [0, 2, 3]
-    assert index.for_event("d1", 1, None, at=5) == [4]
+    assert index.for_change(("event", "d1", 0), (1, "5"), at=1) == [0, 2, 3]
+    assert index.for_change(("event", "d1", 1), None, at=5) == [4]
     described = list(index.frames([0, 3]))
     assert described[0]["direction"] == "in" and described[0]["type"] == "ms.PublishEvent"
     assert described[1]["direction"] == "out" and described[1]["socket"]["dialect"] == "brand"
@@ -163,9 +163,9 @@ def test_the_index_forgets_frames_that_fell_out_of_the_ring() -> None:
             ).encode(),
         )
         index.update()
-    assert index.for_event("d", 19, None, 0) == [19]
-    assert index.for_event("d", 2, None, 0) in ([], [2])
-    assert list(index.frames(index.for_event("d", 2, None, 0))) == []
+    assert index.for_change(("event", "d", 19), None, 0) == [19]
+    assert index.for_change(("event", "d", 2), None, 0) in ([], [2])
+    assert list(index.frames(index.for_change(("event", "d", 2), None, 0))) == []
     assert all(i >= 12 for i in index._parsed)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from lpm.client.options import ConnectionOptions
@@ -28,33 +29,26 @@ __all__ = ["WAIT_FOR_READY_DURATION", "SubscriptionKeeper"]
 WAIT_FOR_READY_DURATION = 600.0
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class SubscriptionKeeper:
     """Creates, recreates and announces a connection's conversation subscriptions."""
 
-    def __init__(
-        self,
-        host: SubscriptionHost,
-        options: ConnectionOptions,
-        router: SubscriptionRouter,
-        *,
-        emit: Callable[..., bool],
-        report_error: Callable[[BaseException], None],
-    ) -> None:
-        self._host = host
-        self._options = options
-        self._router = router
-        self._emit = emit
-        self._report_error = report_error
-        #: The default subscription, once created (kept across reconnects).
-        self.default: ConversationSubscription | None = None
-        self._announced = False
-        self._ready_task: asyncio.Task[None] | None = None
+    host: SubscriptionHost
+    options: ConnectionOptions
+    router: SubscriptionRouter
+    _: KW_ONLY
+    emit: Callable[..., bool]
+    report_error: Callable[[BaseException], None]
+    #: The default subscription, once created (kept across reconnects).
+    default: ConversationSubscription | None = field(default=None, init=False)
+    _announced: bool = field(default=False, init=False)
+    _ready_task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def default_query(self, *, brand: bool) -> dict[str, Any]:
         """``default_subscription_query``, else open conversations (brand) or all of this
         consumer's (consumer)."""
-        if self._options.default_subscription_query is not None:
-            return dict(self._options.default_subscription_query)
+        if self.options.default_subscription_query is not None:
+            return dict(self.options.default_subscription_query)
         return {"stage": ["OPEN"]} if brand else {"stage": ["OPEN", "CLOSE"]}
 
     async def create(
@@ -62,19 +56,19 @@ class SubscriptionKeeper:
     ) -> ConversationSubscription:
         """A new conversation subscription (recreated after every reconnect until it ends)."""
         subscription = ConversationSubscription(
-            self._host, query or {}, limit_break_enabled=self._options.limit_break_enabled
+            self.host, query or {}, limit_break_enabled=self.options.limit_break_enabled
         )
         await subscription.init(wait_for_first_notification=wait_for_first_notification)
         return subscription
 
     async def restore(self, first: bool, *, brand: bool) -> None:
         """Create the default subscription once; recreate every subscription the server forgot."""
-        options = self._options
+        options = self.options
         wait = options.wait_for_first_notification or options.wait_for_ready
         default = self.default
         if default is None and options.create_default_subscription:
             default = ConversationSubscription(
-                self._host, self.default_query(brand=brand), limit_break_enabled=options.limit_break_enabled
+                self.host, self.default_query(brand=brand), limit_break_enabled=options.limit_break_enabled
             )
             # Kept before it is initialised: if the socket is lost meanwhile, the next restore
             # resubscribes this one instead of creating a second.
@@ -84,10 +78,10 @@ class SubscriptionKeeper:
         elif default is not None and default.needs_resubscribe:
             await default.resubscribe(wait_for_first_notification=wait and not self._announced)
             self._announce(default, wait)
-        for sub in cast("list[Any]", self._router.conversation_subscriptions()):
+        for sub in cast("list[Any]", self.router.conversation_subscriptions()):
             if sub is not default and sub.needs_resubscribe:
                 await sub.resubscribe()
-        for routing in cast("list[Any]", self._router.routing_subscriptions()):
+        for routing in cast("list[Any]", self.router.routing_subscriptions()):
             if routing.needs_resubscribe:
                 await routing.resubscribe()
 
@@ -97,7 +91,7 @@ class SubscriptionKeeper:
             return
         self._announced = True
         if waited:
-            self._emit(ConnectionEvent.READY)
+            self.emit(ConnectionEvent.READY)
         else:
             self._ready_task = asyncio.create_task(self._announce_when_loaded(subscription), name="lpm-ready")
 
@@ -105,11 +99,9 @@ class SubscriptionKeeper:
         try:
             await asyncio.wait_for(subscription.wait_loaded(), WAIT_FOR_READY_DURATION)
         except TimeoutError:
-            self._report_error(
-                ProtocolError("the default subscription did not load within the ready timeout")
-            )
+            self.report_error(ProtocolError("the default subscription did not load within the ready timeout"))
             return
-        self._emit(ConnectionEvent.READY)
+        self.emit(ConnectionEvent.READY)
 
     async def close(self) -> None:
         """Stop waiting to announce ``ready`` (the connection is closing)."""

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -95,6 +95,7 @@ class Call(OutboundRequest):
             future.set_result(result)
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class RequestPipeline:
     """Writes requests, queues them while no session is ready, and settles every outcome.
 
@@ -105,26 +106,17 @@ class RequestPipeline:
     even if its reader has not noticed yet).
     """
 
-    def __init__(
-        self,
-        session: ClientSession,
-        options: ConnectionOptions,
-        conversations: ConversationCache,
-        *,
-        emit: Callable[..., bool],
-        has_listeners: Callable[[str], bool],
-        on_write_failed: Callable[[UmsSocket], None],
-    ) -> None:
-        self.session = session
-        self.options = options
-        self._conversations = conversations
-        self._emit = emit
-        self._has_listeners = has_listeners
-        self._on_write_failed = on_write_failed
-        #: The socket of the ready session (None: requests queue).
-        self._socket: UmsSocket | None = None
-        #: The task writing the queue (requests made meanwhile queue behind it).
-        self._flusher: asyncio.Task[None] | None = None
+    session: ClientSession
+    options: ConnectionOptions
+    conversations: ConversationCache
+    _: KW_ONLY
+    emit: Callable[..., bool]
+    has_listeners: Callable[[str], bool]
+    on_write_failed: Callable[[UmsSocket], None]
+    #: The socket of the ready session (None: requests queue).
+    _socket: UmsSocket | None = field(default=None, init=False)
+    #: The task writing the queue (requests made meanwhile queue behind it).
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
 
     # ---------------------------------------------------------------- session readiness
 
@@ -209,11 +201,11 @@ class RequestPipeline:
         data = self.session.prepare(call, sock.generation, time.time())
         call.timer = _call_later(self.options.response_timeout, self._on_response_timeout, call)
         name = f"{call.type}#request"
-        if self._has_listeners(name):
-            self._emit(name, {"start": call.start, "request": _public_request(call)})
+        if self.has_listeners(name):
+            self.emit(name, {"start": call.start, "request": _public_request(call)})
         if sock.can_batch:
             # Written with the other frames of this turn of the event loop (see send_soon).
-            sock.send_soon(data, lambda: _mark_unwritten(call), self._on_write_failed)
+            sock.send_soon(data, lambda: _mark_unwritten(call), self.on_write_failed)
             return
         try:
             await sock.send(data)
@@ -222,7 +214,7 @@ class RequestPipeline:
             # nothing else is written to it and this request is settled like any in flight.
             log.debug("writing %s failed: %s", call.type, type(exc).__name__)
             call.unwritten = True
-            self._on_write_failed(sock)
+            self.on_write_failed(sock)
 
     # ---------------------------------------------------------------- outcomes
 
@@ -239,8 +231,8 @@ class RequestPipeline:
             return
         call.cancel_timer()
         name = f"{call.type}#response"
-        if self._has_listeners(name):
-            self._emit(
+        if self.has_listeners(name):
+            self.emit(
                 name,
                 {
                     "start": call.start,
@@ -261,7 +253,7 @@ class RequestPipeline:
         if not self.session.expire(call):
             return
         error = RequestTimeoutError(request_display_name(call.type), self.options.response_timeout)
-        self._emit(ConnectionEvent.TIMEOUT, error)
+        self.emit(ConnectionEvent.TIMEOUT, error)
         call.settle(error)
 
     def socket_lost(self, generation: int, code: int | None, *, recover: bool) -> None:
@@ -343,7 +335,7 @@ class RequestPipeline:
     # ---------------------------------------------------------------- reconciliation
 
     def _dialog_of(self, conversation_id: str | None, dialog_id: str | None) -> Dialog | None:
-        conversations = self._conversations
+        conversations = self.conversations
         conversation = conversations.get(conversation_id) if conversation_id else None
         if conversation is None and dialog_id:
             conversation = conversations.find_by_dialog(dialog_id)

@@ -248,25 +248,14 @@ class FrameIndex:
         response = self.response_to(request)
         return [request] if response is None else [request, response]
 
-    def for_event(
-        self, dialog_id: str, sequence: int, cause: tuple[int, str | None] | None, at: int
+    def for_change(
+        self, key: tuple[str, str, int | str], cause: tuple[int, str | None] | None, at: int
     ) -> list[int]:
-        """Frames of a stored messaging event."""
-        found = set(self._by.get(("event", dialog_id, sequence), ()))
-        found.update(self._exchange(cause, at))
-        return sorted(found)
-
-    def for_state(
-        self, conv_id: str, last_update: int, cause: tuple[int, str | None] | None, at: int
-    ) -> list[int]:
-        """Frames of one state of a conversation (a participant, skill, dialog or stage change)."""
-        found = set(self._by.get(("state", conv_id, last_update), ()))
-        found.update(self._exchange(cause, at))
-        return sorted(found)
-
-    def for_ring(self, ring_id: str, state: str, cause: tuple[int, str | None] | None, at: int) -> list[int]:
-        """Frames of a ring in one state."""
-        found = set(self._by.get(("ring", ring_id, state), ()))
+        """Frames of one change, with the request that caused it and its response: a stored
+        messaging event (``("event", dialog id, sequence)``), one state of a conversation
+        (``("state", conversation id, last update)``: a participant, skill, dialog or stage
+        change) or a ring in one state (``("ring", ring id, state)``)."""
+        found = set(self._by.get(key, ()))
         found.update(self._exchange(cause, at))
         return sorted(found)
 

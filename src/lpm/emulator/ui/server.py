@@ -365,14 +365,14 @@ class WebUI:
             raise web.HTTPNotFound(text=f"no line {n}")
         entry = entries[n]
         self.index.update()
+        key: tuple[str, str, int | str] | None = None
         if entry.ring is not None:
-            indices = self.index.for_ring(entry.ring[0], entry.ring[1], entry.cause, entry.at)
+            key = ("ring", *entry.ring)
         elif entry.sequence is not None and entry.dialog_id is not None:
-            indices = self.index.for_event(entry.dialog_id, entry.sequence, entry.cause, entry.at)
+            key = ("event", entry.dialog_id, entry.sequence)
         elif entry.state_ts is not None:
-            indices = self.index.for_state(conv.conv_id, entry.state_ts, entry.cause, entry.at)
-        else:
-            indices = []
+            key = ("state", conv.conv_id, entry.state_ts)
+        indices = [] if key is None else self.index.for_change(key, entry.cause, entry.at)
         return json_response(
             {"entry": views.entry_json(acc, conv, entry), "frames": list(self.index.frames(indices))}
         )

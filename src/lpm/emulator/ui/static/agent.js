@@ -7,19 +7,17 @@
 // OnlineEventDistribution for live events, PublishEvent for replies, typing and READ receipts,
 // UpdateConversationField to transfer (to a skill, or to an agent with SUGGEST) and to close.
 
-import { $, clear, clock, h, say, short } from "./dom.js";
+import { $, clear, clock, composer, h, say, short } from "./dom.js";
 import { renderContent, renderQuickReplies } from "./cards.js";
-import { UmsSocket, discover, fetchJson, httpScheme, reconnectWithBackoff, wsScheme } from "./ums.js";
+import { SocketClient, discover, fetchJson, httpScheme, wsScheme } from "./ums.js";
 
 const TYPING_IDLE = 3000;
 
-export class AgentSeat {
+export class AgentSeat extends SocketClient {
   constructor(app) {
-    this.app = app;
-    this.status = $("#agent-status");
+    super(app, $("#agent-status"));
     this.log = $("#agent-log");
     this.input = $("#agent-input");
-    this.socket = null;
     this.conversations = new Map(); // convId -> {result, events: Map(key -> raw event), loaded, unread}
     this.rings = new Map(); // ringId -> {ring, task}
     this.selected = null;
@@ -28,13 +26,7 @@ export class AgentSeat {
     $("#agent-logout").addEventListener("click", () => this.logout());
     $("#agent-availability").addEventListener("change", (event) => this.setState(event.target.value));
     $("#agent-send").addEventListener("click", () => this.send());
-    this.input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey) {
-        event.preventDefault();
-        this.send();
-      }
-    });
-    this.input.addEventListener("input", () => this.typing());
+    composer(this.input, () => this.send(), () => this.typing());
     $("#agent-transfer").addEventListener("click", () => this.transfer());
     $("#agent-close").addEventListener("click", () => this.close());
   }
@@ -108,14 +100,7 @@ export class AgentSeat {
 
   async connect() {
     const url = `${wsScheme()}//${this.hosts.asyncMessagingEnt}/ws_api/account/${this.accountId}/messaging/brand/${this.bearer}?v=2.1`;
-    const socket = new UmsSocket(url, {
-      keepAlive: ".GetClock",
-      onNotification: (frame) => this.notification(frame),
-      onClose: (info) => this.lost(info),
-    });
-    say(this.status, "Connecting…");
-    await socket.open();
-    this.socket = socket;
+    const socket = await this.openSocket(url, ".GetClock");
     // After a reconnect the history is queried again: what was said meanwhile is missing.
     for (const conv of this.conversations.values()) conv.loaded = false;
     this.rings.clear();
@@ -157,17 +142,12 @@ export class AgentSeat {
     this.reconnect(code);
   }
 
-  async reconnect(code) {
-    const back = await reconnectWithBackoff({
-      code,
-      gaveUp: () => this.left,
-      attempt: async (lastCode) => {
-        if (lastCode === 4401) await this.authenticate(this.user_);
-        await this.connect();
-      },
-      onRetry: (error) => say(this.status, `Still disconnected (${error.message}); trying again…`),
-    });
-    if (back) say(this.status, `Reconnected as ${this.user_.login}`);
+  async renew(lastCode) {
+    if (lastCode === 4401) await this.authenticate(this.user_);
+  }
+
+  reconnected() {
+    say(this.status, `Reconnected as ${this.user_.login}`);
   }
 
   async logout() {

@@ -10,35 +10,27 @@
 // to close and to rate (CSATRate).  Lost sockets are reconnected with back-off, with a fresh
 // identity token after 4401/4407.
 
-import { $, clear, clock, h, say } from "./dom.js";
+import { $, clear, clock, composer, h, say } from "./dom.js";
 import { clickActions, localImage, renderContent, renderQuickReplies } from "./cards.js";
-import { UmsSocket, discover, fetchJson, httpScheme, jwtClaims, reconnectWithBackoff, wsScheme } from "./ums.js";
+import { SocketClient, discover, fetchJson, httpScheme, jwtClaims, wsScheme } from "./ums.js";
 
 const FEATURES = ["PHOTO_SHARING", "QUICK_REPLIES", "AUTO_MESSAGES", "MULTI_DIALOG", "FILE_SHARING", "RICH_CONTENT"];
 const BRAND_ROLES = new Set(["ASSIGNED_AGENT", "AGENT", "MANAGER", "READER"]);
 const TYPING_IDLE = 3000;
 const FILE_TYPES = { "image/png": "PNG", "image/jpeg": "JPG", "image/gif": "GIF" };
 
-export class ConsumerChat {
+export class ConsumerChat extends SocketClient {
   constructor(app) {
-    this.app = app;
+    super(app, $("#chat-status"));
     this.root = $("#view-chat");
     this.log = $("#chat-log");
-    this.status = $("#chat-status");
     this.typingLine = $("#chat-typing");
     this.quick = $("#chat-quick");
     this.input = $("#chat-input");
-    this.socket = null;
     this.reset();
     $("#chat-start").addEventListener("click", () => this.start());
     $("#chat-send").addEventListener("click", () => this.sendText());
-    this.input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey) {
-        event.preventDefault();
-        this.sendText();
-      }
-    });
-    this.input.addEventListener("input", () => this.typing());
+    composer(this.input, () => this.sendText(), () => this.typing());
     $("#chat-file").addEventListener("change", (event) => this.upload(event.target));
     $("#chat-close").addEventListener("click", () => this.closeConversation());
     $("#chat-leave").addEventListener("click", () => this.leave());
@@ -176,14 +168,7 @@ export class ConsumerChat {
 
   async connect() {
     const url = `${wsScheme()}//${this.hosts.asyncMessagingEnt}/ws_api/account/${this.accountId}/messaging/consumer?v=3`;
-    const socket = new UmsSocket(url, {
-      keepAlive: "GetClock",
-      onNotification: (frame) => this.notification(frame),
-      onClose: (info) => this.lost(info),
-    });
-    say(this.status, "Connecting…");
-    await socket.open();
-    this.socket = socket;
+    const socket = await this.openSocket(url, "GetClock");
     const props = {
       type: ".ams.headers.ClientProperties",
       deviceFamily: "DESKTOP",
@@ -216,20 +201,15 @@ export class ConsumerChat {
     this.reconnect(code);
   }
 
-  async reconnect(code) {
-    const back = await reconnectWithBackoff({
-      code,
-      gaveUp: () => this.left,
-      attempt: async (lastCode) => {
-        if (lastCode === 4401 || lastCode === 4407 || lastCode === 1008) {
-          this.token = await this.authenticate(true);
-          this.me = jwtClaims(this.token).sub;
-        }
-        await this.connect();
-      },
-      onRetry: (error) => say(this.status, `Still disconnected (${error.message}); trying again…`),
-    });
-    if (back) this.system("Reconnected; the conversation goes on.", "success");
+  async renew(lastCode) {
+    if (lastCode === 4401 || lastCode === 4407 || lastCode === 1008) {
+      this.token = await this.authenticate(true);
+      this.me = jwtClaims(this.token).sub;
+    }
+  }
+
+  reconnected() {
+    this.system("Reconnected; the conversation goes on.", "success");
   }
 
   leave() {

@@ -79,3 +79,14 @@ export async function copyText(text) {
 export function say(el, text) {
   if (el) el.textContent = text;
 }
+
+// A message box: Enter calls `send` (Shift+Enter starts a new line), every edit calls `typing`.
+export function composer(input, send, typing) {
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      send();
+    }
+  });
+  input.addEventListener("input", typing);
+}

@@ -3,6 +3,8 @@
 // agentVep (agents), open the socket, send request frames {kind:"req", id, type, body} and match
 // the responses by id, route notifications, keep the socket alive with GetClock.
 
+import { say } from "./dom.js";
+
 const REQUEST_TIMEOUT = 10000;
 const KEEP_ALIVE = 30000;
 
@@ -178,5 +180,51 @@ export async function reconnectWithBackoff({ code, gaveUp, attempt, onRetry }) {
       if (String(error.message).includes("401")) code = 4401;
       onRetry(error);
     }
+  }
+}
+
+/**
+ * The socket side of a page's client (the agent seat, the consumer chat).  A subclass has
+ * `connect()` (which opens its socket with `openSocket`), `notification(frame)`
+ * and `lost(info)`; after a lost socket, `reconnect(code)` retries on the BACKOFF schedule until
+ * it is back (then `reconnected()`) or the page left (`left`), renewing its identity in
+ * `renew(lastCode)` before each attempt when the close code asks for it.
+ */
+export class SocketClient {
+  // `app`: the page; `status`: the element that shows the connection's state.
+  constructor(app, status) {
+    this.app = app;
+    this.status = status;
+    this.socket = null;
+  }
+
+  // A new socket at `url` (`keepAlive`: the keep-alive request type), open and current.
+  async openSocket(url, keepAlive) {
+    const socket = new UmsSocket(url, {
+      keepAlive,
+      onNotification: (frame) => this.notification(frame),
+      onClose: (info) => this.lost(info),
+    });
+    say(this.status, "Connecting…");
+    await socket.open();
+    this.socket = socket;
+    return socket;
+  }
+
+  async renew(_lastCode) {}
+
+  reconnected() {}
+
+  async reconnect(code) {
+    const back = await reconnectWithBackoff({
+      code,
+      gaveUp: () => this.left,
+      attempt: async (lastCode) => {
+        await this.renew(lastCode);
+        await this.connect();
+      },
+      onRetry: (error) => say(this.status, `Still disconnected (${error.message}); trying again…`),
+    });
+    if (back) this.reconnected();
   }
 }
