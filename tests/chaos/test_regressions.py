@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -11,6 +11,7 @@ import lpm
 from lpm.client.model import cache as cache_module
 from lpm.client.retry import Backoff
 from lpm.client.subscriptions.conversations import ConversationSubscription
+from lpm.client.transport.request_pipeline import RequestPipeline
 from lpm.client.transport.websocket import MAX_RETIRED, WebsocketConnection
 from lpm.emulator.app import Emulator
 from lpm.errors import ConnectFailedError, RequestError, RequestTimeoutError
@@ -300,3 +301,34 @@ def test_dead_subscription_ids_are_remembered_within_a_bound() -> None:
     router = conn.router
     assert sum(router.is_retired(f"sub-{i}") for i in range(MAX_RETIRED + 500)) == MAX_RETIRED
     assert router.is_retired(f"sub-{MAX_RETIRED + 499}") and not router.is_retired("sub-0")
+
+
+async def test_a_subscription_answered_just_before_its_socket_was_lost_is_made_again(
+    emulator: Emulator, monkeypatch: Any
+) -> None:
+    """A subscribe answer whose socket's loss was read before the subscriber resumed used to be
+    taken as made: the subscription counted as live though the server had forgotten it with the
+    socket, escaped the loss (only registered subscriptions are marked disconnected) and was never
+    renewed.  A consumer's feed so taken missed every change of its next conversation (long chaos
+    runs: a conversation with no state notification at all, its close never seen)."""
+    cons = consumer(emulator)
+    answered = RequestPipeline.answered
+    lost: list[str] = []
+
+    def answered_then_lost(self: RequestPipeline, event: Any) -> None:
+        answered(self, event)
+        if not lost and "SubscribeExConversations" in event.request.type:
+            # What the reader does when the next thing it reads is the end of the socket.
+            lost.append(event.request.type)
+            cons._lose_socket(cast(Any, cons._socket), 1006, "lost right after the answer")
+
+    monkeypatch.setattr(RequestPipeline, "answered", answered_then_lost)
+    await cons.open()  # the first attempt fails with its socket; the next one subscribes again
+    assert lost
+    feed = cons.default_subscription
+    assert feed is not None and feed.state == lpm.SubscriptionState.SUBSCRIBED
+    live = [s for s in emulator.ctx.hub.sessions if not s.brand and s.actor and s.actor.id == cons.user_id]
+    assert [feed.subscription_id in s.conv_subs for s in live] == [True]
+    conversation = await cons.create_conversation(skill_id="11")
+    await until(lambda: conversation.notification_count > 0)
+    await cons.close()

@@ -45,6 +45,7 @@ from lpm.protocol.types import Req, canonical_request
 
 __all__ = [
     "MAX_CLAIMS",
+    "SOCKET_SCOPED_REQUESTS",
     "Answered",
     "ClientSession",
     "InvalidFrame",
@@ -95,6 +96,17 @@ REPLAYABLE_REQUESTS = frozenset(
         Req.GENERATE_UPLOAD_URL,
         Req.GENERATE_DOWNLOAD_URL,
         Req.GENERATE_DOWNLOAD_TOKEN,
+    }
+)
+#: Requests whose effect lasts only as long as the socket that answered them: UMS forgets a
+#: subscription with its socket.  An answer taken after that socket was lost is worthless (see
+#: :meth:`lpm.client.transport.websocket.WebsocketConnection.request`).
+SOCKET_SCOPED_REQUESTS = frozenset(
+    {
+        Req.SUBSCRIBE_EX_CONVERSATIONS,
+        Req.SUBSCRIBE_ROUTING_TASKS,
+        Req.SUBSCRIBE_AGENTS_STATE,
+        Req.SUBSCRIBE_MESSAGING_EVENTS,
     }
 )
 #: Published events that take a sequence and show up in the dialog (reconciled, never repeated).

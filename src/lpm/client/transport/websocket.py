@@ -85,6 +85,7 @@ from lpm.errors import (
 from lpm.protocol import frames
 from lpm.protocol.notifications import AgentStateInfo, NotificationError
 from lpm.protocol.session import (
+    SOCKET_SCOPED_REQUESTS,
     Answered,
     ClientSession,
     InvalidFrame,
@@ -824,11 +825,29 @@ class WebsocketConnection(UmsActions, HttpConnection):
         raw_answer: bool = False,
     ) -> Any:
         """Send ``req`` in this connection's dialect.  ``raw_answer``: the answer's body is returned
-        as received, JSON (:class:`msgspec.Raw`), for the caller to decode into its own structs."""
-        return await self._submit(request_wire_name(req, self.dialect), body, headers, metadata, raw_answer)
+        as received, JSON (:class:`msgspec.Raw`), for the caller to decode into its own structs.
+
+        A subscription (:data:`~lpm.protocol.session.SOCKET_SCOPED_REQUESTS`) whose answer is taken
+        after the socket that answered it was lost raises
+        :class:`~lpm.errors.ConnectionClosedError`: the server forgot it with the socket."""
+        return await self._submit(
+            request_wire_name(req, self.dialect),
+            body,
+            headers,
+            metadata,
+            raw_answer,
+            socket_scoped=req in SOCKET_SCOPED_REQUESTS,
+        )
 
     async def _submit(
-        self, type_: str, body: Any, headers: Any, metadata: Any, raw_answer: bool = False
+        self,
+        type_: str,
+        body: Any,
+        headers: Any,
+        metadata: Any,
+        raw_answer: bool = False,
+        *,
+        socket_scoped: bool = False,
     ) -> Any:
         call = self.requests.new_call(type_, body, headers, metadata, raw_answer=raw_answer)
         restoring = _restoring.get()
@@ -839,8 +858,18 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 raise ConnectionClosedError(
                     f"unable to send {type_}: the connection was lost while restoring"
                 )
-            return await self.requests.submit_bound(call, sock)
-        return await self.requests.submit(call, can_queue=self._can_queue(), state=self.state)
+            result = await self.requests.submit_bound(call, sock)
+        else:
+            result = await self.requests.submit(call, can_queue=self._can_queue(), state=self.state)
+        if socket_scoped:
+            current = self._socket
+            if current is None or current.generation != call.generation:
+                # The answer came, then the loss of its socket was read before this coroutine
+                # resumed: taken as made, the subscription would count as live, escape the loss
+                # (only registered subscriptions are marked disconnected) and never be renewed.
+                # A consumer's feed so taken missed every change of its next conversation.
+                raise ConnectionClosedError(f"{type_} was answered by a socket that has been lost since")
+        return result
 
     def _can_queue(self) -> bool:
         if not self._open_called or self._closing or not self.options.maintain_connection:
