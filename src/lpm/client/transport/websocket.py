@@ -868,6 +868,9 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 # resumed: taken as made, the subscription would count as live, escape the loss
                 # (only registered subscriptions are marked disconnected) and never be renewed.
                 # A consumer's feed so taken missed every change of its next conversation.
+                sub_id = result.get("subscriptionId") if isinstance(result, dict) else None
+                if isinstance(sub_id, str):
+                    self.router.retire(sub_id)  # its snapshot, read before the loss: dropped quietly
                 raise ConnectionClosedError(f"{type_} was answered by a socket that has been lost since")
         return result
 
