@@ -18,7 +18,7 @@ are two sinks of the same decoding, so a notification means the same thing which
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpm.enums import ConnectionEvent
@@ -26,6 +26,7 @@ from lpm.errors import ProtocolError
 from lpm.protocol.notifications import (
     decode_agent_states,
     decode_conversation_changes,
+    decode_conversation_changes_lazily,
     decode_messaging_events,
     decode_routing_tasks,
 )
@@ -34,6 +35,7 @@ from lpm.protocol.types import Notif, canonical_notification
 if TYPE_CHECKING:
     from lpm.protocol.notifications import (
         AgentStateInfo,
+        AnyConversationChange,
         ConversationChange,
         MessagingEventInfo,
         NotificationError,
@@ -103,6 +105,14 @@ def dispatch_notification(
     """
     kind = canonical_notification(type_)
     if kind is Notif.EX_CONVERSATION_CHANGE:
+        if isinstance(sink, SocketSink):
+            # Its subscriptions apply the changes one after the other: a snapshot's thousands
+            # are decoded as they are applied, not all at once (see ConversationChanges).
+            sub_id, lazy = decode_conversation_changes_lazily(body, brand=brand)
+            if before_route is not None:
+                before_route(kind, body)
+            sink.on_conversation_changes(sub_id, lazy)
+            return kind, None
         sub_id, changes = decode_conversation_changes(body, brand=brand)
         if before_route is not None:
             before_route(kind, body)
@@ -142,7 +152,9 @@ class SocketSink:
         self._on_messaging_events = on_messaging_events
         self._on_agent_state = on_agent_state
 
-    def on_conversation_changes(self, subscription_id: str | None, changes: list[ConversationChange]) -> None:
+    def on_conversation_changes(
+        self, subscription_id: str | None, changes: Sequence[AnyConversationChange]
+    ) -> None:
         self._router.route_conversation_changes(subscription_id, changes)
 
     def on_messaging_events(self, events: list[MessagingEventInfo]) -> None:
@@ -246,7 +258,7 @@ class SubscriptionRouter:
     # ------------------------------------------------------------------ routing
 
     def route_conversation_changes(
-        self, subscription_id: str | None, changes: list[ConversationChange]
+        self, subscription_id: str | None, changes: Sequence[AnyConversationChange]
     ) -> None:
         self._route(self._conversations, subscription_id, changes)
 

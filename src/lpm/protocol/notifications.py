@@ -28,8 +28,10 @@ Shapes LivePerson publishes besides the current ones are read too (issue 14; the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+import hashlib
+from collections.abc import Callable, Iterator
+from collections.abc import Sequence as ReadOnlyList
+from typing import Annotated, Any, overload
 
 import msgspec
 
@@ -138,6 +140,34 @@ class ConversationInfo(msgspec.Struct, gc=False):
 class ConversationChange(msgspec.Struct, gc=False):
     type: str
     conversation: ConversationInfo
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation's id."""
+        return self.conversation.conversation_id
+
+    @property
+    def last_update_ts(self) -> int | None:
+        """When the conversation last changed (epoch ms), if the change says."""
+        return self.conversation.last_update_ts
+
+    def digest(self) -> str:
+        """:func:`state_digest` of the conversation's state."""
+        return state_digest(self.conversation)
+
+
+def state_digest(info: ConversationInfo | msgspec.Raw) -> str:
+    """A digest of a conversation's state (its ``result`` as received, when known): equal for
+    equal states, so that a notification repeating the state last applied is recognised.
+    SHA-256 (hardware-assisted on current CPUs: the fastest of hashlib's here), 128 bits kept."""
+    if type(info) is not msgspec.Raw:
+        # The result as received when available: it holds every field UMS sent, known to the
+        # decoder or not, and hashing its JSON as it is costs no re-encoding.
+        raw = info.raw_json
+        payload: Any = raw if raw is not None else msgspec.json.encode(info, order="sorted")
+    else:
+        payload = info
+    return hashlib.sha256(payload).hexdigest()[:32]
 
 
 class RingInfo(msgspec.Struct, gc=False):
@@ -442,19 +472,26 @@ MAX_REMEMBERED_PARTICIPANTS = 1024
 REMEMBERED_UP_TO_CHANGES = 4
 
 
-def _decode_part(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any], path: str) -> Any:
-    """A part of a conversation change left as JSON, decoded; errors name it as if the whole body
-    had been decoded in one piece."""
+def _where(index: int | None) -> str:
+    """Where the ``index``-th change's ``conversationDetails`` are in the body (None: a lone
+    result), for error messages (made only then: this is per change)."""
+    return ("$" if index is None else f"$.changes[{index}].result") + ".conversationDetails"
+
+
+def _decode_part(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any], index: int | None, part: str) -> Any:
+    """A part of a conversation change left as JSON, decoded; errors name it (``part``, below the
+    change's ``conversationDetails``) as if the whole body had been decoded in one piece."""
     try:
         return decoder.decode(raw)
     except msgspec.DecodeError as exc:
+        path = _where(index) + part
         detail = str(exc)
         detail = detail.replace("at `$", f"at `{path}", 1) if "at `$" in detail else f"{detail} - at `{path}`"
         raise NotificationError(f"invalid {_BODY}: {detail}") from None
 
 
 def _conversation_participants(
-    details: _WireDetails, brand: bool, where: str, remember: bool
+    details: _WireDetails, brand: bool, index: int | None, remember: bool
 ) -> tuple[list[ParticipantInfo], dict[str, str] | None, tuple[bytes, bytes, bool]]:
     """(participants, brand old id -> PID map, cache key) of a conversation's details
     (``remember``: keep them for the next notification of the conversation)."""
@@ -470,7 +507,7 @@ def _conversation_participants(
         pids = (
             None
             if raw_pids is msgspec.UNSET
-            else _decode_part(raw_pids, _pids_decoder, f"{where}.participantsPId")
+            else _decode_part(raw_pids, _pids_decoder, index, ".participantsPId")
         )
         known = _normalize_participants(value, pids, brand)
         if remember:
@@ -504,7 +541,8 @@ def _dialog_members(
     raw: msgspec.Raw | msgspec.UnsetType,
     id_map: dict[str, str] | None,
     key: tuple[bytes, bytes, bool],
-    where: str,
+    index: int | None,
+    dialog: int,
     remember: bool,
 ) -> list[ParticipantInfo]:
     """A dialog's participants (``participantsDetails``), with the conversation's id map."""
@@ -513,29 +551,39 @@ def _dialog_members(
     member_key = (bytes(raw), key)
     known = _MEMBERS.get(member_key)
     if known is None:
-        wire = _decode_part(raw, _details_decoder, where)
+        wire = _decode_part(raw, _details_decoder, index, f".dialogs[{dialog}].participantsDetails")
         known = tuple(_participant(p.id, p.role, p.state, id_map) for p in wire)
-        if remember:
-            if len(_MEMBERS) >= MAX_REMEMBERED_PARTICIPANTS:
-                _MEMBERS.clear()
-            _MEMBERS[member_key] = known
-    return list(known)
+        if not remember:
+            return list(known)
+        if len(_MEMBERS) >= MAX_REMEMBERED_PARTICIPANTS:
+            _MEMBERS.clear()
+        _MEMBERS[member_key] = known
+    members = RememberedParticipants(known)
+    members.source = known
+    return members
+
+
+class RememberedParticipants(list[ParticipantInfo]):
+    """A dialog's participants as a notification lists them, and ``source``: the remembered
+    tuple they were copied from (the same object for every notification listing the same
+    participants), which lets a dialog see at once that they did not change."""
+
+    __slots__ = ("source",)
+
+    source: tuple[ParticipantInfo, ...]
 
 
 def _conversation(
-    result: _WireResult, raw: msgspec.Raw | None, brand: bool, where: str = "$", remember: bool = True
+    result: _WireResult, raw: msgspec.Raw | None, brand: bool, index: int | None = None, remember: bool = True
 ) -> ConversationInfo:
     details = result.conversationDetails
     if details is None:
         raise NotificationError(f"conversation {result.convId} is missing conversationDetails")
-    where = f"{where}.conversationDetails"
-    participants, id_map, key = _conversation_participants(details, brand, where, remember)
+    participants, id_map, key = _conversation_participants(details, brand, index, remember)
     dialogs = []
     for j, d in enumerate(details.dialogs):
         # (A COBROWSE dialog lists bare ids in ``participants``, no participantsDetails: none.)
-        members = _dialog_members(
-            d.participantsDetails, id_map, key, f"{where}.dialogs[{j}].participantsDetails", remember
-        )
+        members = _dialog_members(d.participantsDetails, id_map, key, index, j, remember)
         # Positional: the fields of DialogInfo in order.
         dialogs.append(
             DialogInfo(
@@ -601,22 +649,161 @@ def _conversation(
 def decode_conversation_changes(body: Any, *, brand: bool) -> tuple[str | None, list[ConversationChange]]:
     """(subscriptionId, changes) of an ExConversationChangeNotification body of either dialect
     (Python objects, or JSON as :class:`msgspec.Raw`)."""
-    what = "ExConversationChangeNotification body"
-    wire = _convert(as_json(body), _WireRawExConversationBody, what)
-    remember = len(wire.changes) <= REMEMBERED_UP_TO_CHANGES
-    changes = []
-    for i, change in enumerate(wire.changes):
-        try:
-            result = _result_decoder.decode(change.result)
-        except msgspec.DecodeError as exc:
-            # Named as if the body had been decoded in one piece.
-            detail = str(exc).replace("at `$", f"at `$.changes[{i}].result", 1)
-            if "at `$" not in detail:
-                detail += f" - at `$.changes[{i}].result`"
-            raise NotificationError(f"invalid {what}: {detail}") from None
-        conversation = _conversation(result, change.result, brand, f"$.changes[{i}].result", remember)
-        changes.append(ConversationChange(type=change.type, conversation=conversation))
-    return wire.subscriptionId, changes
+    wire = _convert(as_json(body), _WireRawExConversationBody, _BODY)
+    return wire.subscriptionId, _decoded_changes(wire.changes, brand)
+
+
+def decode_conversation_changes_lazily(
+    body: Any, *, brand: bool
+) -> tuple[str | None, ReadOnlyList[AnyConversationChange]]:
+    """:func:`decode_conversation_changes` for whoever applies the changes one after the other:
+    a notification of many changes (a snapshot: thousands) comes as :class:`ConversationChanges`,
+    each change decoded when it is read, so that they are not all built at once.  Only the
+    envelope is checked here: a change that is not the documented shape raises
+    :class:`NotificationError` when it is read."""
+    wire = _convert(as_json(body), _WireRawExConversationBody, _BODY)
+    if len(wire.changes) <= REMEMBERED_UP_TO_CHANGES:
+        return wire.subscriptionId, _decoded_changes(wire.changes, brand)
+    return wire.subscriptionId, ConversationChanges(wire.changes, brand)
+
+
+def _decoded_changes(changes: list[_WireRawChange], brand: bool) -> list[ConversationChange]:
+    """Every change decoded now (the participants of a few are remembered for the next ones)."""
+    remember = len(changes) <= REMEMBERED_UP_TO_CHANGES
+    return [
+        ConversationChange(change.type, _decode_result(change.result, brand, i, remember))
+        for i, change in enumerate(changes)
+    ]
+
+
+def _decode_result(raw: msgspec.Raw, brand: bool, index: int | None, remember: bool) -> ConversationInfo:
+    """The conversation of one change's ``result`` (``index``: its place in the body, for errors)."""
+    try:
+        result = _result_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        # Named as if the body had been decoded in one piece.
+        path = "$" if index is None else f"$.changes[{index}].result"
+        detail = str(exc).replace("at `$", f"at `{path}", 1)
+        if "at `$" not in detail:
+            detail += f" - at `{path}`"
+        raise NotificationError(f"invalid {_BODY}: {detail}") from None
+    return _conversation(result, raw, brand, index, remember)
+
+
+class _WireHeadDetails(msgspec.Struct, gc=False):
+    metaDataLastUpdateTs: int | None = None
+
+
+class _WireHead(msgspec.Struct, gc=False):
+    """What a conversation change says before it is decoded: whose it is and when it changed."""
+
+    convId: str
+    conversationDetails: _WireHeadDetails | None = None
+    lastUpdateTime: int | None = None
+
+
+_head_decoder = msgspec.json.Decoder(_WireHead, strict=False)
+
+
+class LazyConversationChange:
+    """A change of :class:`ConversationChanges`: read like a :class:`ConversationChange`, its
+    conversation decoded on first use (its id, update time and digest need no decoding)."""
+
+    __slots__ = ("_brand", "_conversation", "_head", "_index", "raw", "type")
+
+    def __init__(self, type_: str, raw: msgspec.Raw, brand: bool, index: int) -> None:
+        self.type = type_
+        #: The ``result`` as received (JSON).
+        self.raw = raw
+        self._brand = brand
+        self._index = index
+        self._conversation: ConversationInfo | None = None
+        self._head: _WireHead | None = None
+
+    @property
+    def conversation(self) -> ConversationInfo:
+        """The decoded conversation (raises :class:`NotificationError` when it is not the
+        documented shape)."""
+        conversation = self._conversation
+        if conversation is None:
+            conversation = self._conversation = _decode_result(self.raw, self._brand, self._index, False)
+        return conversation
+
+    def _read_head(self) -> _WireHead:
+        head = self._head
+        if head is None:
+            try:
+                head = _head_decoder.decode(self.raw)
+            except msgspec.DecodeError:
+                # The decoder of the whole result names what is wrong (it raises).
+                conversation = self.conversation
+                head = _WireHead(conversation.conversation_id, None, conversation.last_update_ts)
+            self._head = head
+        return head
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation's id."""
+        if self._conversation is not None:
+            return self._conversation.conversation_id
+        return self._read_head().convId
+
+    @property
+    def last_update_ts(self) -> int | None:
+        """When the conversation last changed (epoch ms), as :attr:`ConversationInfo.last_update_ts`."""
+        if self._conversation is not None:
+            return self._conversation.last_update_ts
+        head = self._read_head()
+        details = head.conversationDetails
+        stamp = details.metaDataLastUpdateTs if details is not None else None
+        return head.lastUpdateTime if stamp is None else stamp
+
+    def digest(self) -> str:
+        """:func:`state_digest` of the conversation's state (from the JSON, nothing decoded)."""
+        return state_digest(self.raw)
+
+    def materialize(self) -> ConversationChange:
+        """The change as a :class:`ConversationChange`."""
+        return ConversationChange(self.type, self.conversation)
+
+
+AnyConversationChange = ConversationChange | LazyConversationChange
+
+
+class ConversationChanges(ReadOnlyList[LazyConversationChange]):
+    """The changes of a notification of many (see :func:`decode_conversation_changes_lazily`):
+    each item is a new :class:`LazyConversationChange`, so a change read, applied and dropped is
+    not kept by the notification."""
+
+    __slots__ = ("_brand", "_wire")
+
+    def __init__(self, wire: list[_WireRawChange], brand: bool) -> None:
+        self._wire = wire
+        self._brand = brand
+
+    def __len__(self) -> int:
+        return len(self._wire)
+
+    @overload
+    def __getitem__(self, index: int) -> LazyConversationChange: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[LazyConversationChange]: ...
+    def __getitem__(self, index: int | slice) -> LazyConversationChange | list[LazyConversationChange]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._wire))[index]]
+        if index < 0:
+            index += len(self._wire)
+        change = self._wire[index]
+        return LazyConversationChange(change.type, change.result, self._brand, index)
+
+    def __iter__(self) -> Iterator[LazyConversationChange]:
+        brand = self._brand
+        for i, change in enumerate(self._wire):
+            yield LazyConversationChange(change.type, change.result, brand, i)
+
+    def materialize(self) -> list[ConversationChange]:
+        """Every change decoded, as :func:`decode_conversation_changes` returns them."""
+        return [change.materialize() for change in self]
 
 
 _result_decoder = msgspec.json.Decoder(_WireResult, strict=False)

@@ -305,8 +305,10 @@ class ConversationCache:
 
     def handle_messaging_events(self, events: list[MessagingEventInfo]) -> None:
         """Route decoded messaging events to their conversations (in order)."""
+        conversations, dialogs = self._conversations, self._dialog_index
         for event in events:
-            conversation = self.get(event.conversation_id) or self.find_by_dialog(event.dialog_id)
+            cid = event.conversation_id
+            conversation = (conversations.get(cid) if cid else None) or dialogs.get(event.dialog_id)
             if conversation is None:
                 if event.event_type not in _IGNORABLE_FOR_UNKNOWN:
                     self.actions.report_error(

@@ -41,15 +41,14 @@ import enum
 import hashlib
 import json
 import logging
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from lpm.client.model.dialog import Dialog, DialogEvent
 from lpm.client.model.message import Message
-from lpm.client.model.participant import Participant
+from lpm.client.model.participant import NO_HANDLERS, LazyHandlers, Participant
 from lpm.client.model.skill import Skill
 from lpm.client.typed_events import ConversationEmitter
 from lpm.enums import (
@@ -72,6 +71,7 @@ from lpm.errors import (
     ProtocolError,
     UnexpectedResponseError,
 )
+from lpm.protocol.notifications import state_digest
 from lpm.protocol.types import Req
 
 if TYPE_CHECKING:
@@ -126,6 +126,15 @@ MAX_EARLY_EVENTS = 500
 SERIALIZATION_VERSION = 1
 #: No close in flight (one shared empty set rather than one per conversation).
 _NONE_PENDING: frozenset[str] = frozenset()
+#: ``Conversation._early_events`` of a conversation without any (shared, always empty).
+_NO_EARLY_EVENTS: dict[str, list[MessagingEventInfo]] = {}
+
+
+_intern = sys.intern
+
+
+def _intern_optional(value: str | None) -> str | None:
+    return _intern(value) if type(value) is str else value
 
 
 def _now_ms() -> int:
@@ -152,16 +161,13 @@ def hash_body(body: Any) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _digest(info: ConversationInfo) -> str:
-    # The result as received when available: it holds every field UMS sent, known to the
-    # decoder or not, and hashing its JSON as it is costs no re-encoding.
-    # SHA-256 (hardware-assisted on current CPUs: the fastest of hashlib's here), 128 bits kept.
-    raw = info.raw_json
-    payload = raw if raw is not None else msgspec.json.encode(info, order="sorted")
-    return hashlib.sha256(payload).hexdigest()[:32]
+#: The connection's name of each bubbled event (``conversation:<name>``), made once.
+_CONNECTION_NAMES: dict[str, str] = {
+    str(name): CONNECTION_EVENT_PREFIX + name for names in (ConversationEvent, DialogEvent) for name in names
+}
 
 
-class Conversation(ConversationEmitter):
+class Conversation(LazyHandlers, ConversationEmitter):
     """One conversation of the connection's cache (see the module docstring for events)."""
 
     __slots__ = (
@@ -211,7 +217,11 @@ class Conversation(ConversationEmitter):
         context: dict[str, Any] | None = None,
         campaign_info: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(cache.report_error)
+        # EventEmitter's state without a handler table of its own until a handler is registered
+        # (see LazyHandlers: most conversations have no listener).
+        self._handlers = NO_HANDLERS
+        self._handler_tasks = None
+        self._error_sink = cache.report_error
         self._cache = cache
         #: The connection (through the one interface the object model uses).
         self.actions: ConnectionActions = cache.actions
@@ -270,7 +280,9 @@ class Conversation(ConversationEmitter):
         self._unannounced: (
             list[tuple[ConversationEvent | DialogEvent, tuple[Any, ...], Dialog | None]] | None
         ) = None
-        self._early_events: dict[str, list[MessagingEventInfo]] = {}
+        #: Events of dialogs not known yet (see apply_event); the shared empty _NO_EARLY_EVENTS
+        #: until there is one.
+        self._early_events: dict[str, list[MessagingEventInfo]] = _NO_EARLY_EVENTS
         # The MAIN dialog exists from the start (its id is the conversation id) so sending works
         # before the first notification.
         self._dialogs: dict[str, Dialog] = {}
@@ -383,7 +395,7 @@ class Conversation(ConversationEmitter):
             dialog.emit(name, *args)
         if self._handlers:
             self.emit(name, *args)
-        self.actions.emit(CONNECTION_EVENT_PREFIX + name, self, *args)
+        self.actions.emit(_CONNECTION_NAMES.get(name) or CONNECTION_EVENT_PREFIX + name, self, *args)
 
     @property
     def announced(self) -> bool:
@@ -420,10 +432,24 @@ class Conversation(ConversationEmitter):
     def apply(self, info: ConversationInfo) -> bool:
         """Process one state notification; returns False when it was ignored (duplicate or
         out of order)."""
-        digest = _digest(info)
-        if digest == self._hash:
-            self.notification_ignored_count += 1
+        return self._apply(info, state_digest(info))
+
+    def _repeats_state(self, digest: str) -> bool:
+        """Whether a state of this digest is the one applied last (a duplicate, to ignore)."""
+        return digest == self._hash
+
+    def _ignore(self, info: ConversationInfo | None) -> None:
+        """A duplicate of the state applied last (``info``: None when nobody listens here, so
+        that a duplicate need not even be decoded)."""
+        self.notification_ignored_count += 1
+        if info is not None:
             self.emit(ConversationEvent.NOTIFICATION_IGNORED, info)
+
+    def _apply(self, info: ConversationInfo, digest: str) -> bool:
+        """:meth:`apply` with the state's digest (:func:`~lpm.protocol.notifications.state_digest`)
+        worked out already."""
+        if digest == self._hash:
+            self._ignore(info)
             return False
         if (
             info.last_update_ts is not None
@@ -446,13 +472,17 @@ class Conversation(ConversationEmitter):
         # A conversation's first state initialises it without change events (``silent``).
         # Written for the usual notification, in which nearly nothing changed: each field is
         # compared before anything else is done with it.
+        # The short ids repeated by every conversation (account, skill, group) are kept as one
+        # string object each (interned) rather than the copy each notification decodes.
         bubble = self._bubble
         self.ttr_effective = info.effective_ttr
-        if info.unread is not None:
-            self.number_of_unread_messages = dict(info.unread)
+        unread = info.unread
+        if unread is not None and unread != self.number_of_unread_messages:
+            self.number_of_unread_messages = {_intern(k): v for k, v in unread.items()}
         # Set once: they never change for a conversation.
-        if info.account_id is not None:
-            self.account_id = info.account_id
+        account_id = info.account_id
+        if account_id is not None and account_id != self.account_id:
+            self.account_id = _intern(account_id)
         if self.start_time is None:
             self.start_time = info.start_ts
         if self.first_conversation is None:
@@ -461,7 +491,7 @@ class Conversation(ConversationEmitter):
             self.update_time = info.last_update_ts
 
         if info.group_id != self.group_id:
-            previous_group, self.group_id = self.group_id, info.group_id
+            previous_group, self.group_id = self.group_id, _intern_optional(info.group_id)
             if not silent:
                 bubble(ConversationEvent.GROUP_CHANGE, (previous_group, info.group_id))
         skill_changed = False
@@ -474,7 +504,13 @@ class Conversation(ConversationEmitter):
                 bubble(ConversationEvent.SKILL_CHANGE, (previous_skill, skill_id))
         if info.state is not None and info.state != self.state:
             self.state = coerce(ConversationState, info.state)
-        closed_now = self._apply_stage(info)
+        stage = info.stage
+        # (The usual notification leaves the stage as it is: _apply_stage would do nothing.)
+        closed_now = (
+            False
+            if stage is None or (stage == self.stage and stage != ConversationState.CLOSE)
+            else self._apply_stage(info)
+        )
         self.close_time = info.end_ts
         self.close_reason = info.close_reason
         if closed_now and not silent:
@@ -493,23 +529,28 @@ class Conversation(ConversationEmitter):
         self.delay = info.delay
         if info.campaign_info is not None:
             self.campaign_info = info.campaign_info
-        self.handler_account_id = info.handler_account_id
-        self.handler_skill_id = info.handler_skill_id
+        if info.handler_account_id != self.handler_account_id:
+            self.handler_account_id = _intern_optional(info.handler_account_id)
+        if info.handler_skill_id != self.handler_skill_id:
+            self.handler_skill_id = _intern_optional(info.handler_skill_id)
         context = info.context
         if context is not None and (context != self.context or "clientProperties" in context):
             self._set_context(context)
 
-        new_dialogs: list[Dialog] = []
+        new_dialogs: list[Dialog] | None = None
+        dialogs = self._dialogs
         for dinfo in info.dialogs:
-            dialog = self._dialogs.get(dinfo.dialog_id)
+            dialog = dialogs.get(dinfo.dialog_id)
             if dialog is None:
                 dialog = Dialog(self, dinfo.dialog_id)
                 self._add_dialog(dialog)
                 dialog.apply(dinfo, silent=True)
+                if new_dialogs is None:
+                    new_dialogs = []
                 new_dialogs.append(dialog)
             else:
                 dialog.apply(dinfo, skill_changed=skill_changed, silent=silent)
-        for dialog in new_dialogs:
+        for dialog in new_dialogs or ():
             if dialog.dialog_type != DialogType.MAIN and not silent:
                 bubble(ConversationEvent.DIALOG, (dialog,), dialog)
             self._replay_early_events(dialog)
@@ -520,7 +561,7 @@ class Conversation(ConversationEmitter):
             # Only when it directly follows what the dialog has seen: a later one would be
             # announced ahead of the events the messaging stream is about to (re)deliver, and
             # messages must come out in sequence order.
-            if last.sequence is not None and last.sequence == target.last_contiguous_sequence + 1:
+            if last.sequence is not None and last.sequence == target._contiguous + 1:
                 target._apply(last, notify=not silent)
 
     def _apply_stage(self, info: ConversationInfo) -> bool:
@@ -563,8 +604,10 @@ class Conversation(ConversationEmitter):
             self.emit(ConversationEvent.MESSAGING_EVENT, event)
         dialog = self._dialogs.get(event.dialog_id)
         if dialog is not None:
-            dialog.apply_event(event)
+            dialog._apply(event, notify=True)
             return
+        if self._early_events is _NO_EARLY_EVENTS:
+            self._early_events = {}
         early = self._early_events.setdefault(event.dialog_id, [])
         if sum(len(v) for v in self._early_events.values()) >= MAX_EARLY_EVENTS:
             self.actions.report_error(

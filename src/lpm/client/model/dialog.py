@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lpm.client.model.message import Message, MessageDeliveryStatus
-from lpm.client.model.participant import Participant
+from lpm.client.model.participant import NO_HANDLERS, LazyHandlers, Participant
 from lpm.client.typed_events import DialogEmitter
 from lpm.enums import (
     ChannelType,
@@ -56,6 +56,7 @@ from lpm.enums import (
     coerce,
 )
 from lpm.errors import ConfigurationError, InvalidStateError, ProtocolError
+from lpm.protocol.notifications import RememberedParticipants
 
 if TYPE_CHECKING:
     from lpm.client.model.conversation import Conversation
@@ -93,6 +94,10 @@ _NO_SEQUENCE = 1 << 62
 #: ``Dialog._seen`` of a dialog without gaps (the usual one): shared, instead of a set each
 #: (an empty set is 216 bytes).
 _NOTHING_ABOVE: frozenset[int] = frozenset()
+#: ``Dialog._held`` while nothing is held (shared rather than an empty list each).
+_NOTHING_HELD: tuple[Message, ...] = ()
+#: ``Dialog._removed`` of a dialog nobody left (shared, always empty).
+_NO_PARTICIPANTS: dict[str, Participant] = {}
 
 
 def _same_message(message: Message, event: MessagingEventInfo) -> bool:
@@ -109,7 +114,7 @@ def _seq_key(message: Message) -> int:
     return message.sequence if message.sequence is not None else _NO_SEQUENCE
 
 
-class Dialog(DialogEmitter):
+class Dialog(LazyHandlers, DialogEmitter):
     """One dialog (MAIN, POST_SURVEY, OTHER...) of a conversation.
 
     Times (``start_time``, ``end_time``, ``update_time``) are epoch milliseconds as UMS sends
@@ -122,6 +127,7 @@ class Dialog(DialogEmitter):
         "_emitted_top",
         "_held",
         "_holds",
+        "_members",
         "_ms_subscribed",
         "_participants",
         "_removed",
@@ -150,7 +156,11 @@ class Dialog(DialogEmitter):
         state: str = DialogState.OPEN,
         start_time: int | None = None,
     ) -> None:
-        super().__init__(conversation._error_sink)
+        # EventEmitter's state without a handler table of its own until a handler is registered
+        # (see LazyHandlers: most dialogs have no listener).
+        self._handlers = NO_HANDLERS
+        self._handler_tasks = None
+        self._error_sink = conversation._error_sink
         #: The conversation this dialog belongs to.
         self.conversation = conversation
         #: The dialog id (the MAIN dialog's id is the conversation id).
@@ -172,7 +182,11 @@ class Dialog(DialogEmitter):
         #: Messages sorted by sequence.
         self.messages: list[Message] = []
         self._participants: dict[str, Participant] = {}
-        self._removed: dict[str, Participant] = {}
+        #: The remembered participant list (RememberedParticipants.source) the participants
+        #: were last set to: a notification listing the same one changes none of them.
+        self._members: tuple[ParticipantInfo, ...] | None = None
+        # The shared empty _NO_PARTICIPANTS until someone leaves.
+        self._removed: dict[str, Participant] = _NO_PARTICIPANTS
         # Every sequence <= _contiguous has been seen; _seen holds the seen ones above it.
         self._contiguous = -1
         self._seen: set[int] | frozenset[int] = _NOTHING_ABOVE
@@ -181,7 +195,7 @@ class Dialog(DialogEmitter):
         # ``message`` events held while a history load is pending (see _hold_messages), and the
         # highest sequence a ``message`` event was emitted for (events never go back below it).
         self._holds = 0
-        self._held: list[Message] = []
+        self._held: list[Message] | tuple[Message, ...] = _NOTHING_HELD
         self._emitted_top = -1
 
     def __repr__(self) -> str:
@@ -338,15 +352,24 @@ class Dialog(DialogEmitter):
                 )
             self.state = coerce(DialogState, info.state)
             self._closing = False
+        participants = info.participants
         if silent:
-            self._set_participants_silently(info.participants)
-            return
-        self._diff_participants(info.participants, skill_changed=skill_changed, closed_now=closed_now)
+            self._set_participants_silently(participants)
+        elif (
+            closed_now
+            or skill_changed
+            or type(participants) is not RememberedParticipants
+            or participants.source is not self._members
+        ):
+            self._diff_participants(participants, skill_changed=skill_changed, closed_now=closed_now)
+        # (else: the very participants the dialog was last set to, the usual notification:
+        # nothing to compare, nothing to announce -- see _same_participants)
 
     def _set_participants_silently(self, infos: Iterable[ParticipantInfo]) -> None:
         self._participants = {}
         for uid, pinfo in _dedupe(infos).items():
             self._participants[uid] = self._participant_for(uid, pinfo)
+        self._members = _source_of(infos)
 
     def _rekey(self, uid: str, agent_id: str, incoming: dict[str, ParticipantInfo]) -> Participant | None:
         """The participant known under another user id with the same agent id.
@@ -377,7 +400,7 @@ class Dialog(DialogEmitter):
         """Whether ``infos`` are the current participants as they are, in the same order (each
         user once): then the full comparison below would change and announce nothing."""
         current = self._participants
-        if type(infos) is not list or len(infos) != len(current):
+        if not isinstance(infos, list) or len(infos) != len(current):
             return False
         for pinfo, participant in zip(infos, current.values()):  # noqa: B905 (same length)
             if (
@@ -387,6 +410,7 @@ class Dialog(DialogEmitter):
                 or (pinfo.agent_id and not participant.agent_id)
             ):
                 return False
+        self._members = _source_of(infos)
         return True
 
     def _diff_participants(
@@ -394,6 +418,8 @@ class Dialog(DialogEmitter):
     ) -> None:
         if not closed_now and not skill_changed and self._same_participants(infos):
             return  # nothing to compare further, nothing to announce (the usual notification)
+        # The participants are set to these below (whatever was announced on the way).
+        self._members = _source_of(infos)
         incoming = _dedupe(infos)
         added: list[tuple[Participant, bool]] = []
         suggested: list[Participant] = []
@@ -436,6 +462,8 @@ class Dialog(DialogEmitter):
                 if participant.role == ParticipantRole.ASSIGNED_AGENT:
                     assigned_left = True
             participant._mark_removed()
+            if self._removed is _NO_PARTICIPANTS:
+                self._removed = {}
             self._removed[uid] = participant
 
         # Emission order of the reference (§2.11).
@@ -486,11 +514,22 @@ class Dialog(DialogEmitter):
         if etype in (CONTENT_EVENT, RICH_CONTENT_EVENT):
             message = Message.from_event(self, event)
             if seq is not None:
-                self._mark_seen(seq)
-            self._insert(message)
+                if seq == self._contiguous + 1 and not self._seen:
+                    self._contiguous = seq  # the usual case (see _mark_seen)
+                else:
+                    self._mark_seen(seq)
+            messages = self.messages
+            top = messages[-1].sequence if messages else -1
+            if seq is not None and top is not None and top <= seq:
+                messages.append(message)  # the usual case: in order (see _insert)
+            else:
+                self._insert(message)
             if notify:
                 if self._holds:
-                    self._held.append(message)
+                    held = self._held
+                    if not isinstance(held, list):
+                        held = self._held = []
+                    held.append(message)
                 else:
                     self._emit_message(message)
             return message
@@ -516,7 +555,8 @@ class Dialog(DialogEmitter):
                 # those messages were never announced, and are.)
                 log.debug("message %s of dialog %s merged as history", seq, self.dialog_id)
                 return
-            self._emitted_top = max(self._emitted_top, seq)
+            if seq > self._emitted_top:
+                self._emitted_top = seq
         self.conversation._bubble(DialogEvent.MESSAGE, (message,), self)
 
     def _hold_messages(self) -> None:
@@ -532,7 +572,7 @@ class Dialog(DialogEmitter):
         self._holds = max(self._holds - 1, 0)
         if self._holds:
             return
-        held, self._held = self._held, []
+        held, self._held = self._held, _NOTHING_HELD
         for message in sorted(held, key=_seq_key):
             self._emit_message(message)
 
@@ -824,6 +864,8 @@ class Dialog(DialogEmitter):
         for p in data.get("participants") or ():
             dialog._participants[p["user_id"]] = _participant_from_json(dialog, p)
         for p in data.get("removed_participants") or ():
+            if dialog._removed is _NO_PARTICIPANTS:
+                dialog._removed = {}
             dialog._removed[p["user_id"]] = _participant_from_json(dialog, p)
         for first, last in data.get("seen") or ():
             for seq in range(int(first), int(last) + 1):
@@ -844,6 +886,11 @@ class Dialog(DialogEmitter):
             message._load_delivery(m.get("delivery") or {})
             dialog._insert(message)
         return dialog
+
+
+def _source_of(infos: Iterable[ParticipantInfo]) -> tuple[ParticipantInfo, ...] | None:
+    """The remembered list ``infos`` were copied from (see RememberedParticipants), if any."""
+    return infos.source if type(infos) is RememberedParticipants else None
 
 
 def _dedupe(infos: Iterable[ParticipantInfo]) -> dict[str, ParticipantInfo]:

@@ -163,27 +163,41 @@ class Message(LazyHandlers):
     @classmethod
     def from_event(cls, dialog: Dialog, event: MessagingEventInfo) -> Message:
         """Build a message from a ContentEvent / RichContentEvent."""
-        raw = event.event
-        if raw.get("type") == RICH_CONTENT_EVENT:
-            body: Any = raw.get("content")
-            content_type = RICH_CONTENT_EVENT
-        else:
-            body = raw.get("message")
-            content_type = str(raw.get("contentType") or ContentType.PLAIN_TEXT)
-        return cls(
-            dialog,
-            sequence=event.sequence,
-            time=event.server_ts,
-            body=body,
-            content_type=content_type,
-            originator_id=event.originator_id,
-            originator_role=event.originator_role,
-            originator_agent_id=event.originator_agent_id,
-            audience=event.audience,
-            metadata=event.metadata,
-            quick_replies=raw.get("quickReplies"),
-            client_properties=event.client_properties,
+        # What __init__ does, without its keyword arguments: this runs for every message.
+        get = event.event.get
+        message = cls.__new__(cls)
+        message._handlers = NO_HANDLERS
+        message._handler_tasks = None
+        message._error_sink = dialog._error_sink
+        message.dialog = dialog
+        message.sequence = event.sequence
+        message.time = event.server_ts
+        audience = event.audience
+        message.audience = (
+            MessageAudience.ALL if audience == MessageAudience.ALL else coerce(MessageAudience, audience)
         )
+        message.metadata = event.metadata
+        if get("type") == RICH_CONTENT_EVENT:
+            message.body = get("content")
+            message.content_type = ContentType.RICH_TEXT
+        else:
+            message.body = get("message")
+            content_type = get("contentType")
+            message.content_type = (
+                ContentType.PLAIN_TEXT
+                if not content_type or content_type == ContentType.PLAIN_TEXT
+                else coerce(ContentType, str(content_type))
+            )
+        message.quick_replies = get("quickReplies")
+        message.client_properties = event.client_properties
+        originator_id, role, agent_id = event.originator_id, event.originator_role, event.originator_agent_id
+        message.originator_id = _intern(originator_id) if type(originator_id) is str else originator_id
+        message.originator_role = _intern(role) if type(role) is str else role
+        message.originator_agent_id = _intern(agent_id) if type(agent_id) is str else agent_id
+        message._participant = None
+        message._synthesized = None
+        message._delivery = _NO_DELIVERY
+        return message
 
     def __repr__(self) -> str:
         return f"<Message {self.dialog.dialog_id}#{self.sequence} {self.content_type}>"

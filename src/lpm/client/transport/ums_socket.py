@@ -143,12 +143,13 @@ class UmsSocket:
         """
         ws = self.ws
         clock = asyncio.get_running_loop().time
+        text = aiohttp.WSMsgType.TEXT
         try:
             async for msg in ws:
                 if not is_current():
                     break
                 self.last_received = clock()
-                if msg.type is aiohttp.WSMsgType.TEXT:
+                if msg.type is text:
                     on_text(msg.data)
                 elif msg.type is aiohttp.WSMsgType.BINARY:
                     report_error(ProtocolError("binary frame received from UMS", frame=msg.data[:200]))
