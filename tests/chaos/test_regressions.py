@@ -304,6 +304,56 @@ def test_dead_subscription_ids_are_remembered_within_a_bound() -> None:
     assert router.is_retired(f"sub-{MAX_RETIRED + 499}") and not router.is_retired("sub-0")
 
 
+async def test_a_stalled_closed_conversation_lookup_does_not_hold_up_announcements() -> None:
+    """The lookup of conversations that closed while the connection was offline used to run in
+    the feed's ordered queue: when its requests went unanswered (dropped, a socket dying again)
+    it was retried for many seconds, and every announcement queued behind it waited as long --
+    a bot's ``ring.accept()`` timed out on a live socket (long chaos runs: announced 47 s after
+    the accept)."""
+    world, sched = harness.make_world()
+    fake = harness.FakeConnection(brand=True, user_id=harness.pid(world, harness.AGENT))
+    link = harness.Link(world, fake)
+    link.serve()
+    served = fake.scripts["subscribe_conversations"]
+    stalled: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def subscribe_conversations(query: dict[str, Any]) -> Any:
+        return stalled if query.get("stage") == ["CLOSE"] else served(query)
+
+    fake.scripts["subscribe_conversations"] = subscribe_conversations
+    sub = ConversationSubscription(fake, {"stage": ["OPEN"]})
+    await sub.init()
+    harness.online(world, harness.AGENT)
+    alice = harness.new_consumer(world)
+    gone = harness.open_conv(world, alice)
+    await link.flush()
+    view = fake.conversations.get(gone.conv_id)
+    assert view is not None
+
+    fake.drop_socket()
+    sched.now += 10
+    harness.field_update(world, alice, gone, harness.CLOSE)
+    link.pending.clear()  # what happened offline never reached the old socket
+    # Loaded once its snapshot is applied and announced, without waiting for the lookup.
+    await asyncio.wait_for(sub.resubscribe(wait_for_first_notification=True), 5)
+    await until(
+        lambda: any(c.args[0].get("stage") == ["CLOSE"] for c in fake.called("subscribe_conversations"))
+    )
+
+    announced: list[Any] = []
+    fake.on("conversation", announced.append)
+    newcomer = harness.open_conv(world, harness.new_consumer(world))
+    await link.flush()
+    assert [c.conversation_id for c in announced] == [newcomer.conv_id]  # not behind the lookup
+
+    stalled.set_result("sub-lookup")  # the lookup's answer comes at last; its snapshot settles it
+    await until(lambda: "sub-lookup" in fake.subscriptions)
+    fake.deliver_conversations(harness.conversation_body(world, "sub-lookup", [("UPSERT", gone)], brand=True))
+    await until(lambda: view.stage == lpm.ConversationState.CLOSE)
+    await sub.close()
+    assert fake.errors == []
+
+
 async def test_a_subscription_answered_just_before_its_socket_was_lost_is_made_again(
     emulator: Emulator, monkeypatch: Any
 ) -> None:

@@ -30,6 +30,14 @@ backwards through older conversations with short-lived child subscriptions (``la
 = oldest update + 10 s), each page processed as ordinary updates, until a page is smaller than
 900; the snapshot's deletions are decided only once every page has arrived.
 
+A socket's notification of many changes (a snapshot) comes as
+:class:`~lpm.protocol.notifications.ConversationChanges`: each change is decoded as it is applied
+and dropped afterwards (a snapshot of thousands is never all built at once), and a change
+repeating the state its conversation holds is ignored without being decoded (a resubscribe's
+snapshot repeats every conversation that did not change).  A change that cannot be decoded is
+reported and dropped, the others applied -- unless ``notification`` listeners want the whole
+list: then every change is decoded first, and a bad one refuses the notification.
+
 Subscription events: ``conversation`` ``(conversation)`` (new to the connection, also emitted on
 the connection), ``upsert`` / ``delete`` ``(conversation)``, ``conversation-deleted``
 ``(conversation)``, ``notification`` ``(changes)``, ``limit-break`` ``(LimitBreak)`` (also on the
@@ -54,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lpm.client.actions import ConnectionActions
 from lpm.client.events import cancel_and_wait
 from lpm.client.model.cache import HistoryLoad, _retrying
+from lpm.client.model.conversation import ConversationEvent
 from lpm.client.subscriptions.lifecycle import (
     CONVERSATION_SUBSCRIPTION,
     ONE_OFF_SUBSCRIPTION,
@@ -70,12 +79,15 @@ from lpm.errors import (
     ProtocolError,
     RequestTimeoutError,
 )
+from lpm.protocol.notifications import ConversationChange, ConversationChanges, NotificationError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from lpm.client.model.cache import ConversationCache
     from lpm.client.model.conversation import Conversation
     from lpm.client.model.dialog import Dialog
-    from lpm.protocol.notifications import ConversationChange, ConversationInfo
+    from lpm.protocol.notifications import AnyConversationChange, ConversationInfo
 
 __all__ = [
     "CONVERSATION_LIMIT_THRESHOLD",
@@ -190,11 +202,45 @@ def wire_query(query: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _min_update(changes: list[ConversationChange]) -> int | None:
-    return min(
-        (c.conversation.last_update_ts for c in changes if c.conversation.last_update_ts is not None),
-        default=None,
-    )
+def _min_update(changes: Sequence[AnyConversationChange]) -> int | None:
+    """The oldest update time (epoch ms) of the changes (one that cannot be read has none)."""
+    oldest: int | None = None
+    for change in changes:
+        try:
+            stamp = change.last_update_ts
+        except NotificationError:
+            continue
+        if stamp is not None and (oldest is None or stamp < oldest):
+            oldest = stamp
+    return oldest
+
+
+def _listed(changes: Sequence[AnyConversationChange]) -> list[ConversationChange]:
+    """The changes as the ``notification`` event hands them: a list of
+    :class:`~lpm.protocol.notifications.ConversationChange`, every one decoded (one that cannot
+    be was reported when it was applied)."""
+    listed: list[ConversationChange] = []
+    for change in changes:
+        if isinstance(change, ConversationChange):
+            listed.append(change)
+            continue
+        try:
+            listed.append(change.materialize())
+        except NotificationError:
+            continue
+    return listed
+
+
+def _decoded_for(
+    emitter: SubscriptionEmitter, changes: Sequence[AnyConversationChange]
+) -> Sequence[AnyConversationChange]:
+    """``changes``, every one decoded now if ``emitter`` has ``notification`` listeners (they get
+    them all, as a list).  A change that is not the documented shape then raises
+    :class:`~lpm.protocol.notifications.NotificationError` before any is applied, as for a
+    notification decoded in one piece."""
+    if isinstance(changes, ConversationChanges) and emitter.has_listeners(SubscriptionEvent.NOTIFICATION):
+        return changes.materialize()
+    return changes
 
 
 # ---------------------------------------------------------------- the subscription
@@ -245,6 +291,8 @@ class ConversationSubscription(
         "_paging",
         "_prepare_queue",
         "_preparers",
+        "_settle_again",
+        "_settling",
         "_state",
         "_steps",
         "_stopped",
@@ -297,6 +345,9 @@ class ConversationSubscription(
         self._context: contextvars.Context | None = None
         #: Conversations that left the feed at a snapshot while still open here (see _settle_departed).
         self._departed: dict[str, Conversation] = {}
+        #: The task looking them up (see _settle_soon), and whether a snapshot added more meanwhile.
+        self._settling: asyncio.Task[None] | None = None
+        self._settle_again = False
         #: History loads decided but not over (their dialogs hold ``message`` events until then).
         self._history_loads: set[HistoryLoad] = set()
         #: Tasks preparing conversations (messaging subscriptions, history loads), before their
@@ -423,8 +474,10 @@ class ConversationSubscription(
         for load in self._history_loads:
             load.release()  # it will not run now: its dialog must not hold its events for good
         self._history_loads.clear()
-        tasks = [t for t in (self._worker, *self._stopped, *self._join_loads) if t is not None]
-        self._worker = None
+        tasks = [
+            t for t in (self._worker, self._settling, *self._stopped, *self._join_loads) if t is not None
+        ]
+        self._worker = self._settling = None
         await cancel_and_wait(tasks)
         for conversation in self._feed.values():
             self._cache.release(conversation)
@@ -432,35 +485,48 @@ class ConversationSubscription(
 
     # ---------------------------------------------------------------- notifications
 
-    def handle_notification(self, changes: list[ConversationChange]) -> None:
+    def handle_notification(self, changes: Sequence[AnyConversationChange]) -> None:
         """Apply one notification of this subscription (see the module docstring)."""
         if self.state != SubscriptionState.SUBSCRIBED:
             log.debug(
                 "notification for subscription %s in state %s ignored", self.subscription_id, self.state
             )
             return
+        changes = _decoded_for(self, changes)
         snapshot = self._awaiting_snapshot
         self._awaiting_snapshot = False
         self._process(changes, snapshot=snapshot)
 
-    def _process_page(self, changes: list[ConversationChange]) -> None:
+    def _process_page(self, changes: Sequence[AnyConversationChange]) -> None:
         """A limit-break page: ordinary updates of this feed."""
         if self.state == SubscriptionState.SUBSCRIBED:
-            self._process(changes, snapshot=False)
+            self._process(_decoded_for(self, changes), snapshot=False)
 
-    def _process(self, changes: list[ConversationChange], *, snapshot: bool) -> None:
+    def _process(self, changes: Sequence[AnyConversationChange], *, snapshot: bool) -> None:
         present: set[str] = set()
         over_limit: list[str] = []
+        oldest: int | None = None
         for change in changes:
-            info = change.conversation
-            present.add(info.conversation_id)
+            # A snapshot's changes come one at a time (ConversationChanges): each is decoded
+            # when read here, and dropped once applied.
+            try:
+                cid = change.conversation_id
+                stamp = change.last_update_ts
+            except NotificationError as exc:
+                self._host.report_error(ProtocolError(f"{exc} (the change was dropped)"))
+                continue
+            present.add(cid)
+            if stamp is not None and (oldest is None or stamp < oldest):
+                oldest = stamp
             try:
                 if change.type == "DELETE":
-                    self._on_delete(info)
+                    self._on_delete(change.conversation)
                 else:
-                    self._on_upsert(info)
+                    self._on_upsert(change)
             except LimitExceededError:
-                over_limit.append(info.conversation_id)
+                over_limit.append(cid)
+            except NotificationError as exc:
+                self._host.report_error(ProtocolError(f"{exc} (the change was dropped)"))
             except Exception as exc:  # one bad change must not stop the others
                 self._host.report_error(exc)
         if over_limit:
@@ -476,41 +542,51 @@ class ConversationSubscription(
             )
         if self._page_ids is not None:
             self._page_ids |= present
-        if self._handlers:
-            self.emit(SubscriptionEvent.NOTIFICATION, changes)
+        if self.has_listeners(SubscriptionEvent.NOTIFICATION):
+            self.emit(SubscriptionEvent.NOTIFICATION, _listed(changes))
         if snapshot:
-            self._after_snapshot(changes, present)
+            self._after_snapshot(len(changes), oldest, present)
 
-    def _on_upsert(self, info: ConversationInfo) -> None:
-        cid = info.conversation_id
+    def _on_upsert(self, change: AnyConversationChange) -> None:
+        cid = change.conversation_id
         conversation = self._feed.get(cid)
         if conversation is None:
             conversation = self._cache.get(cid)
             if conversation is None:
                 # New to the connection: cached and referenced now, announced once prepared.
-                conversation = self._cache.from_info(info)
+                conversation = self._cache.from_info(change.conversation)
                 conversation._hold_until_announced()
                 self._cache.adopt(conversation)
-                self._feed[cid] = conversation
+                # Keyed by the conversation's own id string (one string object for both).
+                self._feed[conversation.conversation_id] = conversation
                 self.emit(SubscriptionEvent.UPSERT, conversation)
                 self._announce(conversation)
                 return
             self._cache.adopt(conversation)
             self._feed[cid] = conversation
-        # Only a brand loading whole histories acts on a join (see below): nobody else needs to know.
-        cache = self._cache
-        watch_join = cache.get_all_messages and cache.actions.is_brand
-        was_member = _takes_part(conversation) if watch_join else True
-        if conversation.apply(info):
-            timer = self._delete_timers.pop(cid, None)
-            if timer is not None:
-                timer.cancel()  # it matches again (a stale or duplicate state would not count)
+        digest = change.digest()
+        joined = False
+        if conversation._repeats_state(digest):
+            # The state applied last, again (a resubscribe's snapshot repeats every unchanged
+            # conversation): ignored, and not even decoded unless someone listens.
+            listened = conversation.has_listeners(ConversationEvent.NOTIFICATION_IGNORED)
+            conversation._ignore(change.conversation if listened else None)
+        else:
+            # Only a brand loading whole histories acts on a join (see below): nobody else needs to know.
+            cache = self._cache
+            watch_join = cache.get_all_messages and cache.actions.is_brand
+            was_member = _takes_part(conversation) if watch_join else True
+            if conversation._apply(change.conversation, digest):
+                timer = self._delete_timers.pop(cid, None)
+                if timer is not None:
+                    timer.cancel()  # it matches again (a stale or duplicate state would not count)
+            joined = not was_member and _takes_part(conversation)
         if self._handlers:
             self.emit(SubscriptionEvent.UPSERT, conversation)
         dialogs = self._cache._reserve_messaging(conversation)
         if dialogs:
             self._enqueue(lambda: self._cache._subscribe_dialogs(dialogs))
-        if not was_member and _takes_part(conversation) and self._cache._needs_history(conversation):
+        if joined and self._cache._needs_history(conversation):
             # Joined (e.g. accepted its ring) after it was announced: its history could not be
             # read then (not a participant), and the messages sent before the join would only
             # turn up at some later reconnect's catch-up, out of order.  They are new to the
@@ -626,9 +702,7 @@ class ConversationSubscription(
 
     # ---------------------------------------------------------------- snapshots and limit break
 
-    def _after_snapshot(self, changes: list[ConversationChange], present: set[str]) -> None:
-        count = len(changes)
-        oldest = _min_update(changes)
+    def _after_snapshot(self, count: int, oldest: int | None, present: set[str]) -> None:
         if self.limit_break_enabled and count >= CONVERSATION_LIMIT_THRESHOLD and oldest is not None:
             self._page_ids = set(present)
             self._last_page_before = None
@@ -648,7 +722,7 @@ class ConversationSubscription(
                 self._departed[cid] = conversation
             self.emit(SubscriptionEvent.CONVERSATION_DELETED, conversation)
         if self._departed:
-            self._enqueue(self._settle_departed)
+            self._settle_soon()
         cycle = self._load_cycle
 
         def mark_loaded() -> None:
@@ -669,6 +743,35 @@ class ConversationSubscription(
         return (stages is not None and "CLOSE" not in stages) or (
             states is not None and "CLOSE" not in states
         )
+
+    def _settle_soon(self) -> None:
+        """Look the departed conversations up in a task of their own, beside the ordered steps.
+
+        Not a step of the ordered queue: a lookup that meets dropped requests or a lost socket
+        is retried for several seconds (and then left for the next snapshot), and every
+        announcement queued behind it would wait as long -- a ring's ``accept()`` waits for
+        one.  The departed conversations have left the feed: nothing queued concerns them.
+        One lookup task at a time; a snapshot that departs more meanwhile has them looked up
+        when it is done.
+        """
+        if self._settling is not None:
+            self._settle_again = True
+            return
+
+        async def settle() -> None:
+            try:
+                while True:
+                    self._settle_again = False
+                    await self._settle_departed()
+                    if not (self._settle_again and self._departed):
+                        return
+            except Exception as exc:
+                self._host.report_error(exc)
+            finally:
+                if self._settling is asyncio.current_task():
+                    self._settling = None
+
+        self._settling = self._spawn(settle())
 
     async def _settle_departed(self) -> None:
         """Apply the close of conversations that left the feed while the connection was offline.
@@ -839,15 +942,17 @@ class ChildConversationSubscription(SubscriptionEmitter, SubscriptionLifecycle[S
         except TimeoutError:
             raise RequestTimeoutError(f"{SUBSCRIBE_REQUEST} (limit-break page)", timeout) from None
 
-    def handle_notification(self, changes: list[ConversationChange]) -> None:
+    def handle_notification(self, changes: Sequence[AnyConversationChange]) -> None:
         """The first notification is the page; later ones are the parent's business."""
         if self.state != SubscriptionState.SUBSCRIBED or self._first.is_set():
             return
+        changes = _decoded_for(self, changes)
         self.page_count = len(changes)
         self.page_oldest = _min_update(changes)
         self.parent._process_page(changes)
         self._first.set()
-        self.emit(SubscriptionEvent.NOTIFICATION, changes)
+        if self.has_listeners(SubscriptionEvent.NOTIFICATION):
+            self.emit(SubscriptionEvent.NOTIFICATION, _listed(changes))
 
     def mark_disconnected(self) -> None:
         """The page died with the socket."""
@@ -921,16 +1026,16 @@ class _ClosedLookup(SubscriptionLifecycle[SubscriptionState]):
         except LpmError as exc:
             log.debug("unsubscribing the closed-conversation lookup failed: %s", str(exc))  # (str: see above)
 
-    def handle_notification(self, changes: list[ConversationChange]) -> None:
+    def handle_notification(self, changes: Sequence[AnyConversationChange]) -> None:
         if self._first.is_set():
             return
         for change in changes:
-            conversation = self.wanted.get(change.conversation.conversation_id)
-            if conversation is not None and change.type != "DELETE":
-                try:
+            try:
+                conversation = self.wanted.get(change.conversation_id)
+                if conversation is not None and change.type != "DELETE":
                     conversation.apply(change.conversation)
-                except Exception as exc:  # one bad change must not stop the others
-                    self._host.report_error(exc)
+            except Exception as exc:  # one bad change must not stop the others
+                self._host.report_error(exc)
         self._first.set()
 
     def mark_disconnected(self) -> None:
