@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from lpm.client.events import log_handler_error
 from lpm.client.model.cache import ConversationCache
+from lpm.client.opening import first_open
 from lpm.client.options import ConnectionOptions
 from lpm.client.state_table import StateTable
 from lpm.client.subscriptions.webhook_intake import WebhooksIntake, process_webhooks_notification
@@ -136,8 +138,11 @@ class Connection(ConnectionEmitter):
         #: The conversations this connection knows (see :meth:`get_conversation_by_id`).
         self.conversations: ConversationCache = self._new_conversation_cache()
         self._webhooks_intake: WebhooksIntake | None = None
-        #: The last error reported (the cause named when the first open() gives up).
+        #: The last error reported while the first open() runs (the cause it names when it gives
+        #: up); None otherwise: an error's traceback holds the frames it went through, and so the
+        #: conversations they worked on -- the last error kept for good kept them for good.
         self._last_error: BaseException | None = None
+        self._opening = False
 
     def _new_conversation_cache(self) -> ConversationCache:
         """The cache :attr:`conversations` starts with (a subclass may filter what it keeps)."""
@@ -173,7 +178,8 @@ class Connection(ConnectionEmitter):
 
     def report_error(self, error: BaseException) -> None:
         """Emit ``error``; without listeners the error is logged (never raised into a reader)."""
-        self._last_error = error
+        if self._opening:
+            self._last_error = error
         if not self.emit(ConnectionEvent.ERROR, error):
             if isinstance(error, HandlerError):
                 log_handler_error(error)  # the application's bug: its own logger, full traceback
@@ -181,6 +187,28 @@ class Connection(ConnectionEmitter):
             # str(exc), not exc: a handler that keeps log records (pytest's capture, a MemoryHandler)
             # would keep the exception, its traceback's frames and the conversations they held.
             log.warning("unhandled connection error: %s", str(error))
+
+    async def _first_open(
+        self,
+        attempt: Callable[[], Awaitable[None]],
+        on_retry: Callable[[BaseException, int, float], None],
+    ) -> None:
+        """:func:`~lpm.client.opening.first_open` with this connection's ``open_timeout`` and
+        back-off; the errors reported meanwhile are remembered (the last is the cause named if it
+        gives up), and only meanwhile."""
+        self._opening = True
+        self._last_error = None
+        try:
+            await first_open(
+                attempt,
+                timeout=self.options.open_timeout,
+                backoff=self.options.reconnect_backoff(),
+                on_retry=on_retry,
+                last_reported=lambda: self._last_error,
+            )
+        finally:
+            self._opening = False
+            self._last_error = None
 
     # ---------------------------------------------------------------- conversations
 

@@ -37,7 +37,6 @@ from lpm.client.auth.csds import CSDS, ServiceName
 from lpm.client.auth.http import HttpResponse, HttpSettings
 from lpm.client.connection import Connection, not_connected
 from lpm.client.connection import ConnectionTrigger as _T
-from lpm.client.opening import first_open
 from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Fatal
 from lpm.client.transport import file_storage
@@ -142,7 +141,6 @@ class RequestConnection(HttpConnection):
         if self.state not in (cs.INITIAL, cs.FAILED_TO_CONNECT):
             raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
         self._move(_T.OPEN)
-        self._last_error = None
         commits: list[Callable[[], None]] = []
 
         async def attempt() -> None:
@@ -154,13 +152,7 @@ class RequestConnection(HttpConnection):
             self.report_error(error)
 
         try:
-            await first_open(
-                attempt,
-                timeout=self.options.open_timeout,
-                backoff=self.options.reconnect_backoff(),
-                on_retry=report,
-                last_reported=lambda: self._last_error,
-            )
+            await self._first_open(attempt, report)
             commit = commits[-1]
         except Exception as exc:
             if self.state == cs.CLOSED:

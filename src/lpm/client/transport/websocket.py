@@ -61,7 +61,6 @@ from lpm.client.dispatch import (
     SubscriptionRouter,
     dispatch_notification,
 )
-from lpm.client.opening import first_open
 from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Backoff, Fatal, retry
 from lpm.client.subscriptions.conversations import ConversationSubscription, SubscriptionHost
@@ -245,7 +244,6 @@ class WebsocketConnection(UmsActions, HttpConnection):
             raise InvalidStateError(f"connection is in an invalid state for opening: {self.state}")
         self._open_called = True
         self._move(_T.OPEN)
-        self._last_error = None
         # A task of its own, as every later reconnect: close() cancels it wherever it waits.
         task = self._maintainer = asyncio.create_task(
             self._first_connect(), name=f"lpm-connect-{self.connection_id}"
@@ -270,7 +268,6 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self._close_emitted = True
             await self.close()
             raise error
-        self._last_error = None
 
     async def _first_connect(self) -> None:
         async def attempt() -> None:
@@ -282,13 +279,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
             self.report_error(error)  # a permanent failure is raised by open(), not reported
             self.emit(ConnectionEvent.RECONNECT_WAIT, {"seconds": seconds})
 
-        await first_open(
-            attempt,
-            timeout=self.options.open_timeout,
-            backoff=self.options.reconnect_backoff(),
-            on_retry=announce_wait,
-            last_reported=lambda: self._last_error,
-        )
+        await self._first_open(attempt, announce_wait)
 
     async def close(self) -> None:
         """Close the socket, stop maintenance and release every task and timer of the connection;
