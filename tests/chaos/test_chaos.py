@@ -163,6 +163,7 @@ async def persist(
     *,
     landed: Callable[[], bool] | None = None,
     accept: Callable[[RequestError], bool] | None = None,
+    connected: Callable[[], bool] | None = None,
 ) -> Any:
     """Run ``call`` until it succeeds, retrying transient failures as an application would.
 
@@ -186,7 +187,12 @@ async def persist(
         if landed is not None and isinstance(error, RequestTimeoutError | ConnectionClosedError):
             # The answer was lost, not necessarily the request (a timeout; or the SDK could not
             # tell whether a publish in flight on a lost socket landed): its notification may
-            # still come.  Sending again without looking would duplicate it.
+            # still come.  Sending again without looking would duplicate it.  It comes over a
+            # session: while the connection is down (the socket often goes with the answer),
+            # wait for it to be back (its restore catches up what was missed), then look.
+            if connected is not None:
+                with contextlib.suppress(Failure):
+                    await until(connected, f"{what}: connected again", timeout=OP_TIMEOUT)
             for _ in range(20):
                 if landed():
                     return None
@@ -538,7 +544,7 @@ class Bot:
             for message in todo:
                 answered = message.sequence
                 self.received[conv_id].append(message.body)
-                await send(conversation, "b" + message.body[1:].removesuffix("#close"))
+                await send(conversation, "b" + message.body[1:].removesuffix("#close"), self.conn)
                 if message.body.endswith("#close"):
                     await close(conversation)
                     break
@@ -551,7 +557,7 @@ class Bot:
             return
 
 
-async def send(conversation: lpm.Conversation, body: str) -> None:
+async def send(conversation: lpm.Conversation, body: str, conn: lpm.Connection) -> None:
     def landed() -> bool:
         return any(text == body for _, text in bodies(conversation))
 
@@ -565,7 +571,11 @@ async def send(conversation: lpm.Conversation, body: str) -> None:
         return refused_as_closed
 
     await persist(
-        lambda: conversation.send_message(body), f"send {body}", landed=landed, accept=closed_meanwhile
+        lambda: conversation.send_message(body),
+        f"send {body}",
+        landed=landed,
+        accept=closed_meanwhile,
+        connected=lambda: conn.state == lpm.ConnectionState.CONNECTED,
     )
     if refused_as_closed:
         await until(landed, f"{body} (refused as closed on a retry) landed before the close")
@@ -718,7 +728,8 @@ class Consumer:
         sent = [f"c{self.index}.{self.cycles}.{i}" for i in range(count)]
         for i, body in enumerate(sent):
             try:
-                await send(conversation, body + ("#close" if bot_closes and i == count - 1 else ""))
+                closing = "#close" if bot_closes and i == count - 1 else ""
+                await send(conversation, body + closing, self.conn)
             except RequestError as exc:
                 raise Failure(f"send {body} to {conv_id}: {exc!r}; {self.describe(conversation)}") from exc
             await asyncio.sleep(rng.uniform(0.02, 0.3))
