@@ -525,16 +525,28 @@ def _normalize_participants(
         participants = []
         old = value if isinstance(value, dict) else {}
         for role, ids in old.items():
-            if ids:
-                for raw_id in ids:
-                    participants.append(_participant(str(raw_id), role, "ACTIVE", id_map))
+            for raw_id in _role_ids(ids, role):
+                participants.append(_participant(str(raw_id), role, "ACTIVE", id_map))
         return tuple(participants), id_map
     if isinstance(value, list):
         wire_participants = _convert(value, list[_WireV3Participant], "participants")
         return tuple(ParticipantInfo(p.id, p.role) for p in wire_participants), None
     # Older v3 traces: a role -> ids map (``participantsPId``, or ``participants`` as a map).
     role_map = pids or (value if isinstance(value, dict) else {})
-    return tuple(ParticipantInfo(str(pid), role) for role, ids in role_map.items() for pid in ids or []), None
+    mapped = tuple(
+        ParticipantInfo(str(pid), role) for role, ids in role_map.items() for pid in _role_ids(ids, role)
+    )
+    return mapped, None
+
+
+def _role_ids(ids: Any, role: str) -> list[Any]:
+    """The ids of one role in a role -> ids map (none for null); anything but a list is a
+    :class:`NotificationError` (a fuzzed ``true`` used to escape as a ``TypeError``)."""
+    if ids is None:
+        return []
+    if not isinstance(ids, list):
+        raise NotificationError(f"invalid participants: the ids of role {role!r} are not a list")
+    return ids
 
 
 def _dialog_members(

@@ -632,3 +632,18 @@ def test_consumer_frames_do_not_show_suggested_agents() -> None:
     shown = details["dialogs"][0]["participantsDetails"]
     assert [p["role"] for p in shown] == ["CONSUMER", "CONTROLLER"]
     assert all("state" not in p for p in shown)
+
+
+@pytest.mark.parametrize(
+    ("name", "brand"),
+    [("consumer_ex_conversation_upsert.json", False), ("brand_ex_conversation_upsert.json", True)],
+)
+def test_a_role_whose_ids_are_not_a_list_is_a_notification_error(name: str, brand: bool) -> None:
+    """A role -> ids map with ``true`` in place of a list (what the long fuzz run found) used to
+    escape as a ``TypeError``."""
+    body = _golden_body(name)
+    details = body["changes"][0]["result"]["conversationDetails"]
+    details.pop("participantsPId", None)
+    details["participants"] = {"CONSUMER": True}
+    with pytest.raises(NotificationError, match="not a list"):
+        decode_conversation_changes(body, brand=brand)
