@@ -1013,12 +1013,12 @@ class _ClosedLookup(SubscriptionLifecycle[SubscriptionState]):
         try:
             async with asyncio.timeout(timeout):
                 await self._first.wait()
-        except BaseException:
+        finally:
+            # Whatever happened: a lookup left registered after its socket was lost stayed in
+            # the router for good, and with it the conversations it looked for.
             self._unregister()
-            raise
         if self.state == SubscriptionState.DISCONNECTED:
             raise LpmError("the connection was lost before the closed conversations arrived")
-        self._unregister()
         if self.subscription_id is None:  # never: a one-off has no unsubscribe() to race with
             return
         try:

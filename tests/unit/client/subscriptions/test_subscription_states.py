@@ -401,6 +401,8 @@ async def test_one_off_subscription_walk(taken: dict[str, set[Move]]) -> None:
     with pytest.raises(Exception, match="connection was lost"):
         await run
     assert lookup.state == S.DISCONNECTED
+    # ... and is not left registered: the router kept it (and what it looked for) for good.
+    assert lookup.subscription_id not in fake.subscriptions
 
     assert taken["one-off subscription"] == moves(ONE_OFF_SUBSCRIPTION)
 
