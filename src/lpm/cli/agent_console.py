@@ -431,25 +431,25 @@ class AgentConsole:
 
     # ---------------------------------------------------------------- connection events
 
+    def _connection(self, status: str, line: str, **data: Any) -> None:
+        """A change of the connection: ``{"event": "connection", "status": status, ...}``."""
+        self.out.event("connection", line, status=status, **data)
+
     def _on_disconnect(self, info: lpm.CloseInfo) -> None:
-        self.out.event(
-            "connection",
-            f"connection lost (code {info.get('code')}); reconnecting",
-            status="disconnected",
-            code=info.get("code"),
+        code = info.get("code")
+        self._connection(
+            "disconnected",
+            f"connection lost (code {code}); reconnecting",
+            code=code,
             reason=info.get("reason"),
         )
 
     def _on_reconnect_wait(self, info: lpm.WaitInfo) -> None:
-        self.out.event(
-            "connection",
-            f"next connection attempt in {info.get('seconds')} s",
-            status="waiting",
-            seconds=info.get("seconds"),
-        )
+        seconds = info.get("seconds")
+        self._connection("waiting", f"next connection attempt in {seconds} s", seconds=seconds)
 
     def _on_reconnect(self) -> None:
-        self.out.event("connection", "reconnected", status="reconnected")
+        self._connection("reconnected", "reconnected")
 
     def _on_connection_close(self, info: lpm.CloseInfo) -> None:
         if self._quitting or self.fatal.done():

@@ -121,16 +121,19 @@ class ChatSession:
 
     # ---------------------------------------------------------------- connection events
 
+    def _connection(self, state: str, text: str, **data: Any) -> None:
+        """A change of the connection: ``{"event": "connection", "state": state, ...}``."""
+        self.out.status("connection", text, state=state, **data)
+
     def _on_connect(self) -> None:
         self._connected = True
-        self.out.status("connection", "connected", state="connected")
+        self._connection("connected", "connected")
 
     def _on_disconnect(self, info: lpm.CloseInfo) -> None:
         code = info.get("code")
-        self.out.status(
-            "connection",
+        self._connection(
+            "disconnected",
             f"connection lost (code {code}); reconnecting…",
-            state="disconnected",
             code=code,
             reason=info.get("reason"),
         )
@@ -139,21 +142,16 @@ class ChatSession:
         if not self._connected:
             return  # the first connection failed: the opening reports it
         seconds = info.get("seconds")
-        self.out.status(
-            "connection",
-            f"still disconnected; next attempt in {seconds:g} s",
-            state="waiting",
-            seconds=seconds,
-        )
+        self._connection("waiting", f"still disconnected; next attempt in {seconds:g} s", seconds=seconds)
 
     def _on_reconnect(self) -> None:
-        self.out.status("connection", "reconnected; the conversation goes on", state="reconnected")
+        self._connection("reconnected", "reconnected; the conversation goes on")
 
     def _on_close(self, info: lpm.CloseInfo) -> None:
         if self._quitting or not self._connected:
             return  # leaving, or the opening failed (which is reported as such)
         code = info.get("code")
-        self.out.status("connection", f"connection closed (code {code})", state="closed", code=code)
+        self._connection("closed", f"connection closed (code {code})", code=code)
         from lpm.errors import AuthenticationError, ConnectionClosedError
 
         error: BaseException

@@ -83,10 +83,8 @@ class World:
         return int(self.clock() * 1000)
 
     def add_account(self, account_id: str) -> Account:
-        acc = self.accounts.get(account_id)
-        if acc is None:
-            acc = self.accounts[account_id] = Account(account_id)
-        return acc
+        """The account of this id, created empty when it is new (worlds are set up once)."""
+        return self.accounts.setdefault(account_id, Account(account_id))
 
     def account(self, account_id: str) -> Account:
         acc = self.accounts.get(account_id)

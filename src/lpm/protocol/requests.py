@@ -303,13 +303,10 @@ class SubscribeRoutingTasksBody(_Body):
     conversationId: str | None = None
 
 
-class UpdateRoutingTaskSubscriptionBody(_Body):
+class UpdateRoutingTaskSubscriptionBody(SubscribeRoutingTasksBody, kw_only=True):
+    """The subscription's new filters (those of a subscribe) and which subscription they are for."""
+
     subscriptionId: str
-    brandId: str | None = None
-    agentId: str | None = None
-    channelType: str | None = None
-    skillId: str | int | None = None
-    conversationId: str | None = None
 
 
 #: The answers to a ring.

@@ -160,6 +160,15 @@ def test_string_numbers_are_accepted_where_clients_send_them() -> None:
     assert body.fileSize == 1000
 
 
+def test_routing_subscription_update_takes_the_subscribe_filters() -> None:
+    raw = {"subscriptionId": "s1", "skillId": 12, "conversationId": "c1", "agentId": "a1"}
+    body = pm.parse_body(pm.UpdateRoutingTaskSubscriptionBody, raw)
+    assert (body.subscriptionId, body.skillId, body.conversationId, body.agentId) == ("s1", 12, "c1", "a1")
+    assert pm.parse_body(pm.UpdateRoutingTaskSubscriptionBody, {"subscriptionId": "s2"}).skillId is None
+    with pytest.raises(pm.BodyError, match="subscriptionId"):
+        pm.parse_body(pm.UpdateRoutingTaskSubscriptionBody, {"skillId": 12})
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("c1", "c1"), ({"userId": "c2"}, "c2"), (None, None), ({}, None), ("", None)],

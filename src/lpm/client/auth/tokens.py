@@ -228,7 +228,32 @@ async def _close_emitter(emitter: EventEmitter) -> None:
     emitter.remove_all_listeners()
 
 
-class TokenMaintainer(TokenEmitter):
+class _SessionIds:
+    """The agent ids both maintainers read from their session (None while there is none).
+
+    A mixin beside :class:`TokenEmitter`, not a subclass of it: the reference pages list the
+    events of the classes that derive from an emitter directly.
+    """
+
+    _session: AgentSession | None
+
+    @property
+    def user_id(self) -> str | None:
+        """The agent's numeric user id (once logged in, or as given with a static bearer)."""
+        return self._session.user_id if self._session else None
+
+    @property
+    def user_pid(self) -> str | None:
+        """The agent's PID (new-style id): once logged in, or as given with a static bearer."""
+        return self._session.user_pid if self._session else None
+
+    @property
+    def agent_id(self) -> str | None:
+        """``{account_id}.{user_id}`` (once the user id is known)."""
+        return self._session.agent_id if self._session else None
+
+
+class TokenMaintainer(_SessionIds, TokenEmitter):
     """Keeps an agentVep bearer valid: login, periodic refresh, regeneration on demand.
 
     ``auth_data`` is the brand's credentials (``{username, password}`` or ``{username, app_key,
@@ -300,21 +325,6 @@ class TokenMaintainer(TokenEmitter):
     def token(self) -> str | None:
         """The current bearer, if any (prefer ``await get_token()``, which waits for a new one)."""
         return self._session.token if self._session else None
-
-    @property
-    def user_id(self) -> str | None:
-        """The agent's numeric user id (once logged in)."""
-        return self._session.user_id if self._session else None
-
-    @property
-    def user_pid(self) -> str | None:
-        """The agent's PID (new-style id), once logged in."""
-        return self._session.user_pid if self._session else None
-
-    @property
-    def agent_id(self) -> str | None:
-        """``{account_id}.{user_id}`` (once logged in)."""
-        return self._session.agent_id if self._session else None
 
     @property
     def auth_session_info(self) -> AgentSession | None:
@@ -577,7 +587,7 @@ def _refused(exc: LpmError) -> bool:
     return isinstance(exc, AuthenticationError) and exc.status in (400, 401, 403)
 
 
-class StaticTokenMaintainer(TokenEmitter):
+class StaticTokenMaintainer(_SessionIds, TokenEmitter):
     """A caller-supplied bearer (the ``token`` option): no login, no refresh.
 
     :meth:`on_token_invalid` emits ``token-invalid`` and raises :class:`AuthenticationError`
@@ -603,7 +613,9 @@ class StaticTokenMaintainer(TokenEmitter):
         if not token:
             raise ConfigurationError("token must be a non-empty string")
         self.account_id = account_id
-        self._session = AgentSession(account_id=account_id, token=token, user_id=user_id, user_pid=user_pid)
+        self._session: AgentSession = AgentSession(
+            account_id=account_id, token=token, user_id=user_id, user_pid=user_pid
+        )
         self._state = MaintainerState.INITIAL
 
     @property
@@ -616,21 +628,6 @@ class StaticTokenMaintainer(TokenEmitter):
         """The bearer."""
         return self._session.token
 
-    @property
-    def user_id(self) -> str | None:
-        """The user id given at construction, if any."""
-        return self._session.user_id
-
-    @property
-    def user_pid(self) -> str | None:
-        """The user PID given at construction, if any."""
-        return self._session.user_pid
-
-    @property
-    def agent_id(self) -> str | None:
-        """``{account_id}.{user_id}`` when a user id was given."""
-        return self._session.agent_id
-
     async def start(self) -> None:
         """Mark started (nothing to fetch)."""
         self._state = STATIC_TOKEN_MAINTAINER.next(self._state, TokenTrigger.START)
@@ -640,23 +637,24 @@ class StaticTokenMaintainer(TokenEmitter):
         self._state = STATIC_TOKEN_MAINTAINER.next(self._state, TokenTrigger.STOP)
         await _close_emitter(self)
 
-    async def get_token(self) -> str:
-        """The bearer; :class:`InvalidStateError` unless started."""
-        if self._state is not MaintainerState.STARTED:
-            raise InvalidStateError(_NOT_STARTED)
-        return self._session.token
-
-    async def get_auth_session_info(self) -> AgentSession:
-        """The session (token and the ids given at construction)."""
+    def _started(self) -> AgentSession:
+        """The session; :class:`InvalidStateError` unless started."""
         if self._state is not MaintainerState.STARTED:
             raise InvalidStateError(_NOT_STARTED)
         return self._session
 
+    async def get_token(self) -> str:
+        """The bearer; :class:`InvalidStateError` unless started."""
+        return self._started().token
+
+    async def get_auth_session_info(self) -> AgentSession:
+        """The session (token and the ids given at construction)."""
+        return self._started()
+
     async def on_token_invalid(self, source: str = "unknown", token: str | None = None) -> str:
         """Emit ``token-invalid`` and raise :class:`AuthenticationError`: a static bearer cannot be
         regenerated."""
-        if self._state is not MaintainerState.STARTED:
-            raise InvalidStateError(_NOT_STARTED)
+        self._started()  # raises unless started
         self.emit(TokenEvent.TOKEN_INVALID, {"source": source})
         raise AuthenticationError(
             "the bearer given with the token option was refused and cannot be regenerated "

@@ -244,3 +244,14 @@ async def test_static_token_maintainer_walk(taken: dict[str, set[Move]]) -> None
         if trigger not in (TokenTrigger.START, TokenTrigger.STOP):
             with pytest.raises(InvalidStateError):
                 STATIC_TOKEN_MAINTAINER.next(state, trigger)
+
+
+def test_both_maintainers_read_the_agent_ids_from_their_session() -> None:
+    static = StaticTokenMaintainer(account_id=ACC, token="bearer-value", user_id="1001", user_pid="pid-1")
+    assert (static.user_id, static.user_pid, static.agent_id) == ("1001", "pid-1", f"{ACC}.1001")
+    anonymous = StaticTokenMaintainer(account_id=ACC, token="bearer-value")
+    assert (anonymous.user_id, anonymous.user_pid, anonymous.agent_id) == (None, None, None)
+    maint = TokenMaintainer(account_id=ACC, auth_data=AUTH)
+    assert (maint.user_id, maint.user_pid, maint.agent_id) == (None, None, None)  # not logged in yet
+    maint._session = AgentSession(account_id=ACC, token="t", user_id="1002", user_pid="pid-2")
+    assert (maint.user_id, maint.user_pid, maint.agent_id) == ("1002", "pid-2", f"{ACC}.1002")
