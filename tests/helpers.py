@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,15 @@ from lpm.emulator.app import Emulator
 
 ACCOUNT = "12345678"
 TIMEOUT = 10.0
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Wait until ``condition()`` holds (polled), failing with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 async def login(

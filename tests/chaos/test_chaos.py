@@ -271,6 +271,69 @@ def trace(who: str, what: str) -> None:
     TRACE.append((time.monotonic(), who, what))
 
 
+#: Every step of every consumer message's way, by text, kept for the whole run (TRACE keeps only
+#: the last seconds): the harness's attempts, the SDK's writes and answers, and what the
+#: emulator's sockets received and answered.  Printed for a message the world holds twice.
+PUBLISHES: dict[str, list[tuple[float, str]]] = {}
+#: Consumer sessions coming and going on the emulator, for the same report.
+SESSIONS: deque[tuple[float, int, str]] = deque(maxlen=50_000)
+#: Which consumer sent each message (its emulator identity), to pick its sessions from SESSIONS.
+SENDERS: dict[str, str] = {}
+#: Connection events of every party (disconnect, reconnect, errors, timeouts), for the same report.
+CONNECTION_EVENTS: deque[tuple[float, str, str]] = deque(maxlen=100_000)
+
+
+def publish_summary() -> str:
+    """How consumer sends that failed ended: the harness re-sends a message only when it did not
+    see it land after the answer was lost, so those re-sends are where a duplicate could come from."""
+    failures: Counter[str] = Counter()
+    resent_after_lost_answer: list[str] = []
+    for text, steps in PUBLISHES.items():
+        failed = [what for _, what in steps if what.startswith("harness attempt") and " failed: " in what]
+        for what in failed:
+            failures[what.split(" failed: ", 1)[1].split("(", 1)[0]] += 1
+        lost = any(("RequestTimeoutError" in w or "ConnectionClosedError" in w) for w in failed)
+        if lost and sum(1 for _, w in steps if w.startswith("harness attempt") and "(connection" in w) > 1:
+            resent_after_lost_answer.append(text)
+    return (
+        f"consumer sends that failed, by error: {dict(failures)}; sent again after a lost answer "
+        f"without seeing it land: {len(resent_after_lost_answer)}\n"
+        + "\n".join(publish_report(text) for text in resent_after_lost_answer[:5])
+    )
+
+
+def _sender_name(text: str) -> str:
+    """The Recorder name of who sent a message: ``c12.3.4`` -> consumer12, ``b...`` -> bot."""
+    return "bot" if text.startswith("b") else f"consumer{text[1:].split('.', 1)[0]}"
+
+
+def note_publish(text: str, what: str) -> None:
+    PUBLISHES.setdefault(text, []).append((time.monotonic(), what))
+
+
+def publish_report(text: str) -> str:
+    """What happened to one message, with the consumer sessions that ended meanwhile."""
+    steps = PUBLISHES.get(text, [])
+    if not steps:
+        return f"{text}: nothing recorded"
+    start, end = steps[0][0] - 1.0, steps[-1][0] + 1.0
+    base = TRACE[0][0] if TRACE else steps[0][0]
+    events = sorted(
+        [(t, what) for t, what in steps]
+        + [
+            (t, f"emu session {sid} detached")
+            for t, sid, actor in SESSIONS
+            if start <= t <= end and actor == SENDERS.get(text)
+        ]
+        + [
+            (t, f"{who} {what}")
+            for t, who, what in CONNECTION_EVENTS
+            if start <= t <= end and who == _sender_name(text)
+        ]
+    )
+    return f"{text}:\n" + "\n".join(f"  {t - base:9.3f} {what}" for t, what in events)
+
+
 class ConsumerSocketTap:
     """The emulator's side of every consumer socket (a :class:`lpm.emulator.hub.FrameTap`):
     per consumer, the sessions coming and going, the conversation requests they received
@@ -281,8 +344,21 @@ class ConsumerSocketTap:
     TRACKED = (b"SubscribeExConversations", b"UnsubscribeExConversations", b"ConsumerRequestConversation")
 
     def __init__(self) -> None:
-        self.cause: tuple[int, str | None] | None = None
+        self._cause: tuple[int, str | None] | None = None
         self.by_consumer: dict[str, deque[tuple[Any, ...]]] = {}
+        #: request id -> text of the consumer publishes received and not answered yet
+        self.publishes: dict[str, str] = {}
+
+    @property
+    def cause(self) -> tuple[int, str | None] | None:
+        return self._cause
+
+    @cause.setter
+    def cause(self, cause: tuple[int, str | None] | None) -> None:
+        # Set by a session right before it handles a request: a publish is being stored.
+        self._cause = cause
+        if cause is not None and str(cause[1]) in self.publishes:
+            note_publish(self.publishes[str(cause[1])], f"emu handles session {cause[0]} req {cause[1]}")
 
     def _log(self, session: Any, *entry: Any) -> None:
         actor = session.actor
@@ -294,12 +370,29 @@ class ConsumerSocketTap:
 
     def inbound(self, session: Any, data: str) -> None:
         raw = data.encode()
+        if b"PublishEvent" in raw and not session.brand:
+            with contextlib.suppress(Exception):
+                frame = json.loads(data)
+                text = _text(frame.get("body"))
+                self.publishes[str(frame.get("id"))] = text
+                SENDERS[text] = session.actor.id
+                note_publish(text, f"emu in session {session.id} req {frame.get('id')}")
         if any(kind in raw for kind in self.TRACKED):
             with contextlib.suppress(Exception):
                 frame = json.loads(data)
                 self._log(session, "in", frame.get("type"), frame.get("id"), frame.get("body"))
 
     def outbound(self, session: Any, data: bytes) -> None:
+        if self.publishes and b"reqId" in data[:60]:
+            with contextlib.suppress(Exception):
+                frame = json.loads(data)
+                text = self.publishes.pop(str(frame.get("reqId")), None)
+                if text is not None:
+                    note_publish(
+                        text,
+                        f"emu answer session {session.id} req {frame.get('reqId')} {frame.get('code')} "
+                        f"{frame.get('body')}",
+                    )
         notification = b"ExConversationChange" in data and b"reqId" not in data[:40]
         tracked_response = b"reqId" in data and (b"subscriptionId" in data or b"conversationId" in data)
         if not notification and not tracked_response:
@@ -325,6 +418,8 @@ class ConsumerSocketTap:
 
     def detached(self, session: Any) -> None:
         self._log(session, "detached")
+        if not session.brand and session.actor is not None:
+            SESSIONS.append((time.monotonic(), session.id, session.actor.id))
 
     def history(self, consumer_id: str | None) -> list[tuple[Any, ...]]:
         return list(self.by_consumer.get(consumer_id or "", ()))
@@ -344,26 +439,32 @@ class Recorder:
         def error(exc: BaseException) -> None:
             self.errors.append((type(exc), repr(exc)))
             trace(who, f"error {exc!r}")
+            CONNECTION_EVENTS.append((time.monotonic(), who, f"error {exc!r:.200}"))
+
+        def event(name: str, args: Any) -> None:
+            self.counts.update([name])
+            trace(who, f"{name} {args}")
+            CONNECTION_EVENTS.append((time.monotonic(), who, f"{name} {args}"))
 
         conn.on("error", error)
         for name in ("disconnect", "reconnect"):
-            conn.on(name, lambda *args, name=name: (self.counts.update([name]), trace(who, f"{name} {args}")))
+            conn.on(name, lambda *args, name=name: event(name, args))
         for req in ("ms.PublishEvent", ".ams.ms.PublishEvent"):
             conn.on(
-                f"{req}#request",
-                lambda info: trace(
-                    who, f"publish req {info['request']['id']} {_text(info['request']['body'])}"
-                ),
+                f"{req}#request", lambda info: self._publish(f"publish req {info['request']['id']}", info)
             )
             conn.on(
                 f"{req}#response",
-                lambda info: trace(
-                    who,
-                    f"publish resp {info['request']['id']} {_text(info['request']['body'])} "
-                    f"{info['response']}",
-                ),
+                lambda info: self._publish(f"publish resp {info['request']['id']} {info['response']}", info),
             )
-        conn.on("timeout", lambda exc: trace(who, f"timeout {exc!r}"))
+        conn.on("timeout", lambda exc: event("timeout", exc))
+        conn.on("state", lambda state: event("state", state))
+
+    def _publish(self, what: str, info: dict[str, Any]) -> None:
+        text = _text(info["request"]["body"])
+        trace(self.who, f"{what} {text}")
+        if not self.who.startswith("bot"):
+            note_publish(text, f"sdk {what}")
 
 
 def _text(body: Any) -> str:
@@ -559,7 +660,24 @@ class Bot:
 
 async def send(conversation: lpm.Conversation, body: str, conn: lpm.Connection) -> None:
     def landed() -> bool:
-        return any(text == body for _, text in bodies(conversation))
+        found = any(text == body for _, text in bodies(conversation))
+        if found:
+            note_publish(body, "harness: landed (seen in the consumer's view)")
+        return found
+
+    attempts = 0
+
+    async def attempt() -> Any:
+        nonlocal attempts
+        attempts += 1
+        note_publish(body, f"harness attempt {attempts} (connection {conn.state})")
+        try:
+            result = await conversation.send_message(body)
+        except BaseException as exc:
+            note_publish(body, f"harness attempt {attempts} failed: {exc!r:.300}")
+            raise
+        note_publish(body, f"harness attempt {attempts} answered {result!r:.100}")
+        return result
 
     refused_as_closed = False
 
@@ -571,7 +689,7 @@ async def send(conversation: lpm.Conversation, body: str, conn: lpm.Connection) 
         return refused_as_closed
 
     await persist(
-        lambda: conversation.send_message(body),
+        attempt,
         f"send {body}",
         landed=landed,
         accept=closed_meanwhile,
@@ -1109,6 +1227,7 @@ async def test_chaos(tmp_path: Path) -> None:
         f"{len(chaos.bot.left_feed)} closed while the bot was offline, accepted conversations announced "
         f"after more than 30 s: {sorted(chaos.bot.late_announcements)}"
     )
+    print(publish_summary())
 
 
 async def run(chaos: Chaos) -> None:
@@ -1150,6 +1269,10 @@ def check(chaos: Chaos) -> None:
     for conv_id, outcome in chaos.outcomes.items():
         if outcome.note:
             print(f"{conv_id}: {outcome.note}")
+    for conv_id in chaos.outcomes:
+        counts = Counter(text for _, text in final_in_world(emu, conv_id).messages)
+        for text in [t for t, n in counts.items() if n > 1]:
+            print(f"stored {counts[text]} times in {conv_id}: {publish_report(text)}")
     for conv_id, outcome in chaos.outcomes.items():
         world = final_in_world(emu, conv_id)
         # exactly once, in order, on both sides

@@ -13,7 +13,7 @@ import pytest
 from lpm.emulator import control
 from lpm.emulator.app import Emulator
 from lpm.emulator.world_errors import Unauthorized
-from tests.helpers import TIMEOUT, RawSocket, login, signup
+from tests.helpers import TIMEOUT, RawSocket, login, signup, until
 
 ACC = "12345678"
 #: How long a test waits to be sure something does NOT happen.
@@ -122,6 +122,40 @@ async def test_delayed_request(emulator: Emulator, http: aiohttp.ClientSession) 
     assert (await control_call(http, emulator, "state"))["faults"]["ws"] == []
     await consumer.request("GetClock")
     await consumer.close()
+
+
+async def test_requests_held_by_a_delay_are_handled_when_their_socket_is_dropped(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """A request the server has read is settled when its socket is lost, not when an injected
+    delay ends: handled after the client reconnected, a publish the client did not find and
+    wrote again would be stored twice (a long chaos run's duplicate message)."""
+    consumer, _, _ = await consumer_socket(http, emulator)
+    conv_id = (await consumer.request("cm.ConsumerRequestConversation"))["body"]["conversationId"]
+    # Far longer than the test may wait: only the drop can end these delays in time.
+    long = 10 * TIMEOUT
+    await control_call(http, emulator, "requests", {"count": 2, "action": "delay", "delay": long})
+    for i in range(2):  # the second is read behind the first, which holds the socket's reader
+        await consumer.ws.send_json(
+            {
+                "kind": "req",
+                "id": f"held-{i}",
+                "type": "ms.PublishEvent",
+                "body": {"dialogId": conv_id, "event": {"type": "ContentEvent", "message": f"held {i}"}},
+            }
+        )
+
+    faults = emulator.ctx.faults if emulator.ctx is not None else None
+    assert faults is not None
+    await until(lambda: sum(f.count for f in faults.ws) == 1, "the first publish held")
+    assert await control_call(http, emulator, "sockets/drop", {"dialect": "consumer"}) == {"dropped": 1}
+    assert await wait_closed(consumer) == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+
+    def stored() -> list[Any]:
+        return [r.event.get("message") for r in emulator.world.accounts[ACC].events.get(conv_id, [])]
+
+    await until(lambda: len(stored()) >= 2, "both held publishes handled")
+    assert stored() == ["held 0", "held 1"]
 
 
 async def test_dropped_request_is_never_answered(emulator: Emulator, http: aiohttp.ClientSession) -> None:

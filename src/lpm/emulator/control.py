@@ -29,7 +29,9 @@ WebSocket requests
     ``POST /_emulator/requests`` ``{"count": N, "action": "delay"|"refuse"|"drop", "delay": s,
     "status": 503}`` makes the next ``N`` requests on any socket be answered ``delay`` seconds
     late, refused with a string-bodied response of code ``status`` (400-599), or never answered
-    (clients time out).  A delayed request holds its socket's reader, as a slow server would.
+    (clients time out).  A delayed request holds its socket's reader, as a slow server would;
+    when ``sockets/drop`` drops its socket meanwhile, it (and any request read behind it) is
+    handled at once, so its fate is settled before its client can reconnect.
     Answers ``{"armed": {...}, "pending": n}`` (``n`` requests still to be hit).
 
 HTTP

@@ -89,6 +89,9 @@ class Session:
         self._close_code: int | None = None
         self._close_reason = ""
         self._deferred_close: tuple[int, str] | None = None
+        #: Set when the TCP connection is dropped under the session (fault injection): a request
+        #: held by an injected delay is handled at once (see :meth:`handle_text`).
+        self._lost = asyncio.Event()
         #: The web UI's frame capture (lpm.emulator.ui.capture); None unless the UI runs.
         self.tap = ctx.hub.tap
 
@@ -129,6 +132,7 @@ class Session:
         transport = self.ws._req.transport if self.ws._req is not None else None
         if transport is not None:
             transport.abort()
+        self._lost.set()
 
     async def _writer(self) -> None:
         send_frame = getattr(self.ws, "send_frame", None)
@@ -253,7 +257,14 @@ class Session:
             if fault.action == "refuse":
                 self.respond_error(frame.id, fault.status, "refused by fault injection")
                 return
-            await asyncio.sleep(fault.delay)
+            # The delay ends early when the connection is dropped: the request reached the
+            # server, so its fate is settled when its socket is lost -- handled now, before
+            # the client can reconnect and look for it.  Handled after a reconnection, a
+            # publish the client did not find and wrote again would be stored twice; how long
+            # a client waits before reconnecting must not decide that (a stalled event loop
+            # once made it, in a long chaos run).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), fault.delay)
             if self._close_code is not None:
                 # The server closed this session meanwhile (4401/4407 expiry, shutdown, fault):
                 # it no longer acts for its identity, so the held request is never processed.
