@@ -119,10 +119,12 @@ PROFILE = dataclasses.replace(
 
 FAST: dict[str, Any] = {
     "reconnect_schedule": (0.05, 0.1, 0.2, 0.4),
-    # Longer than the longest an injected delay holds a request on the server (2 x 0.3 s): a
-    # request in flight on a dropped socket has met its fate before the client reconnects and
-    # reconciles it.  (Without idempotency keys no client can do better: a server that stores a
-    # request after the client re-sent it makes a duplicate.)
+    # Longer than the longest an injected delay holds a request on the server (2 x 0.3 s).  A
+    # request held on a socket the faults drop is handled at the drop (lpm.emulator.ws_session),
+    # so its fate is settled before the client reconnects and reconciles it whatever this is; a
+    # socket the client itself closes is not seen by the server until the delay ends, and then
+    # this margin is what keeps the order.  (Without idempotency keys no client can do better:
+    # a server that stores a request after the client re-sent it makes a duplicate.)
     "wait_to_reconnect": 0.7,
     # Injected delays stay well below this, so a timed-out request was never processed.
     "response_timeout": 5.0,
