@@ -206,8 +206,10 @@ async function ingest() {
  * sequence seen) is kept by trackCursors().
  */
 const CONCURRENCY = 32;
+/** The catch-up after a reconnect: as many in flight as ours (CATCH_UP_CONCURRENCY in brand.py). */
+const CATCH_UP_CONCURRENCY = 128;
 
-async function queryHistories(agent, ids, cursors) {
+async function queryHistories(agent, ids, cursors, concurrency = CONCURRENCY) {
     let next = 0;
     async function worker() {
         while (next < ids.length) {
@@ -222,7 +224,7 @@ async function queryHistories(agent, ids, cursors) {
         }
     }
     const workers = [];
-    for (let i = 0; i < Math.min(CONCURRENCY, ids.length); i++) workers.push(worker());
+    for (let i = 0; i < Math.min(concurrency, ids.length); i++) workers.push(worker());
     await Promise.all(workers);
 }
 
@@ -293,7 +295,7 @@ async function memory() {
  * The emulator drops the socket; the driver does what our SDK does on its own: reconnect at once,
  * resubscribe (conversations, waiting for the snapshot as ours does; routing tasks), catch up
  * the history of every open conversation from the last sequence seen (the same ms.QueryMessages
- * as ours, 32 in flight), then send the request that waited.
+ * as ours, as many in flight as ours: CATCH_UP_CONCURRENCY), then send the request that waited.
  */
 async function recovery() {
     const agent = newAgent();
@@ -316,7 +318,9 @@ async function recovery() {
                         call(agent, 'subscribeRoutingTasks', {}),
                         snapshot,
                     ]);
-                    if (p.catch_up !== false) await queryHistories(agent, [...conversations.keys()], cursors);
+                    if (p.catch_up !== false) {
+                        await queryHistories(agent, [...conversations.keys()], cursors, CATCH_UP_CONCURRENCY);
+                    }
                     marks.restored = process.hrtime.bigint();
                     await call(agent, 'getClock', {});
                     marks.request = process.hrtime.bigint();

@@ -33,6 +33,7 @@ from lpm.protocol.notifications import (
 from lpm.protocol.types import Notif, canonical_notification
 
 if TYPE_CHECKING:
+    from lpm.protocol.frames import InboundNotification
     from lpm.protocol.notifications import (
         AgentStateInfo,
         AnyConversationChange,
@@ -48,6 +49,7 @@ __all__ = [
     "RAW_EVENT_NAMES",
     "NotificationSink",
     "Routed",
+    "SocketDispatcher",
     "SocketSink",
     "SubscriptionRouter",
     "dispatch_notification",
@@ -63,6 +65,8 @@ RAW_EVENT_NAMES = {
 ORPHAN_GRACE = 5.0
 #: How many dead subscription ids are remembered.
 MAX_RETIRED = 1024
+#: How many wire types of notifications this SDK does not route a socket remembers as such.
+MAX_NOTIFICATION_TYPES = 64
 
 
 class NotificationSink(Protocol):
@@ -166,6 +170,98 @@ class SocketSink:
     def on_agent_states(self, states: list[AgentStateInfo]) -> None:
         for state in states:
             self._on_agent_state(state)
+
+
+class SocketDispatcher:
+    """:func:`dispatch_notification` for one socket connection (a :class:`SocketSink`'s
+    decoding and routing, the same decoders), without the per-notification work of the general
+    function: the kind of a wire type is looked up once, and each notification goes straight to
+    the handler of its kind (this runs for every notification a socket receives: each message
+    and the conversation change that comes with it).
+
+    ``emit_raw(kind, frame)`` runs once the body decoded, before it is routed, when the caller
+    says someone listens to the raw events (``raw_listened``).
+    """
+
+    __slots__ = (
+        "_brand",
+        "_by_type",
+        "_emit_raw",
+        "_on_agent_state",
+        "_on_invalid_event",
+        "_on_messaging_events",
+        "_router",
+    )
+
+    def __init__(
+        self,
+        router: SubscriptionRouter,
+        *,
+        brand: bool,
+        on_messaging_events: Callable[[list[MessagingEventInfo]], object],
+        on_agent_state: Callable[[AgentStateInfo], object],
+        emit_raw: Callable[[Notif, InboundNotification], None],
+        on_invalid_event: Callable[[NotificationError], None],
+    ) -> None:
+        self._router = router
+        self._brand = brand
+        self._on_messaging_events = on_messaging_events
+        self._on_agent_state = on_agent_state
+        self._emit_raw = emit_raw
+        self._on_invalid_event = on_invalid_event
+        self._by_type: dict[str, Callable[[InboundNotification, bool], None]] = {}
+
+    def dispatch(self, frame: InboundNotification, raw_listened: bool) -> None:
+        """Decode and route one notification (raises :class:`NotificationError` for a body that
+        is not the documented shape, nothing routed, as :func:`dispatch_notification`)."""
+        handler = self._by_type.get(frame.type)
+        if handler is None:
+            handler = self._handler_of(frame.type)
+        handler(frame, raw_listened)
+
+    def _handler_of(self, type_: str) -> Callable[[InboundNotification, bool], None]:
+        kind = canonical_notification(type_)
+        routes: dict[Notif | None, Callable[[InboundNotification, bool], None]] = {
+            Notif.EX_CONVERSATION_CHANGE: self._conversations,
+            Notif.MESSAGING_EVENT: self._messaging_events,
+            Notif.ROUTING_TASK: self._routing_tasks,
+            Notif.AGENT_STATE: self._agent_states,
+        }
+        handler = routes.get(kind, _ignore)
+        if kind is not None or len(self._by_type) < MAX_NOTIFICATION_TYPES:
+            self._by_type[type_] = handler  # (types this SDK does not route: a bounded few)
+        return handler
+
+    def _conversations(self, frame: InboundNotification, raw_listened: bool) -> None:
+        # Its subscriptions apply the changes one after the other: a snapshot's thousands are
+        # decoded as they are applied, not all at once (see ConversationChanges).
+        sub_id, changes = decode_conversation_changes_lazily(frame.raw, brand=self._brand)
+        if raw_listened:
+            self._emit_raw(Notif.EX_CONVERSATION_CHANGE, frame)
+        self._router.route_conversation_changes(sub_id, changes)
+
+    def _messaging_events(self, frame: InboundNotification, raw_listened: bool) -> None:
+        events = decode_messaging_events(frame.raw, brand=self._brand, on_invalid=self._on_invalid_event)
+        if raw_listened:
+            self._emit_raw(Notif.MESSAGING_EVENT, frame)
+        self._on_messaging_events(events)
+
+    def _routing_tasks(self, frame: InboundNotification, raw_listened: bool) -> None:
+        sub_id, tasks = decode_routing_tasks(frame.raw)
+        if raw_listened:
+            self._emit_raw(Notif.ROUTING_TASK, frame)
+        self._router.route_routing_tasks(sub_id, tasks)
+
+    def _agent_states(self, frame: InboundNotification, raw_listened: bool) -> None:
+        _, states = decode_agent_states(frame.raw)
+        if raw_listened:
+            self._emit_raw(Notif.AGENT_STATE, frame)
+        for state in states:
+            self._on_agent_state(state)
+
+
+def _ignore(_frame: InboundNotification, _raw_listened: bool) -> None:
+    """A notification type this SDK does not route."""
 
 
 class Routed(Protocol):

@@ -211,6 +211,14 @@ class EventEmitter:
         entries = self._handlers.get(name)
         if not entries:
             return False
+        if len(entries) == 1:
+            # The usual case (one listener), without the copies below: a ``once`` handler is
+            # removed before it runs, as there.
+            handler, once = entries[0]
+            if once:
+                del self._handlers[name]
+            self._call(name, handler, args)
+            return True
         if any(once for _, once in entries):
             self._handlers[name] = [e for e in entries if not e[1]]
             if not self._handlers[name]:
@@ -225,7 +233,8 @@ class EventEmitter:
         except Exception as exc:
             self._report(name, handler, exc)
             return
-        if inspect.isawaitable(result):
+        # (A sync handler returns None: no need to ask whether that is awaitable.)
+        if result is not None and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             if self._handler_tasks is None:
                 self._handler_tasks = set()

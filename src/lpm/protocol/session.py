@@ -60,6 +60,7 @@ __all__ = [
     "WaitVerdict",
     "body_field",
     "landed_sequence",
+    "publish_policy",
     "publish_target",
     "replay_policy",
 ]
@@ -156,11 +157,17 @@ def replay_policy(type_: str, body: Any) -> ReplayPolicy:
     """The :class:`ReplayPolicy` of a request (``type_`` in either dialect)."""
     req = canonical_request(type_)
     if req is Req.PUBLISH_EVENT:
-        event_type = (published_event(body) or {}).get("type")
-        if event_type in CONTENT_EVENTS:
-            return ReplayPolicy.RECONCILE
-        return ReplayPolicy.REPLAY if event_type in REPEATABLE_EVENTS else ReplayPolicy.FAIL
+        return publish_policy(body)
     return ReplayPolicy.REPLAY if req in REPLAYABLE_REQUESTS else ReplayPolicy.FAIL
+
+
+def publish_policy(body: Any) -> ReplayPolicy:
+    """The :class:`ReplayPolicy` of a ``PublishEvent`` with this body: it depends on its event."""
+    event = published_event(body)
+    event_type = event.get("type") if event is not None else None
+    if event_type in CONTENT_EVENTS:
+        return ReplayPolicy.RECONCILE
+    return ReplayPolicy.REPLAY if event_type in REPEATABLE_EVENTS else ReplayPolicy.FAIL
 
 
 @dataclass(slots=True, eq=False)
@@ -324,8 +331,11 @@ def landed_sequence(
 
 def _default_request_ids() -> Callable[[], str]:
     counter = itertools.count(1)
-    # A random tail: ids stay unique across connections of one process and across restarts.
-    return lambda: f"{next(counter)}-{uuid.uuid4().hex[:12]}"
+    # A random tail, drawn once per session: ids stay unique across connections of one process
+    # and across restarts (the tail), and within the session (the counter).  Drawn per request,
+    # it cost a uuid4 (os.urandom, a system call) for every request.
+    tail = f"-{uuid.uuid4().hex[:12]}"
+    return lambda: f"{next(counter)}{tail}"
 
 
 # ------------------------------------------------------------------------- the session
@@ -544,7 +554,10 @@ class ClientSession:
         sequence = body.get("sequence") if isinstance(body, dict) else None
         if request.dialog_id is None or not isinstance(sequence, int):
             return
-        self._claims.setdefault(request.dialog_id, set()).add(sequence)
+        claims = self._claims.get(request.dialog_id)
+        if claims is None:
+            claims = self._claims[request.dialog_id] = set()
+        claims.add(sequence)
         self._claim_order.append((request.dialog_id, sequence))
         while len(self._claim_order) > self._max_claims:
             old_dialog, old_sequence = self._claim_order.popleft()

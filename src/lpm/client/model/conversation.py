@@ -313,6 +313,10 @@ class Conversation(LazyHandlers, ConversationEmitter):
         """Every dialog, in creation order (MAIN first)."""
         return list(self._dialogs.values())
 
+    def _dialog_by_id(self, dialog_id: str | None) -> Dialog | None:
+        """The dialog of this id, if any (one look-up: a publish asks for it every time)."""
+        return self._dialogs.get(dialog_id) if dialog_id is not None else None
+
     @property
     def main_dialog(self) -> Dialog:
         """The MAIN dialog (its id is the conversation id)."""

@@ -127,6 +127,11 @@ class SubscriptionEvent(enum.StrEnum):
     LIMIT_BREAK = "limit-break"
 
 
+# Looked up once (this module's hot path compares and emits them for every notification).
+_NOTIFICATION = SubscriptionEvent.NOTIFICATION
+_SUBSCRIBED = SubscriptionState.SUBSCRIBED
+
+
 class SubscriptionHost(ConnectionActions, Protocol):
     """What a conversation subscription needs of its connection besides ConnectionActions."""
 
@@ -487,7 +492,7 @@ class ConversationSubscription(
 
     def handle_notification(self, changes: Sequence[AnyConversationChange]) -> None:
         """Apply one notification of this subscription (see the module docstring)."""
-        if self.state != SubscriptionState.SUBSCRIBED:
+        if self._state != _SUBSCRIBED:
             log.debug(
                 "notification for subscription %s in state %s ignored", self.subscription_id, self.state
             )
@@ -503,8 +508,10 @@ class ConversationSubscription(
             self._process(_decoded_for(self, changes), snapshot=False)
 
     def _process(self, changes: Sequence[AnyConversationChange], *, snapshot: bool) -> None:
-        present: set[str] = set()
-        over_limit: list[str] = []
+        # Which conversations a notification named, and its oldest stamp, matter only to a
+        # snapshot and to the pages of a limit break (not to the usual live update).
+        present: set[str] | None = set() if snapshot or self._page_ids is not None else None
+        over_limit: list[str] | None = None
         oldest: int | None = None
         for change in changes:
             # A snapshot's changes come one at a time (ConversationChanges): each is decoded
@@ -515,15 +522,18 @@ class ConversationSubscription(
             except NotificationError as exc:
                 self._host.report_error(ProtocolError(f"{exc} (the change was dropped)"))
                 continue
-            present.add(cid)
-            if stamp is not None and (oldest is None or stamp < oldest):
-                oldest = stamp
+            if present is not None:
+                present.add(cid)
+                if stamp is not None and (oldest is None or stamp < oldest):
+                    oldest = stamp
             try:
                 if change.type == "DELETE":
                     self._on_delete(change.conversation)
                 else:
                     self._on_upsert(change)
             except LimitExceededError:
+                if over_limit is None:
+                    over_limit = []
                 over_limit.append(cid)
             except NotificationError as exc:
                 self._host.report_error(ProtocolError(f"{exc} (the change was dropped)"))
@@ -540,11 +550,11 @@ class ConversationSubscription(
                     limit="max_conversations",
                 )
             )
-        if self._page_ids is not None:
+        if self._page_ids is not None and present is not None:
             self._page_ids |= present
-        if self.has_listeners(SubscriptionEvent.NOTIFICATION):
-            self.emit(SubscriptionEvent.NOTIFICATION, _listed(changes))
-        if snapshot:
+        if self._handlers.get(_NOTIFICATION):
+            self.emit(_NOTIFICATION, _listed(changes))
+        if snapshot and present is not None:
             self._after_snapshot(len(changes), oldest, present)
 
     def _on_upsert(self, change: AnyConversationChange) -> None:

@@ -43,10 +43,11 @@ from lpm.protocol.session import (
     ReplayPolicy,
     WaitVerdict,
     landed_sequence,
+    publish_policy,
     publish_target,
     replay_policy,
 )
-from lpm.protocol.types import request_display_name
+from lpm.protocol.types import Req, canonical_request, request_display_name
 
 if TYPE_CHECKING:
     from lpm.client.model.cache import ConversationCache
@@ -55,6 +56,12 @@ if TYPE_CHECKING:
 __all__ = ["Call", "RequestPipeline"]
 
 log = logging.getLogger(__name__)
+
+
+#: How many request types the per-type tables hold at most.
+_MAX_TYPES = 256
+#: A ``_policies`` entry: the policy depends on the request's event (a publish).
+_BY_EVENT = object()
 
 
 def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
@@ -75,12 +82,20 @@ class Call(OutboundRequest):
     """A request with its caller: the future it awaits and the deadline of the current stage."""
 
     future: asyncio.Future[Any] | None = None
+    #: The deadline of a queued or in-doubt request (its own timer).
     timer: asyncio.TimerHandle | None = None
+    #: The response deadline of a written request: its entry in the pipeline's table of
+    #: deadlines (:class:`_Deadlines`), which one timer serves for every written request.
+    deadlines: _Deadlines | None = None
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        deadlines = self.deadlines
+        if deadlines is not None:
+            self.deadlines = None
+            deadlines.discard(self)
 
     def settle(self, error: BaseException | None = None, result: Any = None) -> None:
         """Complete the caller's future (once) and drop the deadline."""
@@ -117,6 +132,15 @@ class RequestPipeline:
     _socket: UmsSocket | None = field(default=None, init=False)
     #: The task writing the queue (requests made meanwhile queue behind it).
     _flusher: asyncio.Task[None] | None = field(default=None, init=False)
+    #: The response deadlines of written requests (one timer for all of them).
+    _deadlines: _Deadlines = field(init=False)
+    #: ``<type>#request`` / ``<type>#response`` per request type (made once, not per request).
+    _event_names: dict[str, tuple[str, str]] = field(default_factory=dict, init=False)
+    #: The replay policy per request type (``_BY_EVENT``: a publish's depends on its event).
+    _policies: dict[str, object] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._deadlines = _Deadlines(self._on_response_timeout)
 
     # ---------------------------------------------------------------- session readiness
 
@@ -152,7 +176,19 @@ class RequestPipeline:
         the highest sequence its dialog has seen (see :func:`~lpm.protocol.session.landed_sequence`).
         ``raw_answer``: its success answer's body comes as JSON (see ``OutboundRequest.raw_answer``)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        call = Call(type_, body, headers, metadata, replay_policy(type_, body), future=future)
+        # The policy of a type is looked up once, except a publish's, which depends on its event.
+        known = self._policies.get(type_)
+        if type(known) is ReplayPolicy:
+            policy = known
+        elif known is _BY_EVENT:
+            policy = publish_policy(body)
+        else:
+            policy = replay_policy(type_, body)
+            if known is None:
+                if len(self._policies) >= _MAX_TYPES:
+                    self._policies.clear()  # any type goes through conn.send(): bounded
+                self._policies[type_] = _BY_EVENT if canonical_request(type_) is Req.PUBLISH_EVENT else policy
+        call = Call(type_, body, headers, metadata, policy, future=future)
         call.raw_answer = raw_answer
         if call.policy is ReplayPolicy.RECONCILE:
             call.conversation_id, call.dialog_id = publish_target(body)
@@ -160,18 +196,19 @@ class RequestPipeline:
             call.floor = dialog.max_seen_sequence if dialog is not None else -1
         return call
 
-    async def submit(self, call: Call, *, can_queue: bool, state: str) -> Any:
+    async def submit(self, call: Call, *, can_queue: Callable[[], bool], state: Callable[[], str]) -> Any:
         """Write ``call`` now if a session is ready and nothing waits before it, else queue it
-        (``can_queue``) or raise :class:`~lpm.errors.NotConnectedError`; returns the response body."""
+        (``can_queue()``) or raise :class:`~lpm.errors.NotConnectedError` (naming ``state()``);
+        returns the response body."""
         sock = self._socket
         if sock is not None and not self.session.queued and self._flusher is None:
             await self.write(call, sock)
-        elif can_queue:
+        elif can_queue():
             self.session.enqueue(call)
             self._start_queue_deadline(call)
             self.kick()
         else:
-            raise not_connected(request_display_name(call.type), state)
+            raise not_connected(request_display_name(call.type), state())
         return await self.wait(call)
 
     async def submit_bound(self, call: Call, sock: UmsSocket) -> Any:
@@ -199,8 +236,8 @@ class RequestPipeline:
         """Register ``call`` in flight on ``sock`` and write its frame.  The outcome arrives in
         its future: the response, a timeout, or what the loss of the socket decides."""
         data = self.session.prepare(call, sock.generation, time.time())
-        call.timer = _call_later(self.options.response_timeout, self._on_response_timeout, call)
-        name = f"{call.type}#request"
+        self._deadlines.add(call, self.options.response_timeout)
+        name = self._names(call.type)[0]
         if self.has_listeners(name):
             self.emit(name, {"start": call.start, "request": _public_request(call)})
         if sock.can_batch:
@@ -230,7 +267,7 @@ class RequestPipeline:
             )
             return
         call.cancel_timer()
-        name = f"{call.type}#response"
+        name = self._names(call.type)[1]
         if self.has_listeners(name):
             self.emit(
                 name,
@@ -244,12 +281,19 @@ class RequestPipeline:
             )
         call.settle(result=response.body)
 
+    def _names(self, type_: str) -> tuple[str, str]:
+        names = self._event_names.get(type_)
+        if names is None:
+            if len(self._event_names) >= _MAX_TYPES:
+                self._event_names.clear()  # any type goes through conn.send(): bounded
+            names = self._event_names[type_] = (f"{type_}#request", f"{type_}#response")
+        return names
+
     @staticmethod
     def late(event: LateResponse) -> None:
         log.debug("late response to request %s dropped", event.req_id)
 
     def _on_response_timeout(self, call: Call) -> None:
-        call.timer = None
         if not self.session.expire(call):
             return
         error = RequestTimeoutError(request_display_name(call.type), self.options.response_timeout)
@@ -281,6 +325,7 @@ class RequestPipeline:
         self._socket = None
         for request in self.session.drain_in_flight():
             cast(Call, request).settle(ConnectionClosedError("connection closed by the application"))
+        self._deadlines.close()
         flusher, self._flusher = self._flusher, None
         await cancel_and_wait(flusher)
 
@@ -341,7 +386,7 @@ class RequestPipeline:
             conversation = conversations.find_by_dialog(dialog_id)
         if conversation is None:
             return None
-        return next((d for d in conversation.dialogs if d.dialog_id == dialog_id), None)
+        return conversation._dialog_by_id(dialog_id)
 
     def _landed_sequence(self, request: OutboundRequest) -> int | None:
         """The sequence of the message a lost publish produced, if its dialog holds it."""
@@ -354,3 +399,73 @@ class RequestPipeline:
 def _mark_unwritten(call: Call) -> None:
     log.debug("writing %s failed", call.type)
     call.unwritten = True
+
+
+#: How early the event loop runs a timer (see asyncio's ``BaseEventLoop._clock_resolution``).
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+
+
+class _Deadlines:
+    """The response deadlines of written requests, served by one timer.
+
+    A timer per request (``loop.call_later``, then its cancellation when the answer comes) was a
+    heap entry and a handle for every request.  Here a request's deadline is an entry of a dict
+    (removed in O(1) when it is settled: :meth:`Call.cancel_timer`), and one timer is armed for
+    the earliest deadline: when it fires, the requests whose deadline has passed time out, in the
+    order they were written (as their own timers fired), and it is armed again for the earliest
+    of the rest.  A request times out exactly when its own timer would have fired.
+    """
+
+    __slots__ = ("_entries", "_on_expired", "_timer", "_when")
+
+    def __init__(self, on_expired: Callable[[Call], None]) -> None:
+        self._on_expired = on_expired
+        #: Call -> its deadline (``loop.time()``), in the order written.
+        self._entries: dict[Call, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        #: When the timer fires (meaningful while it is armed).
+        self._when = 0.0
+
+    def add(self, call: Call, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + timeout
+        self._entries[call] = when
+        call.deadlines = self
+        if self._timer is None or when < self._when:
+            self._arm(loop, when)
+
+    def discard(self, call: Call) -> None:
+        self._entries.pop(call, None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._when = when
+        self._timer = loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        # The event loop runs a timer once its time is within one clock resolution (as it ran
+        # each request's own timer).
+        now = loop.time() + _CLOCK_RESOLUTION
+        expired = [call for call, when in self._entries.items() if when <= now]
+        for call in expired:
+            del self._entries[call]
+            call.deadlines = None
+        if self._entries:
+            self._arm(loop, min(self._entries.values()))
+        for call in expired:
+            try:
+                self._on_expired(call)
+            except Exception as exc:  # as a timer of its own would: reported, the others still run
+                loop.call_exception_handler({"message": "request timeout failed", "exception": exc})
+
+    def close(self) -> None:
+        """Drop every deadline and the timer (the pipeline is closing)."""
+        for call in self._entries:
+            call.deadlines = None
+        self._entries.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

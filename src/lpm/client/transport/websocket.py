@@ -57,9 +57,8 @@ from lpm.client.dispatch import (
     MAX_RETIRED,
     ORPHAN_GRACE,
     RAW_EVENT_NAMES,
-    SocketSink,
+    SocketDispatcher,
     SubscriptionRouter,
-    dispatch_notification,
 )
 from lpm.client.options import ConnectionOptions
 from lpm.client.retry import Backoff, Fatal, retry
@@ -126,6 +125,7 @@ _RAW_CONVERSATION, _RAW_MESSAGE, _RAW_ROUTING = (
     RAW_EVENT_NAMES[Notif.ROUTING_TASK],
 )
 assert len(RAW_EVENT_NAMES) == 3  # every raw event is looked at in _on_notification
+_NOTIFICATION = ConnectionEvent.NOTIFICATION  # (looked up once: used for every notification)
 _restoring: contextvars.ContextVar[int | None] = contextvars.ContextVar("lpm_restoring", default=None)
 
 
@@ -153,10 +153,13 @@ class WebsocketConnection(UmsActions, HttpConnection):
             has_listeners=self.has_listeners,
             on_write_failed=self._on_write_failed,
         )
-        self._sink = SocketSink(
+        self._dispatcher = SocketDispatcher(
             self.router,
+            brand=self.is_brand,
             on_messaging_events=self._hold_events,
             on_agent_state=self._on_agent_state,
+            emit_raw=self._emit_raw,
+            on_invalid_event=self._report_invalid_event,
         )
         self._socket: UmsSocket | None = None
         self._open_called = False
@@ -187,6 +190,8 @@ class WebsocketConnection(UmsActions, HttpConnection):
         self._closers: set[asyncio.Task[None]] = set()
         #: Messaging events received while a session is restored (None: apply at once).
         self._held_events: list[MessagingEventInfo] | None = None
+        #: Each request's type in this connection's dialect (made once per request kind).
+        self._wire_names: dict[Req, str] = {}
 
     # ---------------------------------------------------------------- identity hooks (subclasses)
 
@@ -572,7 +577,7 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 self.report_error(ProtocolError(str(exc), frame=data[:500]))
             except Exception as exc:  # a bug in a handler must not kill the reader
                 self.report_error(exc)
-        elif isinstance(event, Answered | Refused):
+        elif type(event) is Answered or type(event) is Refused:  # (the next most frequent)
             self.requests.answered(event)
         elif isinstance(event, LateResponse):
             self.requests.late(event)
@@ -603,18 +608,11 @@ class WebsocketConnection(UmsActions, HttpConnection):
         # The raw events carry the body as Python objects: built only for listeners (the typed
         # decoders read the JSON itself).
         handlers = self._handlers
-        if handlers.get(ConnectionEvent.NOTIFICATION):
-            self.emit(ConnectionEvent.NOTIFICATION, frame.type, frame.body)
-        before_route = None
-        if handlers.get(_RAW_CONVERSATION) or handlers.get(_RAW_MESSAGE) or handlers.get(_RAW_ROUTING):
-            before_route = lambda kind, _raw: self._emit_raw(kind, frame)  # noqa: E731
-        dispatch_notification(
-            frame.type,
-            frame.raw,
-            brand=self.is_brand,
-            sink=self._sink,
-            before_route=before_route,
-            on_invalid_event=self._report_invalid_event,
+        if handlers.get(_NOTIFICATION):
+            self.emit(_NOTIFICATION, frame.type, frame.body)
+        self._dispatcher.dispatch(
+            frame,
+            bool(handlers.get(_RAW_CONVERSATION) or handlers.get(_RAW_MESSAGE) or handlers.get(_RAW_ROUTING)),
         )
 
     def _report_invalid_event(self, error: NotificationError) -> None:
@@ -821,8 +819,11 @@ class WebsocketConnection(UmsActions, HttpConnection):
         A subscription (:data:`~lpm.protocol.session.SOCKET_SCOPED_REQUESTS`) whose answer is taken
         after the socket that answered it was lost raises
         :class:`~lpm.errors.ConnectionClosedError`: the server forgot it with the socket."""
+        type_ = self._wire_names.get(req)
+        if type_ is None:
+            type_ = self._wire_names[req] = request_wire_name(req, self.dialect)
         return await self._submit(
-            request_wire_name(req, self.dialect),
+            type_,
             body,
             headers,
             metadata,
@@ -851,7 +852,8 @@ class WebsocketConnection(UmsActions, HttpConnection):
                 )
             result = await self.requests.submit_bound(call, sock)
         else:
-            result = await self.requests.submit(call, can_queue=self._can_queue(), state=self.state)
+            # (Whether it may queue is worked out only when it cannot be written at once.)
+            result = await self.requests.submit(call, can_queue=self._can_queue, state=self._state_name)
         if socket_scoped:
             current = self._socket
             if current is None or current.generation != call.generation:
@@ -864,6 +866,9 @@ class WebsocketConnection(UmsActions, HttpConnection):
                     self.router.retire(sub_id)  # its snapshot, read before the loss: dropped quietly
                 raise ConnectionClosedError(f"{type_} was answered by a socket that has been lost since")
         return result
+
+    def _state_name(self) -> str:
+        return self.state
 
     def _can_queue(self) -> bool:
         if not self._open_called or self._closing or not self.options.maintain_connection:
