@@ -13,7 +13,7 @@ import gc
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 
 from lpm.emulator.app import Emulator
 from lpm.emulator.listener import HEAD_TIMEOUT_RESPONSE, REFUSED_RESPONSE, connection_limit
+from tests.helpers import until
 
 ACC = "12345678"
 CSDS = f"/api/account/{ACC}/service/baseURI.json"
@@ -64,14 +65,6 @@ def server_side(port: int) -> list[Any]:
         for c in psutil.Process().net_connections(kind="tcp")
         if c.status != psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
     ]
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 @contextmanager
