@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -78,13 +79,46 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     Errors that are not :class:`~lpm.errors.LpmError` propagate (they are bugs, and a traceback
     is the useful report).
     """
+    interrupted = False
+
+    async def guarded() -> T:
+        # Ctrl-C cancels the command, as asyncio.run does; the first one is also remembered, so
+        # the command ends as interrupted even if the cancellation was absorbed on its way (the
+        # demo once went on for 30 s after a Ctrl-C and exited 1).  A second one stops at once.
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            if interrupted:
+                raise KeyboardInterrupt
+            interrupted = True
+            task.cancel()
+
+        installed = False
+        # Not on Windows' event loop, nor outside the main thread: asyncio.run's own handling.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+            installed = True
+        try:
+            return await coro
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+
     try:
-        return asyncio.run(coro)
-    except KeyboardInterrupt:
-        click.echo("lpm: interrupted", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        result = asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        result = None
+        interrupted = True
     except errors.LpmError as exc:
-        fail(exc)
+        if not interrupted:
+            fail(exc)
+    if interrupted:
+        click.echo("lpm: interrupted", err=True)
+        raise SystemExit(EXIT_INTERRUPTED)
+    return cast(T, result)
 
 
 async def open_connection(conn: Connection, timeout: float) -> None:
@@ -106,24 +140,34 @@ async def open_connection(conn: Connection, timeout: float) -> None:
         waiters: set[asyncio.Future[Any]] = {opening, failed}
         done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
-        opening.cancel()  # cancelling open() closes the connection
-        with contextlib.suppress(BaseException):
-            await opening
+        # The caller gave up (cancelled).  Cancelling open() closes the connection -- unless
+        # open() had completed in the same turn of the event loop: then it is open, and only
+        # this close stops it (it went on reconnecting after the demo's emulator had stopped).
+        await _stop(opening)
+        await conn.close()
         raise
     finally:
         conn.off("error", on_error)
     if opening in done:
         opening.result()
         return
-    opening.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await opening
+    await _stop(opening)
     if failed.done():
         error = failed.result()
         if isinstance(error, errors.LpmError):
             raise error
         raise errors.ConnectFailedError(f"cannot connect: {error}") from error
     raise errors.ConnectFailedError(f"not connected after {timeout:g} s")
+
+
+async def _stop(opening: asyncio.Future[None]) -> None:
+    """Cancel ``opening`` (an ``open()``) and wait until it has unwound; its outcome is dropped
+    (the caller reports why it gave up).  ``asyncio.wait``, not ``await opening`` in a
+    ``suppress(CancelledError)``: that would also swallow a cancellation of the caller."""
+    opening.cancel()
+    await asyncio.wait({opening})
+    if not opening.cancelled():
+        opening.exception()  # retrieved, so never logged as "never retrieved"
 
 
 def print_json(data: Any) -> None:
