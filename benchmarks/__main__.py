@@ -6,7 +6,8 @@ Options: ``--quick`` (small sizes, for development), ``--scenario NAME`` (repeat
 TREE`` (also run our SDK from another source tree, e.g. ``git archive <commit> src | tar -x -C
 TREE``, as a "before" column: a before/after table from one run on one machine).  Environment:
 ``LPM_BENCH_EMULATOR_TREE=TREE`` runs the emulator of that source tree (a fixed one) in every run,
-``LPM_BENCH_PROFILE=DIR`` writes a cProfile of our client per scenario.
+``LPM_BENCH_PROFILE=DIR`` writes a cProfile of our client per scenario, ``LPM_BENCH_WRAP=COMMAND``
+runs our client under a command (a sampling profiler: ``py-spy record -o {scenario}.txt -f raw --``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -35,6 +36,24 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+_GC = {"total": 0.0, "started": 0.0}
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC["started"] = time.process_time()
+    else:
+        _GC["total"] += time.process_time() - _GC["started"]
+
+
+def gc_seconds() -> float:
+    """CPU seconds this process has spent in Python's garbage collector since the first call
+    (part of :func:`cpu_seconds`: what keeping objects alive costs a client)."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
+    return _GC["total"]
 
 
 def rss_bytes() -> int:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shlex
 import ssl
 import sys
 import tempfile
@@ -358,6 +359,11 @@ async def run_client(
                 scenario,
                 json.dumps(params),
             ]
+        wrap = os.environ.get("LPM_BENCH_WRAP")
+        if wrap and variant.runner == "py" and variant.name != "before":
+            # A sampling profiler (e.g. ``py-spy record -o {out} --``) around our client:
+            # ``{scenario}`` and ``{variant}`` in the command are filled in.
+            argv = [*shlex.split(wrap.format(scenario=scenario, variant=variant.name)), *argv]
         env = dict(os.environ)
         if variant.name == "before":
             if baseline is None:
@@ -533,11 +539,13 @@ def derive(scenario: str, raw: dict[str, Any]) -> dict[str, float]:
         return {
             "messages_per_s": raw["messages"] / raw["seconds"],
             "cpu_us_per_message": raw["cpu_seconds"] / raw["messages"] * 1e6,
+            **_gc_share(raw),
         }
     if scenario == "ingest":
         return {
             "events_per_s": raw["events"] / raw["seconds"],
             "cpu_us_per_event": raw["cpu_seconds"] / raw["events"] * 1e6,
+            **_gc_share(raw),
         }
     if scenario == "history":
         return {
@@ -558,6 +566,15 @@ def derive(scenario: str, raw: dict[str, Any]) -> dict[str, float]:
             "subscriptions_ms": raw["subscriptions_ms"],
         }
     raise ValueError(scenario)
+
+
+def _gc_share(raw: dict[str, Any]) -> dict[str, float]:
+    """The part of a Python client's CPU spent in the garbage collector (NaN for a client that
+    does not report it: node-agent-sdk, the raw client)."""
+    in_gc, cpu = raw.get("gc_seconds"), raw.get("cpu_seconds")
+    if not isinstance(in_gc, float) or not cpu:
+        return {"gc_cpu_share": math.nan}
+    return {"gc_cpu_share": in_gc / cpu}
 
 
 def ratio_stats(num: list[float], den: list[float]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lpm
-from benchmarks.common import cpu_seconds, emit, now, rss_bytes
+from benchmarks.common import cpu_seconds, emit, gc_seconds, now, rss_bytes
 from lpm.client.auth.csds import CSDS
 from lpm.client.options import OPTION_NAMES
 
@@ -116,11 +116,17 @@ async def pipeline(p: Params) -> Params:
             await asyncio.gather(*(worker() for _ in range(inflight)))
 
         await run(p["warmup"])
-        cpu0, t0, w0 = cpu_seconds(), time.perf_counter(), now()
+        cpu0, gc0, t0, w0 = cpu_seconds(), gc_seconds(), time.perf_counter(), now()
         await run(p["total"])
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        elapsed, cpu, in_gc = time.perf_counter() - t0, cpu_seconds() - cpu0, gc_seconds() - gc0
         w1 = now()
-    return {"seconds": elapsed, "cpu_seconds": cpu, "messages": p["total"], "window": [w0, w1]}
+    return {
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "gc_seconds": in_gc,
+        "messages": p["total"],
+        "window": [w0, w1],
+    }
 
 
 async def ingest(p: Params) -> Params:
@@ -129,15 +135,16 @@ async def ingest(p: Params) -> Params:
     loop = asyncio.get_running_loop()
     warmup = p["warmup"]
     first_measured = warmup + 1
-    state = {"count": 0, "target": warmup, "t0": 0.0, "cpu0": 0.0, "w0": 0.0}
-    reached: asyncio.Future[tuple[float, float, float]] = loop.create_future()
+    state = {"count": 0, "target": warmup, "t0": 0.0, "cpu0": 0.0, "gc0": 0.0, "w0": 0.0}
+    reached: asyncio.Future[tuple[float, float, float, float]] = loop.create_future()
 
     def on_message(conversation: Any, message: Any) -> None:
         state["count"] += 1
         if state["count"] == first_measured:
             state["t0"], state["cpu0"], state["w0"] = time.perf_counter(), cpu_seconds(), now()
+            state["gc0"] = gc_seconds()
         if state["count"] == state["target"] and not reached.done():
-            reached.set_result((time.perf_counter(), cpu_seconds(), now()))
+            reached.set_result((time.perf_counter(), cpu_seconds(), gc_seconds(), now()))
 
     conn = _subscribed(p)
     conn.on("conversation:message", on_message)
@@ -149,12 +156,13 @@ async def ingest(p: Params) -> Params:
             reached = loop.create_future()
         state["target"] = warmup + p["events"]
         emit({"event": "ready", "phase": "measure", "known": known})
-        t1, cpu1, w1 = await asyncio.wait_for(reached, p["timeout"])
+        t1, cpu1, gc1, w1 = await asyncio.wait_for(reached, p["timeout"])
     # The first measured message's own processing is not in the window: count the intervals.
     return {
         "events": p["events"] - 1,
         "seconds": t1 - state["t0"],
         "cpu_seconds": cpu1 - state["cpu0"],
+        "gc_seconds": gc1 - state["gc0"],
         "known_conversations": known,
         "window": [state["w0"], w1],
     }

@@ -151,15 +151,16 @@ class ConversationChange(msgspec.Struct, gc=False):
         """When the conversation last changed (epoch ms), if the change says."""
         return self.conversation.last_update_ts
 
-    def digest(self) -> str:
+    def digest(self) -> bytes:
         """:func:`state_digest` of the conversation's state."""
         return state_digest(self.conversation)
 
 
-def state_digest(info: ConversationInfo | msgspec.Raw) -> str:
+def state_digest(info: ConversationInfo | msgspec.Raw) -> bytes:
     """A digest of a conversation's state (its ``result`` as received, when known): equal for
     equal states, so that a notification repeating the state last applied is recognised.
-    SHA-256 (hardware-assisted on current CPUs: the fastest of hashlib's here), 128 bits kept."""
+    SHA-256 (hardware-assisted on current CPUs: the fastest of hashlib's here), 128 bits kept,
+    as bytes (a hex string would cost a third more on every notification)."""
     if type(info) is not msgspec.Raw:
         # The result as received when available: it holds every field UMS sent, known to the
         # decoder or not, and hashing its JSON as it is costs no re-encoding.
@@ -167,7 +168,7 @@ def state_digest(info: ConversationInfo | msgspec.Raw) -> str:
         payload: Any = raw if raw is not None else msgspec.json.encode(info, order="sorted")
     else:
         payload = info
-    return hashlib.sha256(payload).hexdigest()[:32]
+    return hashlib.sha256(payload).digest()[:16]
 
 
 class RingInfo(msgspec.Struct, gc=False):
@@ -770,7 +771,7 @@ class LazyConversationChange:
         stamp = details.metaDataLastUpdateTs if details is not None else None
         return head.lastUpdateTime if stamp is None else stamp
 
-    def digest(self) -> str:
+    def digest(self) -> bytes:
         """:func:`state_digest` of the conversation's state (from the JSON, nothing decoded)."""
         return state_digest(self.raw)
 

@@ -6,6 +6,7 @@ tiny so this stays a few seconds.  No speed is asserted, only that every number 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import shutil
@@ -13,7 +14,7 @@ import shutil
 import aiohttp
 import pytest
 from benchmarks import __main__ as bench_main
-from benchmarks import harness, raw_client, report
+from benchmarks import harness, raw_client, replay, report
 from benchmarks.common import median, percentile
 
 from lpm.emulator.app import Emulator
@@ -66,6 +67,7 @@ async def test_one_run_of_ours_produces_metrics() -> None:
     run = await harness.one_run("ours", "ingest", harness.SIZES["smoke"]["ingest"])
     assert run["metrics"]["events_per_s"] > 0
     assert run["metrics"]["cpu_us_per_event"] > 0
+    assert 0 <= run["metrics"]["gc_cpu_share"] < 1  # the collector's part of that CPU
     assert 0 <= run["emulator_cpu"]["mean"] < 10
     assert run["upgrades"] == {"count": 1, "offered": ["none"], "answered": ["none"]}
 
@@ -74,6 +76,7 @@ async def test_one_run_of_the_raw_client_and_of_ours_compressed() -> None:
     size = harness.SIZES["smoke"]["pipeline"]
     raw = await harness.one_run("raw", "pipeline", size)
     assert raw["metrics"]["messages_per_s"] > 0 and raw["metrics"]["cpu_us_per_message"] > 0
+    assert math.isnan(raw["metrics"]["gc_cpu_share"])  # only our client reports it
     assert raw["upgrades"]["answered"] == ["none"]
     compressed = await harness.one_run("ours_deflate", "ingest", harness.SIZES["smoke"]["ingest"])
     assert compressed["metrics"]["events_per_s"] > 0
@@ -191,3 +194,13 @@ def test_harness_smoke_run_writes_results(tmp_path, capsys) -> None:  # type: ig
     assert "| 2 PublishEvent p99 (ms) |" in text and "old" not in text and text.endswith("outro\n")
     assert "`perMessageDeflate: false` in the Agent config" in text
     assert "lpm / node-agent-sdk" in capsys.readouterr().out
+
+
+async def test_replay_runs_the_recorded_frames_through_the_sdk_and_the_raw_decoder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = argparse.Namespace(conversations=3, events=12, replays=2, only=None)
+    await replay.main(args)  # raises if a replayed message did not reach the object model
+    out = capsys.readouterr().out
+    assert "12 events over 3 conversations, 2 replays" in out
+    assert "SDK: CPU µs per event" in out and "raw decode: CPU µs per event" in out

@@ -133,6 +133,17 @@ _NO_EARLY_EVENTS: dict[str, list[MessagingEventInfo]] = {}
 _intern = sys.intern
 
 
+
+def _stored_digest(value: Any) -> bytes | None:
+    """A state digest as :meth:`Conversation._to_json` stores it (hex), back to bytes; anything
+    unreadable is no digest (the next notification is then applied, never wrongly ignored)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
 def _intern_optional(value: str | None) -> str | None:
     return _intern(value) if type(value) is str else value
 
@@ -271,7 +282,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
         self.notification_count = 0
         self.notification_ignored_count = 0
         self.notification_out_of_order_count = 0
-        self._hash: str | None = None
+        self._hash: bytes | None = None
         self._initialized = False
         #: The dialogs a close request in flight closes (see :meth:`close`).
         self._close_pending: frozenset[str] = _NONE_PENDING
@@ -438,7 +449,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
         out of order)."""
         return self._apply(info, state_digest(info))
 
-    def _repeats_state(self, digest: str) -> bool:
+    def _repeats_state(self, digest: bytes) -> bool:
         """Whether a state of this digest is the one applied last (a duplicate, to ignore)."""
         return digest == self._hash
 
@@ -449,7 +460,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
         if info is not None:
             self.emit(ConversationEvent.NOTIFICATION_IGNORED, info)
 
-    def _apply(self, info: ConversationInfo, digest: str) -> bool:
+    def _apply(self, info: ConversationInfo, digest: bytes) -> bool:
         """:meth:`apply` with the state's digest (:func:`~lpm.protocol.notifications.state_digest`)
         worked out already."""
         if digest == self._hash:
@@ -1001,7 +1012,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
             "handler_skill_id": self.handler_skill_id,
             "context": self.context,
             "client_properties": self.client_properties,
-            "hash": self._hash,
+            "hash": None if self._hash is None else self._hash.hex(),
             "initialized": self._initialized,
             "notification_count": self.notification_count,
             "notification_ignored_count": self.notification_ignored_count,
@@ -1057,7 +1068,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
             if name in data:
                 setattr(conv, name, data[name])
         conv.number_of_unread_messages = dict(data.get("number_of_unread_messages") or {})
-        conv._hash = data.get("hash")
+        conv._hash = _stored_digest(data.get("hash"))
         conv._initialized = bool(data.get("initialized"))
         conv._dialogs = {}
         for dialog_data in data.get("dialogs") or ():

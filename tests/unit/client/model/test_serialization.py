@@ -63,6 +63,8 @@ async def test_serialize_hashes_bodies_and_load_round_trips() -> None:
     text_form = conversation.serialize()
     assert "4111" not in text_form and "Prix" not in text_form
     data = json.loads(text_form)
+    # The state digest is kept as bytes but stored as the 32 hex digits earlier versions wrote.
+    assert isinstance(data["hash"], str) and len(bytes.fromhex(data["hash"])) == 16
     bodies = [m["body"] for m in data["dialogs"][0]["messages"]]
     assert bodies == [
         sha("my card number is 4111"),
@@ -134,3 +136,15 @@ async def test_load_existing_unload_and_bad_input() -> None:
     for bad in ("not json", "[]", json.dumps({"version": 99, "conversation_id": "x"})):
         with pytest.raises(ConfigurationError):
             fake.conversations.load_conversation(bad)
+
+
+def test_an_unreadable_stored_digest_is_no_digest() -> None:
+    # A corrupted "hash" must not fail the load: the next notification is then simply applied.
+    fake = FakeConnection(brand=False, user_id="c", cache_duration=600)
+    state = json.loads(fake.conversations.create_local("c1", skill_id="11").serialize())
+    fake.conversations.remove(fake.conversations.get("c1"))
+    for bad in ("zz", 7, None):
+        state["hash"] = bad
+        other = FakeConnection(brand=False, user_id="c", cache_duration=600)
+        loaded = other.conversations.load_conversation(json.dumps(state))
+        assert loaded._hash is None
