@@ -29,6 +29,7 @@ Shapes LivePerson publishes besides the current ones are read too (issue 14; the
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as ReadOnlyList
 from typing import Annotated, Any, overload
@@ -140,6 +141,10 @@ class ConversationInfo(msgspec.Struct, gc=False):
 class ConversationChange(msgspec.Struct, gc=False):
     type: str
     conversation: ConversationInfo
+    #: The same number for consecutive live states of a conversation whose details (all but
+    #: the update time, the unread counts, the effective TTR and the last content event) did
+    #: not change; None when not known (see :func:`_remembered_result`).
+    details_token: int | None = None
 
     @property
     def conversation_id(self) -> str:
@@ -681,18 +686,91 @@ def decode_conversation_changes_lazily(
 
 
 def _decoded_changes(changes: list[_WireRawChange], brand: bool) -> list[ConversationChange]:
-    """Every change decoded now (the participants of a few are remembered for the next ones)."""
-    remember = len(changes) <= REMEMBERED_UP_TO_CHANGES
+    """Every change decoded now (the participants of a few are remembered for the next ones,
+    and so are the details of their conversations: see :func:`_remembered_result`)."""
+    if len(changes) > REMEMBERED_UP_TO_CHANGES:
+        return [
+            ConversationChange(change.type, _decode_result(change.result, brand, i, False))
+            for i, change in enumerate(changes)
+        ]
     return [
-        ConversationChange(change.type, _decode_result(change.result, brand, i, remember))
+        ConversationChange(change.type, *_remembered_result(change.result, brand, i))
         for i, change in enumerate(changes)
     ]
 
 
+#: Numbers the states of conversations' details (see :attr:`ConversationChange.details_token`).
+_details_tokens = itertools.count(1)
+#: Conversation id and dialect -> (the details last decoded, the conversation built from them,
+#: their token); emptied when full, like the participants' caches.
+_DETAILS: dict[tuple[str, bool], tuple[_WireDetails, ConversationInfo, int]] = {}
+
+
+def _remembered_result(raw: msgspec.Raw, brand: bool, index: int) -> tuple[ConversationInfo, int | None]:
+    """:func:`_decode_result` for a live update, which mostly repeats the details the previous
+    notification of its conversation had (a new message changes only the update time, the unread
+    counts and the last content event): then the conversation is that notification's with the
+    new values (no participant or dialog is worked out again) and keeps its details token."""
+    result = _decode_wire_result(raw, index)
+    details = result.conversationDetails
+    if details is None:
+        return _conversation(result, raw, brand, index, True), None
+    key = (result.convId, brand)
+    known = _DETAILS.get(key)
+    if known is not None:
+        known_details, known_info, token = known
+        stamp = details.metaDataLastUpdateTs
+        if details == known_details or (
+            stamp != known_details.metaDataLastUpdateTs
+            and msgspec.structs.replace(known_details, metaDataLastUpdateTs=stamp) == details
+        ):
+            last_event = result.lastContentEventNotification
+            info = msgspec.structs.replace(
+                known_info,
+                # Lists of their own, as a decoded notification has: an application changing
+                # one notification's lists does not change the next one's.
+                dialogs=[_own_lists(dialog) for dialog in known_info.dialogs],
+                participants=list(known_info.participants),
+                last_update_ts=result.lastUpdateTime if stamp is None else stamp,
+                effective_ttr=result.effectiveTTR,
+                unread=result.numberOfunreadMessages,
+                last_content_event=_event(last_event, brand) if last_event else None,
+                raw_json=raw,
+            )
+            return info, token
+    info = _conversation(result, raw, brand, index, True)
+    token = next(_details_tokens)
+    if len(_DETAILS) >= MAX_REMEMBERED_PARTICIPANTS:
+        _DETAILS.clear()
+    # Kept with lists of its own too: the one returned is the application's to change.
+    kept = msgspec.structs.replace(
+        info, dialogs=[_own_lists(dialog) for dialog in info.dialogs], participants=list(info.participants)
+    )
+    _DETAILS[key] = (details, kept, token)
+    return info, token
+
+
+def _own_lists(dialog: DialogInfo) -> DialogInfo:
+    """``dialog`` with a participants list of its own (the same participants, remembered as
+    coming from the same source: see :class:`RememberedParticipants`)."""
+    members = dialog.participants
+    copy: list[ParticipantInfo]
+    if type(members) is RememberedParticipants:
+        remembered = copy = RememberedParticipants(members)
+        remembered.source = members.source
+    else:
+        copy = list(members)
+    return msgspec.structs.replace(dialog, participants=copy)
+
+
 def _decode_result(raw: msgspec.Raw, brand: bool, index: int | None, remember: bool) -> ConversationInfo:
     """The conversation of one change's ``result`` (``index``: its place in the body, for errors)."""
+    return _conversation(_decode_wire_result(raw, index), raw, brand, index, remember)
+
+
+def _decode_wire_result(raw: msgspec.Raw, index: int | None) -> _WireResult:
     try:
-        result = _result_decoder.decode(raw)
+        return _result_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         # Named as if the body had been decoded in one piece.
         path = "$" if index is None else f"$.changes[{index}].result"
@@ -700,7 +778,6 @@ def _decode_result(raw: msgspec.Raw, brand: bool, index: int | None, remember: b
         if "at `$" not in detail:
             detail += f" - at `{path}`"
         raise NotificationError(f"invalid {_BODY}: {detail}") from None
-    return _conversation(result, raw, brand, index, remember)
 
 
 class _WireHeadDetails(msgspec.Struct, gc=False):
@@ -723,6 +800,9 @@ class LazyConversationChange:
     conversation decoded on first use (its id, update time and digest need no decoding)."""
 
     __slots__ = ("_brand", "_conversation", "_head", "_index", "raw", "type")
+
+    #: Never known for a change of many (a snapshot): its conversation is applied in full.
+    details_token: int | None = None
 
     def __init__(self, type_: str, raw: msgspec.Raw, brand: bool, index: int) -> None:
         self.type = type_

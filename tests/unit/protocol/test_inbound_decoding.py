@@ -131,3 +131,58 @@ def test_a_history_page_decoded_from_its_json_is_the_same_events() -> None:
     with pytest.raises(n.NotificationError) as from_objects:
         n.decode_messaging_events(bad, brand=True)
     assert str(from_json.value) == str(from_objects.value)
+
+
+def _full(change: dict[str, Any]) -> n.ConversationInfo:
+    """A change's conversation decoded in full, nothing remembered (raw JSON left out)."""
+    raw = msgspec.Raw(msgspec.json.encode(change["result"]))
+    return msgspec.structs.replace(n._decode_result(raw, True, 0, False), raw_json=None)
+
+
+def _decoded(body: dict[str, Any]) -> n.ConversationChange:
+    _, [change] = n.decode_conversation_changes(msgspec.Raw(msgspec.json.encode(body)), brand=True)
+    return change
+
+
+def test_a_live_update_of_the_same_details_keeps_their_token_and_means_the_same() -> None:
+    """What a new message changes (the update times, the unread counts, the effective TTR, the
+    last content event) keeps the details token; the conversation is what a full decode gives."""
+    body = _upsert_body()
+    first = _decoded(body)
+    change = body["changes"][0]
+    result = change["result"]
+    result["lastUpdateTime"] += 10
+    result["conversationDetails"]["metaDataLastUpdateTs"] = 1700000009999
+    result["numberOfunreadMessages"] = {key: 3 for key in result["numberOfunreadMessages"]}
+    result["effectiveTTR"] = 1700000100000
+    result["lastContentEventNotification"] = {
+        "sequence": 4,
+        "originatorId": "12345678.1001",
+        "originatorPId": "a1c5b2f5-7a28-5d8f-9a0d-8b0b1c9a0b11",
+        "serverTimestamp": 1700000009999,
+        "event": {"type": "ContentEvent", "message": "new"},
+        "conversationId": result["convId"],
+        "dialogId": result["convId"],
+    }
+    second = _decoded(body)
+    assert first.details_token is not None and second.details_token == first.details_token
+    assert msgspec.structs.replace(second.conversation, raw_json=None) == _full(change)
+    assert second.conversation.last_content_event is not None
+    assert second.conversation.raw == result  # its own JSON, not the first one's
+    # Lists of its own, as for any decoded notification.
+    assert second.conversation.participants is not first.conversation.participants
+    assert second.conversation.dialogs[0].participants is not first.conversation.dialogs[0].participants
+
+
+def test_changed_details_get_a_new_token_and_a_change_of_many_none() -> None:
+    body = _upsert_body()
+    first = _decoded(body)
+    change = body["changes"][0]
+    change["result"]["conversationDetails"]["note"] = "a new note"
+    second = _decoded(body)
+    assert second.details_token is not None and second.details_token != first.details_token
+    assert second.conversation.note == "a new note"
+    assert msgspec.structs.replace(second.conversation, raw_json=None) == _full(change)
+    body["changes"] = [change] * (n.REMEMBERED_UP_TO_CHANGES + 1)
+    _, changes = n.decode_conversation_changes_lazily(msgspec.Raw(msgspec.json.encode(body)), brand=True)
+    assert [c.details_token for c in changes] == [None] * len(body["changes"])

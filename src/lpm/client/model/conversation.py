@@ -133,7 +133,6 @@ _NO_EARLY_EVENTS: dict[str, list[MessagingEventInfo]] = {}
 _intern = sys.intern
 
 
-
 def _stored_digest(value: Any) -> bytes | None:
     """A state digest as :meth:`Conversation._to_json` stores it (hex), back to bytes; anything
     unreadable is no digest (the next notification is then applied, never wrongly ignored)."""
@@ -143,6 +142,7 @@ def _stored_digest(value: Any) -> bytes | None:
         return bytes.fromhex(value)
     except ValueError:
         return None
+
 
 def _intern_optional(value: str | None) -> str | None:
     return _intern(value) if type(value) is str else value
@@ -184,6 +184,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
     __slots__ = (
         "_cache",
         "_close_pending",
+        "_details_token",
         "_dialogs",
         "_early_events",
         "_hash",
@@ -283,6 +284,8 @@ class Conversation(LazyHandlers, ConversationEmitter):
         self.notification_ignored_count = 0
         self.notification_out_of_order_count = 0
         self._hash: bytes | None = None
+        #: The details token of the state applied last (see :meth:`_apply`).
+        self._details_token: int | None = None
         self._initialized = False
         #: The dialogs a close request in flight closes (see :meth:`close`).
         self._close_pending: frozenset[str] = _NONE_PENDING
@@ -460,9 +463,10 @@ class Conversation(LazyHandlers, ConversationEmitter):
         if info is not None:
             self.emit(ConversationEvent.NOTIFICATION_IGNORED, info)
 
-    def _apply(self, info: ConversationInfo, digest: bytes) -> bool:
+    def _apply(self, info: ConversationInfo, digest: bytes, details_token: int | None = None) -> bool:
         """:meth:`apply` with the state's digest (:func:`~lpm.protocol.notifications.state_digest`)
-        worked out already."""
+        worked out already.  ``details_token``: see
+        :attr:`~lpm.protocol.notifications.ConversationChange.details_token`."""
         if digest == self._hash:
             self._ignore(info)
             return False
@@ -476,9 +480,16 @@ class Conversation(LazyHandlers, ConversationEmitter):
             return False
         self._hash = digest
         self.notification_count += 1
-        silent = not self._initialized
-        self._initialized = True
-        self._apply_state(info, silent=silent)
+        if details_token is not None and details_token == self._details_token:
+            # The details are those applied last: applying them again would change nothing
+            # (what this side changed meanwhile, a close in progress, survives a full apply
+            # too), so only what a new message changes is applied.
+            self._apply_volatile(info, notify=True)
+        else:
+            silent = not self._initialized
+            self._initialized = True
+            self._apply_state(info, silent=silent)
+            self._details_token = details_token
         if self._handlers:
             self.emit(ConversationEvent.NOTIFICATION, info)
         return True
@@ -490,10 +501,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
         # The short ids repeated by every conversation (account, skill, group) are kept as one
         # string object each (interned) rather than the copy each notification decodes.
         bubble = self._bubble
-        self.ttr_effective = info.effective_ttr
-        unread = info.unread
-        if unread is not None and unread != self.number_of_unread_messages:
-            self.number_of_unread_messages = {_intern(k): v for k, v in unread.items()}
+        self._apply_volatile_fields(info)
         # Set once: they never change for a conversation.
         account_id = info.account_id
         if account_id is not None and account_id != self.account_id:
@@ -502,8 +510,6 @@ class Conversation(LazyHandlers, ConversationEmitter):
             self.start_time = info.start_ts
         if self.first_conversation is None:
             self.first_conversation = info.first_conversation
-        if info.last_update_ts is not None:
-            self.update_time = info.last_update_ts
 
         if info.group_id != self.group_id:
             previous_group, self.group_id = self.group_id, _intern_optional(info.group_id)
@@ -570,6 +576,24 @@ class Conversation(LazyHandlers, ConversationEmitter):
                 bubble(ConversationEvent.DIALOG, (dialog,), dialog)
             self._replay_early_events(dialog)
 
+        self._apply_last_content_event(info, notify=not silent)
+
+    def _apply_volatile(self, info: ConversationInfo, *, notify: bool) -> None:
+        """Apply what a live update changes when the details are those applied last (see
+        :meth:`_apply`): the update time, the unread counts, the effective TTR and the last
+        content event."""
+        self._apply_volatile_fields(info)
+        self._apply_last_content_event(info, notify=notify)
+
+    def _apply_volatile_fields(self, info: ConversationInfo) -> None:
+        self.ttr_effective = info.effective_ttr
+        unread = info.unread
+        if unread is not None and unread != self.number_of_unread_messages:
+            self.number_of_unread_messages = {_intern(k): v for k, v in unread.items()}
+        if info.last_update_ts is not None:
+            self.update_time = info.last_update_ts
+
+    def _apply_last_content_event(self, info: ConversationInfo, *, notify: bool) -> None:
         last = info.last_content_event
         if last is not None:
             target = self._dialogs.get(last.dialog_id) or self.main_dialog
@@ -577,7 +601,7 @@ class Conversation(LazyHandlers, ConversationEmitter):
             # announced ahead of the events the messaging stream is about to (re)deliver, and
             # messages must come out in sequence order.
             if last.sequence is not None and last.sequence == target._contiguous + 1:
-                target._apply(last, notify=not silent)
+                target._apply(last, notify=notify)
 
     def _apply_stage(self, info: ConversationInfo) -> bool:
         """Update ``stage``; returns True when the conversation just closed."""

@@ -586,7 +586,7 @@ class ConversationSubscription(
             cache = self._cache
             watch_join = cache.get_all_messages and cache.actions.is_brand
             was_member = _takes_part(conversation) if watch_join else True
-            if conversation._apply(change.conversation, digest):
+            if conversation._apply(change.conversation, digest, change.details_token):
                 timer = self._delete_timers.pop(cid, None)
                 if timer is not None:
                     timer.cancel()  # it matches again (a stale or duplicate state would not count)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lpm.client.model.conversation import MAX_UPLOAD_SIZE, Conversation
+from lpm.client.model.conversation import CLOSE_OK, MAX_UPLOAD_SIZE, Conversation
 from lpm.client.subscriptions.conversations import ConversationSubscription
 from lpm.emulator.entities import Actor
 from lpm.emulator.entities import Conversation as WorldConversation
@@ -374,6 +374,27 @@ async def test_close_is_closing_until_the_notification_confirms_it() -> None:
     assert seen.args("dialog:close") == [(conversation.main_dialog,)]
     assert conversation.main_dialog.closed_by == "AGENT"
     assert conversation.assigned_agent is None and conversation.consumer is None
+
+
+async def test_a_message_while_a_close_is_in_progress_leaves_it_closing() -> None:
+    # The message's state repeats the details applied last (only its times, unread counts and
+    # last event are new): applied as such, the close in progress is not undone.
+    env = await brand_env()
+    who, wconv, conversation = await assigned(env)
+    env.fake.scripts["update_conversation_field"] = lambda cid, fields, metadata=None: CLOSE_OK
+    seen = Events()
+    seen.watch(conversation, "message", "close")
+    await conversation.close()  # answered, but not applied by the server yet
+    count = conversation.notification_count
+    text(env.world, who, wconv.conv_id, "one more thing")
+    await env.link.flush()
+    assert conversation.notification_count > count
+    assert conversation.stage == ConversationState.CLOSING and conversation.open_dialog is None
+    assert [m.body for (m,) in seen.args("message")] == ["one more thing"]
+    assert conversation.update_time == wconv.last_update_ts
+    field_update(env.world, agent(), wconv, CLOSE)  # the close reaches the server
+    await env.link.flush()
+    assert conversation.stage == ConversationState.CLOSE and seen.names[-1] == "close"
 
 
 async def test_close_failures_restore_the_stage() -> None:
