@@ -742,9 +742,14 @@ def _remembered_result(raw: msgspec.Raw, brand: bool, index: int) -> tuple[Conve
     token = next(_details_tokens)
     if len(_DETAILS) >= MAX_REMEMBERED_PARTICIPANTS:
         _DETAILS.clear()
-    # Kept with lists of its own too: the one returned is the application's to change.
+    # Kept with lists of its own too (the one returned is the application's to change), and
+    # without what every notification brings anew: the frame's JSON, above all, stays unreferenced.
     kept = msgspec.structs.replace(
-        info, dialogs=[_own_lists(dialog) for dialog in info.dialogs], participants=list(info.participants)
+        info,
+        dialogs=[_own_lists(dialog) for dialog in info.dialogs],
+        participants=list(info.participants),
+        last_content_event=None,
+        raw_json=None,
     )
     _DETAILS[key] = (details, kept, token)
     return info, token

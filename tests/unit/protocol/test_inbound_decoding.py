@@ -169,6 +169,8 @@ def test_a_live_update_of_the_same_details_keeps_their_token_and_means_the_same(
     assert msgspec.structs.replace(second.conversation, raw_json=None) == _full(change)
     assert second.conversation.last_content_event is not None
     assert second.conversation.raw == result  # its own JSON, not the first one's
+    # What is remembered keeps no frame alive.
+    assert all(kept.raw_json is None for _, kept, _ in n._DETAILS.values())
     # Lists of its own, as for any decoded notification.
     assert second.conversation.participants is not first.conversation.participants
     assert second.conversation.dialogs[0].participants is not first.conversation.dialogs[0].participants
