@@ -143,7 +143,7 @@ class ConversationChange(msgspec.Struct, gc=False):
     conversation: ConversationInfo
     #: The same number for consecutive live states of a conversation whose details (all but
     #: the update time, the unread counts, the effective TTR and the last content event) did
-    #: not change; None when not known (see :func:`_remembered_result`).
+    #: not change; None when not known (see :func:`_remembered_change`).
     details_token: int | None = None
 
     @property
@@ -668,7 +668,10 @@ def decode_conversation_changes(body: Any, *, brand: bool) -> tuple[str | None, 
     """(subscriptionId, changes) of an ExConversationChangeNotification body of either dialect
     (Python objects, or JSON as :class:`msgspec.Raw`)."""
     wire = _convert(as_json(body), _WireRawExConversationBody, _BODY)
-    return wire.subscriptionId, _decoded_changes(wire.changes, brand)
+    return wire.subscriptionId, [
+        change.materialize() if isinstance(change, LiveConversationChange) else change
+        for change in _decoded_changes(wire.changes, brand)
+    ]
 
 
 def decode_conversation_changes_lazily(
@@ -678,25 +681,25 @@ def decode_conversation_changes_lazily(
     a notification of many changes (a snapshot: thousands) comes as :class:`ConversationChanges`,
     each change decoded when it is read, so that they are not all built at once.  Only the
     envelope is checked here: a change that is not the documented shape raises
-    :class:`NotificationError` when it is read."""
+    :class:`NotificationError` when it is read.  A live update repeating the details its
+    conversation had comes as a :class:`LiveConversationChange`."""
     wire = _convert(as_json(body), _WireRawExConversationBody, _BODY)
     if len(wire.changes) <= REMEMBERED_UP_TO_CHANGES:
         return wire.subscriptionId, _decoded_changes(wire.changes, brand)
     return wire.subscriptionId, ConversationChanges(wire.changes, brand)
 
 
-def _decoded_changes(changes: list[_WireRawChange], brand: bool) -> list[ConversationChange]:
+def _decoded_changes(
+    changes: list[_WireRawChange], brand: bool
+) -> list[ConversationChange | LiveConversationChange]:
     """Every change decoded now (the participants of a few are remembered for the next ones,
-    and so are the details of their conversations: see :func:`_remembered_result`)."""
+    and so are the details of their conversations: see :func:`_remembered_change`)."""
     if len(changes) > REMEMBERED_UP_TO_CHANGES:
         return [
             ConversationChange(change.type, _decode_result(change.result, brand, i, False))
             for i, change in enumerate(changes)
         ]
-    return [
-        ConversationChange(change.type, *_remembered_result(change.result, brand, i))
-        for i, change in enumerate(changes)
-    ]
+    return [_remembered_change(change.type, change.result, brand, i) for i, change in enumerate(changes)]
 
 
 #: Numbers the states of conversations' details (see :attr:`ConversationChange.details_token`).
@@ -706,44 +709,35 @@ _details_tokens = itertools.count(1)
 _DETAILS: dict[tuple[str, bool], tuple[_WireDetails, ConversationInfo, int]] = {}
 
 
-def _remembered_result(raw: msgspec.Raw, brand: bool, index: int) -> tuple[ConversationInfo, int | None]:
-    """:func:`_decode_result` for a live update, which mostly repeats the details the previous
-    notification of its conversation had (a new message changes only the update time, the unread
-    counts and the last content event): then the conversation is that notification's with the
-    new values (no participant or dialog is worked out again) and keeps its details token."""
+def _remembered_change(
+    type_: str, raw: msgspec.Raw, brand: bool, index: int
+) -> ConversationChange | LiveConversationChange:
+    """A change of a live update, which mostly repeats the details the previous notification of
+    its conversation had (a new message changes only the update time, the unread counts and the
+    last content event): then it is a :class:`LiveConversationChange` with that notification's
+    details token, and no participant, dialog or conversation is built for it unless asked."""
     result = _decode_wire_result(raw, index)
     details = result.conversationDetails
     if details is None:
-        return _conversation(result, raw, brand, index, True), None
+        return ConversationChange(type_, _conversation(result, raw, brand, index, True))
     key = (result.convId, brand)
     known = _DETAILS.get(key)
     if known is not None:
         known_details, known_info, token = known
+        # Equal but for the update stamp: compared once, with the stamp set aside meanwhile
+        # (the decoded details are this function's own).
         stamp = details.metaDataLastUpdateTs
-        if details == known_details or (
-            stamp != known_details.metaDataLastUpdateTs
-            and msgspec.structs.replace(known_details, metaDataLastUpdateTs=stamp) == details
-        ):
-            last_event = result.lastContentEventNotification
-            info = msgspec.structs.replace(
-                known_info,
-                # Lists of their own, as a decoded notification has: an application changing
-                # one notification's lists does not change the next one's.
-                dialogs=[_own_lists(dialog) for dialog in known_info.dialogs],
-                participants=list(known_info.participants),
-                last_update_ts=result.lastUpdateTime if stamp is None else stamp,
-                effective_ttr=result.effectiveTTR,
-                unread=result.numberOfunreadMessages,
-                last_content_event=_event(last_event, brand) if last_event else None,
-                raw_json=raw,
-            )
-            return info, token
+        details.metaDataLastUpdateTs = known_details.metaDataLastUpdateTs
+        same = details == known_details
+        details.metaDataLastUpdateTs = stamp
+        if same:
+            return LiveConversationChange(type_, result, raw, brand, known_info, token)
     info = _conversation(result, raw, brand, index, True)
     token = next(_details_tokens)
     if len(_DETAILS) >= MAX_REMEMBERED_PARTICIPANTS:
         _DETAILS.clear()
-    # Kept with lists of its own too (the one returned is the application's to change), and
-    # without what every notification brings anew: the frame's JSON, above all, stays unreferenced.
+    # Kept with lists of its own (the one returned is the application's to change), and without
+    # what every notification brings anew: the frame's JSON, above all, stays unreferenced.
     kept = msgspec.structs.replace(
         info,
         dialogs=[_own_lists(dialog) for dialog in info.dialogs],
@@ -752,7 +746,83 @@ def _remembered_result(raw: msgspec.Raw, brand: bool, index: int) -> tuple[Conve
         raw_json=None,
     )
     _DETAILS[key] = (details, kept, token)
-    return info, token
+    return ConversationChange(type_, info, token)
+
+
+class LiveConversationChange:
+    """A live update whose conversation's details (all but the update time, the unread counts,
+    the effective TTR and the last content event) repeat those of the notification before it.
+
+    Read like a :class:`ConversationChange`; what a new message changes is at hand as
+    attributes (named as :class:`ConversationInfo`'s fields), and the whole conversation is built
+    only when :attr:`conversation` is read (a conversation that applied these details last needs
+    none of it: see ``Conversation._apply_change``)."""
+
+    __slots__ = (
+        "_conversation",
+        "_known",
+        "conversation_id",
+        "details_token",
+        "effective_ttr",
+        "last_content_event",
+        "last_update_ts",
+        "raw",
+        "type",
+        "unread",
+    )
+
+    def __init__(
+        self,
+        type_: str,
+        result: _WireResult,
+        raw: msgspec.Raw,
+        brand: bool,
+        known: ConversationInfo,
+        token: int,
+    ) -> None:
+        self.type = type_
+        #: The ``result`` as received (JSON).
+        self.raw = raw
+        self.details_token: int = token
+        #: The conversation's id (the remembered conversation's string: one object for all).
+        self.conversation_id: str = known.conversation_id
+        details = result.conversationDetails
+        stamp = details.metaDataLastUpdateTs if details is not None else None
+        self.last_update_ts: int | None = result.lastUpdateTime if stamp is None else stamp
+        self.effective_ttr: int | None = result.effectiveTTR
+        self.unread: dict[str, int] | None = result.numberOfunreadMessages
+        last_event = result.lastContentEventNotification
+        self.last_content_event: MessagingEventInfo | None = _event(last_event, brand) if last_event else None
+        self._known = known
+        self._conversation: ConversationInfo | None = None
+
+    @property
+    def conversation(self) -> ConversationInfo:
+        """The conversation: the remembered one with this update's values (built on first read)."""
+        conversation = self._conversation
+        if conversation is None:
+            known = self._known
+            conversation = self._conversation = msgspec.structs.replace(
+                known,
+                # Lists of their own, as a decoded notification has: an application changing
+                # one notification's lists does not change the next one's.
+                dialogs=[_own_lists(dialog) for dialog in known.dialogs],
+                participants=list(known.participants),
+                last_update_ts=self.last_update_ts,
+                effective_ttr=self.effective_ttr,
+                unread=self.unread,
+                last_content_event=self.last_content_event,
+                raw_json=self.raw,
+            )
+        return conversation
+
+    def digest(self) -> bytes:
+        """:func:`state_digest` of the conversation's state (from the JSON)."""
+        return state_digest(self.raw)
+
+    def materialize(self) -> ConversationChange:
+        """The change as a :class:`ConversationChange`."""
+        return ConversationChange(self.type, self.conversation, self.details_token)
 
 
 def _own_lists(dialog: DialogInfo) -> DialogInfo:
@@ -865,7 +935,7 @@ class LazyConversationChange:
         return ConversationChange(self.type, self.conversation)
 
 
-AnyConversationChange = ConversationChange | LazyConversationChange
+AnyConversationChange = ConversationChange | LazyConversationChange | LiveConversationChange
 
 
 class ConversationChanges(ReadOnlyList[LazyConversationChange]):

@@ -17,6 +17,7 @@ from lpm.protocol.notifications import (
     REMEMBERED_UP_TO_CHANGES,
     ConversationChanges,
     LazyConversationChange,
+    LiveConversationChange,
     decode_conversation_changes,
     decode_conversation_changes_lazily,
 )
@@ -64,7 +65,9 @@ def test_few_changes_are_decoded_at_once_many_on_reading() -> None:
     few = _body(REMEMBERED_UP_TO_CHANGES)
     _, eager = decode_conversation_changes(few, brand=True)
     _, lazy = decode_conversation_changes_lazily(few, brand=True)
-    assert lazy == eager
+    # The same details again: live changes, which build the same conversations when read.
+    assert all(isinstance(change, LiveConversationChange) for change in lazy)
+    assert [c.materialize() if isinstance(c, LiveConversationChange) else c for c in lazy] == eager
 
     many = _body(REMEMBERED_UP_TO_CHANGES + 3)
     sub_id, eager = decode_conversation_changes(many, brand=True)
@@ -193,3 +196,68 @@ def test_messages_stay_in_sequence_order_whatever_the_arrival() -> None:
         dialog.apply_event(event(seq))
     assert [m.sequence for m in dialog.messages] == [0, 1, 2, 3, 4, None]
     assert dialog.last_contiguous_sequence == 4
+
+
+async def test_a_live_update_of_the_details_applied_last_builds_no_conversation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message's state notification repeats the details the conversation applied last: it is
+    applied from what it changes (times, unread counts, TTR, last event), with no conversation
+    built unless a listener asks for one, and an older one is still refused as out of order."""
+    world, sched = make_world()
+    fake = LazyFake(brand=True, user_id=pid(world, AGENT), agent_id=AGENT_OLD)
+    link = Link(world, fake)
+    link.serve()
+    wire_to_world(fake, world, agent())
+    online(world, AGENT)
+    conv = open_conv(world, new_consumer(world))
+    accept(world, conv)
+    sub = ConversationSubscription(fake, {"stage": "OPEN"})
+    await sub.init()
+    await link.flush()
+    conversation = fake.conversations.get(conv.conv_id)
+    assert conversation is not None
+    consumer = Actor(ACC, "consumer", conv.consumer_id)
+
+    built: list[str] = []
+    real = n.LiveConversationChange.conversation
+
+    def building(change: n.LiveConversationChange) -> n.ConversationInfo:
+        built.append(change.conversation_id)
+        info: n.ConversationInfo = real.__get__(change)
+        return info
+
+    monkeypatch.setattr(n.LiveConversationChange, "conversation", property(building))
+    sched.now += 1
+    text(world, consumer, conv.conv_id, "zero")
+    await link.flush()
+    # (The first message may find the conversation on other details: a notification older than
+    # the snapshot may have been decoded meanwhile.  From then on, the same details.)
+    built.clear()
+    count = conversation.notification_count
+    sched.now += 1
+    text(world, consumer, conv.conv_id, "one")
+    await link.flush()
+    older = snapshot(world, fake, sub.subscription_id or "")
+    assert conversation.notification_count == count + 1 and built == []
+    assert conversation.update_time == conv.last_update_ts
+    assert [m.body for m in conversation.main_dialog.messages][-1:] == ["one"]
+
+    # A listener of the conversation's notifications gets the whole conversation, as ever.
+    seen = Events()
+    seen.watch(conversation, "notification", "notification-out-of-order")
+    sched.now += 1
+    text(world, consumer, conv.conv_id, "two")
+    await link.flush()
+    assert built == [conv.conv_id] and seen.names == ["notification"]
+    [(info,)] = seen.args("notification")
+    assert isinstance(info, n.ConversationInfo) and info.last_update_ts == conversation.update_time
+    assert info.unread == conversation.number_of_unread_messages
+    assert [m.body for m in conversation.main_dialog.messages][-2:] == ["one", "two"]
+
+    # The state before, again: the same details, older: out of order, nothing applied.
+    update_time = conversation.update_time
+    fake.deliver_conversations(older)
+    assert seen.names == ["notification", "notification-out-of-order"]
+    assert built == [conv.conv_id] * 2  # (a live change: built for the listener only)
+    assert conversation.update_time == update_time and not fake.errors

@@ -37,6 +37,7 @@ from lpm.errors import (
     RequestError,
     RequestTimeoutError,
 )
+from lpm.protocol.notifications import state_digest
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
@@ -165,8 +166,9 @@ class ConversationCache:
         self.add(conversation)
         return conversation
 
-    def from_info(self, info: ConversationInfo) -> Conversation:
-        """Build a conversation from its first state notification and cache it.
+    def from_info(self, info: ConversationInfo, details_token: int | None = None) -> Conversation:
+        """Build a conversation from its first state notification and cache it (``details_token``:
+        the notification's, see :attr:`~lpm.protocol.notifications.ConversationChange.details_token`).
 
         Raises :class:`~lpm.errors.LimitExceededError` when ``max_conversations`` are cached:
         whatever a server sends, the cache (and the work each new conversation starts) is bounded.
@@ -179,7 +181,7 @@ class ConversationCache:
             )
         conversation = Conversation(self, info.conversation_id)
         self.add(conversation)
-        conversation.apply(info)
+        conversation._apply(info, state_digest(info), details_token)
         return conversation
 
     def add(self, conversation: Conversation) -> None:

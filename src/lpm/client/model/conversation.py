@@ -71,13 +71,19 @@ from lpm.errors import (
     ProtocolError,
     UnexpectedResponseError,
 )
+from lpm.protocol.notifications import LiveConversationChange as _Live
 from lpm.protocol.notifications import state_digest
 from lpm.protocol.types import Req
 
 if TYPE_CHECKING:
     from lpm.client.actions import ConnectionActions
     from lpm.client.model.cache import ConversationCache
-    from lpm.protocol.notifications import ConversationInfo, MessagingEventInfo
+    from lpm.protocol.notifications import (
+        AnyConversationChange,
+        ConversationInfo,
+        LiveConversationChange,
+        MessagingEventInfo,
+    )
 
 __all__ = [
     "CONNECTION_EVENT_PREFIX",
@@ -463,6 +469,25 @@ class Conversation(LazyHandlers, ConversationEmitter):
         if info is not None:
             self.emit(ConversationEvent.NOTIFICATION_IGNORED, info)
 
+    def _apply_change(self, change: AnyConversationChange, digest: bytes) -> bool:
+        """:meth:`_apply` of one change of a subscription's notification, whose state is not the
+        one applied last (see :meth:`_repeats_state`).  A live update repeating the details this
+        conversation applied last is applied from what it changes, its conversation not built."""
+        token = change.details_token
+        if token is None or token != self._details_token or type(change) is not _Live:
+            return self._apply(change.conversation, digest, token)
+        stamp = change.last_update_ts
+        if stamp is not None and self.update_time is not None and stamp < self.update_time:
+            self.notification_out_of_order_count += 1
+            self.emit(ConversationEvent.NOTIFICATION_OUT_OF_ORDER, change.conversation)
+            return False
+        self._hash = digest
+        self.notification_count += 1
+        self._apply_volatile(change, notify=True)
+        if self._handlers and self.has_listeners(ConversationEvent.NOTIFICATION):
+            self.emit(ConversationEvent.NOTIFICATION, change.conversation)
+        return True
+
     def _apply(self, info: ConversationInfo, digest: bytes, details_token: int | None = None) -> bool:
         """:meth:`apply` with the state's digest (:func:`~lpm.protocol.notifications.state_digest`)
         worked out already.  ``details_token``: see
@@ -578,14 +603,14 @@ class Conversation(LazyHandlers, ConversationEmitter):
 
         self._apply_last_content_event(info, notify=not silent)
 
-    def _apply_volatile(self, info: ConversationInfo, *, notify: bool) -> None:
+    def _apply_volatile(self, info: ConversationInfo | LiveConversationChange, *, notify: bool) -> None:
         """Apply what a live update changes when the details are those applied last (see
         :meth:`_apply`): the update time, the unread counts, the effective TTR and the last
         content event."""
         self._apply_volatile_fields(info)
         self._apply_last_content_event(info, notify=notify)
 
-    def _apply_volatile_fields(self, info: ConversationInfo) -> None:
+    def _apply_volatile_fields(self, info: ConversationInfo | LiveConversationChange) -> None:
         self.ttr_effective = info.effective_ttr
         unread = info.unread
         if unread is not None and unread != self.number_of_unread_messages:
@@ -593,7 +618,9 @@ class Conversation(LazyHandlers, ConversationEmitter):
         if info.last_update_ts is not None:
             self.update_time = info.last_update_ts
 
-    def _apply_last_content_event(self, info: ConversationInfo, *, notify: bool) -> None:
+    def _apply_last_content_event(
+        self, info: ConversationInfo | LiveConversationChange, *, notify: bool
+    ) -> None:
         last = info.last_content_event
         if last is not None:
             target = self._dialogs.get(last.dialog_id) or self.main_dialog

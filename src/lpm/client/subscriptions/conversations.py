@@ -564,7 +564,7 @@ class ConversationSubscription(
             conversation = self._cache.get(cid)
             if conversation is None:
                 # New to the connection: cached and referenced now, announced once prepared.
-                conversation = self._cache.from_info(change.conversation)
+                conversation = self._cache.from_info(change.conversation, change.details_token)
                 conversation._hold_until_announced()
                 self._cache.adopt(conversation)
                 # Keyed by the conversation's own id string (one string object for both).
@@ -586,7 +586,7 @@ class ConversationSubscription(
             cache = self._cache
             watch_join = cache.get_all_messages and cache.actions.is_brand
             was_member = _takes_part(conversation) if watch_join else True
-            if conversation._apply(change.conversation, digest, change.details_token):
+            if conversation._apply_change(change, digest):
                 timer = self._delete_timers.pop(cid, None)
                 if timer is not None:
                     timer.cancel()  # it matches again (a stale or duplicate state would not count)
