@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from lpm.emulator.entities import Actor
 from lpm.emulator.hub import AgentStateSubscription, ConversationSubscription, Hub, RoutingSubscription
@@ -91,6 +94,45 @@ def test_conversation_subscriptions_get_a_snapshot_then_changes() -> None:
     )
     [change] = manager.of(Notif.EX_CONVERSATION_CHANGE)[-1]["changes"]
     assert change["type"] == "UPSERT" and change["result"]["convId"] == conv.conv_id
+
+
+def test_a_snapshot_is_rendered_with_the_collector_paused_and_leaves_it_as_it_was() -> None:
+    """The snapshot's thousands of short-lived dicts set off no collection of the whole world;
+    the collector is as it was afterwards (on, or off when the application had turned it off)."""
+    world, hub = setup()
+    consumer = world.add_consumer(ACC, "anonymous")
+    world.request_conversation(
+        Actor(ACC, "consumer", consumer.consumer_id), pm.ConsumerRequestConversationBody(skillId="11")
+    )
+    seen: list[bool] = []
+
+    class Watching(FakeSession):
+        def notify(self, notif: Notif, body: Any) -> None:
+            seen.append(gc.isenabled())
+            super().notify(notif, body)
+
+    manager = Watching(Actor(ACC, "agent", AGENT), brand=True)
+    hub.attach(manager)
+    sub = hub.subscribe_conversations(manager, pm.SubscribeExConversationsBody(convState=["OPEN"]))
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            seen.clear()
+            hub.snapshot(manager, sub, limit=10)
+            assert seen == [False] and gc.isenabled() is enabled
+            assert len(manager.of(Notif.EX_CONVERSATION_CHANGE)[-1]["changes"]) == 1
+
+        def failing(notif: Notif, body: Any) -> None:
+            raise RuntimeError("socket gone")
+
+        gc.enable()
+        manager.notify = failing  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            hub.snapshot(manager, sub, limit=10)
+        assert gc.isenabled()
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_detach_drops_the_session_and_its_routing_subscriptions() -> None:
