@@ -53,6 +53,17 @@ class LazyFake(FakeConnection):
             sub.handle_notification(changes)
 
 
+def _online_agent() -> tuple[Any, Any, LazyFake, Link]:
+    """A world with the agent online, served to a connection that decodes as a socket does."""
+    world, sched = make_world()
+    fake = LazyFake(brand=True, user_id=pid(world, AGENT), agent_id=AGENT_OLD)
+    link = Link(world, fake)
+    link.serve()
+    wire_to_world(fake, world, agent())
+    online(world, AGENT)
+    return world, sched, fake, link
+
+
 def _body(count: int) -> dict[str, Any]:
     world, _ = make_world()
     fake = FakeConnection(brand=True, user_id=pid(world, AGENT), agent_id=AGENT_OLD)
@@ -136,12 +147,7 @@ async def test_snapshot_of_many_applies_each_and_reports_a_bad_one() -> None:
 async def test_a_resubscribe_snapshot_repeating_states_decodes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    world, sched = make_world()
-    fake = LazyFake(brand=True, user_id=pid(world, AGENT), agent_id=AGENT_OLD)
-    link = Link(world, fake)
-    link.serve()
-    wire_to_world(fake, world, agent())
-    online(world, AGENT)
+    world, sched, fake, link = _online_agent()
     convs = [open_conv(world, new_consumer(world)) for _ in range(REMEMBERED_UP_TO_CHANGES + 3)]
     for conv in convs:
         accept(world, conv)
@@ -204,12 +210,7 @@ async def test_a_live_update_of_the_details_applied_last_builds_no_conversation(
     """A message's state notification repeats the details the conversation applied last: it is
     applied from what it changes (times, unread counts, TTR, last event), with no conversation
     built unless a listener asks for one, and an older one is still refused as out of order."""
-    world, sched = make_world()
-    fake = LazyFake(brand=True, user_id=pid(world, AGENT), agent_id=AGENT_OLD)
-    link = Link(world, fake)
-    link.serve()
-    wire_to_world(fake, world, agent())
-    online(world, AGENT)
+    world, sched, fake, link = _online_agent()
     conv = open_conv(world, new_consumer(world))
     accept(world, conv)
     sub = ConversationSubscription(fake, {"stage": "OPEN"})
